@@ -1,0 +1,129 @@
+// Package kms defines what s3seal needs from a key management service and
+// provides the backends (AWS KMS, the embedded keyring) and the wrappers
+// stacked in front of them (data-key cache, retries, audit).
+//
+// The package knows nothing of HTTP servers, S3 or the object format: it
+// hands out and unwraps data keys, nothing more.
+package kms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Client is the subset of the AWS KMS API s3seal uses. Every method takes
+// the encryption context the key is bound to; a backend must refuse to
+// unwrap a key under a context other than the one it was wrapped with.
+//
+// Plaintext key bytes returned by any method belong to the caller, who
+// zeroes them when done (see Zero). Implementations never keep a reference
+// to a slice they have returned.
+type Client interface {
+	// GenerateDataKey returns a fresh AES-256 data key, in plaintext and
+	// wrapped under keyID. keyID may be a key id, ARN or alias; the returned
+	// DataKey.KeyID is the resolved, canonical id to store beside the
+	// wrapped key.
+	GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string) (*DataKey, error)
+	// Decrypt unwraps a data key produced by GenerateDataKey or Encrypt.
+	Decrypt(ctx context.Context, keyID string, wrapped []byte, encCtx map[string]string) ([]byte, error)
+	// Encrypt wraps caller-supplied key material under keyID.
+	Encrypt(ctx context.Context, keyID string, plaintext []byte, encCtx map[string]string) ([]byte, error)
+	// ReEncrypt rewraps a data key from one key/context to another without
+	// exposing it to the caller; it returns the new wrapped key and the
+	// resolved destination key id.
+	ReEncrypt(ctx context.Context, srcKeyID string, wrapped []byte, srcCtx map[string]string, dstKeyID string, dstCtx map[string]string) (newWrapped []byte, dstResolved string, err error)
+	// DescribeKey reports a key's metadata; it is also how readiness checks
+	// probe the KMS.
+	DescribeKey(ctx context.Context, keyID string) (*KeyMetadata, error)
+}
+
+// DataKey is a data key in both forms.
+type DataKey struct {
+	KeyID      string // canonical id of the wrapping key
+	Plaintext  []byte // 32 bytes; the caller zeroes it after use
+	Ciphertext []byte // opaque wrapped form, stored with the object
+}
+
+// KeyState mirrors AWS KMS key states.
+type KeyState string
+
+const (
+	KeyEnabled         KeyState = "Enabled"
+	KeyDisabled        KeyState = "Disabled"
+	KeyPendingDeletion KeyState = "PendingDeletion"
+)
+
+// KeyMetadata is the part of AWS KMS's KeyMetadata s3seal shows.
+type KeyMetadata struct {
+	KeyID        string    `json:"KeyId"`
+	Arn          string    `json:"Arn,omitempty"`
+	Aliases      []string  `json:"Aliases,omitempty"`
+	Description  string    `json:"Description,omitempty"`
+	CreationDate time.Time `json:"CreationDate"`
+	KeyState     KeyState  `json:"KeyState"`
+	DeletionDate time.Time `json:"DeletionDate,omitzero"`
+	// KeyVersions counts key material versions (embedded keyring rotation).
+	KeyVersions int `json:"KeyVersions,omitempty"`
+}
+
+// Error codes, named as AWS KMS names its exceptions so that the proxy can
+// map each to the S3 error AWS returns for SSE-KMS objects.
+const (
+	CodeDisabled          = "DisabledException"
+	CodeInvalidState      = "KMSInvalidStateException"
+	CodeNotFound          = "NotFoundException"
+	CodeAccessDenied      = "AccessDeniedException"
+	CodeInvalidCiphertext = "InvalidCiphertextException"
+	CodeThrottling        = "ThrottlingException"
+	CodeInternal          = "KMSInternalException"
+	CodeUnavailable       = "DependencyTimeoutException"
+)
+
+// Error is a KMS failure with its AWS exception name.
+type Error struct {
+	Code    string
+	Message string
+	Err     error // underlying cause, if any
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("kms: %s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("kms: %s: %s", e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Retryable reports whether the failure is transient (throttling, 5xx,
+// timeouts) and may succeed if tried again.
+func (e *Error) Retryable() bool {
+	switch e.Code {
+	case CodeThrottling, CodeInternal, CodeUnavailable:
+		return true
+	}
+	return false
+}
+
+// ErrorCode returns the KMS exception name of err, or "" if err is not a
+// *Error.
+func ErrorCode(err error) string {
+	var ke *Error
+	if errors.As(err, &ke) {
+		return ke.Code
+	}
+	return ""
+}
+
+// Zero overwrites key material in place.
+func Zero(b []byte) {
+	clear(b)
+}
+
+// BucketContext is the encryption context every s3seal data key is bound
+// to.
+func BucketContext(bucket string) map[string]string {
+	return map[string]string{"s3seal:bucket": bucket}
+}
