@@ -79,6 +79,12 @@ const (
 	CodeThrottling        = "ThrottlingException"
 	CodeInternal          = "KMSInternalException"
 	CodeUnavailable       = "DependencyTimeoutException"
+	CodeKeyUnavailable    = "KeyUnavailableException"
+	CodeIncorrectKey      = "IncorrectKeyException"
+	CodeInvalidKeyUsage   = "InvalidKeyUsageException"
+	CodeAlreadyExists     = "AlreadyExistsException"
+	CodeValidation        = "ValidationException"
+	CodeLimitExceeded     = "LimitExceededException"
 )
 
 // Error is a KMS failure with its AWS exception name.
@@ -101,7 +107,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // timeouts) and may succeed if tried again.
 func (e *Error) Retryable() bool {
 	switch e.Code {
-	case CodeThrottling, CodeInternal, CodeUnavailable:
+	case CodeThrottling, CodeInternal, CodeUnavailable, CodeKeyUnavailable:
 		return true
 	}
 	return false
@@ -115,6 +121,19 @@ func ErrorCode(err error) string {
 		return ke.Code
 	}
 	return ""
+}
+
+// Retryable reports whether err is a *Error whose failure is transient.
+func Retryable(err error) bool {
+	var ke *Error
+	return errors.As(err, &ke) && ke.Retryable()
+}
+
+// Wrapper is implemented by the wrappers in this package (Cache, Retry,
+// Audit) so that code holding a stacked Client can find a layer.
+type Wrapper interface {
+	Client
+	Unwrap() Client
 }
 
 // Zero overwrites key material in place.
