@@ -1,0 +1,131 @@
+package testenv
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Moto is a running moto_server: a real AWS API (KMS among others) on
+// loopback. It verifies encryption context and keeps regions apart, but does
+// not enforce key state.
+type Moto struct {
+	// Endpoint is http://127.0.0.1:PORT.
+	Endpoint string
+	// AccessKey and SecretKey are arbitrary (moto accepts any); use them so
+	// that SDKs find credentials without looking at the host's config.
+	AccessKey, SecretKey string
+
+	proc *process
+	log  *logBuffer
+	once sync.Once
+}
+
+// StartMoto starts moto_server for the test and stops it when the test ends.
+func StartMoto(t testing.TB) *Moto {
+	t.Helper()
+	m, err := LaunchMoto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	return m
+}
+
+// LaunchMoto starts moto_server, for use from TestMain; the caller must call
+// Stop.
+func LaunchMoto() (*Moto, error) {
+	bin, err := MotoBinary()
+	if err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		m, err := launchMotoOnce(bin)
+		if err == nil {
+			return m, nil
+		}
+		lastErr = err
+		if !errors.Is(err, errPortTaken) {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+func launchMotoOnce(bin string) (*Moto, error) {
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	m := &Moto{
+		Endpoint:  "http://127.0.0.1:" + strconv.Itoa(port),
+		AccessKey: "testing",
+		SecretKey: "testing",
+		log:       &logBuffer{limit: logLimit},
+	}
+	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+	cmd.Env = hermeticEnv()
+	cmd.Stdout = m.log
+	cmd.Stderr = m.log
+	m.proc, err = startProcess(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("testenv: start moto_server: %w", err)
+	}
+	// Any HTTP answer means the server is up.
+	err = waitHTTP(m.proc, m.Endpoint+"/moto-api/", 60*time.Second, func(*http.Response) bool { return true })
+	if err != nil {
+		m.proc.stop(5 * time.Second)
+		log := m.log.String()
+		if isBindError(log) {
+			return nil, fmt.Errorf("testenv: moto_server: %w: %v\n%s", errPortTaken, err, log)
+		}
+		return nil, fmt.Errorf("testenv: moto_server: %v\noutput:\n%s", err, log)
+	}
+	return m, nil
+}
+
+// Stop stops the server. It is safe to call more than once.
+func (m *Moto) Stop() {
+	m.once.Do(func() { m.proc.stop(5 * time.Second) })
+}
+
+// Log returns what the server printed.
+func (m *Moto) Log() string { return m.log.String() }
+
+var (
+	motoOnce sync.Once
+	motoBin  string
+	motoErr  error
+)
+
+// MotoBinary returns the path of moto_server. If it is not on $PATH it tries
+// `pip install 'moto[server]'` once (under a file lock) and fails with a
+// clear error if that does not give one.
+func MotoBinary() (string, error) {
+	motoOnce.Do(func() {
+		if p, err := exec.LookPath("moto_server"); err == nil {
+			motoBin = p
+			return
+		}
+		motoErr = withFileLock("moto-install.lock", func() error {
+			if p, err := exec.LookPath("moto_server"); err == nil {
+				motoBin = p
+				return nil
+			}
+			out, err := exec.Command("python3", "-m", "pip", "install", "moto[server]").CombinedOutput()
+			if p, lerr := exec.LookPath("moto_server"); lerr == nil {
+				motoBin = p
+				return nil
+			}
+			return fmt.Errorf("testenv: moto_server is not on PATH and `pip install 'moto[server]'` did not provide it "+
+				"(install it, e.g. with .ci/run or apt-get install python3-moto): %v\n%s", err, out)
+		})
+	})
+	return motoBin, motoErr
+}
