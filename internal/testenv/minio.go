@@ -2,8 +2,8 @@ package testenv
 
 import (
 	"crypto/rand"
-	"encoding/base64"
 	"debug/buildinfo"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
