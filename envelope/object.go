@@ -1,0 +1,343 @@
+package envelope
+
+import (
+	"crypto/cipher"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"sync/atomic"
+)
+
+// Object header, version 1 (FORMAT.md "Object header"):
+//
+//	off  size  field
+//	0    4     magic "S3SL"
+//	4    1     version (1)
+//	5    1     flags (0 in v1; any other value is rejected)
+//	6    1     layout (1 single, 2 multipart)
+//	7    2+K   KMS key id, uint16 length-prefixed
+//	.    2+W   wrapped DEK, uint16 length-prefixed
+//	.    12    OEK nonce
+//	.    48    sealed OEK (32 + tag)
+//	.    32    key commitment
+//	.    12    metadata nonce
+//	.    M+16  sealed metadata (the rest of the header)
+//
+// The header value is the whole header encoded with base64.RawURLEncoding.
+const objectMagic = "S3SL"
+
+// headerEncoding is the text encoding of the header value.
+var headerEncoding = base64.RawURLEncoding
+
+// Header is a decoded object header. Parsing needs no key; Open unseals it.
+type Header struct {
+	layout     Layout
+	keyID      string
+	wrapped    []byte
+	oekNonce   []byte
+	sealedOEK  []byte
+	commitment []byte
+	metaAAD    []byte // header bytes before the sealed metadata
+	sealedMeta []byte // ciphertext || tag, starting after the metadata nonce
+	metaNonce  []byte
+	raw        []byte
+}
+
+// KeyInfo returns the KMS key id and wrapped DEK to unwrap for Open.
+func (h *Header) KeyInfo() KeyInfo {
+	return KeyInfo{KeyID: h.keyID, Wrapped: append([]byte(nil), h.wrapped...)}
+}
+
+// Layout returns the object's layout.
+func (h *Header) Layout() Layout { return h.layout }
+
+// Version returns the header's format version.
+func (h *Header) Version() int { return Version }
+
+// Size returns the length of the binary header (before base64).
+func (h *Header) Size() int { return len(h.raw) }
+
+// MetaSize returns the length of the sealed metadata's plaintext.
+func (h *Header) MetaSize() int { return len(h.sealedMeta) - TagSize }
+
+// ParseHeader decodes a header value (the x-amz-meta-s3seal metadata value)
+// without any key. It checks structure only; Open authenticates.
+func ParseHeader(value string) (*Header, error) {
+	if len(value) > 4*MaxHeaderValueLen {
+		return nil, fmt.Errorf("%w: header value too long", ErrFormat)
+	}
+	raw, err := headerEncoding.DecodeString(value)
+	if err != nil {
+		return nil, fmt.Errorf("%w: header value is not base64url: %v", ErrFormat, err)
+	}
+	return parseHeader(raw)
+}
+
+func parseHeader(raw []byte) (*Header, error) {
+	r := &reader{b: raw}
+	if string(r.take(4)) != objectMagic {
+		return nil, fmt.Errorf("%w: bad object header magic", ErrFormat)
+	}
+	if v := r.u8(); v != Version {
+		if r.bad {
+			return nil, fmt.Errorf("%w: header too short", ErrFormat)
+		}
+		return nil, fmt.Errorf("%w: object header version %d", ErrVersion, v)
+	}
+	if f := r.u8(); f != 0 {
+		return nil, fmt.Errorf("%w: unknown header flags %#x", ErrFormat, f)
+	}
+	h := &Header{raw: raw}
+	h.layout = Layout(r.u8())
+	h.keyID = string(r.lv())
+	h.wrapped = r.lv()
+	h.oekNonce = r.take(NonceSize)
+	h.sealedOEK = r.take(KeySize + TagSize)
+	h.commitment = r.take(CommitmentSize)
+	h.metaNonce = r.take(NonceSize)
+	if r.bad || len(r.b) < TagSize {
+		return nil, fmt.Errorf("%w: header too short", ErrFormat)
+	}
+	if !h.layout.valid() {
+		return nil, fmt.Errorf("%w: unknown layout %d", ErrFormat, h.layout)
+	}
+	h.metaAAD = raw[: len(raw)-len(r.b) : len(raw)-len(r.b)]
+	h.sealedMeta = r.b
+	return h, nil
+}
+
+// Object is an unsealed object key with its derived keys. It is safe for
+// concurrent use by several DecryptReaders; Close it when done.
+type Object struct {
+	cfg     Config
+	layout  Layout
+	keyInfo KeyInfo
+	oek     []byte
+	keys    *derived
+	body    cipher.AEAD // nil for multipart
+	meta    []byte
+	header  string
+	sealed  atomic.Bool // EncryptReader may run once, and only on new objects
+	closed  atomic.Bool
+}
+
+// NewObject makes a fresh OEK, seals it to (bucket, key) with dek, and seals
+// meta; see Config.NewObject.
+func NewObject(dek []byte, ki KeyInfo, bucket, key string, layout Layout, meta []byte) (*Object, error) {
+	return Config{}.NewObject(dek, ki, bucket, key, layout, meta)
+}
+
+// NewObject makes a fresh OEK, seals it to (bucket, key) with dek, and seals
+// meta. The Object's HeaderValue is the metadata value to store; for the
+// single layout its EncryptReader encrypts the body (once).
+func (c Config) NewObject(dek []byte, ki KeyInfo, bucket, key string, layout Layout, meta []byte) (*Object, error) {
+	if !layout.valid() {
+		return nil, fmt.Errorf("%w: unknown layout %d", ErrLayout, layout)
+	}
+	if len(dek) != KeySize {
+		return nil, ErrKeySize
+	}
+	oek, err := randKey(c.rand())
+	if err != nil {
+		return nil, err
+	}
+	o, err := newObject(c, oek, layout)
+	if err != nil {
+		clear(oek)
+		return nil, err
+	}
+	o.header, err = o.seal(dek, ki, bucket, key, meta)
+	if err != nil {
+		o.Close()
+		return nil, err
+	}
+	o.keyInfo = KeyInfo{KeyID: ki.KeyID, Wrapped: append([]byte(nil), ki.Wrapped...)}
+	o.meta = append([]byte(nil), meta...)
+	return o, nil
+}
+
+func newObject(c Config, oek []byte, layout Layout) (*Object, error) {
+	keys, err := derive(oek, false)
+	if err != nil {
+		return nil, err
+	}
+	o := &Object{cfg: c, layout: layout, oek: oek, keys: keys}
+	if layout == LayoutSingle {
+		if o.body, err = newGCM(keys.body[:]); err != nil {
+			keys.zero()
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+// seal builds a header value for o's OEK bound to (bucket, key) under dek.
+func (o *Object) seal(dek []byte, ki KeyInfo, bucket, key string, meta []byte) (string, error) {
+	if o.closed.Load() {
+		return "", ErrClosed
+	}
+	if err := checkKeyInfo(ki); err != nil {
+		return "", err
+	}
+	aad, err := keyAAD(o.layout, bucket, key, 0)
+	if err != nil {
+		return "", err
+	}
+	rnd := o.cfg.rand()
+	nonce, sealedOEK, err := sealKey(rnd, dek, o.oek, aad)
+	if err != nil {
+		return "", err
+	}
+	raw := make([]byte, 0, 7+2+len(ki.KeyID)+2+len(ki.Wrapped)+NonceSize+len(sealedOEK)+CommitmentSize+NonceSize+len(meta)+TagSize)
+	raw = append(raw, objectMagic...)
+	raw = append(raw, Version, 0, byte(o.layout))
+	raw = appendLV(raw, []byte(ki.KeyID))
+	raw = appendLV(raw, ki.Wrapped)
+	raw = append(raw, nonce[:]...)
+	raw = append(raw, sealedOEK...)
+	raw = append(raw, o.keys.commit[:]...)
+	var metaNonce [NonceSize]byte
+	if _, err := io.ReadFull(rnd, metaNonce[:]); err != nil {
+		return "", fmt.Errorf("envelope: random source: %w", err)
+	}
+	raw = append(raw, metaNonce[:]...)
+	if n := headerEncoding.EncodedLen(len(raw) + len(meta) + TagSize); n > MaxHeaderValueLen {
+		return "", fmt.Errorf("%w: header value would be %d bytes, limit %d (metadata blob %d bytes)", ErrTooLarge, n, MaxHeaderValueLen, len(meta))
+	}
+	g, err := newGCM(o.keys.meta[:])
+	if err != nil {
+		return "", err
+	}
+	raw = g.Seal(raw, metaNonce[:], meta, raw)
+	return headerEncoding.EncodeToString(raw), nil
+}
+
+// Open unseals the header with dek for (bucket, key), checks the key
+// commitment, and decrypts the metadata blob; see Config.Open.
+func Open(h *Header, dek []byte, bucket, key string) (*Object, error) {
+	return Config{}.Open(h, dek, bucket, key)
+}
+
+// Open unseals the header with dek for (bucket, key), checks the key
+// commitment (before anything else is decrypted with the object key), and
+// decrypts the metadata blob. The returned Object decrypts but cannot
+// encrypt (its nonces may already be spent); Reseal uses c.Rand.
+func (c Config) Open(h *Header, dek []byte, bucket, key string) (*Object, error) {
+	if len(dek) != KeySize {
+		return nil, ErrKeySize
+	}
+	aad, err := keyAAD(h.layout, bucket, key, 0)
+	if err != nil {
+		return nil, err
+	}
+	oek, err := openKey(dek, h.oekNonce, h.sealedOEK, aad)
+	if err != nil {
+		return nil, err
+	}
+	o, err := newObject(c, oek, h.layout)
+	if err != nil {
+		clear(oek)
+		return nil, err
+	}
+	if subtle.ConstantTimeCompare(o.keys.commit[:], h.commitment) != 1 {
+		o.Close()
+		return nil, ErrCommitment
+	}
+	g, err := newGCM(o.keys.meta[:])
+	if err != nil {
+		o.Close()
+		return nil, err
+	}
+	meta, err := g.Open(nil, h.metaNonce, h.sealedMeta, h.metaAAD)
+	if err != nil {
+		o.Close()
+		return nil, fmt.Errorf("%w: metadata blob", ErrAuth)
+	}
+	o.meta = meta
+	o.keyInfo = h.KeyInfo()
+	o.header = headerEncoding.EncodeToString(h.raw)
+	o.sealed.Store(true)
+	return o, nil
+}
+
+// HeaderValue returns the metadata value to store under MetadataKey.
+func (o *Object) HeaderValue() string { return o.header }
+
+// Meta returns the decrypted metadata blob. The caller must not modify it.
+func (o *Object) Meta() []byte { return o.meta }
+
+// Layout returns the object's layout.
+func (o *Object) Layout() Layout { return o.layout }
+
+// KeyInfo returns the key info the header was sealed with.
+func (o *Object) KeyInfo() KeyInfo { return o.keyInfo }
+
+// Reseal returns a new header value for the same OEK bound to another path
+// (copy, rename) and/or another DEK, with a new metadata blob. The body is
+// unchanged. o itself (and its HeaderValue) is not modified.
+func (o *Object) Reseal(dek []byte, ki KeyInfo, bucket, key string, meta []byte) (string, error) {
+	if len(dek) != KeySize {
+		return "", ErrKeySize
+	}
+	return o.seal(dek, ki, bucket, key, meta)
+}
+
+// Close zeroes the object key, the derived keys and the metadata blob. The
+// AES key schedules inside the cipher.AEAD values cannot be reached and are
+// left to the garbage collector. Readers created from o must not be used
+// after Close.
+func (o *Object) Close() {
+	if o.closed.Swap(true) {
+		return
+	}
+	clear(o.oek)
+	o.keys.zero()
+	clear(o.meta)
+	o.body = nil
+}
+
+// EncryptReader returns the sealed body of a single-layout object whose
+// plaintext is the plainLen bytes of src. The stream is exactly
+// CiphertextSize(plainLen) bytes. If src yields fewer or more than plainLen
+// bytes the stream fails with ErrSizeMismatch; if src fails, with src's error
+// (unchanged). The final segment is emitted only after src has returned
+// io.EOF, so a source that fails at its end (a checksum mismatch) never lets
+// the stream complete. An Object encrypts one body only, once: a second call,
+// or a call on an Object from Open, fails with ErrReused.
+//
+// The reader also implements io.WriterTo and io.Closer (Close zeroes and
+// releases its buffer early).
+func (o *Object) EncryptReader(src io.Reader, plainLen int64) io.Reader {
+	switch {
+	case o.closed.Load():
+		return &errReader{ErrClosed}
+	case o.layout != LayoutSingle:
+		return &errReader{fmt.Errorf("%w: EncryptReader on a %v object (use NewPart)", ErrLayout, o.layout)}
+	case plainLen < 0:
+		return &errReader{fmt.Errorf("%w: negative length", ErrSizeMismatch)}
+	case o.sealed.Swap(true):
+		return &errReader{ErrReused}
+	}
+	return newEncReader(o.body, 0, SegmentSize, src, plainLen, nil, 0)
+}
+
+// DecryptReader reads the stored body bytes starting at cipherOff, where
+// (cipherOff, cipherLen) = CipherRange(plainLen, off, n), and yields exactly
+// plaintext [off, off+n) of the object. It consumes exactly cipherLen bytes
+// of src, never more. Authentication failures fail with ErrAuth, a short
+// source with ErrTruncated; no plaintext of a segment that fails is ever
+// returned. plainLen must be the object's true size (from the sealed
+// metadata or PlaintextSize of the stored size): a wrong one fails with
+// ErrAuth or ErrTruncated.
+//
+// The reader also implements io.WriterTo and io.Closer.
+func (o *Object) DecryptReader(src io.Reader, plainLen, off, n int64) io.Reader {
+	switch {
+	case o.closed.Load():
+		return &errReader{ErrClosed}
+	case o.layout != LayoutSingle:
+		return &errReader{fmt.Errorf("%w: DecryptReader on a %v object (use OpenPart)", ErrLayout, o.layout)}
+	}
+	return newDecReader(o.body, 0, SegmentSize, src, plainLen, off, n, 0)
+}

@@ -1,0 +1,316 @@
+package envelope
+
+import (
+	"crypto/cipher"
+	"crypto/subtle"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/bits"
+	"sync/atomic"
+)
+
+// Part header, version 1 (FORMAT.md "Multipart parts"), PartHeaderSize bytes:
+//
+//	off   size  field
+//	0     4     magic "S3SP"
+//	4     1     version (1)
+//	5     1     flags (0 in v1)
+//	6     1     log2 of the part's segment size (16..23)
+//	7     1     reserved (0)
+//	8     4     part number, uint32 (1..10000)
+//	12    8     plaintext length of the part, uint64 (0..5 GiB)
+//	20    2+K   KMS key id, uint16 length-prefixed
+//	.     2+W   wrapped DEK, uint16 length-prefixed
+//	.     12    part key nonce
+//	.     48    sealed part key (32 + tag)
+//	.     32    key commitment of the part key
+//	.     ...   zero bytes up to offset 4080
+//	4080  16    header tag: AES-256-GCM under the part header key, nonce
+//	            all-zero, empty plaintext, AAD = bytes [0, 4080)
+const (
+	partMagic     = "S3SP"
+	partTagOffset = PartHeaderSize - TagSize
+	partFixedHead = 20
+)
+
+// PartHeader is a decoded part header. Parsing needs no key; OpenPart
+// authenticates it.
+type PartHeader struct {
+	raw        [PartHeaderSize]byte
+	partNumber int
+	plainLen   int64
+	segSize    int
+	keyID      string
+	wrapped    []byte
+	nonce      []byte
+	sealedKey  []byte
+	commitment []byte
+}
+
+// PartNumber returns the S3 part number the part was sealed for.
+func (ph *PartHeader) PartNumber() int { return ph.partNumber }
+
+// PlainLen returns the part's plaintext length.
+func (ph *PartHeader) PlainLen() int64 { return ph.plainLen }
+
+// SegmentSize returns the part's segment size.
+func (ph *PartHeader) SegmentSize() int { return ph.segSize }
+
+// CiphertextSize returns the part's stored size, header included.
+func (ph *PartHeader) CiphertextSize() int64 { return PartCiphertextSize(ph.plainLen) }
+
+// KeyInfo returns the KMS key id and wrapped DEK to unwrap for OpenPart.
+func (ph *PartHeader) KeyInfo() KeyInfo {
+	return KeyInfo{KeyID: ph.keyID, Wrapped: append([]byte(nil), ph.wrapped...)}
+}
+
+// ParsePartHeader decodes the first PartHeaderSize bytes of a stored part
+// (b may be longer; the rest is ignored). It checks structure only;
+// OpenPart authenticates.
+func ParsePartHeader(b []byte) (*PartHeader, error) {
+	if len(b) < PartHeaderSize {
+		return nil, fmt.Errorf("%w: part header is %d bytes, want %d", ErrFormat, len(b), PartHeaderSize)
+	}
+	ph := new(PartHeader)
+	copy(ph.raw[:], b)
+	raw := ph.raw[:partTagOffset]
+	if string(raw[0:4]) != partMagic {
+		return nil, fmt.Errorf("%w: bad part header magic", ErrFormat)
+	}
+	if raw[4] != Version {
+		return nil, fmt.Errorf("%w: part header version %d", ErrVersion, raw[4])
+	}
+	if raw[5] != 0 || raw[7] != 0 {
+		return nil, fmt.Errorf("%w: unknown part header flags", ErrFormat)
+	}
+	ph.partNumber = int(binary.BigEndian.Uint32(raw[8:12]))
+	if ph.partNumber < MinPartNumber || ph.partNumber > MaxPartNumber {
+		return nil, fmt.Errorf("%w: part number %d", ErrFormat, ph.partNumber)
+	}
+	pl := binary.BigEndian.Uint64(raw[12:20])
+	if pl > uint64(MaxPartSize) {
+		return nil, fmt.Errorf("%w: part length %d", ErrFormat, pl)
+	}
+	ph.plainLen = int64(pl)
+	ph.segSize = PartSegmentSize(ph.plainLen)
+	if raw[6] != byte(bits.Len(uint(ph.segSize))-1) {
+		return nil, fmt.Errorf("%w: segment size 2^%d for a part of %d bytes", ErrFormat, raw[6], ph.plainLen)
+	}
+	r := &reader{b: raw[partFixedHead:]}
+	ph.keyID = string(r.lv())
+	ph.wrapped = r.lv()
+	ph.nonce = r.take(NonceSize)
+	ph.sealedKey = r.take(KeySize + TagSize)
+	ph.commitment = r.take(CommitmentSize)
+	if r.bad {
+		return nil, fmt.Errorf("%w: part header fields overflow", ErrFormat)
+	}
+	for _, x := range r.b {
+		if x != 0 {
+			return nil, fmt.Errorf("%w: non-zero part header padding", ErrFormat)
+		}
+	}
+	return ph, nil
+}
+
+// Part is an unsealed part key: it encrypts (once, if new) or decrypts one
+// part of a multipart object.
+type Part struct {
+	ph     *PartHeader
+	pk     []byte
+	keys   *derived
+	body   cipher.AEAD
+	sealed atomic.Bool
+	closed atomic.Bool
+}
+
+// NewPart makes a fresh part key for part partNumber (1..10000) of the
+// multipart object (bucket, key), seals it with dek and builds the part
+// header; see Config.NewPart.
+func NewPart(dek []byte, ki KeyInfo, bucket, key string, partNumber int, plainLen int64) (*Part, error) {
+	return Config{}.NewPart(dek, ki, bucket, key, partNumber, plainLen)
+}
+
+// NewPart makes a fresh part key for part partNumber (1..10000) of the
+// multipart object (bucket, key) whose plaintext is plainLen bytes (0..5 GiB),
+// seals it with dek and builds the part header. Its EncryptReader emits the
+// whole stored part (header, segments, padding) once.
+func (c Config) NewPart(dek []byte, ki KeyInfo, bucket, key string, partNumber int, plainLen int64) (*Part, error) {
+	if len(dek) != KeySize {
+		return nil, ErrKeySize
+	}
+	if partNumber < MinPartNumber || partNumber > MaxPartNumber {
+		return nil, fmt.Errorf("%w: part number %d", ErrRange, partNumber)
+	}
+	if plainLen < 0 || plainLen > MaxPartSize {
+		return nil, fmt.Errorf("%w: part of %d bytes (limit %d)", ErrTooLarge, plainLen, MaxPartSize)
+	}
+	if err := checkKeyInfo(ki); err != nil {
+		return nil, err
+	}
+	if partFixedHead+2+len(ki.KeyID)+2+len(ki.Wrapped)+NonceSize+KeySize+TagSize+CommitmentSize > partTagOffset {
+		return nil, fmt.Errorf("%w: key id and wrapped key do not fit the part header", ErrTooLarge)
+	}
+	aad, err := keyAAD(LayoutMultipart, bucket, key, uint32(partNumber))
+	if err != nil {
+		return nil, err
+	}
+	rnd := c.rand()
+	pk, err := randKey(rnd)
+	if err != nil {
+		return nil, err
+	}
+	p, err := newPart(pk)
+	if err != nil {
+		clear(pk)
+		return nil, err
+	}
+	nonce, sealedKey, err := sealKey(rnd, dek, pk, aad)
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	ph := &PartHeader{partNumber: partNumber, plainLen: plainLen, segSize: PartSegmentSize(plainLen)}
+	b := ph.raw[:0]
+	b = append(b, partMagic...)
+	b = append(b, Version, 0, byte(bits.Len(uint(ph.segSize))-1), 0)
+	b = binary.BigEndian.AppendUint32(b, uint32(partNumber))
+	b = binary.BigEndian.AppendUint64(b, uint64(plainLen))
+	b = appendLV(b, []byte(ki.KeyID))
+	b = appendLV(b, ki.Wrapped)
+	b = append(b, nonce[:]...)
+	b = append(b, sealedKey...)
+	b = append(b, p.keys.commit[:]...)
+	if &b[0] != &ph.raw[0] {
+		panic("envelope: part header outgrew its array") // guarded by the size check above
+	}
+	ph.keyID = ki.KeyID
+	ph.wrapped = append([]byte(nil), ki.Wrapped...)
+	if err := p.headerTag(ph.raw[partTagOffset:partTagOffset], ph.raw[:partTagOffset]); err != nil {
+		p.Close()
+		return nil, err
+	}
+	p.ph = ph
+	return p, nil
+}
+
+func newPart(pk []byte) (*Part, error) {
+	keys, err := derive(pk, true)
+	if err != nil {
+		return nil, err
+	}
+	body, err := newGCM(keys.body[:])
+	if err != nil {
+		keys.zero()
+		return nil, err
+	}
+	return &Part{pk: pk, keys: keys, body: body}, nil
+}
+
+// headerTag appends the part header tag over aad to dst.
+func (p *Part) headerTag(dst, aad []byte) error {
+	g, err := newGCM(p.keys.partHeader[:])
+	if err != nil {
+		return err
+	}
+	var zeroNonce [NonceSize]byte
+	g.Seal(dst, zeroNonce[:], nil, aad)
+	return nil
+}
+
+// OpenPart unseals a part header with dek for (bucket, key) and the part
+// number recorded in the header, checks the key commitment, then the header
+// tag. The caller checks that ph.PartNumber() is the part it expects. The
+// returned Part decrypts only.
+func OpenPart(ph *PartHeader, dek []byte, bucket, key string) (*Part, error) {
+	if len(dek) != KeySize {
+		return nil, ErrKeySize
+	}
+	aad, err := keyAAD(LayoutMultipart, bucket, key, uint32(ph.partNumber))
+	if err != nil {
+		return nil, err
+	}
+	pk, err := openKey(dek, ph.nonce, ph.sealedKey, aad)
+	if err != nil {
+		return nil, err
+	}
+	p, err := newPart(pk)
+	if err != nil {
+		clear(pk)
+		return nil, err
+	}
+	if subtle.ConstantTimeCompare(p.keys.commit[:], ph.commitment) != 1 {
+		p.Close()
+		return nil, ErrCommitment
+	}
+	var tag [TagSize]byte
+	if err := p.headerTag(tag[:0], ph.raw[:partTagOffset]); err != nil {
+		p.Close()
+		return nil, err
+	}
+	if subtle.ConstantTimeCompare(tag[:], ph.raw[partTagOffset:]) != 1 {
+		p.Close()
+		return nil, fmt.Errorf("%w: part header tag", ErrAuth)
+	}
+	p.ph = ph
+	p.sealed.Store(true)
+	return p, nil
+}
+
+// Header returns the part's header.
+func (p *Part) Header() *PartHeader { return p.ph }
+
+// PartNumber returns the part number.
+func (p *Part) PartNumber() int { return p.ph.partNumber }
+
+// PlainLen returns the part's plaintext length.
+func (p *Part) PlainLen() int64 { return p.ph.plainLen }
+
+// CiphertextSize returns the stored size of the part: PlainLen()+PartOverhead.
+func (p *Part) CiphertextSize() int64 { return PartCiphertextSize(p.ph.plainLen) }
+
+// EncryptReader returns the whole stored part: the PartHeaderSize-byte
+// header, the segments, and the zero padding, exactly
+// PartCiphertextSize(PlainLen()) bytes. src must yield exactly PlainLen()
+// bytes; the EOF rule of Object.EncryptReader applies (the final segment
+// is emitted only after src returned io.EOF cleanly). Once per Part, and
+// only on a Part from NewPart (ErrReused otherwise).
+//
+// The reader also implements io.WriterTo and io.Closer.
+func (p *Part) EncryptReader(src io.Reader) io.Reader {
+	switch {
+	case p.closed.Load():
+		return &errReader{ErrClosed}
+	case p.sealed.Swap(true):
+		return &errReader{ErrReused}
+	}
+	ph := p.ph
+	return newEncReader(p.body, uint32(ph.partNumber), ph.segSize, src, ph.plainLen, ph.raw[:], padSize(ph.plainLen, ph.segSize))
+}
+
+// DecryptReader yields plaintext [off, off+n) of the part (offsets within
+// the part's plaintext). src must be positioned at the part's start plus
+// cipherOff, where (cipherOff, cipherLen) = PartCipherRange(p.Header(), off, n)
+// (offsets relative to the start of the stored part, header included). It
+// consumes exactly cipherLen bytes and checks the padding when the range
+// reaches the last segment. Errors as for Object.DecryptReader.
+//
+// To decrypt a whole part read from its start: parse the first
+// PartHeaderSize bytes, OpenPart, then DecryptReader(src, 0, PlainLen()).
+func (p *Part) DecryptReader(src io.Reader, off, n int64) io.Reader {
+	if p.closed.Load() {
+		return &errReader{ErrClosed}
+	}
+	ph := p.ph
+	return newDecReader(p.body, uint32(ph.partNumber), ph.segSize, src, ph.plainLen, off, n, padSize(ph.plainLen, ph.segSize))
+}
+
+// Close zeroes the part key and its derived keys.
+func (p *Part) Close() {
+	if p.closed.Swap(true) {
+		return
+	}
+	clear(p.pk)
+	p.keys.zero()
+}
