@@ -1,0 +1,135 @@
+package proxy
+
+import (
+	"bytes"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+)
+
+// maxListBody bounds a listing response; S3 returns at most 1,000 entries.
+const maxListBody = 32 << 20
+
+// listObjects forwards ListObjects (V1, V2) and ListObjectVersions and
+// rewrites each entry's size and ETag to the plaintext object's.
+func (s *Server) listObjects(r *request) error {
+	out := newOut(http.MethodGet, r.t.RawPath, forwardQuery(r.t.RawQuery))
+	copyRequestHeaders(out.Header, r.header)
+	resp, err := s.up.do(out)
+	if err != nil {
+		return errInternal(err)
+	}
+	if resp.StatusCode() != http.StatusOK {
+		s.sendUpstream(r, resp, false)
+		return nil
+	}
+	defer fasthttp.ReleaseResponse(resp)
+	body := resp.Body()
+	if bs := resp.BodyStream(); bs != nil {
+		if body, err = readAllLimit(bs, maxListBody); err != nil {
+			return errInternal(err)
+		}
+	}
+	r.ctx.SetStatusCode(http.StatusOK)
+	relayHeaders(&r.ctx.Response.Header, &resp.Header, false)
+	r.ctx.SetBody(rewriteListing(body))
+	return nil
+}
+
+// rewriteListing replaces <Size> and <ETag> inside every <Contents> and
+// <Version> element. It edits bytes rather than re-marshalling so that
+// everything else in the document (namespaces, order, encodings) stays
+// exactly as the store wrote it.
+func rewriteListing(doc []byte) []byte {
+	var out bytes.Buffer
+	out.Grow(len(doc))
+	for {
+		start, end, ok := nextEntry(doc)
+		if !ok {
+			out.Write(doc)
+			return out.Bytes()
+		}
+		out.Write(doc[:start])
+		out.Write(rewriteEntry(doc[start:end]))
+		doc = doc[end:]
+	}
+}
+
+// nextEntry finds the next <Contents>…</Contents> or <Version>…</Version>.
+func nextEntry(doc []byte) (start, end int, ok bool) {
+	best, tag := -1, ""
+	for _, t := range []string{"Contents", "Version"} {
+		if i := bytes.Index(doc, []byte("<"+t+">")); i >= 0 && (best < 0 || i < best) {
+			best, tag = i, t
+		}
+	}
+	if best < 0 {
+		return 0, 0, false
+	}
+	closing := []byte("</" + tag + ">")
+	j := bytes.Index(doc[best:], closing)
+	if j < 0 {
+		return 0, 0, false
+	}
+	return best, best + j + len(closing), true
+}
+
+func rewriteEntry(e []byte) []byte {
+	etagRaw, ei, ej, hasTag := element(e, "ETag")
+	sizeRaw, si, sj, hasSize := element(e, "Size")
+	if !hasTag || !hasSize {
+		return e
+	}
+	storeTag := unescapeQuotes(string(etagRaw))
+	stored, err := strconv.ParseInt(string(sizeRaw), 10, 64)
+	if err != nil {
+		return e
+	}
+	plain, ok := plainSize(stored, storeTag)
+	if !ok {
+		return e // not an s3seal object: leave it as the store described it
+	}
+	newTag := escapeQuotes(clientETag(storeTag))
+	newSize := strconv.FormatInt(plain, 10)
+	// Replace the later element first so earlier offsets stay valid.
+	type repl struct {
+		i, j int
+		v    string
+	}
+	a, b := repl{ei, ej, newTag}, repl{si, sj, newSize}
+	if a.i > b.i {
+		a, b = b, a
+	}
+	var out bytes.Buffer
+	out.Grow(len(e) + 8)
+	out.Write(e[:a.i])
+	out.WriteString(a.v)
+	out.Write(e[a.j:b.i])
+	out.WriteString(b.v)
+	out.Write(e[b.j:])
+	return out.Bytes()
+}
+
+// element returns the text of the first <name>…</name> in e and its
+// offsets.
+func element(e []byte, name string) ([]byte, int, int, bool) {
+	open, closing := []byte("<"+name+">"), []byte("</"+name+">")
+	i := bytes.Index(e, open)
+	if i < 0 {
+		return nil, 0, 0, false
+	}
+	i += len(open)
+	j := bytes.Index(e[i:], closing)
+	if j < 0 {
+		return nil, 0, 0, false
+	}
+	return e[i : i+j], i, i + j, true
+}
+
+var quoteEntities = strings.NewReplacer("&#34;", `"`, "&quot;", `"`, "&#x22;", `"`)
+
+func unescapeQuotes(s string) string { return quoteEntities.Replace(s) }
+
+func escapeQuotes(s string) string { return strings.ReplaceAll(s, `"`, "&#34;") }

@@ -1,0 +1,373 @@
+// Package proxy is the s3seal HTTP front end: it authenticates S3
+// requests, routes them by operation, encrypts object bodies on the way to
+// the store and decrypts them on the way back, and rewrites whatever the
+// store says about sizes and ETags so that clients see plaintext objects.
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/textproto"
+	"runtime/debug"
+	"time"
+
+	"github.com/s3seal/s3seal/kms"
+	"github.com/s3seal/s3seal/sigv4"
+	"github.com/valyala/fasthttp"
+)
+
+// Config is everything the proxy needs; cmd builds it from flags and
+// environment variables.
+type Config struct {
+	UpstreamURL       string
+	UpstreamRegion    string
+	UpstreamAccessKey string
+	UpstreamSecretKey string
+
+	// Region is the region clients sign for; empty means UpstreamRegion.
+	Region string
+	// Credentials resolves the secret of a client access key.
+	Credentials sigv4.CredentialLookup
+
+	// KMS wraps and unwraps data keys (already wrapped in cache, retry and
+	// audit layers by the caller).
+	KMS kms.Client
+	// DefaultKeyID is the KMS key for buckets without their own mapping.
+	DefaultKeyID string
+	// BucketKeys maps bucket names to KMS key ids.
+	BucketKeys map[string]string
+
+	// MaxObjectSize bounds single PUTs; S3's limit is 5 GiB.
+	MaxObjectSize int64
+	// IdleTimeout closes connections that send or read nothing for this
+	// long; unlike a total timeout it lets a 5 GiB upload take its time.
+	IdleTimeout time.Duration
+
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Server is the proxy. It is safe for concurrent use.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	up       *upstream
+	verifier *sigv4.Verifier
+	kms      kms.Client
+	srv      *fasthttp.Server
+}
+
+// New checks cfg and builds a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.UpstreamRegion == "" {
+		cfg.UpstreamRegion = "us-east-1"
+	}
+	if cfg.Region == "" {
+		cfg.Region = cfg.UpstreamRegion
+	}
+	if cfg.MaxObjectSize == 0 {
+		cfg.MaxObjectSize = 5 << 30
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = 2 * time.Minute
+	}
+	if cfg.KMS == nil || cfg.Credentials == nil {
+		return nil, errors.New("proxy: KMS and Credentials are required")
+	}
+	if cfg.DefaultKeyID == "" {
+		return nil, errors.New("proxy: a default KMS key is required")
+	}
+	up, err := newUpstream(cfg.UpstreamURL, cfg.UpstreamRegion, cfg.UpstreamAccessKey, cfg.UpstreamSecretKey, cfg.Now)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, log: cfg.Logger, up: up, kms: cfg.KMS,
+		verifier: &sigv4.Verifier{Lookup: cfg.Credentials, Region: cfg.Region, Now: cfg.Now, MaxSkew: 15 * time.Minute},
+	}
+	s.srv = &fasthttp.Server{
+		Handler:                       s.handle,
+		Name:                          "",
+		StreamRequestBody:             true,
+		NoDefaultServerHeader:         true,
+		NoDefaultDate:                 false,
+		NoDefaultContentType:          true,
+		DisableHeaderNamesNormalizing: false,
+		ReadBufferSize:                64 << 10,
+		WriteBufferSize:               64 << 10,
+		IdleTimeout:                   cfg.IdleTimeout,
+		// Header reads are bounded by ReadTimeout; bodies stream under
+		// per-read deadlines set by the handler's readers.
+		ReadTimeout:        0,
+		MaxRequestBodySize: 0,
+		Logger:             slogPrinter{cfg.Logger},
+		// Refuse a request that cannot be authenticated before its body is
+		// sent (Expect: 100-continue).
+		ContinueHandler: func(h *fasthttp.RequestHeader) bool { return s.precheck(h) },
+	}
+	return s, nil
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+
+// Shutdown stops accepting and waits for open requests.
+func (s *Server) Shutdown(ctx context.Context) error { return s.srv.ShutdownWithContext(ctx) }
+
+type slogPrinter struct{ l *slog.Logger }
+
+func (p slogPrinter) Printf(format string, args ...any) { p.l.Debug(fmt.Sprintf(format, args...)) }
+
+// request is one client request on its way through the proxy.
+type request struct {
+	ctx    *fasthttp.RequestCtx
+	id     string
+	op     op
+	t      *target
+	auth   *sigv4.Auth
+	header http.Header // the client's headers, canonical keys
+	std    context.Context
+}
+
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	r := &request{ctx: ctx, id: newRequestID(), std: context.Background()}
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("panic", "request", r.id, "panic", p, "stack", string(debug.Stack()))
+			ctx.SetConnectionClose()
+			s.writeError(r, errInternal(fmt.Errorf("panic: %v", p)))
+		}
+	}()
+	ctx.Response.Header.Set("X-Amz-Request-Id", r.id)
+	uri := string(ctx.RequestURI())
+	method := string(ctx.Method())
+	if method == http.MethodGet || method == http.MethodHead {
+		switch uri {
+		case "/healthz":
+			ctx.SetStatusCode(http.StatusOK)
+			ctx.SetBodyString("ok\n")
+			return
+		case "/readyz":
+			if err := s.Ready(r.std); err != nil {
+				s.log.Warn("not ready", "err", err)
+				ctx.SetStatusCode(http.StatusServiceUnavailable)
+				ctx.SetBodyString("not ready\n")
+				return
+			}
+			ctx.SetStatusCode(http.StatusOK)
+			ctx.SetBodyString("ok\n")
+			return
+		}
+	}
+	start := time.Now()
+	err := s.serve(r, method, uri)
+	if err != nil {
+		s.writeError(r, err)
+	}
+	s.log.Debug("request", "id", r.id, "op", r.op.String(), "method", method, "bucket", r.bucket(),
+		"status", ctx.Response.StatusCode(), "dur", time.Since(start))
+}
+
+func (r *request) bucket() string {
+	if r.t == nil {
+		return ""
+	}
+	return r.t.Bucket
+}
+
+func (s *Server) serve(r *request, method, uri string) error {
+	t, err := parseTarget(uri)
+	if err != nil {
+		return err
+	}
+	r.t = t
+	r.header = clientHeader(&r.ctx.Request.Header)
+	auth, err := s.verifier.Verify(&sigv4.Request{
+		Method: method, RawPath: t.RawPath, RawQuery: t.RawQuery,
+		Host: string(r.ctx.Host()), Header: r.header,
+	})
+	if err != nil {
+		return fromAuthError(err)
+	}
+	r.auth = auth
+	if hasSSEC(r.header) {
+		return errNotImplemented("SSE-C (customer-provided keys) cannot be combined with s3seal's encryption")
+	}
+	r.op = classify(method, t, r.header.Get("X-Amz-Copy-Source") != "")
+	switch r.op {
+	case opListBuckets, opBucketRead, opObjectRead, opListMultipartUploads, opAbortMultipart:
+		return s.relay(r, nil)
+	case opBucketWrite, opObjectWrite, opDeleteObjects, opDeleteObject:
+		return s.relaySmallBody(r)
+	case opListObjects, opListVersions:
+		return s.listObjects(r)
+	case opPutObject:
+		return s.putObject(r)
+	case opGetObject:
+		return s.getObject(r, false)
+	case opHeadObject:
+		return s.getObject(r, true)
+	case opCopyObject:
+		return s.copyObject(r)
+	case opCreateMultipart, opUploadPart, opUploadPartCopy, opCompleteMultipart, opListParts:
+		return s.multipart(r)
+	}
+	return errNotImplemented(method + " " + t.RawPath + " is not supported through s3seal")
+}
+
+// precheck runs before a body is accepted (Expect: 100-continue): it
+// refuses requests whose header signature cannot possibly verify, so their
+// body is never sent. Full verification happens in the handler.
+func (s *Server) precheck(h *fasthttp.RequestHeader) bool {
+	uri := string(h.RequestURI())
+	t, err := parseTarget(uri)
+	if err != nil {
+		return false
+	}
+	_, err = s.verifier.Verify(&sigv4.Request{
+		Method: string(h.Method()), RawPath: t.RawPath, RawQuery: t.RawQuery,
+		Host: string(h.Host()), Header: clientHeader(h),
+	})
+	return err == nil
+}
+
+// clientHeader copies the client's headers into a canonical-key map for
+// signature verification and header logic.
+func clientHeader(h *fasthttp.RequestHeader) http.Header {
+	out := make(http.Header, 16)
+	for k, v := range h.All() {
+		key := textproto.CanonicalMIMEHeaderKey(string(k))
+		out[key] = append(out[key], string(v))
+	}
+	return out
+}
+
+func hasSSEC(h http.Header) bool {
+	for _, k := range []string{
+		"X-Amz-Server-Side-Encryption-Customer-Algorithm",
+		"X-Amz-Server-Side-Encryption-Customer-Key",
+		"X-Amz-Copy-Source-Server-Side-Encryption-Customer-Algorithm",
+	} {
+		if h.Get(k) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) writeError(r *request, err error) {
+	e := asS3Error(err)
+	ctx := r.ctx
+	attrs := []any{"id", r.id, "op", r.op.String(), "code", e.Code, "status", e.Status}
+	if r.t != nil {
+		attrs = append(attrs, "bucket", r.t.Bucket, "key", r.t.Key)
+	}
+	if e.Cause != nil {
+		attrs = append(attrs, "cause", e.Cause.Error())
+	}
+	if e.Status >= 500 {
+		s.log.Error("request failed", attrs...)
+	} else {
+		s.log.Info("request refused", attrs...)
+	}
+	ctx.Response.ResetBody()
+	ctx.Response.Header.Del("ETag")
+	ctx.SetStatusCode(e.Status)
+	if string(ctx.Method()) == http.MethodHead {
+		return
+	}
+	resource := ""
+	if r.t != nil {
+		resource = r.t.RawPath
+	}
+	ctx.Response.Header.SetContentType("application/xml")
+	ctx.SetBody(renderError(e, resource, r.id))
+	// A body we did not read may still be on the connection.
+	if ctx.Request.Header.ContentLength() != 0 && !r.bodyConsumed() {
+		ctx.SetConnectionClose()
+	}
+}
+
+func (r *request) bodyConsumed() bool { return false }
+
+// Ready reports whether the upstream store and the KMS answer.
+func (s *Server) Ready(ctx context.Context) error {
+	resp, err := s.up.do(newOut(http.MethodGet, "/", ""))
+	if err != nil {
+		return fmt.Errorf("upstream: %w", err)
+	}
+	status := resp.StatusCode()
+	resp.CloseBodyStream()
+	fasthttp.ReleaseResponse(resp)
+	if status >= 500 {
+		return fmt.Errorf("upstream: status %d", status)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := s.kms.DescribeKey(ctx, s.cfg.DefaultKeyID); err != nil {
+		return fmt.Errorf("kms: %w", err)
+	}
+	return nil
+}
+
+// fromAuthError converts a sigv4 failure into the S3 error the client sees.
+func fromAuthError(err error) error {
+	var ae *sigv4.Error
+	if errors.As(err, &ae) {
+		e := &Error{Status: ae.Status, Code: ae.Code, Message: ae.Message, Cause: err}
+		if ae.Code == "SignatureDoesNotMatch" {
+			if ae.StringToSign != "" {
+				e.with("StringToSign", ae.StringToSign)
+			}
+			if ae.CanonicalRequest != "" {
+				e.with("CanonicalRequest", ae.CanonicalRequest)
+			}
+		}
+		return e
+	}
+	return err
+}
+
+// fromKMSError maps a KMS failure to the S3 error AWS returns for SSE-KMS
+// objects.
+func fromKMSError(err error) error {
+	code := kms.ErrorCode(err)
+	switch code {
+	case "":
+		return errInternal(err)
+	case kms.CodeThrottling, kms.CodeUnavailable, kms.CodeInternal:
+		e := *errSlowDown
+		e.Cause = err
+		return &e
+	case kms.CodeNotFound, kms.CodeInvalidCiphertext:
+		return &Error{Status: http.StatusBadRequest, Code: "KMS." + code, Message: kmsMessage(err), Cause: err}
+	default:
+		return &Error{Status: http.StatusForbidden, Code: "KMS." + code, Message: kmsMessage(err), Cause: err}
+	}
+}
+
+func kmsMessage(err error) string {
+	var ke *kms.Error
+	if errors.As(err, &ke) && ke.Message != "" {
+		return ke.Message
+	}
+	return "The KMS request failed."
+}
