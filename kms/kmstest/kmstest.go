@@ -177,7 +177,8 @@ func testWrongKey(t *testing.T, e Env) {
 		t.Fatal(err)
 	}
 	_, err = e.Client.Decrypt(ctx, e.OtherKeyID, dk.Ciphertext, nil)
-	wantCode(t, err, kms.CodeIncorrectKey, kms.CodeInvalidCiphertext)
+	// AWS says IncorrectKeyException; moto says AccessDeniedException.
+	wantCode(t, err, kms.CodeIncorrectKey, kms.CodeInvalidCiphertext, kms.CodeAccessDenied)
 }
 
 func testNotFound(t *testing.T, e Env) {
@@ -231,7 +232,7 @@ func testReEncrypt(t *testing.T, e Env) {
 	_, err = e.Client.Decrypt(ctx, e.OtherKeyID, ct, src)
 	wantCode(t, err, kms.CodeInvalidCiphertext)
 	_, err = e.Client.Decrypt(ctx, e.KeyID, ct, dst)
-	wantCode(t, err, kms.CodeIncorrectKey, kms.CodeInvalidCiphertext)
+	wantCode(t, err, kms.CodeIncorrectKey, kms.CodeInvalidCiphertext, kms.CodeAccessDenied)
 	// The source context is checked too.
 	_, _, err = e.Client.ReEncrypt(ctx, e.KeyID, dk.Ciphertext, dst, e.OtherKeyID, dst)
 	wantCode(t, err, kms.CodeInvalidCiphertext)

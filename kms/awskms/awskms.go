@@ -1,0 +1,297 @@
+// Package awskms is a kms.Client over AWS KMS (or any endpoint that speaks
+// its API) with aws-sdk-go-v2.
+//
+// Credentials come from the SDK's default chain (environment, shared
+// files, SSO, web identity, container and instance roles). SDK-level
+// retries are off by default: stack kms.NewRetry in front instead, so that
+// one policy (with its metrics) governs retries. AWS exceptions become
+// *kms.Error with the same names; HTTP 5xx, timeouts and transport
+// failures become retryable codes.
+package awskms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/s3seal/s3seal/kms"
+)
+
+// DefaultCallTimeout bounds one KMS call when the caller's context has no
+// earlier deadline.
+const DefaultCallTimeout = 10 * time.Second
+
+// Config selects the KMS.
+type Config struct {
+	// Region, e.g. "eu-west-1". Empty: the SDK's default (AWS_REGION,
+	// shared config).
+	Region string
+	// Endpoint is a custom endpoint URL (a KMS-compatible service, a VPC
+	// endpoint, moto in tests). Empty: AWS's.
+	Endpoint string
+	// KeyID is used when a caller passes keyID "" to GenerateDataKey,
+	// Encrypt, ReEncrypt (destination) or DescribeKey. Decrypt with "" lets
+	// KMS find the key from the ciphertext, as AWS does.
+	KeyID string
+	// MaxAttempts is the SDK's attempts per call; 0 means 1 (no SDK
+	// retries; use kms.NewRetry).
+	MaxAttempts int
+	// CallTimeout bounds each call; 0 means DefaultCallTimeout.
+	CallTimeout time.Duration
+	// Credentials overrides the default credential chain if set.
+	Credentials aws.CredentialsProvider
+	// HTTPClient overrides the SDK's HTTP client if set.
+	HTTPClient aws.HTTPClient
+}
+
+// Client is a kms.Client over AWS KMS.
+type Client struct {
+	api     *awskms.Client
+	keyID   string
+	timeout time.Duration
+}
+
+var _ kms.Client = (*Client)(nil)
+
+// New loads the AWS configuration and returns a Client. It makes no call
+// to KMS; use DescribeKey to probe.
+func New(ctx context.Context, cfg Config) (*Client, error) {
+	attempts := cfg.MaxAttempts
+	if attempts <= 0 {
+		attempts = 1
+	}
+	opts := []func(*config.LoadOptions) error{config.WithRetryMaxAttempts(attempts)}
+	if cfg.Region != "" {
+		opts = append(opts, config.WithRegion(cfg.Region))
+	}
+	if cfg.Credentials != nil {
+		opts = append(opts, config.WithCredentialsProvider(cfg.Credentials))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("awskms: loading AWS config: %w", err)
+	}
+	if awsCfg.Region == "" {
+		return nil, errors.New("awskms: no region configured (set Region or AWS_REGION)")
+	}
+	if cfg.HTTPClient != nil {
+		// Set after loading: LoadDefaultConfig refuses a plain
+		// *http.Client when AWS_CA_BUNDLE is set.
+		awsCfg.HTTPClient = cfg.HTTPClient
+	}
+	api := awskms.NewFromConfig(awsCfg, func(o *awskms.Options) {
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+	})
+	timeout := cfg.CallTimeout
+	if timeout <= 0 {
+		timeout = DefaultCallTimeout
+	}
+	return &Client{api: api, keyID: cfg.KeyID, timeout: timeout}, nil
+}
+
+// API returns the SDK client (for key management in tools and tests).
+func (c *Client) API() *awskms.Client { return c.api }
+
+func (c *Client) key(keyID string) (string, error) {
+	if keyID != "" {
+		return keyID, nil
+	}
+	if c.keyID == "" {
+		return "", &kms.Error{Code: kms.CodeValidation, Message: "no key id given and no default KeyID configured"}
+	}
+	return c.keyID, nil
+}
+
+func (c *Client) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.timeout)
+}
+
+func ctxMap(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+// GenerateDataKey implements kms.Client. DataKey.KeyID is the key's ARN.
+func (c *Client) GenerateDataKey(ctx context.Context, keyID string, encCtx map[string]string) (*kms.DataKey, error) {
+	id, err := c.key(keyID)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := c.callCtx(ctx)
+	defer cancel()
+	out, err := c.api.GenerateDataKey(ctx, &awskms.GenerateDataKeyInput{
+		KeyId:             aws.String(id),
+		KeySpec:           types.DataKeySpecAes256,
+		EncryptionContext: ctxMap(encCtx),
+	})
+	if err != nil {
+		return nil, mapError(err)
+	}
+	if len(out.Plaintext) != 32 {
+		kms.Zero(out.Plaintext)
+		return nil, &kms.Error{Code: kms.CodeInternal, Message: fmt.Sprintf("KMS returned a %d-byte data key", len(out.Plaintext))}
+	}
+	return &kms.DataKey{KeyID: aws.ToString(out.KeyId), Plaintext: out.Plaintext, Ciphertext: out.CiphertextBlob}, nil
+}
+
+// Decrypt implements kms.Client.
+func (c *Client) Decrypt(ctx context.Context, keyID string, wrapped []byte, encCtx map[string]string) ([]byte, error) {
+	ctx, cancel := c.callCtx(ctx)
+	defer cancel()
+	in := &awskms.DecryptInput{CiphertextBlob: wrapped, EncryptionContext: ctxMap(encCtx)}
+	if keyID != "" {
+		in.KeyId = aws.String(keyID)
+	}
+	out, err := c.api.Decrypt(ctx, in)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return out.Plaintext, nil
+}
+
+// Encrypt implements kms.Client.
+func (c *Client) Encrypt(ctx context.Context, keyID string, plaintext []byte, encCtx map[string]string) ([]byte, error) {
+	id, err := c.key(keyID)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := c.callCtx(ctx)
+	defer cancel()
+	out, err := c.api.Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(id), Plaintext: plaintext, EncryptionContext: ctxMap(encCtx)})
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return out.CiphertextBlob, nil
+}
+
+// ReEncrypt implements kms.Client.
+func (c *Client) ReEncrypt(ctx context.Context, srcKeyID string, wrapped []byte, srcCtx map[string]string, dstKeyID string, dstCtx map[string]string) ([]byte, string, error) {
+	dst, err := c.key(dstKeyID)
+	if err != nil {
+		return nil, "", err
+	}
+	ctx, cancel := c.callCtx(ctx)
+	defer cancel()
+	in := &awskms.ReEncryptInput{
+		CiphertextBlob:               wrapped,
+		SourceEncryptionContext:      ctxMap(srcCtx),
+		DestinationKeyId:             aws.String(dst),
+		DestinationEncryptionContext: ctxMap(dstCtx),
+	}
+	if srcKeyID != "" {
+		in.SourceKeyId = aws.String(srcKeyID)
+	}
+	out, err := c.api.ReEncrypt(ctx, in)
+	if err != nil {
+		return nil, "", mapError(err)
+	}
+	return out.CiphertextBlob, aws.ToString(out.KeyId), nil
+}
+
+// DescribeKey implements kms.Client. Aliases are not filled in (that takes
+// a ListAliases call; DescribeKey is the readiness probe and stays one
+// call).
+func (c *Client) DescribeKey(ctx context.Context, keyID string) (*kms.KeyMetadata, error) {
+	id, err := c.key(keyID)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := c.callCtx(ctx)
+	defer cancel()
+	out, err := c.api.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: aws.String(id)})
+	if err != nil {
+		return nil, mapError(err)
+	}
+	m := out.KeyMetadata
+	if m == nil {
+		return nil, &kms.Error{Code: kms.CodeInternal, Message: "DescribeKey returned no metadata"}
+	}
+	return &kms.KeyMetadata{
+		KeyID:        aws.ToString(m.KeyId),
+		Arn:          aws.ToString(m.Arn),
+		Description:  aws.ToString(m.Description),
+		CreationDate: aws.ToTime(m.CreationDate),
+		KeyState:     kms.KeyState(m.KeyState),
+		DeletionDate: aws.ToTime(m.DeletionDate),
+	}, nil
+}
+
+// codeAliases maps error codes AWS (or compatible services) use besides
+// the KMS exception names to ours.
+var codeAliases = map[string]string{
+	"Throttling":                  kms.CodeThrottling,
+	"ThrottledException":          kms.CodeThrottling,
+	"TooManyRequestsException":    kms.CodeThrottling,
+	"RequestLimitExceeded":        kms.CodeThrottling,
+	"InternalFailure":             kms.CodeInternal,
+	"InternalError":               kms.CodeInternal,
+	"ServiceUnavailable":          kms.CodeUnavailable,
+	"ServiceUnavailableException": kms.CodeUnavailable,
+	"RequestTimeout":              kms.CodeUnavailable,
+	"RequestTimeoutException":     kms.CodeUnavailable,
+	"UnrecognizedClientException": kms.CodeAccessDenied,
+	"InvalidSignatureException":   kms.CodeAccessDenied,
+	"ExpiredTokenException":       kms.CodeAccessDenied,
+	"InvalidClientTokenId":        kms.CodeAccessDenied,
+	"SignatureDoesNotMatch":       kms.CodeAccessDenied,
+	"InvalidArnException":         kms.CodeNotFound,
+}
+
+// mapError turns an SDK error into a *kms.Error.
+func mapError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		code := ae.ErrorCode()
+		if c, ok := codeAliases[code]; ok {
+			code = c
+		}
+		if code == "" || code == "UnknownError" {
+			code = kms.CodeInternal
+		}
+		var re *smithyhttp.ResponseError
+		if _, known := knownCodes[code]; !known && errors.As(err, &re) && re.HTTPStatusCode() >= 500 {
+			// A 5xx with an unfamiliar code is still a server fault.
+			code = kms.CodeInternal
+		}
+		return &kms.Error{Code: code, Message: ae.ErrorMessage(), Err: err}
+	}
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) && re.HTTPStatusCode() >= 500 {
+		return &kms.Error{Code: kms.CodeInternal, Message: fmt.Sprintf("HTTP %d", re.HTTPStatusCode()), Err: err}
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return &kms.Error{Code: kms.CodeUnavailable, Message: "KMS call did not complete", Err: err}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return &kms.Error{Code: kms.CodeUnavailable, Message: "cannot reach KMS", Err: err}
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return &kms.Error{Code: kms.CodeUnavailable, Message: "cannot reach KMS", Err: err}
+	}
+	return &kms.Error{Code: "ClientError", Message: "KMS request failed", Err: err}
+}
+
+var knownCodes = map[string]struct{}{
+	kms.CodeDisabled: {}, kms.CodeInvalidState: {}, kms.CodeNotFound: {}, kms.CodeAccessDenied: {},
+	kms.CodeInvalidCiphertext: {}, kms.CodeThrottling: {}, kms.CodeInternal: {}, kms.CodeUnavailable: {},
+	kms.CodeKeyUnavailable: {}, kms.CodeIncorrectKey: {}, kms.CodeInvalidKeyUsage: {},
+	kms.CodeAlreadyExists: {}, kms.CodeValidation: {}, kms.CodeLimitExceeded: {},
+}
