@@ -70,7 +70,7 @@ import (
 )
 
 // DefaultAlias names the key used when a caller passes keyID "".
-const DefaultAlias = "alias/s3seal/default"
+const DefaultAlias = "alias/s3seal-default"
 
 // ARN parts of embedded keys.
 const (
