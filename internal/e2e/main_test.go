@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -17,6 +18,10 @@ import (
 var store *testenv.MinIO
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if f := flag.Lookup("test.list"); f != nil && f.Value.String() != "" {
+		os.Exit(m.Run()) // listing only: no MinIO needed
+	}
 	var err error
 	store, err = testenv.LaunchMinIO(testenv.MinIOOptions{})
 	if err != nil {
