@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"strings"
 	"sync/atomic"
 )
 
@@ -27,8 +28,10 @@ import (
 // The header value is the whole header encoded with base64.RawURLEncoding.
 const objectMagic = "S3SL"
 
-// headerEncoding is the text encoding of the header value.
-var headerEncoding = base64.RawURLEncoding
+// headerEncoding is the text encoding of the header value. Decoding is
+// strict (non-zero trailing bits are rejected) so that every header has
+// exactly one text form.
+var headerEncoding = base64.RawURLEncoding.Strict()
 
 // Header is a decoded object header. Parsing needs no key; Open unseals it.
 type Header struct {
@@ -66,6 +69,9 @@ func (h *Header) MetaSize() int { return len(h.sealedMeta) - TagSize }
 func ParseHeader(value string) (*Header, error) {
 	if len(value) > 4*MaxHeaderValueLen {
 		return nil, fmt.Errorf("%w: header value too long", ErrFormat)
+	}
+	if strings.ContainsAny(value, "\r\n") { // the decoder would skip them
+		return nil, fmt.Errorf("%w: header value is not base64url", ErrFormat)
 	}
 	raw, err := headerEncoding.DecodeString(value)
 	if err != nil {
