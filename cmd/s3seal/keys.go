@@ -1,0 +1,314 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/s3seal/s3seal/kms"
+	"github.com/s3seal/s3seal/kms/keyring"
+)
+
+// KeysCmd manages the embedded keyring. A running server picks up every
+// change on its next KMS call (it re-reads the keyring file when it
+// changes); data keys it has cached keep working for up to the cache's
+// max age.
+type KeysCmd struct {
+	DataDir       string `env:"S3SEAL_DATA_DIR" default:"./s3seal-data" help:"Directory holding the keyring (${env})."`
+	MasterKeyFile string `env:"S3SEAL_MASTER_KEY_FILE" help:"Key file protecting the keyring at rest; default <data-dir>/master.key (${env})."`
+	Passphrase    string `env:"S3SEAL_KEYRING_PASSPHRASE" help:"Passphrase protecting the keyring instead of a key file; prefer the environment variable to the flag, which other users can see in the process list (${env})."`
+	JSON          bool   `name:"json" help:"Print JSON instead of a table."`
+
+	Create           KeysCreateCmd           `cmd:"" help:"Create a key (creates the keyring on first use)."`
+	List             KeysListCmd             `cmd:"" help:"List keys."`
+	Describe         KeysDescribeCmd         `cmd:"" help:"Show one key."`
+	Alias            KeysAliasCmd            `cmd:"" help:"Create, repoint or delete an alias."`
+	Enable           KeysEnableCmd           `cmd:"" help:"Enable a disabled key."`
+	Disable          KeysDisableCmd          `cmd:"" help:"Disable a key: objects under it can be neither written nor read until it is enabled."`
+	Rotate           KeysRotateCmd           `cmd:"" help:"Add a new version of a key's material; new data keys use it, old objects stay readable."`
+	ScheduleDeletion KeysScheduleDeletionCmd `cmd:"" name:"schedule-deletion" help:"Schedule a key's deletion after a waiting period (7-30 days). After that, every object under it is unrecoverable."`
+	CancelDeletion   KeysCancelDeletionCmd   `cmd:"" name:"cancel-deletion" help:"Cancel a scheduled deletion; the key is then disabled (enable it to use it)."`
+
+	out io.Writer // nil: os.Stdout
+}
+
+// AfterApply links the subcommands to the shared flags (kong calls it for
+// every command on the parsed path).
+func (k *KeysCmd) AfterApply() error {
+	k.Create.k, k.List.k, k.Describe.k, k.Alias.k = k, k, k, k
+	k.Enable.k, k.Disable.k, k.Rotate.k = k, k, k
+	k.ScheduleDeletion.k, k.CancelDeletion.k = k, k
+	return nil
+}
+
+func (k *KeysCmd) stdout() io.Writer {
+	if k.out != nil {
+		return k.out
+	}
+	return os.Stdout
+}
+
+// open opens the keyring; only create may bring a new one into being (a
+// typo in --data-dir must not silently make an empty keyring and key).
+func (k *KeysCmd) open(create bool) (*keyring.Keyring, error) {
+	if k == nil {
+		return nil, errors.New("keys: internal error: subcommand not linked")
+	}
+	if !create {
+		if _, err := os.Stat(filepath.Join(k.DataDir, keyring.FileName)); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no keyring in %s (create a key first, or set --data-dir / S3SEAL_DATA_DIR)", k.DataDir)
+		}
+	}
+	return keyring.Open(keyring.Config{Dir: k.DataDir, MasterKeyFile: k.MasterKeyFile, Passphrase: k.Passphrase})
+}
+
+func (k *KeysCmd) printKeys(mds []kms.KeyMetadata) error {
+	if k.JSON {
+		enc := json.NewEncoder(k.stdout())
+		enc.SetIndent("", "  ")
+		if mds == nil {
+			mds = []kms.KeyMetadata{}
+		}
+		return enc.Encode(mds)
+	}
+	tw := tabwriter.NewWriter(k.stdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY ID\tSTATE\tVERSIONS\tCREATED\tALIASES\tDESCRIPTION")
+	for _, md := range mds {
+		state := string(md.KeyState)
+		if md.KeyState == kms.KeyPendingDeletion {
+			state += " (" + md.DeletionDate.UTC().Format(time.DateOnly) + ")"
+		}
+		aliases := strings.Join(md.Aliases, ",")
+		if aliases == "" {
+			aliases = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", md.KeyID, state, md.KeyVersions,
+			md.CreationDate.UTC().Format(time.RFC3339), aliases, md.Description)
+	}
+	return tw.Flush()
+}
+
+func (k *KeysCmd) printKey(md *kms.KeyMetadata) error {
+	if k.JSON {
+		enc := json.NewEncoder(k.stdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(md)
+	}
+	tw := tabwriter.NewWriter(k.stdout(), 0, 4, 2, ' ', 0)
+	row := func(name, value string) { fmt.Fprintf(tw, "%s\t%s\n", name, value) }
+	row("KeyId", md.KeyID)
+	row("Arn", md.Arn)
+	row("State", string(md.KeyState))
+	if !md.DeletionDate.IsZero() {
+		row("DeletionDate", md.DeletionDate.UTC().Format(time.RFC3339))
+	}
+	row("Versions", fmt.Sprint(md.KeyVersions))
+	row("Created", md.CreationDate.UTC().Format(time.RFC3339))
+	row("Aliases", strings.Join(md.Aliases, ", "))
+	row("Description", md.Description)
+	return tw.Flush()
+}
+
+// describe re-reads a key after a change and prints it.
+func (k *KeysCmd) describe(kr *keyring.Keyring, keyID string) error {
+	md, err := kr.DescribeKey(context.Background(), keyID)
+	if err != nil {
+		return err
+	}
+	return k.printKey(md)
+}
+
+// KeysCreateCmd creates a key.
+type KeysCreateCmd struct {
+	Description string   `short:"d" help:"Free-text description."`
+	Alias       []string `help:"Alias(es) to point at the new key, e.g. alias/photos."`
+
+	k *KeysCmd
+}
+
+// Run creates the key and its aliases.
+func (c *KeysCreateCmd) Run() error {
+	kr, err := c.k.open(true)
+	if err != nil {
+		return err
+	}
+	defer kr.Close()
+	md, err := kr.CreateKey(c.Description)
+	if err != nil {
+		return err
+	}
+	for _, a := range c.Alias {
+		if err := kr.CreateAlias(a, md.KeyID); err != nil {
+			return fmt.Errorf("key %s created, but alias %s: %w", md.KeyID, a, err)
+		}
+	}
+	return c.k.describe(kr, md.KeyID)
+}
+
+// KeysListCmd lists keys.
+type KeysListCmd struct {
+	k *KeysCmd
+}
+
+// Run lists every key.
+func (c *KeysListCmd) Run() error {
+	kr, err := c.k.open(false)
+	if err != nil {
+		return err
+	}
+	defer kr.Close()
+	mds, err := kr.ListKeys()
+	if err != nil {
+		return err
+	}
+	return c.k.printKeys(mds)
+}
+
+// KeysDescribeCmd shows one key.
+type KeysDescribeCmd struct {
+	Key string `arg:"" help:"Key id, ARN or alias."`
+
+	k *KeysCmd
+}
+
+// Run describes the key.
+func (c *KeysDescribeCmd) Run() error {
+	kr, err := c.k.open(false)
+	if err != nil {
+		return err
+	}
+	defer kr.Close()
+	return c.k.describe(kr, c.Key)
+}
+
+// KeysAliasCmd manages an alias.
+type KeysAliasCmd struct {
+	Alias  string `arg:"" help:"Alias name, alias/..."`
+	Key    string `arg:"" optional:"" help:"Key id, ARN or alias it names (not with --delete)."`
+	Update bool   `help:"Repoint an existing alias."`
+	Delete bool   `help:"Delete the alias (the key is untouched)."`
+
+	k *KeysCmd
+}
+
+// Run creates, updates or deletes the alias.
+func (c *KeysAliasCmd) Run() error {
+	if c.Delete == (c.Key != "") {
+		return errors.New("keys alias: give ALIAS KEY to create or --update, or ALIAS --delete")
+	}
+	kr, err := c.k.open(false)
+	if err != nil {
+		return err
+	}
+	defer kr.Close()
+	switch {
+	case c.Delete:
+		if err := kr.DeleteAlias(c.Alias); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.k.stdout(), "deleted %s\n", c.Alias)
+		return nil
+	case c.Update:
+		err = kr.UpdateAlias(c.Alias, c.Key)
+	default:
+		err = kr.CreateAlias(c.Alias, c.Key)
+	}
+	if err != nil {
+		return err
+	}
+	return c.k.describe(kr, c.Alias)
+}
+
+// KeysEnableCmd enables a key.
+type KeysEnableCmd struct {
+	Key string `arg:"" help:"Key id, ARN or alias."`
+
+	k *KeysCmd
+}
+
+// Run enables the key.
+func (c *KeysEnableCmd) Run() error {
+	return c.k.mutate(c.Key, func(kr *keyring.Keyring, id string) error { return kr.EnableKey(id) })
+}
+
+// KeysDisableCmd disables a key.
+type KeysDisableCmd struct {
+	Key string `arg:"" help:"Key id, ARN or alias."`
+
+	k *KeysCmd
+}
+
+// Run disables the key.
+func (c *KeysDisableCmd) Run() error {
+	return c.k.mutate(c.Key, func(kr *keyring.Keyring, id string) error { return kr.DisableKey(id) })
+}
+
+// KeysRotateCmd rotates a key's material.
+type KeysRotateCmd struct {
+	Key string `arg:"" help:"Key id, ARN or alias."`
+
+	k *KeysCmd
+}
+
+// Run adds a key version.
+func (c *KeysRotateCmd) Run() error {
+	return c.k.mutate(c.Key, func(kr *keyring.Keyring, id string) error {
+		_, err := kr.RotateKey(id)
+		return err
+	})
+}
+
+// KeysScheduleDeletionCmd schedules a key's deletion.
+type KeysScheduleDeletionCmd struct {
+	Key  string `arg:"" help:"Key id, ARN or alias."`
+	Days int    `default:"30" help:"Waiting period in days, 7 to 30."`
+
+	k *KeysCmd
+}
+
+// Run schedules the deletion.
+func (c *KeysScheduleDeletionCmd) Run() error {
+	return c.k.mutate(c.Key, func(kr *keyring.Keyring, id string) error {
+		_, err := kr.ScheduleKeyDeletion(id, c.Days)
+		return err
+	})
+}
+
+// KeysCancelDeletionCmd cancels a scheduled deletion.
+type KeysCancelDeletionCmd struct {
+	Key string `arg:"" help:"Key id, ARN or alias."`
+
+	k *KeysCmd
+}
+
+// Run cancels the deletion.
+func (c *KeysCancelDeletionCmd) Run() error {
+	return c.k.mutate(c.Key, func(kr *keyring.Keyring, id string) error { return kr.CancelKeyDeletion(id) })
+}
+
+// mutate opens the keyring, resolves keyID to the key's id (so the key can
+// be shown after the change even if an alias moved), applies fn and prints
+// the key.
+func (k *KeysCmd) mutate(keyID string, fn func(kr *keyring.Keyring, id string) error) error {
+	kr, err := k.open(false)
+	if err != nil {
+		return err
+	}
+	defer kr.Close()
+	md, err := kr.DescribeKey(context.Background(), keyID)
+	if err != nil {
+		return err
+	}
+	if err := fn(kr, md.KeyID); err != nil {
+		return err
+	}
+	return k.describe(kr, md.KeyID)
+}
