@@ -17,7 +17,7 @@ import (
 
 // TrailerReader is implemented by the readers Body returns for the trailer
 // payload modes: after the reader has returned io.EOF, Trailer holds the
-// verified trailing headers (lower-case names).
+// verified trailing headers (canonical keys).
 type TrailerReader interface {
 	io.Reader
 	Trailer() http.Header

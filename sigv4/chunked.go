@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"net/http"
+	"net/textproto"
 	"slices"
 	"strings"
 )
@@ -335,11 +336,11 @@ func (c *chunkedReader) readTrailers() error {
 			return clone(ErrMalformedTrailer)
 		}
 		lname := strings.ToLower(string(name))
-		if !slices.Contains(c.allowed, lname) || c.trailers[lname] != nil {
+		key := textproto.CanonicalMIMEHeaderKey(lname)
+		if !slices.Contains(c.allowed, lname) || c.trailers[key] != nil {
 			return clone(ErrMalformedTrailer)
 		}
-		v := strings.TrimSpace(string(value))
-		c.trailers[lname] = []string{v}
+		c.trailers[key] = []string{strings.TrimSpace(string(value))}
 		canon = append(canon, line...)
 		canon = append(canon, '\n')
 		if len(canon) > maxTrailerBytes {
@@ -347,7 +348,7 @@ func (c *chunkedReader) readTrailers() error {
 		}
 	}
 	for _, name := range c.allowed {
-		if c.trailers[name] == nil {
+		if c.trailers.Get(name) == "" {
 			return clone(ErrMalformedTrailer)
 		}
 	}
@@ -367,11 +368,11 @@ func (c *chunkedReader) readTrailers() error {
 		}
 	}
 	if c.ck != nil {
-		v := c.trailers[c.ck.name]
-		if v == nil {
+		v := c.trailers.Get(c.ck.name)
+		if v == "" {
 			return clone(ErrMalformedTrailer)
 		}
-		if err := c.ck.setWant(v[0]); err != nil {
+		if err := c.ck.setWant(v); err != nil {
 			return err
 		}
 	}
