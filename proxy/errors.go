@@ -72,8 +72,6 @@ var (
 			with("RangeRequested", requested).
 			with("ActualObjectSize", fmt.Sprint(objectSize))
 	}
-	errMethodNotAllowed = s3err(http.StatusMethodNotAllowed, "MethodNotAllowed",
-		"The specified method is not allowed against this resource.")
 	errNotSealed = s3err(http.StatusForbidden, "AccessDenied",
 		"The object was not written through s3seal and cannot be read through it.")
 	errDecrypt = func(cause error) *Error {
@@ -82,8 +80,6 @@ var (
 		e.Cause = cause
 		return e
 	}
-	errMalformedXML = s3err(http.StatusBadRequest, "MalformedXML",
-		"The XML you provided was not well-formed or did not validate against our published schema.")
 	errSlowDown = s3err(http.StatusServiceUnavailable, "SlowDown",
 		"Please reduce your request rate.")
 	errMetadataTooLarge = s3err(http.StatusBadRequest, "MetadataTooLarge",

@@ -43,24 +43,30 @@ func (s *Server) listObjects(r *request) error {
 // everything else in the document (namespaces, order, encodings) stays
 // exactly as the store wrote it.
 func rewriteListing(doc []byte) []byte {
+	return rewriteElements(doc, []string{"Contents", "Version"}, rewriteEntry)
+}
+
+// rewriteElements applies fn to every top-level <name>…</name> element of
+// doc for the given names.
+func rewriteElements(doc []byte, names []string, fn func([]byte) []byte) []byte {
 	var out bytes.Buffer
 	out.Grow(len(doc))
 	for {
-		start, end, ok := nextEntry(doc)
+		start, end, ok := nextElement(doc, names)
 		if !ok {
 			out.Write(doc)
 			return out.Bytes()
 		}
 		out.Write(doc[:start])
-		out.Write(rewriteEntry(doc[start:end]))
+		out.Write(fn(doc[start:end]))
 		doc = doc[end:]
 	}
 }
 
-// nextEntry finds the next <Contents>…</Contents> or <Version>…</Version>.
-func nextEntry(doc []byte) (start, end int, ok bool) {
+// nextElement finds the first <name>…</name> of any of the names.
+func nextElement(doc []byte, names []string) (start, end int, ok bool) {
 	best, tag := -1, ""
-	for _, t := range []string{"Contents", "Version"} {
+	for _, t := range names {
 		if i := bytes.Index(doc, []byte("<"+t+">")); i >= 0 && (best < 0 || i < best) {
 			best, tag = i, t
 		}

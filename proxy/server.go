@@ -61,6 +61,7 @@ type Server struct {
 	verifier *sigv4.Verifier
 	kms      kms.Client
 	srv      *fasthttp.Server
+	layouts  *layoutCache
 }
 
 // New checks cfg and builds a Server.
@@ -95,6 +96,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, up: up, kms: cfg.KMS,
+		layouts:  &layoutCache{max: 4096},
 		verifier: &sigv4.Verifier{Lookup: cfg.Credentials, Region: cfg.Region, Now: cfg.Now, MaxSkew: 15 * time.Minute},
 	}
 	s.srv = &fasthttp.Server{

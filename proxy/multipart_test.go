@@ -1,0 +1,174 @@
+package proxy_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// uploadParts uploads data as a multipart object cut at the given sizes,
+// with the given part numbers.
+func uploadParts(t *testing.T, c *s3.Client, bucket, key string, data []byte, sizes []int, nums []int32) string {
+	t.Helper()
+	ctx := context.Background()
+	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: &key,
+		Metadata: map[string]string{"m": "v"}, ContentType: aws.String("application/x-parts")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []types.CompletedPart
+	off := 0
+	for i, n := range sizes {
+		res, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: &bucket, Key: &key, UploadId: up.UploadId,
+			PartNumber: aws.Int32(nums[i]), Body: bytes.NewReader(data[off : off+n])})
+		if err != nil {
+			t.Fatalf("part %d: %v", nums[i], err)
+		}
+		parts = append(parts, types.CompletedPart{ETag: res.ETag, PartNumber: aws.Int32(nums[i])})
+		off += n
+	}
+	lp, err := c.ListParts(ctx, &s3.ListPartsInput{Bucket: &bucket, Key: &key, UploadId: up.UploadId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range lp.Parts {
+		if aws.ToInt64(p.Size) != int64(sizes[i]) {
+			t.Errorf("ListParts: part %d size %d, want %d", aws.ToInt32(p.PartNumber), aws.ToInt64(p.Size), sizes[i])
+		}
+	}
+	done, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &bucket, Key: &key,
+		UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws.ToString(done.ETag)
+}
+
+func TestMultipartRoundTrip(t *testing.T) {
+	e := startProxy(t)
+	ctx := context.Background()
+	bucket := newBucket(t, e)
+	const MiB = 1 << 20
+	cases := []struct {
+		name  string
+		sizes []int
+		nums  []int32
+	}{
+		{"uniform", []int{5 * MiB, 5 * MiB, MiB + 3}, []int32{1, 2, 3}},
+		{"one part", []int{100_000}, []int32{1}},
+		{"uneven", []int{6 * MiB, 5 * MiB, 7}, []int32{1, 2, 3}},
+		{"gaps in numbers", []int{5 * MiB, 5 * MiB, 10}, []int32{1, 3, 4}},
+		{"empty last part", []int{5 * MiB, 0}, []int32{1, 2}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			total := 0
+			for _, n := range tc.sizes {
+				total += n
+			}
+			data := pattern(total)
+			key := "mp/" + strings.ReplaceAll(tc.name, " ", "-")
+			etag := uploadParts(t, e.client, bucket, key, data, tc.sizes, tc.nums)
+			if !strings.HasSuffix(etag, fmt.Sprintf(`-%d"`, len(tc.sizes))) {
+				t.Errorf("ETag %s", etag)
+			}
+			get, err := e.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(get.Body)
+			get.Body.Close()
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("GET: %d bytes (want %d), err %v", len(got), len(data), err)
+			}
+			if get.Metadata["m"] != "v" || aws.ToString(get.ContentType) != "application/x-parts" || aws.ToString(get.ETag) != etag {
+				t.Errorf("GET headers: %v %s %s", get.Metadata, aws.ToString(get.ContentType), aws.ToString(get.ETag))
+			}
+			head, err := e.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
+			if err != nil || aws.ToInt64(head.ContentLength) != int64(total) {
+				t.Fatalf("HEAD: %v %d", err, aws.ToInt64(head.ContentLength))
+			}
+			// Ranges within and across part boundaries.
+			rng := mrand.New(mrand.NewPCG(1, uint64(total)))
+			ranges := []string{"bytes=0-0", "bytes=-1", fmt.Sprintf("bytes=-%d", min(total, 3*MiB))}
+			if tc.sizes[0] < total {
+				b := tc.sizes[0]
+				ranges = append(ranges, fmt.Sprintf("bytes=%d-%d", b-1, b), fmt.Sprintf("bytes=%d-", b), fmt.Sprintf("bytes=%d-%d", b-5, min(total-1, b+70_000)))
+			}
+			for range 5 {
+				a := rng.IntN(total)
+				b := a + rng.IntN(total-a)
+				ranges = append(ranges, fmt.Sprintf("bytes=%d-%d", a, b))
+			}
+			for _, r := range ranges {
+				checkRange(t, e, bucket, key, data, r)
+			}
+			// partNumber GET returns that part's plaintext.
+			off := 0
+			for i, n := range tc.sizes {
+				pg, err := e.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key, PartNumber: aws.Int32(int32(i + 1))})
+				if err != nil {
+					t.Fatalf("partNumber %d: %v", i+1, err)
+				}
+				got, _ := io.ReadAll(pg.Body)
+				pg.Body.Close()
+				if !bytes.Equal(got, data[off:off+n]) || aws.ToInt32(pg.PartsCount) != int32(len(tc.sizes)) {
+					t.Errorf("partNumber %d: %d bytes, parts count %d", i+1, len(got), aws.ToInt32(pg.PartsCount))
+				}
+				off += n
+			}
+			list, err := e.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: &key})
+			if err != nil || len(list.Contents) != 1 || aws.ToInt64(list.Contents[0].Size) != int64(total) || aws.ToString(list.Contents[0].ETag) != etag {
+				t.Errorf("listing: %v %+v", err, list.Contents)
+			}
+		})
+	}
+}
+
+func TestUploadPartCopy(t *testing.T) {
+	e := startProxy(t)
+	ctx := context.Background()
+	bucket := newBucket(t, e)
+	const MiB = 1 << 20
+	src := pattern(6*MiB + 123)
+	if _, err := e.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("src"), Body: bytes.NewReader(src)}); err != nil {
+		t.Fatal(err)
+	}
+	up, err := e.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: aws.String("dst")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, err := e.client.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: &bucket, Key: aws.String("dst"), UploadId: up.UploadId,
+		PartNumber: aws.Int32(1), CopySource: aws.String(bucket + "/src"), CopySourceRange: aws.String(fmt.Sprintf("bytes=0-%d", 5*MiB))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := e.client.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: &bucket, Key: aws.String("dst"), UploadId: up.UploadId,
+		PartNumber: aws.Int32(2), CopySource: aws.String(bucket + "/src")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &bucket, Key: aws.String("dst"), UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{
+			{ETag: p1.CopyPartResult.ETag, PartNumber: aws.Int32(1)}, {ETag: p2.CopyPartResult.ETag, PartNumber: aws.Int32(2)}}}}); err != nil {
+		t.Fatal(err)
+	}
+	want := append(bytes.Clone(src[:5*MiB+1]), src...)
+	get, err := e.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("dst")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(get.Body)
+	get.Body.Close()
+	if !bytes.Equal(got, want) {
+		t.Errorf("UploadPartCopy result: %d bytes, want %d", len(got), len(want))
+	}
+}

@@ -1,0 +1,360 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/s3seal/s3seal/envelope"
+	"github.com/valyala/fasthttp"
+)
+
+// conditionHeaders are the GET/HEAD conditions forwarded to the store
+// (ETags mapped) so that it evaluates them against the stored version.
+var conditionHeaders = []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"}
+
+// readReq is a GET or HEAD of an object's plaintext, or a range of it.
+type readReq struct {
+	bucket, key    string
+	rawPath, query string // query: the client's, auth parameters removed
+	cond           http.Header
+	br             *byteRange // nil: whole object
+	head           bool
+	partNumber     int // > 0: GET/HEAD ?partNumber=
+}
+
+// plainObject is an opened object: the store's response headers, its
+// plaintext size, and (for GET) a reader of the requested plaintext.
+type plainObject struct {
+	resp     *fasthttp.Response // headers to relay; owned until Close
+	storeTag string
+	size     int64
+	parts    int // 0 for single-part objects
+	meta     *sealedMeta
+	off, n   int64
+	ranged   bool
+	body     io.Reader // plaintext [off, off+n); nil for HEAD
+	closers  []func()
+}
+
+func (p *plainObject) Close() {
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		p.closers[i]()
+	}
+	p.closers = nil
+}
+
+// upstreamReply is a store response the client gets as it is (errors,
+// 304 Not Modified).
+type upstreamReply struct{ resp *fasthttp.Response }
+
+func (u *upstreamReply) Error() string { return fmt.Sprintf("store answered %d", u.resp.StatusCode()) }
+
+// getObject serves GetObject and HeadObject.
+func (s *Server) getObject(r *request, head bool) error {
+	rq := &readReq{
+		bucket: r.t.Bucket, key: r.t.Key, rawPath: r.t.RawPath,
+		query: forwardQuery(r.t.RawQuery), cond: http.Header{}, head: head,
+	}
+	for _, h := range conditionHeaders {
+		if v := r.header.Get(h); v != "" {
+			if strings.HasSuffix(h, "Match") {
+				v = storeETagList(v)
+			}
+			rq.cond.Set(h, v)
+		}
+	}
+	if pn := r.t.Query.Get("partNumber"); pn != "" {
+		n, err := strconv.Atoi(pn)
+		if err != nil || n < 1 || n > 10000 {
+			return errInvalidArgument("Part number must be an integer between 1 and 10000, inclusive")
+		}
+		rq.partNumber = n
+		// The store's part n is ciphertext framing; the proxy finds the
+		// part's plaintext itself.
+		rq.query = dropParam(rq.query, "partNumber")
+	}
+	if br, ok := parseRange(r.header.Get("Range")); ok && rq.partNumber == 0 {
+		rq.br = br
+	}
+	po, err := s.openPlain(r, rq)
+	if err != nil {
+		if ur, ok := err.(*upstreamReply); ok {
+			status := ur.resp.StatusCode()
+			s.sendUpstream(r, ur.resp, status == http.StatusNotModified)
+			if status == http.StatusNotModified {
+				r.ctx.Response.Header.Set("ETag", clientETag(string(ur.resp.Header.Peek("ETag"))))
+			}
+			return nil
+		}
+		return err
+	}
+	ctx := r.ctx
+	relayHeaders(&ctx.Response.Header, &po.resp.Header, true)
+	ctx.Response.Header.Set("ETag", clientETag(po.storeTag))
+	ctx.Response.Header.Set("Accept-Ranges", "bytes")
+	setUserMetadata(ctx.Response.Header.Set, po.meta.User)
+	if po.parts > 0 && rq.partNumber > 0 {
+		ctx.Response.Header.Set("X-Amz-Mp-Parts-Count", strconv.Itoa(po.parts))
+	}
+	if po.ranged && po.n > 0 {
+		ctx.SetStatusCode(http.StatusPartialContent)
+		ctx.Response.Header.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", po.off, po.off+po.n-1, po.size))
+	} else {
+		ctx.SetStatusCode(http.StatusOK)
+	}
+	if head {
+		po.Close()
+		ctx.Response.Header.SetContentLength(int(po.n))
+		ctx.Response.SkipBody = true
+		return nil
+	}
+	// Decrypt the first piece before committing to a status, so that a
+	// damaged object usually fails with a clean error rather than a cut
+	// connection.
+	first := make([]byte, min(po.n, 64<<10))
+	if _, err := io.ReadFull(po.body, first); err != nil {
+		po.Close()
+		return errDecrypt(fmt.Errorf("%s/%s: %w", r.t.Bucket, r.t.Key, err))
+	}
+	ctx.SetBodyStream(&plainBody{
+		r: io.MultiReader(bytes.NewReader(first), po.body), po: po, s: s,
+		what: r.t.Bucket + "/" + r.t.Key, id: r.id,
+	}, int(po.n))
+	return nil
+}
+
+// openPlain opens the plaintext an rq asks for. For a single-part object
+// it costs one upstream request (two for a suffix range); a range of a
+// multipart object costs one more to read the first part's header, plus
+// the part layout once per object version (cached).
+func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
+	method := http.MethodGet
+	if rq.head {
+		method = http.MethodHead
+	}
+	br := rq.br
+	cond := rq.cond.Clone()
+	if br != nil && br.suffixSet {
+		// A suffix range needs the plaintext size to find its first
+		// segment: ask for it first, and pin the version we will read.
+		size, etag, err := s.statSize(rq, cond)
+		if err != nil {
+			return nil, err
+		}
+		off, n, ok := br.resolve(size)
+		if !ok {
+			return nil, errInvalidRange(size, br.raw)
+		}
+		br = &byteRange{start: off, end: off + n - 1, raw: br.raw}
+		if cond.Get("If-Match") == "" {
+			cond.Set("If-Match", etag)
+		}
+	}
+	out := newOut(method, rq.rawPath, rq.query)
+	for k, v := range cond {
+		out.Header[k] = v
+	}
+	if br != nil && !rq.head {
+		// Ask for whole segments, assuming a single-part object (the usual
+		// case); the store clamps the end to the object.
+		end := br.end
+		if end < 0 {
+			end = 1<<62 - 1
+		}
+		alignedEnd := (end/envelope.SegmentSize + 1) * envelope.SegmentSize
+		coff, clen := envelope.CipherRange(alignedEnd, br.start, end-br.start+1)
+		out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", coff, coff+clen-1))
+	}
+	resp, err := s.up.do(out)
+	if err != nil {
+		return nil, errInternal(fmt.Errorf("upstream %s: %w", method, err))
+	}
+	status := resp.StatusCode()
+	if status == http.StatusRequestedRangeNotSatisfiable {
+		fasthttp.ReleaseResponse(resp)
+		size, _, err := s.statSize(rq, cond)
+		if err != nil {
+			return nil, err
+		}
+		return nil, errInvalidRange(size, br.raw)
+	}
+	if status != http.StatusOK && status != http.StatusPartialContent {
+		return nil, &upstreamReply{resp}
+	}
+	po := &plainObject{resp: resp, storeTag: string(resp.Header.Peek("ETag"))}
+	po.closers = append(po.closers, func() { resp.CloseBodyStream(); fasthttp.ReleaseResponse(resp) })
+	fail := func(err error) (*plainObject, error) { po.Close(); return nil, err }
+
+	stored, cipherOff, err := storedExtent(resp, status)
+	if err != nil {
+		return fail(errInternal(err))
+	}
+	obj, meta, err := s.openSealed(r, string(resp.Header.Peek(sealHeader)), rq.bucket, rq.key)
+	if err != nil {
+		return fail(err)
+	}
+	po.closers = append(po.closers, obj.Close)
+	po.meta = meta
+	po.parts = partCount(po.storeTag)
+	var ok bool
+	switch {
+	case po.parts == 0 && obj.Layout() == envelope.LayoutSingle:
+		po.size, ok = plainSize(stored, po.storeTag)
+		if !ok || po.size != meta.Size {
+			return fail(errDecrypt(fmt.Errorf("stored size %d does not match sealed size %d", stored, meta.Size)))
+		}
+	case po.parts > 0 && obj.Layout() == envelope.LayoutMultipart:
+		if po.size, ok = plainSize(stored, po.storeTag); !ok {
+			return fail(errDecrypt(fmt.Errorf("stored size %d too small for %d parts", stored, po.parts)))
+		}
+	default:
+		return fail(errDecrypt(fmt.Errorf("layout %v does not match store ETag %s", obj.Layout(), po.storeTag)))
+	}
+
+	// What plaintext was asked for.
+	po.off, po.n = 0, po.size
+	var layout *partLayout
+	switch {
+	case rq.partNumber > 0 && po.parts == 0:
+		if rq.partNumber != 1 {
+			return fail(errInvalidPartNumber())
+		}
+	case rq.partNumber > 0:
+		if rq.partNumber > po.parts {
+			return fail(errInvalidPartNumber())
+		}
+		if layout, err = s.partLayout(rq, po, stored); err != nil {
+			return fail(err)
+		}
+		i := rq.partNumber - 1
+		po.off, po.n, po.ranged = layout.plainStart[i], layout.lens[i], true
+	case br != nil:
+		if po.off, po.n, ok = br.resolve(po.size); !ok {
+			return fail(errInvalidRange(po.size, br.raw))
+		}
+		po.ranged = true
+	}
+	if rq.head {
+		return po, nil
+	}
+
+	src := resp.BodyStream()
+	if src == nil {
+		src = bytes.NewReader(resp.Body())
+	}
+	if po.parts == 0 {
+		if want, _ := envelope.CipherRange(po.size, po.off, po.n); want != cipherOff {
+			return fail(errInternal(fmt.Errorf("store returned range at %d, want %d", cipherOff, want)))
+		}
+		po.body = obj.DecryptReader(src, po.size, po.off, po.n)
+		return po, nil
+	}
+	if !po.ranged && status == http.StatusOK {
+		// The whole object is on its way: decrypt it part after part.
+		po.body = &partStream{s: s, ctx: r.std, bucket: rq.bucket, key: rq.key, src: src,
+			remaining: po.n, next: 0, parts: po.parts, full: true}
+		return po, nil
+	}
+	// A range of a multipart object: the first response was aligned for a
+	// single-part object and is of no use.
+	resp.CloseBodyStream()
+	if po.n == 0 { // an empty part asked for by partNumber
+		po.body = bytes.NewReader(nil)
+		return po, nil
+	}
+	if layout == nil {
+		if layout, err = s.partLayout(rq, po, stored); err != nil {
+			return fail(err)
+		}
+	}
+	body, closeBody, err := s.openPartRange(r, rq, po, layout)
+	if err != nil && !layout.exact {
+		// The guessed layout was wrong: learn the exact one and retry.
+		s.layouts.forget(layoutKey(rq, po.storeTag))
+		if layout, err = s.exactLayout(rq, po.storeTag, stored, po.parts); err == nil {
+			body, closeBody, err = s.openPartRange(r, rq, po, layout)
+		}
+	}
+	if err != nil {
+		return fail(err)
+	}
+	po.closers = append(po.closers, closeBody)
+	po.body = body
+	return po, nil
+}
+
+func errInvalidPartNumber() *Error {
+	return s3err(http.StatusRequestedRangeNotSatisfiable, "InvalidPartNumber", "The requested partnumber is not satisfiable")
+}
+
+// dropParam removes one parameter from a raw query, leaving the rest byte
+// for byte.
+func dropParam(rawQuery, name string) string {
+	parts := strings.Split(rawQuery, "&")
+	kept := parts[:0]
+	for _, p := range parts {
+		if k, _, _ := strings.Cut(p, "="); k != name {
+			kept = append(kept, p)
+		}
+	}
+	return strings.Join(kept, "&")
+}
+
+// statSize HEADs the object for its plaintext size and store ETag.
+func (s *Server) statSize(rq *readReq, cond http.Header) (int64, string, error) {
+	out := newOut(http.MethodHead, rq.rawPath, rq.query)
+	for k, v := range cond {
+		out.Header[k] = v
+	}
+	resp, err := s.up.do(out)
+	if err != nil {
+		return 0, "", errInternal(err)
+	}
+	if resp.StatusCode() != http.StatusOK {
+		return 0, "", &upstreamReply{resp}
+	}
+	defer fasthttp.ReleaseResponse(resp)
+	tag := string(resp.Header.Peek("ETag"))
+	size, ok := plainSize(int64(resp.Header.ContentLength()), tag)
+	if !ok {
+		return 0, "", errNotSealed
+	}
+	return size, tag, nil
+}
+
+// plainBody is a decrypted response body. A failure mid-stream is logged
+// and returned, which makes fasthttp close the connection: the client sees
+// a short body, never tampered plaintext.
+type plainBody struct {
+	r    io.Reader
+	po   *plainObject
+	s    *Server
+	what string
+	id   string
+}
+
+func (b *plainBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		b.s.log.Error("aborting response: decryption failed", "id", b.id, "object", b.what, "err", err)
+	}
+	return n, err
+}
+
+func (b *plainBody) Close() error {
+	b.po.Close()
+	return nil
+}
+
+// std returns a context for KMS calls made while streaming.
+func std(ctx context.Context) context.Context {
+	if ctx == nil {
+		return context.Background()
+	}
+	return ctx
+}
