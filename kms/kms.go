@@ -4,6 +4,20 @@
 //
 // The package knows nothing of HTTP servers, S3 or the object format: it
 // hands out and unwraps data keys, nothing more.
+//
+// Backends: kms/awskms (AWS KMS and compatible endpoints) and kms/keyring
+// (the embedded keyring). Both pass the shared suite in kms/kmstest.
+//
+// Wrappers, each a Client around a Client, are stacked by cmd:
+//
+//	client := kms.NewCache(            // reuse data keys, remember unwrapped ones
+//		kms.NewRetry(                  // backoff on throttling / 5xx / timeouts
+//			kms.NewAudit(backend, w, nil), // one line per call the KMS really sees
+//			kms.RetryConfig{}),
+//		kms.DefaultCacheConfig())
+//
+// Each wrapper has Stats() for metrics and Unwrap() to reach the layer
+// below.
 package kms
 
 import (

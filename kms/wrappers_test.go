@@ -524,3 +524,72 @@ func TestAuditWriteErrorCounted(t *testing.T) {
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+func TestCacheStress(t *testing.T) {
+	f := newFake()
+	cfg := kms.DefaultCacheConfig()
+	cfg.MaxUses, cfg.DecryptMaxEntries = 7, 5
+	c := kms.NewCache(f, cfg)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 300 {
+				ec := kms.BucketContext(fmt.Sprint((g + i) % 3))
+				dk, err := c.GenerateDataKey(ctx, "k", ec)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				want := bytes.Clone(dk.Plaintext)
+				pt, err := c.Decrypt(ctx, dk.KeyID, dk.Ciphertext, ec)
+				if err != nil || !bytes.Equal(pt, want) {
+					t.Errorf("decrypt: %v", err)
+					return
+				}
+				kms.Zero(dk.Plaintext)
+				kms.Zero(pt)
+				if i%50 == 0 {
+					c.Flush()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if st := c.Stats(); st.DecryptEntries > 5 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func BenchmarkCacheGenerateHit(b *testing.B) {
+	c := kms.NewCache(newFake(), kms.CacheConfig{MaxUses: 1 << 62})
+	ctx := context.Background()
+	ec := kms.BucketContext("bench")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			dk, err := c.GenerateDataKey(ctx, "k", ec)
+			if err != nil {
+				b.Fatal(err)
+			}
+			kms.Zero(dk.Plaintext)
+		}
+	})
+}
+
+func BenchmarkCacheDecryptHit(b *testing.B) {
+	f := newFake()
+	dk, _ := f.GenerateDataKey(context.Background(), "k", nil)
+	c := kms.NewCache(f, kms.DefaultCacheConfig())
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			pt, err := c.Decrypt(ctx, dk.KeyID, dk.Ciphertext, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			kms.Zero(pt)
+		}
+	})
+}

@@ -441,3 +441,36 @@ func TestIncorrectKeyID(t *testing.T) {
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 func randReader() io.Reader { return rand.Reader }
+
+func BenchmarkGenerateDataKey(b *testing.B) {
+	k, err := Open(Config{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer k.Close()
+	ctx := context.Background()
+	ec := kms.BucketContext("bench")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := k.GenerateDataKey(ctx, "", ec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecrypt(b *testing.B) {
+	k, err := Open(Config{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer k.Close()
+	ctx := context.Background()
+	ec := kms.BucketContext("bench")
+	dk, _ := k.GenerateDataKey(ctx, "", ec)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := k.Decrypt(ctx, "", dk.Ciphertext, ec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
