@@ -280,6 +280,10 @@ func (k *Keyring) publish(st *state, fi os.FileInfo) {
 	// lock is ours nobody uses the old state's material.
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if k.closed {
+		zeroState(st)
+		return
+	}
 	old := k.st
 	k.st, k.fi = st, fi
 	if old != nil && old != st {
@@ -339,7 +343,9 @@ func (k *Keyring) update(fn func(st *state) error) error {
 		same := k.fi != nil && os.SameFile(k.fi, fi) && k.fi.ModTime().Equal(fi.ModTime()) && k.fi.Size() == fi.Size()
 		k.mu.RUnlock()
 		if !same {
-			st, _ = k.decode(df)
+			if st, err = k.decode(df); err != nil {
+				return err
+			}
 			k.publish(st, fi)
 		}
 		return nil
@@ -446,7 +452,7 @@ func (k *Keyring) lookup(st *state, keyID string) (*keyRecord, error) {
 	id := keyID
 	if strings.HasPrefix(id, "arn:") {
 		parts := strings.SplitN(id, ":", 6)
-		if len(parts) != 6 || parts[2] != "kms" {
+		if len(parts) != 6 || parts[2] != "kms" || parts[3] != Region || parts[4] != Account {
 			return nil, notFound(keyID)
 		}
 		id = parts[5]

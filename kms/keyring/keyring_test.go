@@ -474,3 +474,26 @@ func BenchmarkDecrypt(b *testing.B) {
 		}
 	}
 }
+
+func TestARNForms(t *testing.T) {
+	k := open(t, Config{Dir: t.TempDir()})
+	id := mustCreate(t, k, "arn")
+	if err := k.CreateAlias("alias/arn", id); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, good := range []string{ARN(id), "arn:aws:kms:" + Region + ":" + Account + ":alias/arn"} {
+		if md, err := k.DescribeKey(ctx, good); err != nil || md.KeyID != id {
+			t.Fatalf("%s: %v", good, err)
+		}
+	}
+	for _, bad := range []string{
+		"arn:aws:kms:us-east-1:" + Account + ":key/" + id,   // another region
+		"arn:aws:kms:" + Region + ":111111111111:key/" + id, // another account
+		"arn:aws:s3:" + Region + ":" + Account + ":key/" + id,
+		"arn:aws:kms:" + Region,
+	} {
+		_, err := k.DescribeKey(ctx, bad)
+		wantCode(t, err, kms.CodeNotFound)
+	}
+}
