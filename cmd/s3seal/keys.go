@@ -37,7 +37,8 @@ type KeysCmd struct {
 	ScheduleDeletion KeysScheduleDeletionCmd `cmd:"" name:"schedule-deletion" help:"Schedule a key's deletion after a waiting period (7-30 days). After that, every object under it is unrecoverable."`
 	CancelDeletion   KeysCancelDeletionCmd   `cmd:"" name:"cancel-deletion" help:"Cancel a scheduled deletion; the key is then disabled (enable it to use it)."`
 
-	out io.Writer // nil: os.Stdout
+	out    io.Writer // nil: os.Stdout
+	errOut io.Writer // nil: os.Stderr
 }
 
 // AfterApply links the subcommands to the shared flags (kong calls it for
@@ -67,7 +68,22 @@ func (k *KeysCmd) open(create bool) (*keyring.Keyring, error) {
 			return nil, fmt.Errorf("no keyring in %s (create a key first, or set --data-dir / S3SEAL_DATA_DIR)", k.DataDir)
 		}
 	}
-	return keyring.Open(keyring.Config{Dir: k.DataDir, MasterKeyFile: k.MasterKeyFile, Passphrase: k.Passphrase})
+	kr, err := keyring.Open(keyring.Config{Dir: k.DataDir, MasterKeyFile: k.MasterKeyFile, Passphrase: k.Passphrase})
+	if err != nil {
+		return nil, err
+	}
+	if kr.Created() {
+		w := k.errOut
+		if w == nil {
+			w = os.Stderr
+		}
+		if f := kr.MasterKeyFile(); f != "" {
+			fmt.Fprintf(w, "created a new keyring in %s, protected by %s.\nBack up that file apart from the data: without it no object can be decrypted.\n", k.DataDir, f)
+		} else {
+			fmt.Fprintf(w, "created a new keyring in %s, protected by the passphrase: without it no object can be decrypted.\n", k.DataDir)
+		}
+	}
+	return kr, nil
 }
 
 func (k *KeysCmd) printKeys(mds []kms.KeyMetadata) error {

@@ -19,8 +19,13 @@ func runKeys(t *testing.T, args ...string) (string, error) {
 	var root struct {
 		Keys KeysCmd `cmd:""`
 	}
-	var out bytes.Buffer
-	root.Keys.out = &out
+	var out, errOut bytes.Buffer
+	root.Keys.out, root.Keys.errOut = &out, &errOut
+	t.Cleanup(func() {
+		if errOut.Len() > 0 {
+			t.Logf("stderr: %s", errOut.String())
+		}
+	})
 	p, err := kong.New(&root, kong.Name("s3seal"), kong.Exit(func(int) { t.Fatal("kong exited") }))
 	if err != nil {
 		t.Fatal(err)

@@ -121,12 +121,13 @@ type Keyring struct {
 
 	wmu sync.Mutex // serializes this process's mutations
 
-	mu     sync.RWMutex
-	seal   *sealer
-	kdf    kdfParams
-	st     *state
-	fi     os.FileInfo
-	closed bool
+	mu      sync.RWMutex
+	seal    *sealer
+	kdf     kdfParams
+	st      *state
+	fi      os.FileInfo
+	closed  bool
+	created bool
 }
 
 var _ kms.Client = (*Keyring)(nil)
@@ -172,6 +173,7 @@ func Open(cfg Config) (*Keyring, error) {
 		if err := k.create(); err != nil {
 			return nil, err
 		}
+		k.created = true
 		return k, nil
 	case err != nil:
 		return nil, err
@@ -195,6 +197,20 @@ func Open(cfg Config) (*Keyring, error) {
 	}
 	k.st, k.fi = st, fi
 	return k, nil
+}
+
+// Created reports whether Open created the keyring (and, without a
+// passphrase, generated the master key file): the moment to tell the
+// operator to back the master key up.
+func (k *Keyring) Created() bool { return k.created }
+
+// MasterKeyFile is the master key file's path ("" for a passphrase
+// keyring).
+func (k *Keyring) MasterKeyFile() string {
+	if k.kdf.Type != kdfFile {
+		return ""
+	}
+	return k.cfg.MasterKeyFile
 }
 
 // create makes a new empty keyring (lock held).

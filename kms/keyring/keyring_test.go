@@ -497,3 +497,14 @@ func TestARNForms(t *testing.T) {
 		wantCode(t, err, kms.CodeNotFound)
 	}
 }
+
+func TestCreated(t *testing.T) {
+	dir := t.TempDir()
+	k := open(t, Config{Dir: dir})
+	if !k.Created() || k.MasterKeyFile() != filepath.Join(dir, MasterKeyFileName) {
+		t.Fatal(k.Created(), k.MasterKeyFile())
+	}
+	if k2 := open(t, Config{Dir: dir}); k2.Created() {
+		t.Fatal("reopened keyring reports Created")
+	}
+}
