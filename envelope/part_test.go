@@ -367,3 +367,104 @@ func TestMultipartObject(t *testing.T) {
 		t.Fatalf("multipart read back: %d left, equal %v", src.Len(), bytes.Equal(got, want))
 	}
 }
+
+func TestMultipartReader(t *testing.T) {
+	dek := newDEK(t)
+	sizes := []int{3*S + 1, 0, 17, S}
+	var all, want []byte
+	var offs []int
+	for i, size := range sizes {
+		pl := randBytes(uint64(i+50), size)
+		offs = append(offs, len(all))
+		all = append(all, sealPart(t, dek, testKI, "b", "k", 2*i+1, pl)...) // numbers 1,3,5,7
+		want = append(want, pl...)
+	}
+	opener := func(bucket, key string) PartOpener {
+		return func(ph *PartHeader) (*Part, error) { return OpenPart(ph, dek, bucket, key) }
+	}
+	for _, tc := range []struct {
+		name   string
+		stored []byte
+		parts  int
+		path   string
+		want   error
+	}{
+		{"known count", all, len(sizes), "k", nil},
+		{"unknown count", all, 0, "k", nil},
+		{"count too high", all, len(sizes) + 1, "k", ErrTruncated},
+		{"part dropped, count known", append(bytes.Clone(all[:offs[2]]), all[offs[3]:]...), len(sizes), "k", ErrTruncated},
+		{"parts reordered", append(append(bytes.Clone(all[offs[2]:offs[3]]), all[:offs[2]]...), all[offs[3]:]...), len(sizes), "k", ErrAuth},
+		{"truncated", all[:len(all)-1], 0, "k", ErrTruncated},
+		{"other path", all, 0, "k2", ErrAuth},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, chunk := range []int{1 << 20, 1000} {
+				src := bytes.NewReader(tc.stored)
+				got, err := readAllBuf(MultipartReader(src, tc.parts, opener("b", tc.path)), chunk)
+				if tc.want == nil {
+					if err != nil || !bytes.Equal(got, want) || src.Len() != 0 {
+						t.Fatalf("err %v, equal %v, %d left", err, bytes.Equal(got, want), src.Len())
+					}
+					continue
+				}
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("err %v, want %v", err, tc.want)
+				}
+			}
+		})
+	}
+	// Nothing beyond the last part is read when the count is known.
+	src := bytes.NewReader(append(bytes.Clone(all), "trailing"...))
+	if _, err := io.ReadAll(MultipartReader(src, len(sizes), opener("b", "k"))); err != nil || src.Len() != len("trailing") {
+		t.Fatalf("err %v, %d left", err, src.Len())
+	}
+}
+
+func TestMultipartRange(t *testing.T) {
+	dek := newDEK(t)
+	rng := mrand.New(mrand.NewPCG(8, 8))
+	sizes := []int64{5<<20 + 3, 5<<20 + 3, 0, 1, 2*S + 7}
+	var all, want []byte
+	var parts []*Part
+	for i, size := range sizes {
+		pl := randBytes(uint64(i+70), int(size))
+		stored := sealPart(t, dek, testKI, "b", "k", i+1, pl)
+		p, err := openStoredPart(stored, dek, "b", "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, p)
+		all = append(all, stored...)
+		want = append(want, pl...)
+	}
+	total := int64(len(want))
+	for range 300 {
+		off := rng.Int64N(total + 1)
+		n := rng.Int64N(total - off + 1)
+		if rng.IntN(4) == 0 { // near part boundaries
+			off = max(0, min(total, sizes[0]-2+rng.Int64N(4)))
+			n = min(total-off, rng.Int64N(10))
+		}
+		spans, err := MultipartRange(sizes, off, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		for _, sp := range spans {
+			p := parts[sp.Index]
+			cOff, cLen := PartCipherRange(p.Header(), sp.Off, sp.N)
+			start := sp.PartStart + cOff
+			b, err := io.ReadAll(p.DecryptReader(bytes.NewReader(all[start:start+cLen]), sp.Off, sp.N))
+			if err != nil {
+				t.Fatalf("span %+v: %v", sp, err)
+			}
+			got = append(got, b...)
+		}
+		if !bytes.Equal(got, want[off:off+n]) {
+			t.Fatalf("range [%d,+%d): %d bytes, equal %v", off, n, len(got), bytes.Equal(got, want[off:off+n]))
+		}
+	}
+	if _, err := MultipartRange(sizes, total, 1); !errors.Is(err, ErrRange) {
+		t.Fatalf("range past end: %v", err)
+	}
+}

@@ -356,3 +356,26 @@ func TestReaderClose(t *testing.T) {
 		t.Fatalf("Read after Close: %v", err)
 	}
 }
+
+// One Object serves many concurrent readers (run with -race).
+func TestConcurrentReaders(t *testing.T) {
+	dek := newDEK(t)
+	plain := randBytes(31, 5*S+3)
+	o, body := sealSingle(t, dek, "b", "k", plain)
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			off := int64(g * 1000)
+			got, err := decryptRange(o, body, int64(len(plain)), off, int64(len(plain))-off, 4096+g)
+			if err == nil && !bytes.Equal(got, plain[off:]) {
+				err = errors.New("mismatch")
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
