@@ -241,6 +241,7 @@ func (c *Cache) GenerateDataKey(ctx context.Context, keyID string, encCtx map[st
 		})
 		select {
 		case <-ctx.Done():
+			c.genMiss.Add(1)
 			return nil, ctx.Err()
 		case r := <-ch:
 			if r.Err != nil {
