@@ -320,8 +320,8 @@ func (o *Object) EncryptReader(src io.Reader, plainLen int64) io.Reader {
 		return &errReader{ErrClosed}
 	case o.layout != LayoutSingle:
 		return &errReader{fmt.Errorf("%w: EncryptReader on a %v object (use NewPart)", ErrLayout, o.layout)}
-	case plainLen < 0:
-		return &errReader{fmt.Errorf("%w: negative length", ErrSizeMismatch)}
+	case plainLen < 0 || plainLen > MaxObjectSize:
+		return &errReader{fmt.Errorf("%w: plaintext length %d", ErrTooLarge, plainLen)}
 	case o.sealed.Swap(true):
 		return &errReader{ErrReused}
 	}

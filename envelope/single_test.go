@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	mrand "math/rand/v2"
 	"testing"
 	"testing/iotest"
@@ -377,5 +378,31 @@ func TestConcurrentReaders(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+func TestSizeExtremes(t *testing.T) {
+	if CiphertextSize(-1) != -1 || CiphertextSize(MaxObjectSize+1) != -1 {
+		t.Fatal("CiphertextSize accepts out-of-range sizes")
+	}
+	for _, c := range []int64{-1, 0, 15, math.MaxInt64, math.MaxInt64 - 15, CiphertextSize(MaxObjectSize) + 1} {
+		if _, err := PlaintextSize(c); !errors.Is(err, ErrSize) {
+			t.Errorf("PlaintextSize(%d): %v", c, err)
+		}
+	}
+	if p, err := PlaintextSize(CiphertextSize(MaxObjectSize)); err != nil || p != MaxObjectSize {
+		t.Errorf("PlaintextSize(max) = %d, %v", p, err)
+	}
+	for _, r := range [][3]int64{{math.MaxInt64, 0, 1}, {math.MaxInt64, math.MaxInt64 - 1, 1}, {10, 5, math.MaxInt64}} {
+		if o, l := CipherRange(r[0], r[1], r[2]); o != 0 || l != 0 {
+			t.Errorf("CipherRange%v = %d, %d", r, o, l)
+		}
+	}
+	o, err := NewObject(newDEK(t), testKI, "b", "k", LayoutSingle, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(o.EncryptReader(bytes.NewReader(nil), MaxObjectSize+1)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("huge EncryptReader: %v", err)
 	}
 }

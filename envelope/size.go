@@ -7,6 +7,11 @@ import (
 
 // Size and range arithmetic. All functions are pure.
 
+// MaxObjectSize bounds the plaintext size of one object or segment stream
+// (1 PiB, far above S3's limits); it keeps all size arithmetic clear of
+// int64 overflow.
+const MaxObjectSize int64 = 1 << 50
+
 // segCount is the number of segments of a plain-byte stream cut into
 // seg-byte segments: at least one (an empty stream is one empty final
 // segment).
@@ -25,7 +30,7 @@ func streamSize(plain int64, seg int) int64 {
 // CiphertextSize returns the stored body size of a single-layout object of
 // plain bytes: plain + 16·max(1, ⌈plain/65536⌉). It is strictly increasing.
 func CiphertextSize(plain int64) int64 {
-	if plain < 0 {
+	if plain < 0 || plain > MaxObjectSize {
 		return -1
 	}
 	return streamSize(plain, SegmentSize)
@@ -35,7 +40,7 @@ func CiphertextSize(plain int64) int64 {
 // size no single-layout body can have.
 func PlaintextSize(cipher int64) (int64, error) {
 	const full = SegmentSize + TagSize
-	if cipher < TagSize {
+	if cipher < TagSize || cipher > CiphertextSize(MaxObjectSize) {
 		return 0, fmt.Errorf("%w: %d bytes", ErrSize, cipher)
 	}
 	n := (cipher + full - 1) / full
@@ -52,7 +57,7 @@ func PlaintextSize(cipher int64) (int64, error) {
 // is returned so that reading it authenticates; other empty ranges map to
 // (0, 0). ok is false for an invalid range.
 func streamRange(plain int64, seg int, off, n int64) (cOff, cLen int64, ok bool) {
-	if off < 0 || n < 0 || plain < 0 || off > plain || n > plain-off {
+	if off < 0 || n < 0 || plain < 0 || plain > MaxObjectSize || off > plain || n > plain-off {
 		return 0, 0, false
 	}
 	if plain == 0 {
