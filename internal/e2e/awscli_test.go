@@ -252,7 +252,9 @@ func TestAWSCLI(t *testing.T) {
 	})
 
 	t.Run("ranges", func(t *testing.T) {
-		for _, key := range []string{"objects/1MiB", "objects/65537B", "objects/65536B"} {
+		// Every boundary range on the 1 MiB object (boto3 covers the other
+		// sizes: each cli call costs about a second).
+		for _, key := range []string{"objects/1MiB"} {
 			plain, ok := plains[key]
 			if !ok {
 				t.Fatalf("%s was not written", key)
