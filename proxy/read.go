@@ -161,14 +161,19 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 	}
 	if br != nil && !rq.head {
 		// Ask for whole segments, assuming a single-part object (the usual
-		// case); the store clamps the end to the object.
+		// case); the store clamps the end to the object. An open range
+		// stays open: not every store clamps a far end.
 		end := br.end
 		if end < 0 {
-			end = 1<<62 - 1
+			end = br.start
 		}
 		alignedEnd := (end/envelope.SegmentSize + 1) * envelope.SegmentSize
 		coff, clen := envelope.CipherRange(alignedEnd, br.start, end-br.start+1)
-		out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", coff, coff+clen-1))
+		if br.end < 0 {
+			out.Header.Set("Range", fmt.Sprintf("bytes=%d-", coff))
+		} else {
+			out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", coff, coff+clen-1))
+		}
 	}
 	resp, err := s.up.do(out)
 	if err != nil {

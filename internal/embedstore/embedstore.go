@@ -8,7 +8,7 @@
 // because it needs no extended attributes on the data directory and adds
 // few dependencies; its limits (one global lock per write, multipart parts
 // held in memory until completed, no signature checks) are acceptable for a
-// single-node default and irrelevant behind s3seal, which listens on
+// single-node default (partETags mends its multipart ETags) and irrelevant behind s3seal, which listens on
 // loopback for it with random credentials. Point S3SEAL_UPSTREAM at MinIO or
 // S3 for anything serious.
 package embedstore
@@ -54,13 +54,17 @@ func Start(dir string, log *slog.Logger) (*Store, error) {
 		gofakes3.WithMetadataSizeLimit(8192),
 		gofakes3.WithLogger(gofakes3.DiscardLog()),
 	)
+	handler, err := newPartETags(faker.Server(), backend, filepath.Join(abs, "multipart-etags.json"))
+	if err != nil {
+		return nil, fmt.Errorf("embedded store: %w", err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	s := &Store{
 		URL: "http://" + ln.Addr().String(),
-		srv: &http.Server{Handler: faker.Server(), ReadHeaderTimeout: 30 * time.Second},
+		srv: &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second},
 	}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

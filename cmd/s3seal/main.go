@@ -1,0 +1,36 @@
+// Command s3seal is a transparent encrypting S3 proxy: point unchanged S3
+// clients at it and every object body reaches the store encrypted under
+// keys you control.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/alecthomas/kong"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+type cli struct {
+	Serve   ServeCmd         `cmd:"" help:"Run the proxy."`
+	Keys    KeysCmd          `cmd:"" help:"Manage the embedded keyring's keys (create, list, rotate, disable, schedule deletion, ...)."`
+	Version kong.VersionFlag `help:"Print the version and exit."`
+}
+
+func main() {
+	var c cli
+	ctx := kong.Parse(&c,
+		kong.Name("s3seal"),
+		kong.Description("s3seal is a transparent encrypting S3 proxy. Clients sign requests to it as to S3; "+
+			"it encrypts object bodies with envelope encryption (data keys from a KMS) before they reach the store, "+
+			"and decrypts them on the way back."),
+		kong.UsageOnError(),
+		kong.Vars{"version": version},
+	)
+	if err := ctx.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "s3seal:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/s3seal/s3seal/internal/embedstore"
+	"github.com/s3seal/s3seal/kms"
+	"github.com/s3seal/s3seal/kms/awskms"
+	"github.com/s3seal/s3seal/kms/keyring"
+	"github.com/s3seal/s3seal/proxy"
+)
+
+// ServeCmd runs the proxy. Every option is also an environment variable.
+type ServeCmd struct {
+	Listen            string `env:"S3SEAL_LISTEN" default:"127.0.0.1:8080" help:"Address to listen on (${env})."`
+	Upstream          string `env:"S3SEAL_UPSTREAM" help:"URL of the S3 store to forward to, e.g. http://127.0.0.1:9000. Unset: an embedded filesystem store under the data dir (${env})."`
+	UpstreamRegion    string `env:"S3SEAL_UPSTREAM_REGION" default:"us-east-1" help:"Region to sign upstream requests for (${env})."`
+	UpstreamAccessKey string `env:"S3SEAL_UPSTREAM_ACCESS_KEY" help:"Access key for the store (${env})."`
+	UpstreamSecretKey string `env:"S3SEAL_UPSTREAM_SECRET_KEY" help:"Secret key for the store (${env})."`
+	Region            string `env:"S3SEAL_REGION" help:"Region clients sign for; defaults to the upstream region (${env})."`
+	AccessKey         string `env:"S3SEAL_ACCESS_KEY" help:"Access key clients sign with. If it and the secret are unset, a pair is generated on first start, stored in the data dir (0600) and printed once (${env})."`
+	SecretKey         string `env:"S3SEAL_SECRET_KEY" help:"Secret key clients sign with (${env})."`
+	DataDir           string `env:"S3SEAL_DATA_DIR" default:"./s3seal-data" help:"Directory for the embedded keyring, the embedded store and generated credentials (${env})."`
+
+	KMS         string `env:"S3SEAL_KMS" enum:"local,aws" default:"local" help:"Key management: 'local' (embedded keyring in the data dir) or 'aws' (AWS KMS or a KMS-compatible endpoint) (${env})."`
+	KMSRegion   string `env:"S3SEAL_KMS_REGION" help:"AWS KMS region; defaults to the AWS SDK's configuration (${env})."`
+	KMSEndpoint string `env:"S3SEAL_KMS_ENDPOINT" help:"Custom KMS endpoint URL, for KMS-compatible services and tests (${env})."`
+	KMSKeyID    string `env:"S3SEAL_KMS_KEY_ID" default:"alias/s3seal-default" help:"Default KMS key (id, ARN or alias) for buckets without a mapping. With the embedded keyring the default alias is created on first start (${env})."`
+	BucketKeys  string `env:"S3SEAL_BUCKET_KEYS" help:"Per-bucket KMS keys, comma separated bucket=key pairs (${env})."`
+
+	MasterKeyFile string `env:"S3SEAL_MASTER_KEY_FILE" help:"Key file protecting the embedded keyring at rest; default <data-dir>/master.key (${env})."`
+	Passphrase    string `env:"S3SEAL_KEYRING_PASSPHRASE" help:"Passphrase protecting the embedded keyring instead of a key file (${env})."`
+
+	CacheMaxAge  time.Duration `env:"S3SEAL_DEK_CACHE_MAX_AGE" default:"5m" help:"How long a data key is reused for new objects (${env})."`
+	CacheMaxUses int           `env:"S3SEAL_DEK_CACHE_MAX_USES" default:"1000" help:"How many objects one data key encrypts; 0 disables reuse (${env})."`
+	AuditLog     string        `env:"S3SEAL_AUDIT_LOG" help:"Write a CloudTrail-shaped JSON line per KMS call to this file, or '-' for stdout (${env})."`
+
+	LogLevel string `env:"S3SEAL_LOG_LEVEL" enum:"debug,info,warn,error" default:"info" help:"Log level (${env})."`
+}
+
+func (c *ServeCmd) Run() error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	access, secret, err := c.clientCredentials()
+	if err != nil {
+		return err
+	}
+
+	upURL, upAccess, upSecret := c.Upstream, c.UpstreamAccessKey, c.UpstreamSecretKey
+	if upURL == "" {
+		store, err := embedstore.Start(filepath.Join(c.DataDir, "store"), log)
+		if err != nil {
+			return err
+		}
+		defer store.Close(context.Background())
+		upURL, upAccess, upSecret = store.URL, "embedded", "embedded"
+		log.Info("using the embedded store", "dir", filepath.Join(c.DataDir, "store"))
+	}
+
+	backend, err := c.kmsBackend(ctx, log)
+	if err != nil {
+		return err
+	}
+	var client kms.Client = kms.NewRetry(backend, kms.RetryConfig{})
+	if c.AuditLog != "" {
+		w := os.Stdout
+		if c.AuditLog != "-" {
+			f, err := os.OpenFile(c.AuditLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+			if err != nil {
+				return fmt.Errorf("audit log: %w", err)
+			}
+			defer f.Close()
+			w = f
+		}
+		client = kms.NewAudit(client, w, nil)
+	}
+	cacheCfg := kms.DefaultCacheConfig()
+	cacheCfg.MaxAge, cacheCfg.MaxUses = c.CacheMaxAge, c.CacheMaxUses
+	client = kms.NewCache(client, cacheCfg)
+
+	bucketKeys, err := parseBucketKeys(c.BucketKeys)
+	if err != nil {
+		return err
+	}
+	srv, err := proxy.New(proxy.Config{
+		UpstreamURL: upURL, UpstreamRegion: c.UpstreamRegion,
+		UpstreamAccessKey: upAccess, UpstreamSecretKey: upSecret,
+		Region: c.Region,
+		Credentials: func(key string) (string, bool) {
+			if key == access {
+				return secret, true
+			}
+			return "", false
+		},
+		KMS: client, DefaultKeyID: c.KMSKeyID, BucketKeys: bucketKeys,
+		Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return err
+	}
+	log.Info("s3seal listening", "addr", ln.Addr().String(), "upstream", upURL, "kms", c.KMS, "key", c.KMSKeyID)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+func (c *ServeCmd) kmsBackend(ctx context.Context, log *slog.Logger) (kms.Client, error) {
+	switch c.KMS {
+	case "aws":
+		return awskms.New(ctx, awskms.Config{Region: c.KMSRegion, Endpoint: c.KMSEndpoint})
+	default:
+		kr, err := keyring.Open(keyring.Config{Dir: c.DataDir, MasterKeyFile: c.MasterKeyFile, Passphrase: c.Passphrase})
+		if err != nil {
+			return nil, fmt.Errorf("keyring: %w", err)
+		}
+		if err := ensureDefaultKey(ctx, kr, c.KMSKeyID, log); err != nil {
+			return nil, err
+		}
+		return kr, nil
+	}
+}
+
+// ensureDefaultKey creates the default alias's key on first start, so the
+// embedded defaults work with no set-up.
+func ensureDefaultKey(ctx context.Context, kr *keyring.Keyring, keyID string, log *slog.Logger) error {
+	_, err := kr.DescribeKey(ctx, keyID)
+	if err == nil || kms.ErrorCode(err) != kms.CodeNotFound || !strings.HasPrefix(keyID, "alias/") {
+		return err
+	}
+	md, err := kr.CreateKey("s3seal default key")
+	if err != nil {
+		return err
+	}
+	if err := kr.CreateAlias(keyID, md.KeyID); err != nil {
+		return err
+	}
+	log.Info("created the default key in the embedded keyring", "key", md.KeyID, "alias", keyID)
+	return nil
+}
+
+func parseBucketKeys(s string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, pair := range strings.Split(s, ",") {
+		pair = strings.TrimSpace(pair)
+		if pair == "" {
+			continue
+		}
+		b, k, ok := strings.Cut(pair, "=")
+		if !ok || b == "" || k == "" {
+			return nil, fmt.Errorf("bucket keys: %q is not bucket=key", pair)
+		}
+		m[b] = k
+	}
+	return m, nil
+}
+
+type storedCredentials struct {
+	AccessKey string `json:"access_key"`
+	SecretKey string `json:"secret_key"`
+}
+
+// clientCredentials returns the configured client credentials, or loads
+// (or on first start generates and prints once) a pair in the data dir.
+func (c *ServeCmd) clientCredentials() (string, string, error) {
+	if c.AccessKey != "" || c.SecretKey != "" {
+		if c.AccessKey == "" || c.SecretKey == "" {
+			return "", "", errors.New("set both S3SEAL_ACCESS_KEY and S3SEAL_SECRET_KEY, or neither")
+		}
+		return c.AccessKey, c.SecretKey, nil
+	}
+	path := filepath.Join(c.DataDir, "credentials.json")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		var sc storedCredentials
+		if err := json.Unmarshal(b, &sc); err != nil || sc.AccessKey == "" || sc.SecretKey == "" {
+			return "", "", fmt.Errorf("%s: not valid credentials", path)
+		}
+		return sc.AccessKey, sc.SecretKey, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", "", err
+	}
+	sc := storedCredentials{AccessKey: "S3SEAL" + randomString(14, upperAlnum), SecretKey: randomString(40, secretAlphabet)}
+	b, _ = json.MarshalIndent(sc, "", "  ")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return "", "", err
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return "", "", err
+	}
+	if err := f.Close(); err != nil {
+		return "", "", err
+	}
+	fmt.Printf("Generated client credentials (stored in %s, shown only once):\n  AWS_ACCESS_KEY_ID=%s\n  AWS_SECRET_ACCESS_KEY=%s\n",
+		path, sc.AccessKey, sc.SecretKey)
+	return sc.AccessKey, sc.SecretKey, nil
+}
+
+const (
+	upperAlnum     = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+	secretAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+)
+
+// randomString draws n characters uniformly from an alphabet whose size
+// divides 256, so that no character is more likely than another.
+func randomString(n int, alphabet string) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
