@@ -468,3 +468,29 @@ func TestMultipartRange(t *testing.T) {
 		t.Fatalf("range past end: %v", err)
 	}
 }
+
+func TestPartStoredRange(t *testing.T) {
+	rng := mrand.New(mrand.NewPCG(5, 5))
+	for range 2000 {
+		plain := rng.Int64N(MaxPartSize + 1)
+		if rng.IntN(3) == 0 {
+			plain = rng.Int64N(5 * S)
+		}
+		ph := &PartHeader{plainLen: plain, segSize: PartSegmentSize(plain)}
+		off := rng.Int64N(plain + 1)
+		n := rng.Int64N(plain - off + 1)
+		o1, l1 := PartStoredRange(plain, off, n)
+		o2, l2 := PartCipherRange(ph, off, n)
+		if o1 != o2 || l1 != l2 {
+			t.Fatalf("PartStoredRange(%d, %d, %d) = %d, %d; PartCipherRange %d, %d", plain, off, n, o1, l1, o2, l2)
+		}
+		if l1 > 0 && (o1 < PartHeaderSize || o1+l1 > PartCiphertextSize(plain)) {
+			t.Fatalf("range %d+%d outside part of %d", o1, l1, PartCiphertextSize(plain))
+		}
+	}
+	for _, p := range []int64{-1, MaxPartSize + 1} {
+		if o, l := PartStoredRange(p, 0, 1); o != 0 || l != 0 {
+			t.Fatalf("PartStoredRange(%d) = %d, %d", p, o, l)
+		}
+	}
+}
