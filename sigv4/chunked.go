@@ -13,6 +13,7 @@ import (
 	"net/textproto"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // aws-chunked framing (https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-streaming.html):
@@ -60,7 +61,7 @@ type chunkedReader struct {
 
 func newChunkedReader(a *Auth, body io.Reader, decodedLength int64, ck *checksum) (*chunkedReader, error) {
 	c := &chunkedReader{
-		br:      bufio.NewReaderSize(body, chunkBufSize),
+		br:      getBufReader(body),
 		signed:  a.PayloadHash != StreamingUnsignedTrailer,
 		trailer: a.PayloadHash != StreamingPayload,
 		want:    decodedLength,
@@ -105,17 +106,46 @@ func (c *chunkedReader) Trailer() http.Header {
 	return c.trailers
 }
 
+// bufPool recycles the 64 KiB read buffers: one per request body in flight.
+var bufPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, chunkBufSize) }}
+
+func getBufReader(r io.Reader) *bufio.Reader {
+	br := bufPool.Get().(*bufio.Reader)
+	br.Reset(r)
+	return br
+}
+
+// release returns the read buffer once the body is finished (done or
+// failed); the reader never touches it again.
+func (c *chunkedReader) release() {
+	if c.br != nil {
+		c.br.Reset(nil)
+		bufPool.Put(c.br)
+		c.br = nil
+	}
+}
+
+// fail records a sticky error and releases the buffer.
+func (c *chunkedReader) fail(err error) error {
+	c.err = asError(err)
+	c.release()
+	return c.err
+}
+
 func (c *chunkedReader) Read(p []byte) (int, error) {
 	if c.err != nil {
 		return 0, c.err
 	}
+	if len(p) == 0 {
+		return 0, nil
+	}
 	for c.left == 0 {
 		if c.done {
+			c.release()
 			return 0, io.EOF
 		}
 		if err := c.nextChunk(); err != nil {
-			c.err = asError(err)
-			return 0, c.err
+			return 0, c.fail(err)
 		}
 	}
 	if int64(len(p)) > c.left {
@@ -133,8 +163,7 @@ func (c *chunkedReader) Read(p []byte) (int, error) {
 		}
 		if c.left == 0 {
 			if err := c.endChunk(); err != nil {
-				c.err = asError(err)
-				return n, c.err
+				return n, c.fail(err)
 			}
 		}
 		return n, nil
@@ -142,8 +171,7 @@ func (c *chunkedReader) Read(p []byte) (int, error) {
 	if err == nil || err == io.EOF {
 		err = io.ErrUnexpectedEOF
 	}
-	c.err = ioError(err)
-	return 0, c.err
+	return 0, c.fail(ioError(err))
 }
 
 // readLine reads one CRLF-terminated line, without the CRLF.

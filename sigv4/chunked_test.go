@@ -293,7 +293,7 @@ func TestChunkedNegative(t *testing.T) {
 			t.Fatal(err)
 		}
 		dataAt := bytes.Index(body, []byte("\r\n")) + 2 + 100 // inside the first chunk's data
-		finalAt := bytes.LastIndex(body, []byte("\r\n0"))    // the final chunk
+		finalAt := bytes.LastIndex(body, []byte("\r\n0"))     // the final chunk
 		type tc struct {
 			name string
 			body []byte
