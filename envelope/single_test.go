@@ -406,3 +406,36 @@ func TestSizeExtremes(t *testing.T) {
 		t.Fatalf("huge EncryptReader: %v", err)
 	}
 }
+
+// Streaming allocates per stream, never per segment.
+func TestNoPerSegmentAllocs(t *testing.T) {
+	dek := newDEK(t)
+	plain := randBytes(41, 64*S)
+	o, body := sealSingle(t, dek, "b", "k", plain)
+	buf := make([]byte, 32<<10)
+	measure := func(size int64) (enc, dec float64) {
+		src := bytes.NewReader(plain[:size])
+		enc = testing.AllocsPerRun(5, func() {
+			oo, _ := NewObject(dek, testKI, "b", "k", LayoutSingle, nil)
+			src.Reset(plain[:size])
+			if _, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{oo.EncryptReader(src, size)}, buf); err != nil {
+				t.Fatal(err)
+			}
+		})
+		cOff, cLen := CipherRange(int64(len(plain)), 0, size)
+		dsrc := bytes.NewReader(body[cOff : cOff+cLen])
+		dec = testing.AllocsPerRun(5, func() {
+			dsrc.Reset(body[cOff : cOff+cLen])
+			if _, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{o.DecryptReader(dsrc, int64(len(plain)), 0, size)}, buf); err != nil {
+				t.Fatal(err)
+			}
+		})
+		return enc, dec
+	}
+	e1, d1 := measure(S)
+	e64, d64 := measure(64 * S)
+	if e64 > e1 || d64 > d1 {
+		t.Fatalf("allocations grow with length: encrypt %v → %v, decrypt %v → %v", e1, e64, d1, d64)
+	}
+	t.Logf("allocs per stream: encrypt %v (incl. NewObject), decrypt %v", e64, d64)
+}

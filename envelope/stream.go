@@ -274,6 +274,7 @@ type decReader struct {
 	buf     *[]byte
 	pending []byte
 	err     error
+	padBuf  [512]byte
 }
 
 // newDecReader prepares reading plaintext [off, off+n) of a stream of
@@ -327,9 +328,8 @@ func (d *decReader) readFull(b []byte) error {
 // checkPad reads the padding after a part's final segment and checks that it
 // is all zero.
 func (d *decReader) checkPad() error {
-	var b [512]byte
 	for d.pad > 0 {
-		c := b[:min(d.pad, int64(len(b)))]
+		c := d.padBuf[:min(d.pad, int64(len(d.padBuf)))]
 		if err := d.readFull(c); err != nil {
 			return fmt.Errorf("%w (padding)", err)
 		}
