@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -45,6 +46,9 @@ type chunkedReader struct {
 	left     int64 // bytes left in the current chunk
 	done     bool
 	err      error
+	minChunk int64 // smallest size of a chunk but the last, 0 for none
+	chunks   int64 // data chunks seen
+	lastSize int64 // size of the previous data chunk
 	ck       *checksum
 	trailers http.Header
 
@@ -61,11 +65,12 @@ type chunkedReader struct {
 
 func newChunkedReader(a *Auth, body io.Reader, decodedLength int64, ck *checksum) (*chunkedReader, error) {
 	c := &chunkedReader{
-		br:      getBufReader(body),
-		signed:  a.PayloadHash != StreamingUnsignedTrailer,
-		trailer: a.PayloadHash != StreamingPayload,
-		want:    decodedLength,
-		ck:      ck,
+		br:       getBufReader(body),
+		signed:   a.PayloadHash != StreamingUnsignedTrailer,
+		trailer:  a.PayloadHash != StreamingPayload,
+		want:     decodedLength,
+		ck:       ck,
+		minChunk: int64(a.minChunk),
 	}
 	if c.trailer {
 		c.allowed = a.Trailers
@@ -240,6 +245,14 @@ func (c *chunkedReader) nextChunk() error {
 		return clone(ErrIncompleteBody)
 	}
 	if size > 0 {
+		if c.chunks > 0 && c.lastSize < c.minChunk {
+			e := clone(ErrInvalidChunkSize)
+			e.Message = "Only the last chunk is allowed to have a size less than " + strconv.FormatInt(c.minChunk, 10) + " bytes"
+			e.Details = []Detail{{"Chunk", strconv.FormatInt(c.chunks, 10)}, {"BadChunkSize", strconv.FormatInt(c.lastSize, 10)}}
+			return e
+		}
+		c.chunks++
+		c.lastSize = size
 		c.left = size
 		return nil
 	}

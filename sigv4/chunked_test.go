@@ -376,3 +376,44 @@ func changeB64(body []byte, i int) []byte {
 	}
 	return b
 }
+
+func TestChunkedMinChunkSize(t *testing.T) {
+	f := newFixture(t)
+	payload := bytes.Repeat([]byte("x"), 3*S3ChunkMinimum)
+	for _, tc := range []struct {
+		chunk int
+		want  *Error
+	}{
+		{S3ChunkMinimum, nil},
+		{4 * S3ChunkMinimum, nil}, // one chunk only: the last may be small
+		{S3ChunkMinimum - 1, ErrInvalidChunkSize},
+		{1000, ErrInvalidChunkSize},
+	} {
+		for _, m := range []streamMode{{"signed", true, ""}, {"unsigned-crc32c", false, "x-amz-checksum-crc32c"}} {
+			t.Run(fmt.Sprintf("%s/%d", m.name, tc.chunk), func(t *testing.T) {
+				r, body := f.streamRequest(t, m, payload, tc.chunk)
+				v := &Verifier{Lookup: f.v.Lookup, Now: f.v.Now, MinChunkSize: S3ChunkMinimum}
+				a, err := v.Verify(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, _, err = decode(t, a, body, int64(len(payload)))
+				if tc.want == nil {
+					if err != nil {
+						t.Fatal(err)
+					}
+					return
+				}
+				e := wantErr(t, err, tc.want)
+				if e.detail("Chunk") != "1" || e.detail("BadChunkSize") != strconv.Itoa(tc.chunk) {
+					t.Errorf("details %+v", e.Details)
+				}
+				// Without the minimum (the default), the same body is fine.
+				a, _ = f.v.Verify(r)
+				if _, _, err := decode(t, a, body, int64(len(payload))); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+	}
+}

@@ -76,7 +76,9 @@ func (e *Error) detail(name string) string {
 }
 
 // Sentinel errors, for errors.Is. Functions return fresh copies carrying
-// details; compare with errors.Is, never ==.
+// details; compare with errors.Is, never ==. Sentinels without a Message
+// (ErrBadDigest, ErrInvalidChunkSize) match every error of their code; the
+// errors returned carry the message.
 var (
 	ErrMissingAuth = &Error{Code: "AccessDenied", Message: "Access Denied", Status: http.StatusForbidden}
 
@@ -116,8 +118,9 @@ var (
 		Message: "The trailer signature we calculated does not match the signature you provided."}
 	ErrMalformedTrailer = &Error{Code: "MalformedTrailerError", Status: http.StatusBadRequest,
 		Message: "The request contained trailing data that was not well-formed or did not conform to our published schema."}
-	ErrBadDigest       = &Error{Code: "BadDigest", Status: http.StatusBadRequest}
-	ErrInvalidChecksum = &Error{Code: "InvalidRequest", Status: http.StatusBadRequest,
+	ErrInvalidChunkSize = &Error{Code: "InvalidChunkSizeError", Status: http.StatusForbidden}
+	ErrBadDigest        = &Error{Code: "BadDigest", Status: http.StatusBadRequest}
+	ErrInvalidChecksum  = &Error{Code: "InvalidRequest", Status: http.StatusBadRequest,
 		Message: "Value for x-amz-checksum header is invalid."}
 )
 

@@ -43,6 +43,12 @@ type Verifier struct {
 	Now     func() time.Time // clock; nil means time.Now
 	MaxSkew time.Duration    // 0 means DefaultMaxSkew
 
+	// MinChunkSize, when positive, is the smallest size allowed for an
+	// aws-chunked chunk other than the last; a smaller one fails the body
+	// with InvalidChunkSizeError. AWS S3 enforces 8192 (S3ChunkMinimum);
+	// MinIO enforces nothing, which is the default here.
+	MinChunkSize int
+
 	keys keyCache
 }
 
@@ -68,10 +74,15 @@ type Auth struct {
 	ChecksumAlgorithm string
 	ChecksumValue     string
 
-	key     [32]byte
-	amzDate string
-	scope   scope
+	key      [32]byte
+	amzDate  string
+	scope    scope
+	minChunk int
 }
+
+// S3ChunkMinimum is the minimum aws-chunked chunk size AWS S3 enforces
+// (every chunk but the last).
+const S3ChunkMinimum = 8192
 
 func (v *Verifier) now() time.Time {
 	if v.Now != nil {
@@ -280,6 +291,7 @@ func (v *Verifier) verifyHeader(r *Request, authz string, params []queryParam) (
 	if err := fillBodyInfo(a, r.Header); err != nil {
 		return nil, err
 	}
+	a.minChunk = v.MinChunkSize
 	return a, nil
 }
 
@@ -355,6 +367,7 @@ func (v *Verifier) verifyPresigned(r *Request, params []queryParam, payloadOverr
 	if err := fillBodyInfo(a, r.Header); err != nil {
 		return nil, err
 	}
+	a.minChunk = v.MinChunkSize
 	return a, nil
 }
 
