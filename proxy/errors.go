@@ -90,6 +90,7 @@ var (
 	errInvalidRequest = func(msg string) *Error {
 		return s3err(http.StatusBadRequest, "InvalidRequest", msg)
 	}
+	errAccessDenied       = s3err(http.StatusForbidden, "AccessDenied", "Access Denied")
 	errPreconditionFailed = s3err(http.StatusPreconditionFailed, "PreconditionFailed",
 		"At least one of the pre-conditions you specified did not hold")
 )

@@ -61,8 +61,8 @@ func startProxy(t *testing.T) *env {
 	logBuf := &bytes.Buffer{}
 	srv, err := proxy.New(proxy.Config{
 		UpstreamURL: minioSrv.Endpoint, UpstreamAccessKey: minioSrv.AccessKey, UpstreamSecretKey: minioSrv.SecretKey,
-		Credentials: func(k string) (string, bool) { return secret, k == access },
-		KMS:         kms.NewCache(kr, kms.DefaultCacheConfig()), DefaultKeyID: md.KeyID,
+		Identities: proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: access, SecretKey: secret, Buckets: []string{"*"}}}, nil),
+		KMS:        kms.NewCache(kr, kms.DefaultCacheConfig()), DefaultKeyID: md.KeyID,
 		Logger: slog.New(slog.NewTextHandler(io.MultiWriter(logBuf, testWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {

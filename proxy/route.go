@@ -52,9 +52,12 @@ type target struct {
 	// RawPath is the path exactly as the client sent it; it is forwarded
 	// unchanged because S3 keys may contain "//", "./" or "%2F", and
 	// re-encoding would change both the key and the signature.
-	RawPath  string
-	RawQuery string
-	Query    url.Values
+	RawPath string
+	// SignedPath is the path the client signed: RawPath for path-style
+	// requests, the path without the bucket for virtual-hosted ones.
+	SignedPath string
+	RawQuery   string
+	Query      url.Values
 }
 
 // bucketConfigSubresources are bucket subresources whose PUT/DELETE bodies
@@ -91,7 +94,7 @@ func parseTarget(requestURI string) (*target, error) {
 	if err != nil {
 		return nil, errInvalidArgument("Invalid query string")
 	}
-	t := &target{RawPath: rawPath, RawQuery: rawQuery, Query: q}
+	t := &target{RawPath: rawPath, SignedPath: rawPath, RawQuery: rawQuery, Query: q}
 	rest := rawPath[1:]
 	rawBucket, rawKey, hasKey := strings.Cut(rest, "/")
 	if t.Bucket, err = url.PathUnescape(rawBucket); err != nil {

@@ -32,8 +32,12 @@ type Config struct {
 
 	// Region is the region clients sign for; empty means UpstreamRegion.
 	Region string
-	// Credentials resolves the secret of a client access key.
-	Credentials sigv4.CredentialLookup
+	// Identities resolves client credentials, their buckets, and which
+	// buckets anonymous clients may read.
+	Identities Identities
+	// Domains are base domains for virtual-hosted-style requests
+	// (bucket.domain[:port]); path style is always accepted.
+	Domains []string
 
 	// KMS wraps and unwraps data keys (already wrapped in cache, retry and
 	// audit layers by the caller).
@@ -84,8 +88,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = 2 * time.Minute
 	}
-	if cfg.KMS == nil || cfg.Credentials == nil {
-		return nil, errors.New("proxy: KMS and Credentials are required")
+	if cfg.KMS == nil || cfg.Identities == nil {
+		return nil, errors.New("proxy: KMS and Identities are required")
 	}
 	if cfg.DefaultKeyID == "" {
 		return nil, errors.New("proxy: a default KMS key is required")
@@ -96,8 +100,16 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, up: up, kms: cfg.KMS,
-		layouts:  &layoutCache{max: 4096},
-		verifier: &sigv4.Verifier{Lookup: cfg.Credentials, Region: cfg.Region, Now: cfg.Now, MaxSkew: 15 * time.Minute},
+		layouts: &layoutCache{max: 4096},
+		verifier: &sigv4.Verifier{
+			Lookup: func(k string) (string, bool) {
+				if id, ok := cfg.Identities.Lookup(k); ok {
+					return id.SecretKey, true
+				}
+				return "", false
+			},
+			Region: cfg.Region, Now: cfg.Now, MaxSkew: 15 * time.Minute,
+		},
 	}
 	s.srv = &fasthttp.Server{
 		Handler:                       s.handle,
@@ -196,24 +208,19 @@ func (r *request) bucket() string {
 }
 
 func (s *Server) serve(r *request, method, uri string) error {
-	t, err := parseTarget(uri)
+	t, err := s.parseRequestTarget(uri, r.ctx.Host())
 	if err != nil {
 		return err
 	}
 	r.t = t
 	r.header = clientHeader(&r.ctx.Request.Header)
-	auth, err := s.verifier.Verify(&sigv4.Request{
-		Method: method, RawPath: t.RawPath, RawQuery: t.RawQuery,
-		Host: string(r.ctx.Host()), Header: r.header,
-	})
-	if err != nil {
-		return fromAuthError(err)
+	r.op = classify(method, t, r.header.Get("X-Amz-Copy-Source") != "")
+	if err := s.authenticate(r, method); err != nil {
+		return err
 	}
-	r.auth = auth
 	if hasSSEC(r.header) {
 		return errNotImplemented("SSE-C (customer-provided keys) cannot be combined with s3seal's encryption")
 	}
-	r.op = classify(method, t, r.header.Get("X-Amz-Copy-Source") != "")
 	switch r.op {
 	case opListBuckets, opBucketRead, opObjectRead, opListMultipartUploads, opAbortMultipart:
 		return s.relay(r, nil)
@@ -239,13 +246,12 @@ func (s *Server) serve(r *request, method, uri string) error {
 // refuses requests whose header signature cannot possibly verify, so their
 // body is never sent. Full verification happens in the handler.
 func (s *Server) precheck(h *fasthttp.RequestHeader) bool {
-	uri := string(h.RequestURI())
-	t, err := parseTarget(uri)
+	t, err := s.parseRequestTarget(string(h.RequestURI()), h.Host())
 	if err != nil {
 		return false
 	}
 	_, err = s.verifier.Verify(&sigv4.Request{
-		Method: string(h.Method()), RawPath: t.RawPath, RawQuery: t.RawQuery,
+		Method: string(h.Method()), RawPath: t.SignedPath, RawQuery: t.RawQuery,
 		Host: string(h.Host()), Header: clientHeader(h),
 	})
 	return err == nil

@@ -31,8 +31,10 @@ type ServeCmd struct {
 	UpstreamAccessKey string `env:"S3SEAL_UPSTREAM_ACCESS_KEY" help:"Access key for the store (${env})."`
 	UpstreamSecretKey string `env:"S3SEAL_UPSTREAM_SECRET_KEY" help:"Secret key for the store (${env})."`
 	Region            string `env:"S3SEAL_REGION" help:"Region clients sign for; defaults to the upstream region (${env})."`
-	AccessKey         string `env:"S3SEAL_ACCESS_KEY" help:"Access key clients sign with. If it and the secret are unset, a pair is generated on first start, stored in the data dir (0600) and printed once (${env})."`
+	AccessKey         string `env:"S3SEAL_ACCESS_KEY" help:"Access key clients sign with. If it, the secret and a credentials file are all unset, a pair is generated on first start, stored in the data dir (0600) and printed once (${env})."`
 	SecretKey         string `env:"S3SEAL_SECRET_KEY" help:"Secret key clients sign with (${env})."`
+	CredentialsFile   string `env:"S3SEAL_CREDENTIALS_FILE" help:"JSON file of client identities ({\"identities\":[{\"access_key\",\"secret_key\",\"buckets\":[\"*\"]}],\"anonymous_read_buckets\":[]}), re-read when it changes (${env})."`
+	Domains           string `env:"S3SEAL_DOMAINS" help:"Base domains for virtual-hosted-style requests (bucket.domain), comma separated; path style always works (${env})."`
 	DataDir           string `env:"S3SEAL_DATA_DIR" default:"./s3seal-data" help:"Directory for the embedded keyring, the embedded store and generated credentials (${env})."`
 
 	KMS         string `env:"S3SEAL_KMS" enum:"local,aws" default:"local" help:"Key management: 'local' (embedded keyring in the data dir) or 'aws' (AWS KMS or a KMS-compatible endpoint) (${env})."`
@@ -63,7 +65,7 @@ func (c *ServeCmd) Run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	access, secret, err := c.clientCredentials()
+	identities, err := c.identities(log)
 	if err != nil {
 		return err
 	}
@@ -83,7 +85,10 @@ func (c *ServeCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	var client kms.Client = kms.NewRetry(backend, kms.RetryConfig{})
+	// Stacked bottom up: the audit log sees every call the KMS receives
+	// (each retry too), retries sit above it, and the cache on top keeps
+	// most requests from reaching the KMS at all.
+	client := backend
 	if c.AuditLog != "" {
 		w := os.Stdout
 		if c.AuditLog != "-" {
@@ -96,6 +101,7 @@ func (c *ServeCmd) Run() error {
 		}
 		client = kms.NewAudit(client, w, nil)
 	}
+	client = kms.NewRetry(client, kms.RetryConfig{})
 	cacheCfg := kms.DefaultCacheConfig()
 	cacheCfg.MaxAge, cacheCfg.MaxUses = c.CacheMaxAge, c.CacheMaxUses
 	client = kms.NewCache(client, cacheCfg)
@@ -107,13 +113,8 @@ func (c *ServeCmd) Run() error {
 	srv, err := proxy.New(proxy.Config{
 		UpstreamURL: upURL, UpstreamRegion: c.UpstreamRegion,
 		UpstreamAccessKey: upAccess, UpstreamSecretKey: upSecret,
-		Region: c.Region,
-		Credentials: func(key string) (string, bool) {
-			if key == access {
-				return secret, true
-			}
-			return "", false
-		},
+		Region:     c.Region,
+		Identities: identities, Domains: splitList(c.Domains),
 		KMS: client, DefaultKeyID: c.KMSKeyID, BucketKeys: bucketKeys,
 		Logger: log,
 	})
@@ -186,6 +187,32 @@ func parseBucketKeys(s string) (map[string]string, error) {
 		m[b] = k
 	}
 	return m, nil
+}
+
+// identities builds the client identities: a credentials file if given,
+// else the single configured or generated pair, allowed every bucket.
+func (c *ServeCmd) identities(log *slog.Logger) (proxy.Identities, error) {
+	if c.CredentialsFile != "" {
+		if c.AccessKey != "" || c.SecretKey != "" {
+			return nil, errors.New("use either a credentials file or S3SEAL_ACCESS_KEY/S3SEAL_SECRET_KEY, not both")
+		}
+		return proxy.LoadIdentities(c.CredentialsFile, log)
+	}
+	access, secret, err := c.clientCredentials()
+	if err != nil {
+		return nil, err
+	}
+	return proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: access, SecretKey: secret, Buckets: []string{"*"}}}, nil), nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 type storedCredentials struct {
