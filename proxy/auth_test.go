@@ -35,7 +35,7 @@ func startWith(t *testing.T, ids proxy.Identities, domains []string) string {
 	srv, err := proxy.New(proxy.Config{
 		UpstreamURL: minioSrv.Endpoint, UpstreamAccessKey: minioSrv.AccessKey, UpstreamSecretKey: minioSrv.SecretKey,
 		Identities: ids, Domains: domains,
-		KMS:        kms.NewCache(kr, kms.DefaultCacheConfig()), DefaultKeyID: md.KeyID,
+		KMS: kms.NewCache(kr, kms.DefaultCacheConfig()), DefaultKeyID: md.KeyID,
 		Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
 	})
 	if err != nil {
