@@ -1,6 +1,7 @@
 package sigv4
 
 import (
+	"crypto/md5"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -44,24 +45,29 @@ type TrailerReader interface {
 // of the body): any error other than io.EOF means the whole body is bad and
 // whatever was made of it must be discarded.
 func (a *Auth) Body(body io.Reader, decodedLength int64) (io.Reader, error) {
-	var ck *checksum
+	var ck, md *checksum
+	var err error
 	if a.ChecksumAlgorithm != "" {
-		var err error
 		if ck, err = newChecksum(a.ChecksumAlgorithm, a.ChecksumValue); err != nil {
+			return nil, err
+		}
+	}
+	if a.ContentMD5 != "" {
+		if md, err = newChecksum(contentMD5, a.ContentMD5); err != nil {
 			return nil, err
 		}
 	}
 	switch a.PayloadHash {
 	case UnsignedPayload:
-		return &plainReader{r: body, want: decodedLength, ck: ck}, nil
+		return &plainReader{r: body, want: decodedLength, ck: ck, md5: md}, nil
 	case StreamingPayload, StreamingPayloadTrailer, StreamingUnsignedTrailer:
-		return newChunkedReader(a, body, decodedLength, ck)
+		return newChunkedReader(a, body, decodedLength, ck, md)
 	}
 	want, err := hex.DecodeString(a.PayloadHash)
 	if err != nil || len(want) != sha256.Size {
 		return nil, clone(ErrInvalidContentSHA256)
 	}
-	return &plainReader{r: body, want: decodedLength, ck: ck, sha: sha256.New(), sum: [32]byte(want)}, nil
+	return &plainReader{r: body, want: decodedLength, ck: ck, md5: md, sha: sha256.New(), sum: [32]byte(want)}, nil
 }
 
 // plainReader passes a non-chunked body through, counting it and, when
@@ -71,6 +77,7 @@ type plainReader struct {
 	want int64 // expected length, -1 if unknown
 	n    int64
 	ck   *checksum
+	md5  *checksum
 	sha  hash.Hash // nil for UNSIGNED-PAYLOAD
 	sum  [32]byte
 	err  error
@@ -88,6 +95,9 @@ func (p *plainReader) Read(b []byte) (int, error) {
 		}
 		if p.ck != nil {
 			p.ck.h.Write(b[:n])
+		}
+		if p.md5 != nil {
+			p.md5.h.Write(b[:n])
 		}
 		if p.want >= 0 && p.n > p.want {
 			p.err = clone(ErrIncompleteBody)
@@ -115,15 +125,20 @@ func (p *plainReader) finish() error {
 			return clone(ErrContentSHA256Mismatch)
 		}
 	}
-	if p.ck != nil {
-		if err := p.ck.verify(); err != nil {
-			return err
-		}
+	if err := p.ck.verify(); err != nil {
+		return err
+	}
+	if err := p.md5.verify(); err != nil {
+		return err
 	}
 	return io.EOF
 }
 
-// checksum is a running x-amz-checksum-* computation and the value to match.
+// contentMD5 names the Content-MD5 check among the checksums.
+const contentMD5 = "content-md5"
+
+// checksum is a running x-amz-checksum-* (or Content-MD5) computation and
+// the value to match.
 type checksum struct {
 	name string // x-amz-checksum-crc32c, ...
 	h    hash.Hash
@@ -142,6 +157,8 @@ func newChecksumHash(name string) hash.Hash {
 		return sha1.New()
 	case "x-amz-checksum-sha256":
 		return sha256.New()
+	case contentMD5:
+		return md5.New()
 	}
 	return nil
 }
@@ -165,17 +182,27 @@ func newChecksum(name, value string) (*checksum, error) {
 func (c *checksum) setWant(value string) error {
 	want, err := base64.StdEncoding.DecodeString(value)
 	if err != nil || len(want) != c.h.Size() {
+		if c.name == contentMD5 {
+			return clone(ErrInvalidDigest)
+		}
 		return clone(ErrInvalidChecksum)
 	}
 	c.want = want
 	return nil
 }
 
+// verify compares the digest with the expected one; a nil checksum passes.
 func (c *checksum) verify() error {
+	if c == nil {
+		return nil
+	}
 	if c.want == nil {
 		return clone(ErrInvalidChecksum)
 	}
 	if subtle.ConstantTimeCompare(c.h.Sum(nil), c.want) != 1 {
+		if c.name == contentMD5 {
+			return clone(ErrContentMD5Mismatch)
+		}
 		return errBadDigest(c.name)
 	}
 	return nil

@@ -46,10 +46,11 @@ type chunkedReader struct {
 	left     int64 // bytes left in the current chunk
 	done     bool
 	err      error
-	minChunk int64 // smallest size of a chunk but the last, 0 for none
-	chunks   int64 // data chunks seen
-	lastSize int64 // size of the previous data chunk
-	ck       *checksum
+	minChunk int64     // smallest size of a chunk but the last, 0 for none
+	chunks   int64     // data chunks seen
+	lastSize int64     // size of the previous data chunk
+	ck       *checksum // x-amz-checksum-*, from a header or the trailer
+	md5      *checksum // Content-MD5
 	trailers http.Header
 
 	// signature chaining
@@ -63,13 +64,14 @@ type chunkedReader struct {
 	sum      [32]byte
 }
 
-func newChunkedReader(a *Auth, body io.Reader, decodedLength int64, ck *checksum) (*chunkedReader, error) {
+func newChunkedReader(a *Auth, body io.Reader, decodedLength int64, ck, md *checksum) (*chunkedReader, error) {
 	c := &chunkedReader{
 		br:       getBufReader(body),
 		signed:   a.PayloadHash != StreamingUnsignedTrailer,
 		trailer:  a.PayloadHash != StreamingPayload,
 		want:     decodedLength,
 		ck:       ck,
+		md5:      md,
 		minChunk: int64(a.minChunk),
 	}
 	if c.trailer {
@@ -165,6 +167,9 @@ func (c *chunkedReader) Read(p []byte) (int, error) {
 		}
 		if c.ck != nil {
 			c.ck.h.Write(p[:n])
+		}
+		if c.md5 != nil {
+			c.md5.h.Write(p[:n])
 		}
 		if c.left == 0 {
 			if err := c.endChunk(); err != nil {
@@ -280,10 +285,11 @@ func (c *chunkedReader) nextChunk() error {
 	if c.want >= 0 && c.n != c.want {
 		return clone(ErrIncompleteBody)
 	}
-	if c.ck != nil {
-		if err := c.ck.verify(); err != nil {
-			return err
-		}
+	if err := c.ck.verify(); err != nil {
+		return err
+	}
+	if err := c.md5.verify(); err != nil {
+		return err
 	}
 	c.done = true
 	return nil

@@ -193,7 +193,15 @@ var streamModes = []streamMode{
 // and its encoded body.
 func (f *fixture) streamRequest(t testing.TB, m streamMode, payload []byte, chunkSize int) (*Request, []byte) {
 	t.Helper()
+	return f.streamRequestWith(t, m, payload, chunkSize, nil)
+}
+
+func (f *fixture) streamRequestWith(t testing.TB, m streamMode, payload []byte, chunkSize int, extra http.Header) (*Request, []byte) {
+	t.Helper()
 	r := baseRequest()
+	for k, v := range extra {
+		r.Header[k] = v
+	}
 	r.Header.Set("Content-Encoding", "aws-chunked")
 	r.Header.Set("X-Amz-Decoded-Content-Length", strconv.Itoa(len(payload)))
 	if m.checksum != "" {
@@ -413,6 +421,36 @@ func TestChunkedMinChunkSize(t *testing.T) {
 				if _, _, err := decode(t, a, body, int64(len(payload))); err != nil {
 					t.Fatal(err)
 				}
+			})
+		}
+	}
+}
+
+func TestChunkedContentMD5(t *testing.T) {
+	f := newFixture(t)
+	payload := bytes.Repeat([]byte("md5 "), 10000)
+	for _, m := range []streamMode{{"signed", true, ""}, {"unsigned-crc32c", false, "x-amz-checksum-crc32c"}} {
+		for _, tc := range []struct {
+			name, md5 string
+			want      *Error
+		}{
+			{"ok", checksumOf(t, contentMD5, payload), nil},
+			{"bad", checksumOf(t, contentMD5, payload[1:]), ErrContentMD5Mismatch},
+		} {
+			t.Run(m.name+"/"+tc.name, func(t *testing.T) {
+				r, body := f.streamRequestWith(t, m, payload, 8192, http.Header{"Content-Md5": {tc.md5}})
+				a, err := f.v.Verify(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, _, err := decode(t, a, body, int64(len(payload)))
+				if tc.want == nil {
+					if err != nil || !bytes.Equal(got, payload) {
+						t.Fatal(err)
+					}
+					return
+				}
+				wantErr(t, err, tc.want)
 			})
 		}
 	}

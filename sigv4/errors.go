@@ -118,9 +118,13 @@ var (
 		Message: "The trailer signature we calculated does not match the signature you provided."}
 	ErrMalformedTrailer = &Error{Code: "MalformedTrailerError", Status: http.StatusBadRequest,
 		Message: "The request contained trailing data that was not well-formed or did not conform to our published schema."}
-	ErrInvalidChunkSize = &Error{Code: "InvalidChunkSizeError", Status: http.StatusForbidden}
-	ErrBadDigest        = &Error{Code: "BadDigest", Status: http.StatusBadRequest}
-	ErrInvalidChecksum  = &Error{Code: "InvalidRequest", Status: http.StatusBadRequest,
+	ErrInvalidChunkSize   = &Error{Code: "InvalidChunkSizeError", Status: http.StatusForbidden}
+	ErrBadDigest          = &Error{Code: "BadDigest", Status: http.StatusBadRequest}
+	ErrContentMD5Mismatch = &Error{Code: "BadDigest", Status: http.StatusBadRequest,
+		Message: "The Content-MD5 you specified did not match what we received."}
+	ErrInvalidDigest = &Error{Code: "InvalidDigest", Status: http.StatusBadRequest,
+		Message: "The Content-MD5 you specified is not valid."}
+	ErrInvalidChecksum = &Error{Code: "InvalidRequest", Status: http.StatusBadRequest,
 		Message: "Value for x-amz-checksum header is invalid."}
 )
 

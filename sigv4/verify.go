@@ -73,6 +73,9 @@ type Auth struct {
 	// Body verifies the payload against it.
 	ChecksumAlgorithm string
 	ChecksumValue     string
+	// ContentMD5 is the Content-MD5 header (base64), if sent; Body verifies
+	// the payload against it (BadDigest, or InvalidDigest if malformed).
+	ContentMD5 string
 
 	key      [32]byte
 	amzDate  string
@@ -236,6 +239,9 @@ func fillBodyInfo(a *Auth, h http.Header) error {
 				Message: "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."}
 		}
 		a.ChecksumAlgorithm, a.ChecksumValue = name, strings.TrimSpace(vals[0])
+	}
+	if v := lookupHeader(h, "content-md5"); len(v) > 0 {
+		a.ContentMD5 = strings.TrimSpace(v[0])
 	}
 	return nil
 }
