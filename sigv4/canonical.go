@@ -1,6 +1,7 @@
 package sigv4
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -140,32 +141,41 @@ func appendCanonicalQuery(dst []byte, params []queryParam, skip string) []byte {
 	if len(params) == 0 {
 		return dst
 	}
-	type enc struct{ name, value string }
-	encoded := make([]enc, 0, len(params))
-	var scratch []byte
+	// All encoded names and values go into one buffer; pairs index it.
+	type span struct{ name, value [2]int }
+	size := 0
+	for _, p := range params {
+		size += len(p.name) + len(p.value)
+	}
+	buf := make([]byte, 0, size*3/2+16)
+	spans := make([]span, 0, len(params))
 	for _, p := range params {
 		if skip != "" && p.name == skip {
 			continue
 		}
-		scratch = appendURIEncode(scratch[:0], p.name)
-		n := len(scratch)
-		scratch = appendURIEncode(scratch, p.value)
-		s := string(scratch)
-		encoded = append(encoded, enc{s[:n], s[n:]})
+		var sp span
+		sp.name[0] = len(buf)
+		buf = appendURIEncode(buf, p.name)
+		sp.name[1] = len(buf)
+		sp.value[0] = len(buf)
+		buf = appendURIEncode(buf, p.value)
+		sp.value[1] = len(buf)
+		spans = append(spans, sp)
 	}
-	slices.SortFunc(encoded, func(a, b enc) int {
-		if c := strings.Compare(a.name, b.name); c != 0 {
+	part := func(r [2]int) []byte { return buf[r[0]:r[1]] }
+	slices.SortFunc(spans, func(a, b span) int {
+		if c := bytes.Compare(part(a.name), part(b.name)); c != 0 {
 			return c
 		}
-		return strings.Compare(a.value, b.value)
+		return bytes.Compare(part(a.value), part(b.value))
 	})
-	for i, e := range encoded {
+	for i, sp := range spans {
 		if i > 0 {
 			dst = append(dst, '&')
 		}
-		dst = append(dst, e.name...)
+		dst = append(dst, part(sp.name)...)
 		dst = append(dst, '=')
-		dst = append(dst, e.value...)
+		dst = append(dst, part(sp.value)...)
 	}
 	return dst
 }
@@ -221,7 +231,25 @@ func (h requestHeaders) values(name string) []string {
 // lookupHeader finds name in h, trying the canonical key first and then a
 // case-insensitive scan (the Header may not use canonical keys throughout).
 func lookupHeader(h http.Header, name string) []string {
-	if v, ok := h[textproto.CanonicalMIMEHeaderKey(name)]; ok {
+	var buf [64]byte
+	if len(name) <= len(buf) {
+		// Canonicalize on the stack: the map lookup of string(bytes) does
+		// not allocate.
+		upper := true
+		for i := 0; i < len(name); i++ {
+			c := name[i]
+			if upper && 'a' <= c && c <= 'z' {
+				c -= 'a' - 'A'
+			} else if !upper && 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			upper = c == '-'
+			buf[i] = c
+		}
+		if v, ok := h[string(buf[:len(name)])]; ok {
+			return v
+		}
+	} else if v, ok := h[textproto.CanonicalMIMEHeaderKey(name)]; ok {
 		return v
 	}
 	if v, ok := h[name]; ok {

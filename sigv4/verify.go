@@ -184,9 +184,11 @@ func checkSignedHeaders(r *Request, signed []string) error {
 		missing = append(missing, "host")
 	}
 	for k := range r.Header {
-		lk := strings.ToLower(k)
-		if strings.HasPrefix(lk, "x-amz-") && !slices.Contains(signed, lk) {
-			missing = append(missing, lk)
+		if len(k) < 6 || !strings.EqualFold(k[:6], "x-amz-") {
+			continue
+		}
+		if !slices.ContainsFunc(signed, func(s string) bool { return strings.EqualFold(s, k) }) {
+			missing = append(missing, strings.ToLower(k))
 		}
 	}
 	if len(missing) == 0 {
