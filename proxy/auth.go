@@ -72,6 +72,16 @@ func (s *Server) authenticate(r *request, method string) error {
 	if err != nil {
 		return fromAuthError(err)
 	}
+	if !sameRegion(auth.Region, s.cfg.Region) {
+		msg := "The authorization header is malformed; the region '" + auth.Region + "' is wrong; expecting '" + s.cfg.Region + "'"
+		code := "AuthorizationHeaderMalformed"
+		if auth.Presigned {
+			code = "AuthorizationQueryParametersError"
+			msg = "Error parsing the X-Amz-Credential parameter; the region '" + auth.Region + "' is wrong; expecting '" + s.cfg.Region + "'"
+		}
+		// Clients such as s3cmd read the region from this element and retry.
+		return s3err(http.StatusBadRequest, code, msg).with("Region", s.cfg.Region)
+	}
 	r.auth = auth
 	id, ok := s.cfg.Identities.Lookup(auth.AccessKey)
 	if !ok {
@@ -94,4 +104,17 @@ func anonymousReadable(o op) bool {
 		return true
 	}
 	return false
+}
+
+// sameRegion compares a signature's region with ours. "US" is the legacy
+// name of us-east-1 that s3cmd and other older clients still sign with;
+// S3 and MinIO accept it.
+func sameRegion(got, want string) bool {
+	norm := func(r string) string {
+		if strings.EqualFold(r, "US") {
+			return "us-east-1"
+		}
+		return r
+	}
+	return norm(got) == norm(want)
 }

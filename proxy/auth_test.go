@@ -160,3 +160,26 @@ func TestIdentitiesFileAndBuckets(t *testing.T) {
 		t.Errorf("revoked key: %v", err)
 	}
 }
+
+func TestRegionCheck(t *testing.T) {
+	e := startProxy(t)
+	ctx := context.Background()
+	bucket := newBucket(t, e)
+	creds, _ := e.client.Options().Credentials.Retrieve(ctx)
+	for _, tc := range []struct {
+		region string
+		ok     bool
+	}{{"us-east-1", true}, {"US", true}, {"eu-west-1", false}} {
+		c := testenv.NewS3Client(e.endpoint, creds.AccessKeyID, creds.SecretAccessKey, func(o *s3.Options) { o.Region = tc.region })
+		_, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &bucket})
+		if (err == nil) != tc.ok {
+			t.Errorf("region %s: %v", tc.region, err)
+		}
+		if !tc.ok {
+			_, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &bucket})
+			if apiCode(err) != "AuthorizationHeaderMalformed" {
+				t.Errorf("region %s: %v", tc.region, err)
+			}
+		}
+	}
+}

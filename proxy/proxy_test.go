@@ -3,7 +3,9 @@ package proxy_test
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -183,6 +185,30 @@ func TestPutGetRoundTrip(t *testing.T) {
 	}
 	if len(list.Contents) != 6 {
 		t.Errorf("listed %d objects", len(list.Contents))
+	}
+}
+
+func TestPlaintextMD5ServedForSyncTools(t *testing.T) {
+	e := startProxy(t)
+	ctx := context.Background()
+	bucket := newBucket(t, e)
+	data := pattern(1000)
+	sum := md5.Sum(data)
+	b64 := base64.StdEncoding.EncodeToString(sum[:])
+	if _, err := e.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("k"), Body: bytes.NewReader(data), ContentMD5: &b64}); err != nil {
+		t.Fatal(err)
+	}
+	head, err := e.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("k")})
+	if err != nil || head.Metadata["md5chksum"] != b64 {
+		t.Errorf("HEAD after a PUT with Content-MD5: %v %v", err, head.Metadata)
+	}
+	bad := base64.StdEncoding.EncodeToString(make([]byte, 16))
+	_, err = e.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("bad"), Body: bytes.NewReader(data), ContentMD5: &bad})
+	if apiCode(err) != "BadDigest" {
+		t.Errorf("wrong Content-MD5: %v", err)
+	}
+	if _, err := e.direct.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("bad")}); err == nil {
+		t.Error("object stored despite a wrong Content-MD5")
 	}
 }
 

@@ -98,6 +98,11 @@ func (s *Server) getObject(r *request, head bool) error {
 	ctx.Response.Header.Set("ETag", clientETag(po.storeTag))
 	ctx.Response.Header.Set("Accept-Ranges", "bytes")
 	setUserMetadata(ctx.Response.Header.Set, po.meta.User)
+	if md5 := po.meta.MD5; md5 != "" && po.meta.User["md5chksum"] == "" {
+		// Our ETags are not MD5s, so sync tools look for the plaintext MD5
+		// where rclone keeps it; serve the one the proxy verified.
+		ctx.Response.Header.Set("x-amz-meta-md5chksum", md5)
+	}
 	if po.parts > 0 && rq.partNumber > 0 {
 		ctx.Response.Header.Set("X-Amz-Mp-Parts-Count", strconv.Itoa(po.parts))
 	}

@@ -108,7 +108,9 @@ func New(cfg Config) (*Server, error) {
 				}
 				return "", false
 			},
-			Region: cfg.Region, Now: cfg.Now, MaxSkew: 15 * time.Minute,
+			// The region is checked in authenticate, where the error can
+			// name the expected region as S3's does.
+			Now: cfg.Now, MaxSkew: 15 * time.Minute,
 		},
 	}
 	s.srv = &fasthttp.Server{
