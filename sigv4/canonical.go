@@ -220,10 +220,18 @@ type requestHeaders struct {
 }
 
 func (h requestHeaders) values(name string) []string {
-	if name == "host" {
+	switch name {
+	case "host":
 		if h.r.Host != "" {
 			return []string{h.r.Host}
 		}
+	case "expect":
+		// Servers answer and drop "Expect: 100-continue" before handlers see
+		// it; a client that signed it sent that value (MinIO does the same).
+		if v := lookupHeader(h.r.Header, name); v != nil {
+			return v
+		}
+		return []string{"100-continue"}
 	}
 	return lookupHeader(h.r.Header, name)
 }

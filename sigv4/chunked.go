@@ -201,6 +201,35 @@ func (c *chunkedReader) readLine() ([]byte, error) {
 	return line[:len(line)-2], nil
 }
 
+// readTrailerLine reads one trailer line. Besides "name:value\r\n" it
+// accepts "name:value\n\r\n", which minio-go sends (MinIO reads it; the
+// signed form is "name:value\n" either way).
+func (c *chunkedReader) readTrailerLine() ([]byte, error) {
+	line, err := c.br.ReadSlice('\n')
+	switch {
+	case errors.Is(err, bufio.ErrBufferFull) || len(line) > maxChunkLine:
+		return nil, clone(ErrMalformedTrailer)
+	case err == io.EOF:
+		return nil, ioError(io.ErrUnexpectedEOF)
+	case err != nil:
+		return nil, err
+	}
+	if len(line) >= 2 && line[len(line)-2] == '\r' {
+		return line[:len(line)-2], nil
+	}
+	// line aliases the read buffer, which Peek may refill: copy it first.
+	line = bytes.Clone(line[:len(line)-1])
+	b, err := c.br.Peek(2)
+	if err != nil || string(b) != "\r\n" {
+		if len(b) < 2 && (err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF)) {
+			return nil, ioError(io.ErrUnexpectedEOF)
+		}
+		return nil, clone(ErrMalformedTrailer)
+	}
+	c.br.Discard(2)
+	return line, nil
+}
+
 // parseSize parses a chunk size in hex.
 func parseSize(b []byte) (int64, bool) {
 	if len(b) == 0 || len(b) > 16 {
@@ -348,7 +377,7 @@ func (c *chunkedReader) readTrailers() error {
 	var canon []byte // "name:value\n" per trailer, as signed
 	var sig []byte
 	for {
-		line, err := c.readLine()
+		line, err := c.readTrailerLine()
 		if err != nil {
 			// A missing final CRLF is tolerated once the trailers are complete.
 			if !c.signed && errors.Is(err, io.ErrUnexpectedEOF) && len(canon) > 0 {
@@ -366,7 +395,8 @@ func (c *chunkedReader) readTrailers() error {
 			if sig != nil {
 				return clone(ErrMalformedTrailer)
 			}
-			sig = bytes.TrimSpace(line[len(trailerSigPrefix):])
+			// Copied: line aliases the read buffer, which Peek may refill.
+			sig = bytes.Clone(bytes.TrimSpace(line[len(trailerSigPrefix):]))
 			// The final CRLF after the signature is tolerated missing.
 			if b, err := c.br.Peek(2); err == nil && string(b) == "\r\n" {
 				c.br.Discard(2)

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -145,6 +146,21 @@ func TestChunkedVector(t *testing.T) {
 	}
 	if tr := rd.(TrailerReader).Trailer(); tr.Get("second") != "2nd" || len(tr) != 3 {
 		t.Errorf("trailer %v", tr)
+	}
+	// The "name:value\n\r\n" line form minio-go sends is the same trailer.
+	alt := bytes.ReplaceAll(withTrailer, []byte("1st\r\n"), []byte("1st\n\r\n"))
+	alt = bytes.ReplaceAll(alt, []byte("3rd\r\n"), []byte("3rd\n\r\n"))
+	if got, _, err := readAll(&at, alt); err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("trailer lines ending in \\n\\r\\n: %d bytes, %v", len(got), err)
+	}
+	// The same, arriving one line per read (the read buffer refills between
+	// a line and the CRLF after it).
+	lr, err := at.Body(&lineReader{alt}, dl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(lr); err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("line by line: %d bytes, %v", len(got), err)
 	}
 	// One byte changed in the trailer.
 	bad := bytes.Replace(withTrailer, []byte("third:3rd"), []byte("third:3rD"), 1)
@@ -278,6 +294,21 @@ func TestChunkedRoundTrip(t *testing.T) {
 						tr := rd.(TrailerReader).Trailer()
 						if tr.Get(m.checksum) != checksumOf(t, m.checksum, payload) {
 							t.Errorf("trailer %v", tr)
+						}
+					}
+					// Bodies arriving one byte, or half a buffer, at a time, or
+					// with the data and EOF together.
+					if size < 10000 {
+						for name, wrap := range map[string]func(io.Reader) io.Reader{
+							"one-byte": iotest.OneByteReader, "half": iotest.HalfReader, "data-err": iotest.DataErrReader,
+						} {
+							rd, err := a.Body(wrap(bytes.NewReader(body)), int64(size))
+							if err != nil {
+								t.Fatal(err)
+							}
+							if got, err := io.ReadAll(rd); err != nil || !bytes.Equal(got, payload) {
+								t.Fatalf("%s reader: %d bytes, %v", name, len(got), err)
+							}
 						}
 					}
 					// Unknown decoded length works too.
@@ -454,4 +485,20 @@ func TestChunkedContentMD5(t *testing.T) {
 			})
 		}
 	}
+}
+
+// lineReader returns its data up to and including the next '\n' per Read.
+type lineReader struct{ b []byte }
+
+func (l *lineReader) Read(p []byte) (int, error) {
+	if len(l.b) == 0 {
+		return 0, io.EOF
+	}
+	n := len(l.b)
+	if i := bytes.IndexByte(l.b, '\n'); i >= 0 {
+		n = i + 1
+	}
+	n = copy(p, l.b[:n])
+	l.b = l.b[n:]
+	return n, nil
 }
