@@ -120,6 +120,10 @@ func (s *verifyingServer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 func startVerifyingServer(t *testing.T) (*verifyingServer, *httptest.Server, string, string) {
+	return startVerifyingServerTLS(t, false)
+}
+
+func startVerifyingServerTLS(t *testing.T, tls bool) (*verifyingServer, *httptest.Server, string, string) {
 	ak, sk := testKeys(t)
 	vs := &verifyingServer{
 		t:       t,
@@ -128,7 +132,12 @@ func startVerifyingServer(t *testing.T) (*verifyingServer, *httptest.Server, str
 		modes:   map[string]int{},
 		trailer: map[string]int{},
 	}
-	srv := httptest.NewServer(vs)
+	var srv *httptest.Server
+	if tls {
+		srv = httptest.NewTLSServer(vs)
+	} else {
+		srv = httptest.NewServer(vs)
+	}
 	t.Cleanup(srv.Close)
 	return vs, srv, ak, sk
 }
@@ -205,14 +214,22 @@ func TestMinioGoClient(t *testing.T) {
 }
 
 // TestAWSSDKClient: aws-sdk-go-v2's S3 client signs (with its default
-// checksums), we verify.
+// checksums), we verify. Over plain HTTP it signs the payload's SHA-256; over
+// TLS it sends STREAMING-UNSIGNED-PAYLOAD-TRAILER with a checksum trailer.
 func TestAWSSDKClient(t *testing.T) {
-	vs, srv, ak, sk := startVerifyingServer(t)
+	for _, tls := range []bool{false, true} {
+		t.Run("tls="+strconv.FormatBool(tls), func(t *testing.T) { testAWSSDKClient(t, tls) })
+	}
+}
+
+func testAWSSDKClient(t *testing.T, tls bool) {
+	vs, srv, ak, sk := startVerifyingServerTLS(t, tls)
 	c := s3.New(s3.Options{
 		Region:       "us-east-1",
 		Credentials:  awscreds.NewStaticCredentialsProvider(ak, sk, ""),
 		BaseEndpoint: aws.String(srv.URL),
 		UsePathStyle: true,
+		HTTPClient:   srv.Client(),
 	})
 	ctx := context.Background()
 	for i, key := range clientKeys {
@@ -247,7 +264,7 @@ func TestAWSSDKClient(t *testing.T) {
 				req.Header[k] = v
 			}
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := srv.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -259,6 +276,9 @@ func TestAWSSDKClient(t *testing.T) {
 	t.Logf("payload modes verified: %v; checksums: %v", vs.modes, vs.trailer)
 	if vs.modes["presigned/"+UnsignedPayload] == 0 {
 		t.Errorf("no presigned request verified: %v", vs.modes)
+	}
+	if tls && vs.modes[StreamingUnsignedTrailer] == 0 {
+		t.Errorf("no unsigned-trailer upload over TLS: %v", vs.modes)
 	}
 }
 
