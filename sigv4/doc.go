@@ -30,6 +30,34 @@
 //   - Session tokens (X-Amz-Security-Token) are signed data only: Lookup maps
 //     access keys to secrets, there is no STS.
 //
+// Use:
+//
+//	v := &sigv4.Verifier{Lookup: secrets, Region: "us-east-1"} // one per process
+//	auth, err := v.Verify(&sigv4.Request{Method, RawPath, RawQuery, Host, Header})
+//	// err is an *Error: render Code, Message, Status (and its details) as S3 XML.
+//	body, err := auth.Body(clientBody, decodedLength)
+//	// read body to io.EOF; any other error (an *Error) means: discard, abort.
+//
+//	s := &sigv4.Signer{AccessKey, SecretKey, Region: "eu-west-3"} // upstream
+//	for k, v := range s.Sign(upstreamReq, sigv4.UnsignedPayload, time.Now()) { set k, v }
+//
+// Upstream bodies can be framed with NewUnsignedChunkEncoder (an unsigned
+// aws-chunked body with a checksum trailer, STREAMING-UNSIGNED-PAYLOAD-TRAILER)
+// or Signer.SignStreaming (signed chunks); ChunkedLength gives their exact
+// Content-Length up front.
+//
+// The Request must carry the headers exactly as the client sent them, all of
+// them (Content-Length, Content-Type, Content-MD5 and Expect included: a
+// client may have signed any of them; "Expect: 100-continue" is assumed when
+// signed but consumed by the server), and the path and query as they were on
+// the wire.
+//
+// Body also verifies Content-MD5 and a x-amz-checksum-* header or trailer
+// (crc32, crc32c, crc64nvme, sha1, sha256) over the payload, failing with
+// BadDigest. Bytes are passed on before the check that covers them ends (a
+// chunk's signature at the chunk's end, a hash or checksum at the body's end):
+// the caller must not commit anything before io.EOF.
+//
 // The package knows nothing of HTTP servers: callers fill a Request from
 // whatever server they run.
 package sigv4
