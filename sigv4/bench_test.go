@@ -3,6 +3,7 @@ package sigv4
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"net/http"
 	"strconv"
@@ -124,7 +125,7 @@ func BenchmarkBodySHA256(b *testing.B) {
 	f := newFixture(b)
 	payload := bytes.Repeat([]byte{7}, benchPayload)
 	sum := sha256.Sum256(payload)
-	a, err := f.v.Verify(f.signed(benchRequest(), string(hexAppend(sum[:]))))
+	a, err := f.v.Verify(f.signed(benchRequest(), hex.EncodeToString(sum[:])))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -146,13 +147,4 @@ func BenchmarkSHA256(b *testing.B) {
 		h.Write(payload)
 		h.Sum(nil)
 	}
-}
-
-func hexAppend(b []byte) []byte {
-	const digits = "0123456789abcdef"
-	out := make([]byte, 0, 2*len(b))
-	for _, c := range b {
-		out = append(out, digits[c>>4], digits[c&15])
-	}
-	return out
 }

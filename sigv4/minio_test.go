@@ -63,7 +63,7 @@ func TestAgainstMinIO(t *testing.T) {
 	}
 	keys := []string{"plain", "a b/c+d=e~f!$'()*,;:@/é 日本.txt", "x%y&z?w#v"}
 	for i, key := range keys {
-		rawPath := "/sigv4-test/" + escapeKey(key)
+		rawPath := "/sigv4-test/" + escapePath(key)
 		modes := []struct {
 			name string
 			put  func(t *testing.T) (*http.Response, []byte)
@@ -132,11 +132,6 @@ func TestAgainstMinIO(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "SignatureDoesNotMatch") {
 		t.Errorf("wrong secret: %s %s", resp.Status, body)
 	}
-}
-
-// escapeKey escapes an object key for a path: unreserved bytes and '/' raw.
-func escapeKey(key string) string {
-	return escapePath(key)
 }
 
 func send(t *testing.T, client *http.Client, method, host, rawPath, rawQuery string, h http.Header, body io.Reader, length int64) (*http.Response, []byte) {

@@ -179,12 +179,8 @@ func isPresignParam(name string) bool {
 // are *Error values with S3's codes and messages
 // (AuthorizationQueryParametersError mostly).
 func parsePresigned(params []queryParam) (presigned, error) {
-	var (
-		p     presigned
-		vals  = map[string]string{}
-		alg   string
-		found bool
-	)
+	var p presigned
+	vals := map[string]string{}
 	for _, q := range params {
 		if !isPresignParam(q.name) {
 			continue
@@ -194,13 +190,12 @@ func parsePresigned(params []queryParam) (presigned, error) {
 		}
 		vals[q.name] = q.value
 	}
-	alg, found = vals[queryAlgorithm]
 	for _, name := range []string{queryAlgorithm, queryCredential, querySignature, queryDate, querySignedHeaders, queryExpires} {
 		if _, ok := vals[name]; !ok {
 			return presigned{}, malformedQuery("Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.")
 		}
 	}
-	if !found || alg != Algorithm {
+	if vals[queryAlgorithm] != Algorithm {
 		return presigned{}, malformedQuery("X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"")
 	}
 	c, reason := parseCredential(vals[queryCredential])

@@ -293,7 +293,7 @@ func (v *Verifier) verifyHeader(r *Request, authz string, params []queryParam) (
 	}
 	a.key = v.keys.get(a.AccessKey, secret, a.scope)
 	query := appendCanonicalQuery(nil, params, "")
-	if err := a.check(r, query, f.signature); err != nil {
+	if err := a.check(r, query, a.PayloadHash, f.signature); err != nil {
 		return nil, err
 	}
 	if err := fillBodyInfo(a, r.Header); err != nil {
@@ -365,11 +365,7 @@ func (v *Verifier) verifyPresigned(r *Request, params []queryParam, payloadOverr
 	}
 	a.key = v.keys.get(a.AccessKey, secret, a.scope)
 	query := appendCanonicalQuery(nil, params, querySignature)
-	saved := a.PayloadHash
-	a.PayloadHash = canonPayload
-	err = a.check(r, query, p.signature)
-	a.PayloadHash = saved
-	if err != nil {
+	if err := a.check(r, query, canonPayload, p.signature); err != nil {
 		return nil, err
 	}
 	if err := fillBodyInfo(a, r.Header); err != nil {
@@ -381,9 +377,9 @@ func (v *Verifier) verifyPresigned(r *Request, params []queryParam, payloadOverr
 
 // check computes the request's signature under a's key and compares it with
 // the one provided, in constant time.
-func (a *Auth) check(r *Request, query []byte, provided string) error {
+func (a *Auth) check(r *Request, query []byte, payloadHash, provided string) error {
 	canon := appendCanonicalRequest(make([]byte, 0, 512), r.Method, canonicalURI(r.RawPath), query,
-		a.SignedHeaders, requestHeaders{r}, a.PayloadHash)
+		a.SignedHeaders, requestHeaders{r}, payloadHash)
 	sts := appendStringToSign(make([]byte, 0, 160), a.amzDate, a.scope, canon)
 	want := signature(a.key, sts)
 	if hmac.Equal([]byte(want), []byte(provided)) {
