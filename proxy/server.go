@@ -53,6 +53,10 @@ type Config struct {
 	// long; unlike a total timeout it lets a 5 GiB upload take its time.
 	IdleTimeout time.Duration
 
+	// Metrics serves Prometheus metrics at GET /metrics to unsigned
+	// requests, without authentication (metrics.go lists them).
+	Metrics bool
+
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -66,6 +70,7 @@ type Server struct {
 	kms      kms.Client
 	srv      *fasthttp.Server
 	layouts  *layoutCache
+	metrics  *metrics
 }
 
 // New checks cfg and builds a Server.
@@ -100,7 +105,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, up: up, kms: cfg.KMS,
-		layouts: &layoutCache{max: 4096},
+		layouts: &layoutCache{max: 4096}, metrics: newMetrics(cfg.KMS),
 		verifier: &sigv4.Verifier{
 			Lookup: func(k string) (string, bool) {
 				if id, ok := cfg.Identities.Lookup(k); ok {
@@ -191,6 +196,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			ctx.SetStatusCode(http.StatusOK)
 			ctx.SetBodyString("ok\n")
 			return
+		case "/metrics":
+			if s.serveMetrics(ctx) {
+				return
+			}
 		}
 	}
 	start := time.Now()
@@ -198,7 +207,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if err != nil {
 		s.writeError(r, err)
 	}
-	s.log.Debug("request", "id", r.id, "op", r.op.String(), "method", method, "bucket", r.bucket(),
+	s.finish(r, err, start)
+	s.log.Debug("request", "id", r.id, "op", r.op.String(), "method", method, "uri", uri, "bucket", r.bucket(),
 		"status", ctx.Response.StatusCode(), "dur", time.Since(start))
 }
 
@@ -356,22 +366,40 @@ func fromAuthError(err error) error {
 	return err
 }
 
-// fromKMSError maps a KMS failure to the S3 error AWS returns for SSE-KMS
-// objects.
+// fromKMSError maps a KMS failure to the S3 error AWS S3 returns for an
+// SSE-KMS object (checked against what S3 answers; S3 prefixes the KMS
+// exception name with "KMS."):
+//
+//   - DisabledException, KMSInvalidStateException (pending deletion),
+//     NotFoundException (also a key in another region: "Invalid arn"),
+//     InvalidKeyUsageException, ...: 400 with code KMS.<name>;
+//   - AccessDeniedException: 403 AccessDenied (S3 reports a missing
+//     kms:Decrypt or kms:GenerateDataKey permission as plain AccessDenied);
+//   - InvalidCiphertextException, IncorrectKeyException (wrong encryption
+//     context, a blob from another key or region): 403 AccessDenied with
+//     the message S3 gives when it cannot unwrap an object's key;
+//   - throttling and KMS 5xx/timeouts that outlasted the retry deadline:
+//     503 SlowDown, which SDKs retry with backoff.
+//
+// Nothing has been written when any of these is returned: every caller
+// asks the KMS before the first byte goes to the store.
 func fromKMSError(err error) error {
 	code := kms.ErrorCode(err)
 	switch code {
-	case "":
-		return errInternal(err)
-	case kms.CodeThrottling, kms.CodeUnavailable, kms.CodeInternal:
+	case kms.CodeThrottling, kms.CodeUnavailable, kms.CodeInternal, kms.CodeKeyUnavailable:
 		e := *errSlowDown
 		e.Cause = err
 		return &e
-	case kms.CodeNotFound, kms.CodeInvalidCiphertext:
+	case kms.CodeAccessDenied:
+		return &Error{Status: http.StatusForbidden, Code: "AccessDenied", Message: kmsMessage(err), Cause: err}
+	case kms.CodeInvalidCiphertext, kms.CodeIncorrectKey:
+		return &Error{Status: http.StatusForbidden, Code: "AccessDenied",
+			Message: "The ciphertext refers to a customer master key that does not exist, does not exist in this region, or you are not allowed to access.",
+			Cause:   err}
+	case kms.CodeDisabled, kms.CodeInvalidState, kms.CodeNotFound, kms.CodeInvalidKeyUsage, kms.CodeValidation, kms.CodeLimitExceeded:
 		return &Error{Status: http.StatusBadRequest, Code: "KMS." + code, Message: kmsMessage(err), Cause: err}
-	default:
-		return &Error{Status: http.StatusForbidden, Code: "KMS." + code, Message: kmsMessage(err), Cause: err}
 	}
+	return errInternal(err)
 }
 
 func kmsMessage(err error) string {

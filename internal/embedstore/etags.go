@@ -7,6 +7,7 @@ import (
 	"html"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"regexp"
 	"strconv"
@@ -110,6 +111,16 @@ func (p *partETags) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec := httptest.NewRecorder()
 		p.next.ServeHTTP(rec, r)
 		body := rec.Body.Bytes()
+		if rec.Code == http.StatusNotFound {
+			// gofakes3's filesystem backend answers NoSuchBucket for a
+			// prefix no object lives under; S3 answers an empty listing.
+			if ok, err := p.backend.BucketExists(bucket); err == nil && ok {
+				rec = httptest.NewRecorder()
+				rec.Header().Set("Content-Type", "application/xml")
+				rec.Code = http.StatusOK
+				body = emptyListing(bucket, q)
+			}
+		}
 		if rec.Code == http.StatusOK {
 			body = contents.ReplaceAllFunc(body, func(c []byte) []byte {
 				km, em := keyElement.FindSubmatch(c), etagElement.FindSubmatch(c)
@@ -185,4 +196,30 @@ func itoa(n int) string { return strconv.Itoa(n) }
 func atoi(s string) int {
 	n, _ := strconv.Atoi(s)
 	return n
+}
+
+// emptyListing is the ListObjects(V2) answer for a prefix with no objects.
+func emptyListing(bucket string, q url.Values) []byte {
+	var b strings.Builder
+	esc := func(v string) string { return html.EscapeString(v) }
+	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
+	b.WriteString(`<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">`)
+	b.WriteString("<Name>" + esc(bucket) + "</Name>")
+	enc := q.Get("encoding-type") == "url"
+	for _, f := range []struct{ param, elem string }{{"prefix", "Prefix"}, {"delimiter", "Delimiter"}, {"start-after", "StartAfter"}, {"marker", "Marker"}} {
+		if v := q.Get(f.param); v != "" || f.param == "prefix" {
+			if enc {
+				v = url.QueryEscape(v)
+			}
+			b.WriteString("<" + f.elem + ">" + esc(v) + "</" + f.elem + ">")
+		}
+	}
+	if q.Get("list-type") == "2" {
+		b.WriteString("<KeyCount>0</KeyCount>")
+	}
+	if enc {
+		b.WriteString("<EncodingType>url</EncodingType>")
+	}
+	b.WriteString("<MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>")
+	return []byte(b.String())
 }
