@@ -1,0 +1,72 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"regexp"
+)
+
+// Options are the harness's command-line flags, shared by `s3seal bench`
+// and bench/cmd/s3seal-bench (kong tags).
+type Options struct {
+	Quick    bool   `help:"Small sizes (64 MiB objects, 1000 small objects): about two minutes on two cores."`
+	Pin      bool   `help:"Pin MinIO and the client to CPU 0 and s3seal to CPU 1 (taskset, sched_setaffinity)."`
+	JSON     string `name:"json" placeholder:"FILE" type:"path" help:"Also write the results to FILE as JSON."`
+	Markdown bool   `help:"Print the table as Markdown."`
+	Pprof    string `name:"pprof" placeholder:"DIR" type:"path" help:"Write a CPU profile of s3seal per workload to DIR (builds s3seal from source with a profiling endpoint)."`
+	Run      string `placeholder:"REGEXP" help:"Run only the workloads whose name matches REGEXP."`
+	Verify   bool   `help:"Check every byte read against the data written (costs client CPU)."`
+}
+
+// Execute runs the benchmark as the options say, measuring the s3seal
+// binary at s3sealBin ("" builds it from source), printing progress to
+// progress and the table to out.
+func (o *Options) Execute(ctx context.Context, s3sealBin string, out, progress io.Writer) error {
+	cfg := Config{Sizes: FullSizes(), Pin: o.Pin, S3sealBinary: s3sealBin, Verify: o.Verify, Log: progress}
+	if o.Quick {
+		cfg.Sizes = QuickSizes()
+	}
+	if o.Pprof != "" {
+		dir, err := filepath.Abs(o.Pprof)
+		if err != nil {
+			return err
+		}
+		cfg.PprofDir = dir
+	}
+	if o.Run != "" {
+		re, err := regexp.Compile(o.Run)
+		if err != nil {
+			return fmt.Errorf("--run: %w", err)
+		}
+		cfg.Filter = re
+	}
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	m := rep.Machine
+	fmt.Fprintf(out, "%s, %d CPUs (%s), %s, MinIO %s, pinned: %v\n\n",
+		rep.Date.Format("2006-01-02 15:04 UTC"), m.CPUs, m.CPUModel, m.GoVersion, m.MinIO, rep.Pinned)
+	if o.Markdown {
+		err = rep.WriteMarkdown(out)
+	} else {
+		err = rep.WriteTable(out)
+	}
+	if err != nil {
+		return err
+	}
+	if o.JSON != "" {
+		if err := rep.WriteJSON(o.JSON); err != nil {
+			return err
+		}
+	}
+	if cfg.PprofDir != "" {
+		fmt.Fprintf(out, "\nCPU profiles of s3seal in %s (go tool pprof -top FILE)\n", cfg.PprofDir)
+	}
+	if len(rep.Errors) > 0 {
+		return fmt.Errorf("%d workload(s) failed", len(rep.Errors))
+	}
+	return nil
+}
