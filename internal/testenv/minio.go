@@ -32,7 +32,7 @@ type MinIOOptions struct {
 	KMSSecretKey string
 	// Env holds extra environment variables ("NAME=value").
 	Env []string
-	// StartTimeout bounds the wait for /minio/health/live; 0 means 60s.
+	// StartTimeout bounds the wait for the server to be ready; 0 means 60s.
 	StartTimeout time.Duration
 }
 
@@ -152,7 +152,10 @@ func launchMinIOOnce(bin string, opts MinIOOptions, dataDir string, timeout time
 	if err != nil {
 		return nil, fmt.Errorf("testenv: start minio: %w", err)
 	}
-	err = waitHTTP(m.proc, m.Endpoint+"/minio/health/live", timeout, func(r *http.Response) bool {
+	// /minio/health/live answers 200 before the object layer, bucket
+	// metadata and IAM are up (requests then fail with
+	// XMinioServerNotInitialized); /minio/health/cluster waits for all three.
+	err = waitHTTP(m.proc, m.Endpoint+"/minio/health/cluster", timeout, func(r *http.Response) bool {
 		return r.StatusCode == http.StatusOK
 	})
 	if err != nil {
