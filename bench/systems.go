@@ -112,6 +112,13 @@ func startEnv(ctx context.Context, cfg envConfig) (_ *env, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.pin {
+		for pid, want := range map[int]int{os.Getpid(): cpuStore, e.plain.PID(): cpuStore, e.sse.PID(): cpuStore, e.proxy.pid(): cpuProxy} {
+			if err := checkPinned(pid, want); err != nil {
+				return nil, err
+			}
+		}
+	}
 
 	hc := newHTTPClient()
 	e.systems = []*system{
@@ -374,6 +381,31 @@ func pinProcess(pid, cpu int) error {
 		}
 		if err := unix.SchedSetaffinity(tid, &set); err != nil && !errors.Is(err, unix.ESRCH) {
 			return fmt.Errorf("thread %d: %w", tid, err)
+		}
+	}
+	return nil
+}
+
+// checkPinned fails unless every thread of pid may run on cpu alone.
+func checkPinned(pid, cpu int) error {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		var set unix.CPUSet
+		if err := unix.SchedGetaffinity(tid, &set); err != nil {
+			if errors.Is(err, unix.ESRCH) {
+				continue
+			}
+			return err
+		}
+		if set.Count() != 1 || !set.IsSet(cpu) {
+			return fmt.Errorf("--pin: thread %d of process %d is not pinned to CPU %d alone", tid, pid, cpu)
 		}
 	}
 	return nil
