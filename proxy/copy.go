@@ -76,9 +76,6 @@ func (s *Server) copyObject(r *request) error {
 	if err := checkCopyConditions(r.header, srcTag, string(resp.Header.Peek("Last-Modified"))); err != nil {
 		return err
 	}
-	if partCount(srcTag) > 0 {
-		return errNotImplemented("copying a multipart object (issue 6)")
-	}
 	obj, meta, err := s.openSealed(r, string(resp.Header.Peek(sealHeader)), src.Bucket, src.Key)
 	if err != nil {
 		return err
@@ -108,6 +105,10 @@ func (s *Server) copyObject(r *request) error {
 				out.Header.Set(h, string(v))
 			}
 		}
+	}
+	if n := partCount(srcTag); n > 0 {
+		rq := &readReq{bucket: src.Bucket, key: src.Key, rawPath: src.RawPath, query: srcQuery}
+		return s.copyMultipart(r, rq, srcTag, int64(resp.Header.ContentLength()), n, meta, out.Header)
 	}
 	dk, err := s.newDataKey(r, r.t.Bucket)
 	if err != nil {

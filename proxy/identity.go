@@ -16,6 +16,10 @@ type Identity struct {
 	SecretKey string `json:"secret_key"`
 	// Buckets the identity may use; "*" means all. Empty means none.
 	Buckets []string `json:"buckets"`
+	// KMSKeys the identity may ask for with SSE-KMS request headers (key
+	// ids, ARNs or aliases); "*" means any. Empty: only each bucket's own
+	// key, which is always allowed.
+	KMSKeys []string `json:"kms_keys,omitempty"`
 }
 
 // allows reports whether the identity may use bucket.

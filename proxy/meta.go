@@ -18,6 +18,23 @@ type sealedMeta struct {
 	// MD5 is the base64 plaintext MD5 when the client sent a Content-MD5
 	// that the proxy verified.
 	MD5 string `json:"m,omitempty"`
+	// Origin is where the parts of a multipart object were sealed, when
+	// that is not the object's own path: a copy reuses the source's
+	// ciphertext parts, which stay bound to the source bucket and key.
+	Origin *objectPath `json:"o,omitempty"`
+}
+
+type objectPath struct {
+	Bucket string `json:"b"`
+	Key    string `json:"k"`
+}
+
+// partsPath is the bucket and key the object's parts were sealed to.
+func (m *sealedMeta) partsPath(bucket, key string) (string, string) {
+	if m.Origin != nil {
+		return m.Origin.Bucket, m.Origin.Key
+	}
+	return bucket, key
 }
 
 func (m *sealedMeta) encode() []byte {

@@ -172,3 +172,45 @@ func TestUploadPartCopy(t *testing.T) {
 		t.Errorf("UploadPartCopy result: %d bytes, want %d", len(got), len(want))
 	}
 }
+
+func TestCopyMultipartObject(t *testing.T) {
+	e := startProxy(t)
+	ctx := context.Background()
+	bucket := newBucket(t, e)
+	other := newBucket(t, e)
+	const MiB = 1 << 20
+	data := pattern(11*MiB + 5)
+	etag := uploadParts(t, e.client, bucket, "src", data, []int{5 * MiB, 6 * MiB, 5}, []int32{1, 2, 3})
+	if _, err := e.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &other, Key: aws.String("copy"), CopySource: aws.String(bucket + "/src")}); err != nil {
+		t.Fatal(err)
+	}
+	// A copy of the copy, then the source overwritten: both copies keep
+	// their own ciphertext.
+	res, err := e.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &bucket, Key: aws.String("copy2"), CopySource: aws.String(other + "/copy"),
+		MetadataDirective: "REPLACE", Metadata: map[string]string{"new": "yes"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(aws.ToString(res.CopyObjectResult.ETag), `-3"`) {
+		t.Errorf("copy ETag %s (source %s)", aws.ToString(res.CopyObjectResult.ETag), etag)
+	}
+	if _, err := e.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("src"), Body: strings.NewReader("overwritten")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []struct{ bucket, key string }{{other, "copy"}, {bucket, "copy2"}} {
+		get, err := e.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &o.bucket, Key: &o.key})
+		if err != nil {
+			t.Fatalf("%s/%s: %v", o.bucket, o.key, err)
+		}
+		got, _ := io.ReadAll(get.Body)
+		get.Body.Close()
+		if !bytes.Equal(got, data) || get.Metadata["m"] != "v" && o.key == "copy" || o.key == "copy2" && get.Metadata["new"] != "yes" {
+			t.Errorf("%s/%s: %d bytes, metadata %v", o.bucket, o.key, len(got), get.Metadata)
+		}
+		checkRange(t, e, o.bucket, o.key, data, fmt.Sprintf("bytes=%d-%d", 5*MiB-3, 11*MiB+1))
+		head, err := e.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &o.bucket, Key: &o.key})
+		if err != nil || aws.ToInt64(head.ContentLength) != int64(len(data)) {
+			t.Errorf("HEAD %s/%s: %v %d", o.bucket, o.key, err, aws.ToInt64(head.ContentLength))
+		}
+	}
+}

@@ -21,12 +21,18 @@ func (s *Server) keyFor(bucket string) string {
 	return s.cfg.DefaultKeyID
 }
 
-// newDataKey fetches a (usually cached) data key for bucket.
+// newDataKey fetches a (usually cached) data key for bucket, under the key
+// the request asks for if it may (kmskeys.go).
 func (s *Server) newDataKey(r *request, bucket string) (*kms.DataKey, error) {
-	dk, err := s.kms.GenerateDataKey(r.std, s.keyFor(bucket), kms.BucketContext(bucket))
+	keyID, alg, err := s.writeKey(r, bucket)
+	if err != nil {
+		return nil, err
+	}
+	dk, err := s.kms.GenerateDataKey(kmsContext(r, bucket, r.t.Key), keyID, kms.BucketContext(bucket))
 	if err != nil {
 		return nil, fromKMSError(err)
 	}
+	noteSSE(r, dk.KeyID, alg)
 	return dk, nil
 }
 
@@ -41,11 +47,12 @@ func (s *Server) openSealed(r *request, headerValue, bucket, key string) (*envel
 		return nil, nil, errDecrypt(fmt.Errorf("envelope header: %w", err))
 	}
 	ki := h.KeyInfo()
-	dek, err := s.kms.Decrypt(r.std, ki.KeyID, ki.Wrapped, kms.BucketContext(bucket))
+	dek, err := s.kms.Decrypt(kmsContext(r, bucket, key), ki.KeyID, ki.Wrapped, kms.BucketContext(bucket))
 	if err != nil {
 		return nil, nil, fromKMSError(err)
 	}
 	defer kms.Zero(dek)
+	noteSSE(r, ki.KeyID, sseKMS)
 	obj, err := envelope.Open(h, dek, bucket, key)
 	if err != nil {
 		return nil, nil, errDecrypt(fmt.Errorf("open envelope for %s/%s: %w", bucket, key, err))

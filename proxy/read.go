@@ -266,7 +266,8 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 	}
 	if !po.ranged && status == http.StatusOK {
 		// The whole object is on its way: decrypt it part after part.
-		po.body = &partStream{s: s, ctx: r.std, bucket: rq.bucket, key: rq.key, src: src,
+		pb, pk := meta.partsPath(rq.bucket, rq.key)
+		po.body = &partStream{s: s, ctx: r.std, bucket: pb, key: pk, src: src,
 			remaining: po.n, next: 0, parts: po.parts, full: true}
 		return po, nil
 	}

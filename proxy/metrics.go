@@ -1,0 +1,148 @@
+package proxy
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/s3seal/s3seal/kms"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+)
+
+// Metrics, in the Prometheus text format at GET /metrics when
+// Config.Metrics is set. Every Server has its own registry (never the
+// global one), so several proxies in one process keep apart.
+//
+// Labels carry operation names, status codes and S3 error codes only:
+// never bucket names, object keys, identities or key ids.
+//
+//	s3seal_requests_total{op,status}            requests answered
+//	s3seal_request_errors_total{op,code}        of those, S3 errors by code
+//	s3seal_request_duration_seconds{op}         time to the response header
+//	s3seal_kms_cache_requests_total{call,result} data-key cache hits/misses
+//	s3seal_kms_cache_kms_calls_total            calls the cache made to the KMS
+//	s3seal_kms_cache_evictions_total            cached keys dropped (zeroed)
+//	s3seal_kms_cache_keys{kind}                 keys cached now
+//	s3seal_kms_retry_calls_total                calls through the retry layer
+//	s3seal_kms_retries_total                    extra attempts (backoff)
+//	s3seal_kms_retry_gave_up_total              calls failed after retrying
+//	s3seal_kms_audit_events_total               audit records written
+//	s3seal_kms_audit_write_errors_total         audit records lost
+//
+// plus the Go runtime's and the process's standard collectors. The KMS
+// series exist when the matching wrapper (kms.Cache, kms.Retry, kms.Audit)
+// is in Config.KMS's stack; they read its Stats() at scrape time.
+type metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	errors   *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	handler  fasthttp.RequestHandler
+}
+
+func newMetrics(client kms.Client) *metrics {
+	reg := prometheus.NewRegistry()
+	m := &metrics{
+		reg: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "s3seal_requests_total", Help: "S3 requests answered, by operation and HTTP status.",
+		}, []string{"op", "status"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "s3seal_request_errors_total", Help: "S3 error responses the proxy produced, by operation and S3 error code.",
+		}, []string{"op", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "s3seal_request_duration_seconds",
+			Help:    "Time from request to response header (bodies stream after), by operation.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"op"}),
+	}
+	reg.MustRegister(m.requests, m.errors, m.duration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerKMSMetrics(reg, client)
+	m.handler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return m
+}
+
+// registerKMSMetrics walks the stacked KMS client and exports the counters
+// of each wrapper it finds.
+func registerKMSMetrics(reg *prometheus.Registry, client kms.Client) {
+	counter := func(name, help string, labels prometheus.Labels, f func() uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels},
+			func() float64 { return float64(f()) })
+	}
+	gauge := func(name, help string, labels prometheus.Labels, f func() int) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: labels},
+			func() float64 { return float64(f()) })
+	}
+	for c := client; c != nil; {
+		switch x := c.(type) {
+		case *kms.Cache:
+			const help = "Data-key cache lookups, by call (generate: PUT, decrypt: GET) and result."
+			reg.MustRegister(
+				counter("s3seal_kms_cache_requests_total", help, prometheus.Labels{"call": "generate", "result": "hit"}, func() uint64 { return x.Stats().GenerateHits }),
+				counter("s3seal_kms_cache_requests_total", help, prometheus.Labels{"call": "generate", "result": "miss"}, func() uint64 { return x.Stats().GenerateMisses }),
+				counter("s3seal_kms_cache_requests_total", help, prometheus.Labels{"call": "decrypt", "result": "hit"}, func() uint64 { return x.Stats().DecryptHits }),
+				counter("s3seal_kms_cache_requests_total", help, prometheus.Labels{"call": "decrypt", "result": "miss"}, func() uint64 { return x.Stats().DecryptMisses }),
+				counter("s3seal_kms_cache_kms_calls_total", "Calls the data-key cache made to the KMS below it.", nil, func() uint64 { return x.Stats().KMSCalls }),
+				counter("s3seal_kms_cache_evictions_total", "Cached keys dropped and zeroed.", nil, func() uint64 { return x.Stats().Evictions }),
+				gauge("s3seal_kms_cache_keys", "Keys in the cache now, by kind.", prometheus.Labels{"kind": "data"}, func() int { return x.Stats().DataKeys }),
+				gauge("s3seal_kms_cache_keys", "Keys in the cache now, by kind.", prometheus.Labels{"kind": "unwrapped"}, func() int { return x.Stats().DecryptEntries }),
+			)
+		case *kms.Retry:
+			reg.MustRegister(
+				counter("s3seal_kms_retry_calls_total", "KMS calls made through the retry layer.", nil, func() uint64 { return x.Stats().Calls }),
+				counter("s3seal_kms_retries_total", "Extra KMS attempts after throttling or transient failures (each after a backoff).", nil, func() uint64 { return x.Stats().Retries }),
+				counter("s3seal_kms_retry_gave_up_total", "KMS calls that still failed with a transient error at the retry deadline.", nil, func() uint64 { return x.Stats().GaveUp }),
+			)
+		case *kms.Audit:
+			reg.MustRegister(
+				counter("s3seal_kms_audit_events_total", "Audit records of KMS calls.", nil, func() uint64 { return x.Stats().Events }),
+				counter("s3seal_kms_audit_write_errors_total", "Audit records that could not be written.", nil, func() uint64 { return x.Stats().WriteErrors }),
+			)
+		}
+		w, ok := c.(kms.Wrapper)
+		if !ok {
+			break
+		}
+		c = w.Unwrap()
+	}
+}
+
+// observe counts one answered request.
+func (m *metrics) observe(r *request, err error, start time.Time) {
+	name := r.op.String()
+	if r.t == nil {
+		name = "Invalid"
+	}
+	m.requests.WithLabelValues(name, strconv.Itoa(r.ctx.Response.StatusCode())).Inc()
+	m.duration.WithLabelValues(name).Observe(time.Since(start).Seconds())
+	if err != nil {
+		m.errors.WithLabelValues(name, asS3Error(err).Code).Inc()
+	}
+}
+
+// serveMetrics answers GET /metrics if metrics are on and the request is
+// not signed; it reports false otherwise, and the request is an S3 request
+// (a signed GET /metrics lists a bucket named "metrics").
+func (s *Server) serveMetrics(ctx *fasthttp.RequestCtx) bool {
+	if !s.cfg.Metrics || len(ctx.Request.Header.Peek("Authorization")) > 0 ||
+		ctx.QueryArgs().Has("X-Amz-Signature") {
+		return false
+	}
+	s.metrics.handler(ctx)
+	return true
+}
+
+// MetricsRegistry returns the proxy's Prometheus registry, so that the
+// caller can add its own collectors or gather without HTTP.
+func (s *Server) MetricsRegistry() *prometheus.Registry { return s.metrics.reg }
+
+// finish runs after every S3 request: it adds the SSE response headers
+// and counts the request.
+func (s *Server) finish(r *request, err error, start time.Time) {
+	s.echoSSE(r)
+	s.metrics.observe(r, err, start)
+}
