@@ -117,3 +117,26 @@ func TestGoSDKs(t *testing.T) {
 		}
 	})
 }
+
+// TestRestart checks that objects written before a restart of the proxy
+// read back after it (everything needed lives in the object, the store and
+// the keyring in the data dir).
+func TestRestart(t *testing.T) {
+	p := startProxy(t)
+	bucket := newBucket(t, "restart")
+	key := "before-restart"
+	plain := plaintext(key, 200_000)
+	if _, err := p.S3Client().PutObject(context.Background(), &s3.PutObjectInput{
+		Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(plain),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	r := getVia(t, p.S3Client(), bucket, key, "")
+	if r.status != 0 || r.readErr != nil {
+		t.Fatalf("GET after restart: %v", r)
+	}
+	assertSame(t, "GET after restart", r.body, plain)
+}
