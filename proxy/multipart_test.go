@@ -214,3 +214,41 @@ func TestCopyMultipartObject(t *testing.T) {
 		}
 	}
 }
+
+func TestGetObjectAttributesPlaintext(t *testing.T) {
+	e := startProxy(t)
+	ctx := context.Background()
+	bucket := newBucket(t, e)
+	const MiB = 1 << 20
+	data := pattern(10*MiB + 7)
+	etag := uploadParts(t, e.client, bucket, "mp", data, []int{5 * MiB, 5*MiB + 7}, []int32{1, 2})
+	put, err := e.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("one"), Body: bytes.NewReader(data[:1000])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []struct {
+		key, etag string
+		size      int64
+		parts     []int64
+	}{{"mp", etag, int64(len(data)), []int64{5 * MiB, 5*MiB + 7}}, {"one", aws.ToString(put.ETag), 1000, nil}} {
+		attrs, err := e.client.GetObjectAttributes(ctx, &s3.GetObjectAttributesInput{Bucket: &bucket, Key: &o.key,
+			ObjectAttributes: []types.ObjectAttributes{types.ObjectAttributesEtag, types.ObjectAttributesObjectSize, types.ObjectAttributesObjectParts, types.ObjectAttributesChecksum}})
+		if err != nil {
+			t.Fatalf("%s: %v", o.key, err)
+		}
+		if aws.ToInt64(attrs.ObjectSize) != o.size || `"`+aws.ToString(attrs.ETag)+`"` != o.etag || attrs.Checksum != nil {
+			t.Errorf("%s: size %d etag %s checksum %v", o.key, aws.ToInt64(attrs.ObjectSize), aws.ToString(attrs.ETag), attrs.Checksum)
+		}
+		if o.parts != nil {
+			if attrs.ObjectParts == nil || aws.ToInt32(attrs.ObjectParts.TotalPartsCount) != int32(len(o.parts)) {
+				t.Errorf("%s: parts %+v", o.key, attrs.ObjectParts)
+			} else {
+				for i, p := range attrs.ObjectParts.Parts {
+					if aws.ToInt64(p.Size) != o.parts[i] {
+						t.Errorf("%s: part %d size %d", o.key, i+1, aws.ToInt64(p.Size))
+					}
+				}
+			}
+		}
+	}
+}

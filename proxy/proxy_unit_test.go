@@ -39,7 +39,7 @@ func TestClassify(t *testing.T) {
 		{"GET", "/b/k?versionId=3", false, opGetObject},
 		{"GET", "/b/k?tagging", false, opObjectRead},
 		{"GET", "/b/k?uploadId=x", false, opListParts},
-		{"GET", "/b/k?attributes", false, opUnsupported},
+		{"GET", "/b/k?attributes", false, opGetAttributes},
 		{"POST", "/b/k?select&select-type=2", false, opUnsupported},
 		{"HEAD", "/b/k", false, opHeadObject},
 		{"DELETE", "/b/k", false, opDeleteObject},

@@ -31,6 +31,7 @@ const (
 	opAbortMultipart
 	opListParts
 	opListMultipartUploads
+	opGetAttributes
 )
 
 var opNames = map[op]string{
@@ -41,6 +42,7 @@ var opNames = map[op]string{
 	opObjectRead: "ObjectRead", opObjectWrite: "ObjectWrite", opCreateMultipart: "CreateMultipartUpload",
 	opUploadPart: "UploadPart", opUploadPartCopy: "UploadPartCopy", opCompleteMultipart: "CompleteMultipartUpload",
 	opAbortMultipart: "AbortMultipartUpload", opListParts: "ListParts", opListMultipartUploads: "ListMultipartUploads",
+	opGetAttributes: "GetObjectAttributes",
 }
 
 func (o op) String() string { return opNames[o] }
@@ -157,7 +159,9 @@ func classify(method string, t *target, hasCopySource bool) op {
 			return opListParts
 		case hasAny(q, objectReadSubresources):
 			return opObjectRead
-		case has("attributes"), has("select"):
+		case has("attributes"):
+			return opGetAttributes
+		case has("select"):
 			return opUnsupported
 		}
 		return opGetObject
