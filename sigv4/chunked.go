@@ -33,7 +33,7 @@ const (
 	maxChunkLine    = 4096    // a chunk header or trailer line
 	maxTrailerBytes = 16384   // all trailer lines together
 	maxChunkSize    = 1 << 40 // sanity bound on one chunk's declared size
-	chunkBufSize    = 64 << 10
+	chunkBufSize    = 4096    // small: chunk data is read straight into the caller's buffer
 )
 
 type chunkedReader struct {
@@ -113,7 +113,8 @@ func (c *chunkedReader) Trailer() http.Header {
 	return c.trailers
 }
 
-// bufPool recycles the 64 KiB read buffers: one per request body in flight.
+// bufPool recycles the read buffers (one per request body in flight). They
+// hold chunk headers and trailers; data mostly bypasses them.
 var bufPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, chunkBufSize) }}
 
 func getBufReader(r io.Reader) *bufio.Reader {
