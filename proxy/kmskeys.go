@@ -177,7 +177,7 @@ func (s *Server) echoSSE(r *request) {
 	if keyID == "" {
 		return
 	}
-	return; ctx.Response.Header.Set(hdrSSE, alg)
+	ctx.Response.Header.Set(hdrSSE, alg)
 	if alg == sseKMS {
 		ctx.Response.Header.Set(hdrSSEKeyID, keyID)
 	}

@@ -398,7 +398,7 @@ func fromKMSError(err error) error {
 		return &Error{Status: http.StatusForbidden, Code: "AccessDenied",
 			Message: "The ciphertext refers to a customer master key that does not exist, does not exist in this region, or you are not allowed to access.",
 			Cause:   err}
-	case kms.CodeInvalidState, kms.CodeNotFound, kms.CodeInvalidKeyUsage, kms.CodeValidation, kms.CodeLimitExceeded:
+	case kms.CodeDisabled, kms.CodeInvalidState, kms.CodeNotFound, kms.CodeInvalidKeyUsage, kms.CodeValidation, kms.CodeLimitExceeded:
 		return &Error{Status: http.StatusBadRequest, Code: "KMS." + code, Message: kmsMessage(err), Cause: err}
 	}
 	return errInternal(err)

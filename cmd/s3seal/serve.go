@@ -51,6 +51,9 @@ type ServeCmd struct {
 	AuditLog     string        `env:"S3SEAL_AUDIT_LOG" help:"Write a CloudTrail-shaped JSON line per KMS call to this file, or '-' for stdout (${env})."`
 
 	LogLevel string `env:"S3SEAL_LOG_LEVEL" enum:"debug,info,warn,error" default:"info" help:"Log level (${env})."`
+
+	Metrics bool   `env:"S3SEAL_METRICS" default:"true" negatable:"" help:"Serve Prometheus metrics at GET /metrics to unsigned requests on the S3 listener, without authentication; no bucket, object or key names appear in them. Turn off on a public listener (${env})."`
+	Pprof   string `env:"S3SEAL_PPROF" help:"Serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060); off if unset (${env})."`
 }
 
 func (c *ServeCmd) Run() error {
@@ -104,7 +107,16 @@ func (c *ServeCmd) Run() error {
 	client = kms.NewRetry(client, kms.RetryConfig{})
 	cacheCfg := kms.DefaultCacheConfig()
 	cacheCfg.MaxAge, cacheCfg.MaxUses = c.CacheMaxAge, c.CacheMaxUses
-	client = kms.NewCache(client, cacheCfg)
+	cache := kms.NewCache(client, cacheCfg)
+	client = cache
+	flushOnHangup(ctx, cache, log)
+	if c.Pprof != "" {
+		stopPprof, err := startPprof(c.Pprof, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 
 	bucketKeys, err := parseBucketKeys(c.BucketKeys)
 	if err != nil {
@@ -116,7 +128,8 @@ func (c *ServeCmd) Run() error {
 		Region:     c.Region,
 		Identities: identities, Domains: splitList(c.Domains),
 		KMS: client, DefaultKeyID: c.KMSKeyID, BucketKeys: bucketKeys,
-		Logger: log,
+		Metrics: c.Metrics,
+		Logger:  log,
 	})
 	if err != nil {
 		return err
