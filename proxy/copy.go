@@ -118,7 +118,7 @@ func (s *Server) copyObject(r *request) error {
 		r.t.Bucket, r.t.Key, meta.encode())
 	kms.Zero(dk.Plaintext)
 	if err != nil {
-		return errInternal(err)
+		return sealError(err)
 	}
 	out.Header.Set(sealHeader, value)
 	out.Header.Set("X-Amz-Copy-Source", r.header.Get("X-Amz-Copy-Source"))

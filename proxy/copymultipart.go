@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/s3seal/s3seal/envelope"
-	"github.com/s3seal/s3seal/kms"
 	"github.com/valyala/fasthttp"
 )
 
@@ -26,15 +25,10 @@ func (s *Server) copyMultipart(r *request, src *readReq, srcTag string, stored i
 	}
 	ob, ok := meta.partsPath(src.bucket, src.key)
 	meta.Origin = &objectPath{Bucket: ob, Key: ok}
-	dk, err := s.newDataKey(r, r.t.Bucket)
+	meta.Size = -1
+	obj, err := s.sealNew(r, envelope.LayoutMultipart, meta)
 	if err != nil {
 		return err
-	}
-	obj, err := envelope.NewObject(dk.Plaintext, envelope.KeyInfo{KeyID: dk.KeyID, Wrapped: dk.Ciphertext},
-		r.t.Bucket, r.t.Key, envelope.LayoutMultipart, meta.encode())
-	kms.Zero(dk.Plaintext)
-	if err != nil {
-		return errInternal(err)
 	}
 	defer obj.Close()
 

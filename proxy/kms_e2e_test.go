@@ -904,10 +904,20 @@ func TestMetricsEndpoint(t *testing.T) {
 	kr, _ := newKeyring(t)
 	key := createKey(t, kr, "metrics")
 	ctx := context.Background()
-	e := startKMSProxy(t, kmsProxyOpts{kms: kms.NewRetry(kms.NewAudit(kr, io.Discard, nil), kms.RetryConfig{}), defaultKey: key})
+	audit := &lockedWriter{w: &bytes.Buffer{}}
+	e := startKMSProxy(t, kmsProxyOpts{kms: kms.NewRetry(kms.NewAudit(kr, audit, nil), kms.RetryConfig{}), defaultKey: key})
 	bucket := newBucket(t, e)
 	if _, err := put(ctx, e.client, bucket, "k", pattern(10)); err != nil {
 		t.Fatal(err)
+	}
+	// The audit record names who the key was used for, and the object.
+	audit.mu.Lock()
+	line := audit.w.(*bytes.Buffer).String()
+	audit.mu.Unlock()
+	for _, want := range []string{`"eventName":"GenerateDataKey"`, `"principalId":"client-`, `"bucket":"` + bucket + `"`, `"object":"k"`} {
+		if !strings.Contains(line, want) {
+			t.Errorf("audit record lacks %s: %s", want, line)
+		}
 	}
 	resp, err := http.Get(e.endpoint + "/metrics")
 	if err != nil {

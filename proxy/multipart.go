@@ -47,16 +47,9 @@ func (s *Server) createMultipart(r *request) error {
 	if err != nil {
 		return err
 	}
-	dk, err := s.newDataKey(r, r.t.Bucket)
+	obj, err := s.sealNew(r, envelope.LayoutMultipart, &sealedMeta{Size: -1, User: user})
 	if err != nil {
 		return err
-	}
-	meta := sealedMeta{Size: -1, User: user}
-	obj, err := envelope.NewObject(dk.Plaintext, envelope.KeyInfo{KeyID: dk.KeyID, Wrapped: dk.Ciphertext},
-		r.t.Bucket, r.t.Key, envelope.LayoutMultipart, meta.encode())
-	kms.Zero(dk.Plaintext)
-	if err != nil {
-		return errInternal(err)
 	}
 	defer obj.Close()
 	out := newOut(http.MethodPost, r.t.RawPath, forwardQuery(r.t.RawQuery))

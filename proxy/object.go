@@ -36,6 +36,33 @@ func (s *Server) newDataKey(r *request, bucket string) (*kms.DataKey, error) {
 	return dk, nil
 }
 
+// sealNew makes the envelope of a new object at the request's path, its
+// object key sealed under a (usually cached) data key of the bucket.
+func (s *Server) sealNew(r *request, layout envelope.Layout, meta *sealedMeta) (*envelope.Object, error) {
+	dk, err := s.newDataKey(r, r.t.Bucket)
+	if err != nil {
+		return nil, err
+	}
+	defer kms.Zero(dk.Plaintext)
+	obj, err := envelope.NewObject(dk.Plaintext, envelope.KeyInfo{KeyID: dk.KeyID, Wrapped: dk.Ciphertext},
+		r.t.Bucket, r.t.Key, layout, meta.encode())
+	if err != nil {
+		return nil, sealError(err)
+	}
+	return obj, nil
+}
+
+// sealError reports a failure to build an envelope header: too much
+// metadata is the client's doing, anything else ours.
+func sealError(err error) error {
+	if errors.Is(err, envelope.ErrTooLarge) {
+		e := *errMetadataTooLarge
+		e.Cause = err
+		return &e
+	}
+	return errInternal(err)
+}
+
 // openSealed unwraps the data key named in an object's envelope header and
 // opens the header for (bucket, key).
 func (s *Server) openSealed(r *request, headerValue, bucket, key string) (*envelope.Object, *sealedMeta, error) {
@@ -90,16 +117,9 @@ func (s *Server) putObject(r *request) error {
 	if err != nil {
 		return err
 	}
-	dk, err := s.newDataKey(r, r.t.Bucket)
+	obj, err := s.sealNew(r, envelope.LayoutSingle, &sealedMeta{Size: plainLen, User: user, MD5: chk.declaredMD5()})
 	if err != nil {
 		return err
-	}
-	meta := sealedMeta{Size: plainLen, User: user, MD5: chk.declaredMD5()}
-	obj, err := envelope.NewObject(dk.Plaintext, envelope.KeyInfo{KeyID: dk.KeyID, Wrapped: dk.Ciphertext},
-		r.t.Bucket, r.t.Key, envelope.LayoutSingle, meta.encode())
-	kms.Zero(dk.Plaintext)
-	if err != nil {
-		return errInternal(err)
 	}
 	defer obj.Close()
 

@@ -332,3 +332,19 @@ func TestTamperedObjectsFail(t *testing.T) {
 		}
 	}
 }
+
+func TestMetadataTooLarge(t *testing.T) {
+	e := startProxy(t)
+	ctx := context.Background()
+	bucket := newBucket(t, e)
+	big := map[string]string{"a": strings.Repeat("x", 1900)}
+	_, err := e.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("k"), Body: strings.NewReader("x"), Metadata: big})
+	if apiCode(err) != "MetadataTooLarge" {
+		t.Errorf("PUT with 1.9 KB of metadata: %v", err)
+	}
+	_, err = e.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("k"), Body: strings.NewReader("x"),
+		Metadata: map[string]string{"s3seal": "spoof"}})
+	if apiCode(err) != "InvalidArgument" {
+		t.Errorf("PUT with x-amz-meta-s3seal: %v", err)
+	}
+}
