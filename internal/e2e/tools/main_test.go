@@ -3,8 +3,10 @@ package tools_test
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -366,4 +368,9 @@ func apiError(err error) (code string, status int) {
 		code = ae.ErrorCode()
 	}
 	return code, status
+}
+
+func md5hex(b []byte) string {
+	s := md5.Sum(b)
+	return hex.EncodeToString(s[:])
 }
