@@ -17,7 +17,10 @@ import (
 // global one), so several proxies in one process keep apart.
 //
 // Labels carry operation names, status codes and S3 error codes only:
-// never bucket names, object keys, identities or key ids.
+// never bucket names, object keys, identities or key ids. Only unsigned
+// requests get the metrics: a signed GET /metrics is still ListObjects of a
+// bucket named "metrics" (anonymous reads of such a bucket are shadowed
+// while metrics are on).
 //
 //	s3seal_requests_total{op,status}            requests answered
 //	s3seal_request_errors_total{op,code}        of those, S3 errors by code
