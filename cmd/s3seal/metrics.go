@@ -1,5 +1,9 @@
 package main
 
+// Operational hooks of `s3seal serve`: pprof, and the ways a key state
+// change reaches the data-key cache of a running proxy (SIGHUP, and for
+// the embedded keyring a watch on its file).
+
 import (
 	"context"
 	"errors"
@@ -63,6 +67,34 @@ func flushOnHangup(ctx context.Context, cache *kms.Cache, log *slog.Logger) {
 				cache.Flush()
 				log.Info("SIGHUP: data-key cache flushed")
 			}
+		}
+	}()
+}
+
+// flushOnKeyringChange flushes the cache when the embedded keyring's file
+// changes: `s3seal keys disable|enable|rotate|schedule-deletion` in another
+// process then takes effect within one interval instead of the cache's max
+// age. It returns at once; the watch stops when ctx ends.
+func flushOnKeyringChange(ctx context.Context, path string, interval time.Duration, cache *kms.Cache, log *slog.Logger) {
+	last, _ := os.Stat(path)
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			fi, err := os.Stat(path)
+			if err != nil {
+				continue
+			}
+			if last == nil || !os.SameFile(last, fi) || !last.ModTime().Equal(fi.ModTime()) || last.Size() != fi.Size() {
+				cache.Flush()
+				log.Info("keyring changed: data-key cache flushed", "file", path)
+			}
+			last = fi
 		}
 	}()
 }

@@ -110,6 +110,9 @@ func (c *ServeCmd) Run() error {
 	cache := kms.NewCache(client, cacheCfg)
 	client = cache
 	flushOnHangup(ctx, cache, log)
+	if c.KMS == "local" {
+		flushOnKeyringChange(ctx, filepath.Join(c.DataDir, keyring.FileName), 2*time.Second, cache, log)
+	}
 	if c.Pprof != "" {
 		stopPprof, err := startPprof(c.Pprof, log)
 		if err != nil {
