@@ -795,7 +795,8 @@ func wrappedVersion(t *testing.T, ki envelope.KeyInfo) uint32 {
 // changed file on its next call; the data-key cache in front of it does
 // not re-check state, so a change takes effect when the cached keys
 // expire (MaxAge / DecryptMaxAge, 5 minutes by default) or at once when
-// the cache is flushed (SIGHUP to `s3seal serve`, Cache.Flush here).
+// the cache is flushed (Cache.Flush here; `s3seal serve` flushes on SIGHUP,
+// and with the embedded keyring within 2 s of its file changing).
 func TestKeyLifecycleEndToEnd(t *testing.T) {
 	kr, dir := newKeyring(t)
 	key := createKey(t, kr, "lifecycle")
