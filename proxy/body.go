@@ -2,10 +2,7 @@ package proxy
 
 import (
 	"bytes"
-	"crypto/md5"
-	"encoding/base64"
 	"errors"
-	"hash"
 	"io"
 	"net/http"
 	"strconv"
@@ -29,71 +26,20 @@ func plainLength(r *request) (int64, error) {
 	return int64(n), nil
 }
 
-// checkReader counts the payload and verifies Content-MD5. It returns an
-// S3 error instead of io.EOF when the payload is short, long or does not
-// match, so a reader downstream (the encryptor) never sees a clean end of a
-// bad body and never completes the upstream upload.
-type checkReader struct {
-	r      io.Reader
-	want   int64
-	n      int64
-	md5    hash.Hash
-	md5Exp []byte
-	err    error
-}
-
-func newCheckReader(r io.Reader, want int64, h http.Header) (*checkReader, error) {
-	c := &checkReader{r: r, want: want}
-	if v := h.Get("Content-Md5"); v != "" {
-		exp, err := base64.StdEncoding.DecodeString(v)
-		if err != nil || len(exp) != md5.Size {
-			return nil, errInvalidDigest
-		}
-		c.md5, c.md5Exp = md5.New(), exp
+// clientBody is the request's payload, verified as it is read (payload
+// hash, chunk signatures, checksums, Content-MD5, length: see
+// sigv4.Auth.Body). A failed check surfaces as an error in place of io.EOF,
+// so a reader downstream (the encryptor) never completes a bad upload.
+func clientBody(r *request, plainLen int64) (io.Reader, error) {
+	src := r.ctx.RequestBodyStream()
+	if src == nil {
+		src = bytes.NewReader(r.ctx.Request.Body())
 	}
-	return c, nil
-}
-
-func (c *checkReader) Read(p []byte) (int, error) {
-	if c.err != nil {
-		return 0, c.err
+	body, err := r.auth.Body(src, plainLen)
+	if err != nil {
+		return nil, fromAuthError(err)
 	}
-	if rem := c.want - c.n; int64(len(p)) > rem+1 {
-		// Ask for one byte more than remains, to notice a long body.
-		p = p[:rem+1]
-	}
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	if c.md5 != nil && n > 0 {
-		c.md5.Write(p[:n])
-	}
-	switch {
-	case c.n > c.want:
-		c.err = errIncompleteBody
-		return 0, c.err
-	case err == io.EOF:
-		if c.n != c.want {
-			c.err = errIncompleteBody
-		} else if c.md5 != nil && !bytes.Equal(c.md5.Sum(nil), c.md5Exp) {
-			c.err = errBadDigest
-		} else {
-			c.err = io.EOF
-		}
-		return n, c.err
-	case err != nil:
-		c.err = err
-		return n, err
-	}
-	return n, nil
-}
-
-// verifiedMD5 returns the base64 plaintext MD5 the client declared, which
-// is only true once the body has been read to a clean EOF.
-func (c *checkReader) declaredMD5() string {
-	if c.md5Exp == nil {
-		return ""
-	}
-	return base64.StdEncoding.EncodeToString(c.md5Exp)
+	return body, nil
 }
 
 // errRecorder remembers the first error its reader returned other than

@@ -60,10 +60,6 @@ var (
 		"You must provide the Content-Length HTTP header.")
 	errEntityTooLarge = s3err(http.StatusBadRequest, "EntityTooLarge",
 		"Your proposed upload exceeds the maximum allowed object size.")
-	errBadDigest = s3err(http.StatusBadRequest, "BadDigest",
-		"The Content-MD5 you specified did not match what we received.")
-	errInvalidDigest = s3err(http.StatusBadRequest, "InvalidDigest",
-		"The Content-MD5 you specified is not valid.")
 	errIncompleteBody = s3err(http.StatusBadRequest, "IncompleteBody",
 		"You did not provide the number of bytes specified by the Content-Length HTTP header.")
 	errInvalidRange = func(objectSize int64, requested string) *Error {

@@ -76,19 +76,11 @@ func (s *Server) uploadPart(r *request) error {
 	if plainLen > envelope.MaxPartSize {
 		return errEntityTooLarge
 	}
-	src := r.ctx.RequestBodyStream()
-	if src == nil {
-		src = bytes.NewReader(r.ctx.Request.Body())
-	}
-	body, err := r.auth.Body(src, plainLen)
-	if err != nil {
-		return fromAuthError(err)
-	}
-	chk, err := newCheckReader(body, plainLen, r.header)
+	body, err := clientBody(r, plainLen)
 	if err != nil {
 		return err
 	}
-	return s.putPart(r, pn, chk, plainLen)
+	return s.putPart(r, pn, body, plainLen)
 }
 
 // putPart encrypts plainLen bytes from src as part pn and stores it.

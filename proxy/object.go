@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
@@ -105,19 +104,13 @@ func (s *Server) putObject(r *request) error {
 	if err != nil {
 		return err
 	}
-	src := r.ctx.RequestBodyStream()
-	if src == nil {
-		src = bytes.NewReader(r.ctx.Request.Body())
-	}
-	body, err := r.auth.Body(src, plainLen)
-	if err != nil {
-		return fromAuthError(err)
-	}
-	chk, err := newCheckReader(body, plainLen, r.header)
+	body, err := clientBody(r, plainLen)
 	if err != nil {
 		return err
 	}
-	obj, err := s.sealNew(r, envelope.LayoutSingle, &sealedMeta{Size: plainLen, User: user, MD5: chk.declaredMD5()})
+	// A Content-MD5 is verified over the body before it can complete, so
+	// it is the plaintext's once the upload succeeds.
+	obj, err := s.sealNew(r, envelope.LayoutSingle, &sealedMeta{Size: plainLen, User: user, MD5: r.auth.ContentMD5})
 	if err != nil {
 		return err
 	}
@@ -126,7 +119,7 @@ func (s *Server) putObject(r *request) error {
 	out := newOut(http.MethodPut, r.t.RawPath, forwardQuery(r.t.RawQuery))
 	copyRequestHeaders(out.Header, r.header)
 	out.Header.Set(sealHeader, obj.HeaderValue())
-	rec := &errRecorder{r: obj.EncryptReader(chk, plainLen)}
+	rec := &errRecorder{r: obj.EncryptReader(body, plainLen)}
 	out.Body, out.BodyLen = rec, envelope.CiphertextSize(plainLen)
 	resp, err := s.up.do(out)
 	if bodyErr := rec.Err(); bodyErr != nil {

@@ -204,19 +204,11 @@ func (s *Server) readSmallBody(r *request) ([]byte, error) {
 	if decoded <= 0 && n <= 0 {
 		return nil, nil
 	}
-	src := r.ctx.RequestBodyStream()
-	if src == nil {
-		src = bytes.NewReader(r.ctx.Request.Body())
-	}
-	body, err := r.auth.Body(src, decoded)
-	if err != nil {
-		return nil, fromAuthError(err)
-	}
-	chk, err := newCheckReader(body, decoded, r.header)
+	body, err := clientBody(r, decoded)
 	if err != nil {
 		return nil, err
 	}
-	buf, err := io.ReadAll(io.LimitReader(chk, maxSmallBody+1))
+	buf, err := io.ReadAll(io.LimitReader(body, maxSmallBody+1))
 	if err != nil {
 		return nil, bodyError(err)
 	}
