@@ -66,7 +66,6 @@ type chunkedReader struct {
 
 func newChunkedReader(a *Auth, body io.Reader, decodedLength int64, ck, md *checksum) (*chunkedReader, error) {
 	c := &chunkedReader{
-		br:       getBufReader(body),
 		signed:   a.PayloadHash != StreamingUnsignedTrailer,
 		trailer:  a.PayloadHash != StreamingPayload,
 		want:     decodedLength,
@@ -102,6 +101,7 @@ func newChunkedReader(a *Auth, body io.Reader, decodedLength int64, ck, md *chec
 		c.tprefix = []byte(trailerAlgorithm + "\n" + a.amzDate + "\n" + sc + "\n")
 		c.sts = make([]byte, 0, len(c.prefix)+64*3+4)
 	}
+	c.br = getBufReader(body)
 	return c, nil
 }
 
