@@ -311,6 +311,9 @@ func TestVerifyPresignedNegative(t *testing.T) {
 		{"duplicated expires", mutate(func(r *Request) { r.RawQuery += "&X-Amz-Expires=604800" }), t0, paramErr},
 		{"duplicated date", mutate(func(r *Request) { r.RawQuery += "&X-Amz-Date=20261123T200000Z" }), t0, paramErr},
 		{"duplicated signed headers", mutate(func(r *Request) { r.RawQuery += "&X-Amz-SignedHeaders=host" }), t0, paramErr},
+		{"duplicated security token", mutate(func(r *Request) {
+			r.RawQuery = "X-Amz-Security-Token=a&X-Amz-Security-Token=b&" + r.RawQuery
+		}), t0, paramErr},
 		{"duplicated algorithm", mutate(func(r *Request) { r.RawQuery += "&X-Amz-Algorithm=AWS4-HMAC-SHA256" }), t0, paramErr},
 		{"missing expires", mutate(func(r *Request) {
 			r.RawQuery = strings.Replace(r.RawQuery, "X-Amz-Expires=3600&", "", 1)

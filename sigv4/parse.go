@@ -169,7 +169,8 @@ type presigned struct {
 // presigned-auth parameters that must appear at most once.
 func isPresignParam(name string) bool {
 	switch name {
-	case queryAlgorithm, queryCredential, queryDate, queryExpires, querySignedHeaders, querySignature, queryContentSHA256:
+	case queryAlgorithm, queryCredential, queryDate, queryExpires, querySignedHeaders, querySignature, queryContentSHA256,
+		"X-Amz-Security-Token":
 		return true
 	}
 	return false
