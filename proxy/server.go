@@ -125,7 +125,9 @@ func New(cfg Config) (*Server, error) {
 		NoDefaultServerHeader:         true,
 		NoDefaultDate:                 false,
 		NoDefaultContentType:          true,
-		DisableHeaderNamesNormalizing: false,
+		// Header names go out as written: S3 sends user metadata names in
+		// lower case, and boto3 hands clients the case it receives.
+		DisableHeaderNamesNormalizing: true,
 		ReadBufferSize:                64 << 10,
 		WriteBufferSize:               64 << 10,
 		IdleTimeout:                   cfg.IdleTimeout,
@@ -135,8 +137,8 @@ func New(cfg Config) (*Server, error) {
 		MaxRequestBodySize: 0,
 		Logger:             slogPrinter{cfg.Logger},
 		// Refuse a request that cannot be authenticated before its body is
-		// sent (Expect: 100-continue).
-		ContinueHandler: func(h *fasthttp.RequestHeader) bool { return s.precheck(h) },
+		// sent (Expect: 100-continue), with the S3 error it deserves.
+		ExpectHandler: s.expect,
 	}
 	return s, nil
 }
@@ -256,19 +258,26 @@ func (s *Server) serve(r *request, method, uri string) error {
 	return errNotImplemented(method + " " + t.RawPath + " is not supported through s3seal")
 }
 
-// precheck runs before a body is accepted (Expect: 100-continue): it
-// refuses requests whose header signature cannot possibly verify, so their
-// body is never sent. Full verification happens in the handler.
-func (s *Server) precheck(h *fasthttp.RequestHeader) bool {
+// expect runs before a body is accepted (Expect: 100-continue): a request
+// whose signature cannot verify gets its S3 error at once, and its body is
+// never sent. Full verification happens again in the handler.
+func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
+	h := &ctx.Request.Header
 	t, err := s.parseRequestTarget(string(h.RequestURI()), h.Host())
-	if err != nil {
-		return false
+	if err == nil {
+		_, err = s.verifier.Verify(&sigv4.Request{
+			Method: string(h.Method()), RawPath: t.SignedPath, RawQuery: t.RawQuery,
+			Host: string(h.Host()), Header: clientHeader(h),
+		})
+		err = fromAuthError(err)
 	}
-	_, err = s.verifier.Verify(&sigv4.Request{
-		Method: string(h.Method()), RawPath: t.SignedPath, RawQuery: t.RawQuery,
-		Host: string(h.Host()), Header: clientHeader(h),
-	})
-	return err == nil
+	if err == nil {
+		return fasthttp.StatusContinue
+	}
+	r := &request{ctx: ctx, id: newRequestID(), t: t}
+	ctx.Response.Header.Set("X-Amz-Request-Id", r.id)
+	s.writeError(r, err)
+	return ctx.Response.StatusCode()
 }
 
 // clientHeader copies the client's headers into a canonical-key map for
