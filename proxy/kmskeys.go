@@ -152,7 +152,7 @@ func kmsContext(r *request, bucket, key string) context.Context {
 	if r.auth != nil && r.auth.AccessKey != "" {
 		who = r.auth.AccessKey
 	}
-	return kms.WithCaller(std(r.std), who, bucket, key)
+	return kms.WithCaller(r.std, who, bucket, key)
 }
 
 // noteSSE records the key (and algorithm) to echo in a successful

@@ -402,7 +402,7 @@ func (s *Server) openPartRange(r *request, rq *readReq, po *plainObject, l *part
 		}
 	}
 	pb, pk := po.meta.partsPath(rq.bucket, rq.key)
-	part, err := s.openPart(std(r.std), pb, pk, ph)
+	part, err := s.openPart(kmsContext(r, pb, pk), pb, pk, ph)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -430,7 +430,7 @@ func (s *Server) openPartRange(r *request, rq *readReq, po *plainObject, l *part
 	if src == nil {
 		src = bytes.NewReader(resp.Body())
 	}
-	ps := &partStream{s: s, ctx: r.std, bucket: pb, key: pk, src: src,
+	ps := &partStream{s: s, ctx: kmsContext(r, pb, pk), bucket: pb, key: pk, src: src,
 		remaining: po.n, next: first + 1, parts: len(l.lens), layout: l, layoutKey: layoutKey(rq, po.storeTag),
 		cur: part.DecryptReader(src, inOff, inN), curPart: part}
 	return ps, closeAll, nil
@@ -545,7 +545,7 @@ func (p *partStream) nextPart() error {
 		p.s.layouts.forget(p.layoutKey)
 		return errLayout
 	}
-	part, err := p.s.openPart(std(p.ctx), p.bucket, p.key, ph)
+	part, err := p.s.openPart(p.ctx, p.bucket, p.key, ph)
 	if err != nil {
 		return err
 	}

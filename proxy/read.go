@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -267,7 +266,7 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 	if !po.ranged && status == http.StatusOK {
 		// The whole object is on its way: decrypt it part after part.
 		pb, pk := meta.partsPath(rq.bucket, rq.key)
-		po.body = &partStream{s: s, ctx: r.std, bucket: pb, key: pk, src: src,
+		po.body = &partStream{s: s, ctx: kmsContext(r, pb, pk), bucket: pb, key: pk, src: src,
 			remaining: po.n, next: 0, parts: po.parts, full: true}
 		return po, nil
 	}
@@ -360,12 +359,4 @@ func (b *plainBody) Read(p []byte) (int, error) {
 func (b *plainBody) Close() error {
 	b.po.Close()
 	return nil
-}
-
-// std returns a context for KMS calls made while streaming.
-func std(ctx context.Context) context.Context {
-	if ctx == nil {
-		return context.Background()
-	}
-	return ctx
 }

@@ -119,12 +119,12 @@ func New(cfg Config) (*Server, error) {
 		},
 	}
 	s.srv = &fasthttp.Server{
-		Handler:                       s.handle,
-		Name:                          "",
-		StreamRequestBody:             true,
-		NoDefaultServerHeader:         true,
-		NoDefaultDate:                 false,
-		NoDefaultContentType:          true,
+		Handler:               s.handle,
+		Name:                  "",
+		StreamRequestBody:     true,
+		NoDefaultServerHeader: true,
+		NoDefaultDate:         false,
+		NoDefaultContentType:  true,
 		// Header names go out as written: S3 sends user metadata names in
 		// lower case, and boto3 hands clients the case it receives.
 		DisableHeaderNamesNormalizing: true,
