@@ -441,10 +441,15 @@ func TestSSEKMSRequestHeaders(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// S3 takes no SSE headers on UploadPart; parts are sealed under the
-		// bucket's key (see kmskeys.go), and the response says so.
-		if up.ServerSideEncryption != types.ServerSideEncryptionAwsKms || aws.ToString(up.SSEKMSKeyId) != keyA {
+		// S3 takes no SSE headers on UploadPart: the key chosen at
+		// CreateMultipartUpload travels in the upload id (uploadid.go).
+		if up.ServerSideEncryption != types.ServerSideEncryptionAwsKms || aws.ToString(up.SSEKMSKeyId) != keyB {
 			t.Errorf("upload part echoed %q %q", up.ServerSideEncryption, aws.ToString(up.SSEKMSKeyId))
+		}
+		lp, err := e.client.ListParts(ctx, &s3.ListPartsInput{Bucket: &bucket, Key: &key, UploadId: cr.UploadId})
+		if err != nil || len(lp.Parts) != 1 || aws.ToString(lp.UploadId) != aws.ToString(cr.UploadId) ||
+			aws.ToInt64(lp.Parts[0].Size) != int64(len(data)) {
+			t.Errorf("ListParts with the proxy's upload id: %v %+v", err, lp)
 		}
 		done, err := e.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &bucket, Key: &key, UploadId: cr.UploadId,
 			MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: up.ETag}}}})
@@ -455,6 +460,17 @@ func TestSSEKMSRequestHeaders(t *testing.T) {
 			t.Errorf("complete echoed %q %q", done.ServerSideEncryption, aws.ToString(done.SSEKMSKeyId))
 		}
 		getBack(t, e, bucket, key, data, keyB)
+		// The part itself is sealed under the chosen key.
+		raw, err := e.direct.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key, Range: aws.String("bytes=0-4095")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hdr, _ := io.ReadAll(raw.Body)
+		raw.Body.Close()
+		ph, err := envelope.ParsePartHeader(hdr)
+		if err != nil || ph.KeyInfo().KeyID != keyB {
+			t.Errorf("stored part: %v, sealed under %q, want %s", err, ph.KeyInfo().KeyID, keyB)
+		}
 	})
 
 	t.Run("errors carry no SSE headers", func(t *testing.T) {

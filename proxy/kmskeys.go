@@ -33,10 +33,8 @@ import (
 // the object: aws:kms and the key id from its envelope header, as S3 does
 // for an SSE-KMS object.
 //
-// UploadPart and UploadPartCopy take no SSE headers in S3. Their parts are
-// sealed under the bucket's key: a key chosen at CreateMultipartUpload
-// protects the upload's metadata and object header, not the parts (the
-// proxy keeps no state between requests to carry it over).
+// UploadPart and UploadPartCopy take no SSE headers in S3: a key chosen at
+// CreateMultipartUpload reaches them in the upload id (uploadid.go).
 
 const (
 	hdrSSE          = "X-Amz-Server-Side-Encryption"
@@ -53,6 +51,12 @@ const (
 // may use the key it names.
 func (s *Server) writeKey(r *request, bucket string) (keyID, alg string, err error) {
 	bucketKey := s.keyFor(bucket)
+	if r.uploadKey != "" && (r.op == opUploadPart || r.op == opUploadPartCopy) {
+		if !sameKey(r.uploadKey, bucketKey) && !s.keyAllowed(r, r.uploadKey) {
+			return "", "", errAccessDenied
+		}
+		return r.uploadKey, sseKMS, nil
+	}
 	if !sseHeadersApply(r.op) {
 		return bucketKey, sseKMS, nil
 	}

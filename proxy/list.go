@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/xml"
+	"html"
 	"net/http"
 	"strconv"
 	"strings"
@@ -137,5 +139,15 @@ func element(e []byte, name string) ([]byte, int, int, bool) {
 var quoteEntities = strings.NewReplacer("&#34;", `"`, "&quot;", `"`, "&#x22;", `"`)
 
 func unescapeQuotes(s string) string { return quoteEntities.Replace(s) }
+
+// unescapeXMLText and escapeXMLText convert element text; upload ids are
+// opaque strings that may hold any character.
+func unescapeXMLText(s string) string { return html.UnescapeString(s) }
+
+func escapeXMLText(s string) string {
+	var b strings.Builder
+	_ = xml.EscapeText(&b, []byte(s))
+	return b.String()
+}
 
 func escapeQuotes(s string) string { return strings.ReplaceAll(s, `"`, "&#34;") }

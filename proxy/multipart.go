@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -59,7 +60,28 @@ func (s *Server) createMultipart(r *request) error {
 	if err != nil {
 		return errInternal(err)
 	}
-	s.sendUpstream(r, resp, false)
+	keyID, _, _ := s.writeKey(r, r.t.Bucket) // checked by sealNew already
+	if resp.StatusCode() != http.StatusOK || sameKey(keyID, s.keyFor(r.t.Bucket)) {
+		s.sendUpstream(r, resp, false)
+		return nil
+	}
+	// The parts must be sealed under the key the client chose: it travels
+	// in the upload id.
+	defer fasthttp.ReleaseResponse(resp)
+	body := resp.Body()
+	if bs := resp.BodyStream(); bs != nil {
+		if body, err = readAllLimit(bs, maxSmallBody); err != nil {
+			return errInternal(err)
+		}
+	}
+	raw, i, j, ok := element(body, "UploadId")
+	if !ok {
+		return errInternal(fmt.Errorf("CreateMultipartUpload answer without UploadId"))
+	}
+	id := escapeXMLText(clientUploadID(unescapeXMLText(string(raw)), keyID))
+	r.ctx.SetStatusCode(http.StatusOK)
+	relayHeaders(&r.ctx.Response.Header, &resp.Header, false)
+	r.ctx.SetBody(slices.Concat(body[:i], []byte(id), body[j:]))
 	return nil
 }
 
@@ -210,6 +232,11 @@ func (s *Server) listParts(r *request) error {
 	}
 	r.ctx.SetStatusCode(http.StatusOK)
 	relayHeaders(&r.ctx.Response.Header, &resp.Header, false)
+	if r.clientUploadID != "" {
+		if _, i, j, ok := element(body, "UploadId"); ok {
+			body = slices.Concat(body[:i], []byte(escapeXMLText(r.clientUploadID)), body[j:])
+		}
+	}
 	r.ctx.SetBody(rewriteElements(body, []string{"Part"}, func(e []byte) []byte {
 		raw, i, j, ok := element(e, "Size")
 		if !ok {

@@ -161,7 +161,10 @@ type request struct {
 	t      *target
 	auth   *sigv4.Auth
 	header http.Header // the client's headers, canonical keys
-	std    context.Context
+	// uploadKey is the KMS key an upload id names (uploadid.go), and
+	// clientUploadID that id as the client knows it.
+	uploadKey, clientUploadID string
+	std                       context.Context
 }
 
 func newRequestID() string {
@@ -232,6 +235,7 @@ func (s *Server) serve(r *request, method, uri string) error {
 	if err := s.authenticate(r, method); err != nil {
 		return err
 	}
+	mapUploadID(r)
 	if hasSSEC(r.header) {
 		return errNotImplemented("SSE-C (customer-provided keys) cannot be combined with s3seal's encryption")
 	}
