@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"strings"
+
 	"bytes"
 	"errors"
+	"github.com/s3seal/s3seal/sigv4"
 	"io"
 	"net/http"
 	"strconv"
@@ -84,4 +87,19 @@ func bodyError(err error) error {
 	}
 	return &Error{Status: http.StatusBadRequest, Code: "IncompleteBody",
 		Message: "The request body could not be read completely.", Cause: err}
+}
+
+// echoChecksums repeats the client's verified checksum (header or trailer)
+// in the write response, as S3 does.
+func echoChecksums(r *request, body io.Reader) {
+	if alg := r.auth.ChecksumAlgorithm; alg != "" {
+		r.ctx.Response.Header.Set(alg, r.auth.ChecksumValue)
+	}
+	if tr, ok := body.(sigv4.TrailerReader); ok {
+		for name, vs := range tr.Trailer() {
+			if strings.HasPrefix(name, "X-Amz-Checksum-") && len(vs) > 0 {
+				r.ctx.Response.Header.Set(strings.ToLower(name), vs[0])
+			}
+		}
+	}
 }

@@ -22,6 +22,10 @@ type sealedMeta struct {
 	// that is not the object's own path: a copy reuses the source's
 	// ciphertext parts, which stay bound to the source bucket and key.
 	Origin *objectPath `json:"o,omitempty"`
+	// Checksum holds a full-object checksum of the plaintext the client
+	// sent as a header (known before the body, verified over it): header
+	// name (x-amz-checksum-crc32c, ...) to base64 value.
+	Checksum map[string]string `json:"c,omitempty"`
 }
 
 type objectPath struct {

@@ -139,10 +139,13 @@ func (s *Server) putPart(r *request, pn int, src io.Reader, plainLen int64) erro
 	}
 	// A part's ETag goes back unchanged: the client hands it to
 	// CompleteMultipartUpload, and it never names an object.
-	partTag := string(resp.Header.Peek("ETag"))
+	partTag, ok := string(resp.Header.Peek("ETag")), resp.StatusCode() == http.StatusOK
 	s.sendUpstream(r, resp, false)
 	if partTag != "" {
 		r.ctx.Response.Header.Set("ETag", partTag)
+	}
+	if ok {
+		echoChecksums(r, src)
 	}
 	return nil
 }

@@ -110,7 +110,11 @@ func (s *Server) putObject(r *request) error {
 	}
 	// A Content-MD5 is verified over the body before it can complete, so
 	// it is the plaintext's once the upload succeeds.
-	obj, err := s.sealNew(r, envelope.LayoutSingle, &sealedMeta{Size: plainLen, User: user, MD5: r.auth.ContentMD5})
+	meta := &sealedMeta{Size: plainLen, User: user, MD5: r.auth.ContentMD5}
+	if alg := r.auth.ChecksumAlgorithm; alg != "" {
+		meta.Checksum = map[string]string{alg: r.auth.ChecksumValue}
+	}
+	obj, err := s.sealNew(r, envelope.LayoutSingle, meta)
 	if err != nil {
 		return err
 	}
@@ -140,6 +144,7 @@ func (s *Server) putObject(r *request) error {
 	r.ctx.SetStatusCode(http.StatusOK)
 	relayHeaders(&r.ctx.Response.Header, &resp.Header, true)
 	r.ctx.Response.Header.Set("ETag", clientETag(string(resp.Header.Peek("ETag"))))
+	echoChecksums(r, body)
 	resp.CloseBodyStream()
 	fasthttp.ReleaseResponse(resp)
 	return nil

@@ -17,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/internal/testenv"
@@ -346,5 +347,41 @@ func TestMetadataTooLarge(t *testing.T) {
 		Metadata: map[string]string{"s3seal": "spoof"}})
 	if apiCode(err) != "InvalidArgument" {
 		t.Errorf("PUT with x-amz-meta-s3seal: %v", err)
+	}
+}
+
+func TestChecksumsOfThePlaintext(t *testing.T) {
+	e := startProxy(t)
+	ctx := context.Background()
+	bucket := newBucket(t, e)
+	data := pattern(200_000)
+	put, err := e.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("k"), Body: bytes.NewReader(data),
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(put.ChecksumCRC32C) == "" {
+		t.Errorf("PUT response lacks the checksum")
+	}
+	get, err := e.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("k"), ChecksumMode: types.ChecksumModeEnabled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(get.Body) // the SDK validates the checksum while reading
+	get.Body.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("GET with checksum mode: %v", err)
+	}
+	if aws.ToString(get.ChecksumCRC32C) != aws.ToString(put.ChecksumCRC32C) {
+		t.Errorf("GET checksum %q, PUT checksum %q", aws.ToString(get.ChecksumCRC32C), aws.ToString(put.ChecksumCRC32C))
+	}
+	rng, err := e.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("k"), ChecksumMode: types.ChecksumModeEnabled, Range: aws.String("bytes=10-20")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, rng.Body)
+	rng.Body.Close()
+	if rng.ChecksumCRC32C != nil {
+		t.Errorf("a range carries a whole-object checksum")
 	}
 }

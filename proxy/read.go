@@ -105,6 +105,13 @@ func (s *Server) getObject(r *request, head bool) error {
 	if po.parts > 0 && rq.partNumber > 0 {
 		ctx.Response.Header.Set("X-Amz-Mp-Parts-Count", strconv.Itoa(po.parts))
 	}
+	if strings.EqualFold(r.header.Get("X-Amz-Checksum-Mode"), "ENABLED") && !po.ranged {
+		// Only checksums of the plaintext the client gave are shown; the
+		// store's own are of the ciphertext.
+		for name, v := range po.meta.Checksum {
+			ctx.Response.Header.Set(name, v)
+		}
+	}
 	if po.ranged && po.n > 0 {
 		ctx.SetStatusCode(http.StatusPartialContent)
 		ctx.Response.Header.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", po.off, po.off+po.n-1, po.size))
