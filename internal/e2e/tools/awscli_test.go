@@ -266,6 +266,25 @@ func TestAWSCLI(t *testing.T) {
 			t.Errorf("second sync down transferred %d files, want 0: %q", len(tr), first(tr, 10))
 		}
 
+		// A server-side copy of a multipart object: above the threshold the
+		// cli copies it with UploadPartCopy, 8 MiB at a time.
+		mp := specs[3]
+		out = cli.ok(t, "s3", "cp", dst+"/"+mp.path, "s3://"+bucket+"/copied/"+mp.path)
+		if tr := transfers(out); len(tr) != 1 || !strings.HasPrefix(tr[0], "copy:") {
+			t.Errorf("aws s3 cp s3:// s3://: transfers %q, want one copy", tr)
+		}
+		got := filepath.Join(work, "copied.out")
+		cli.ok(t, "s3", "cp", "s3://"+bucket+"/copied/"+mp.path, got)
+		assertSame(t, "server-side copy of "+mp.path, readFile(t, got), readFile(t, filepath.Join(src, filepath.FromSlash(mp.path))))
+		var head struct {
+			ContentLength int64
+			ETag          string
+		}
+		cli.json(t, &head, "s3api", "head-object", "--bucket", bucket, "--key", "copied/"+mp.path)
+		if head.ContentLength != int64(mp.size) || !strings.HasSuffix(head.ETag, `-3"`) {
+			t.Errorf("head-object of the copy: %d bytes, ETag %s; want %d bytes in 3 parts", head.ContentLength, head.ETag, mp.size)
+		}
+
 		// A changed file is uploaded again, and only it.
 		changed := filepath.Join(src, filepath.FromSlash(specs[5].path))
 		if err := os.WriteFile(changed, []byte("changed, and of another size"), 0o600); err != nil {
