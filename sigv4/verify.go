@@ -17,6 +17,11 @@ type Request struct {
 	RawQuery string      // as on the wire
 	Host     string      // Host header as sent, port included
 	Header   http.Header // all request headers (canonical keys), Content-Length and Content-Type included
+
+	// Bucket is the bucket of a virtual-hosted-style request (named by the
+	// Host header, absent from RawPath); "" for path-style requests, whose
+	// RawPath starts with it. Only Signature V2 signs it.
+	Bucket string
 }
 
 // CredentialLookup returns the secret key of an access key, ok false when the
@@ -48,6 +53,12 @@ type Verifier struct {
 	// with InvalidChunkSizeError. AWS S3 enforces 8192 (S3ChunkMinimum);
 	// MinIO enforces nothing, which is the default here.
 	MinChunkSize int
+
+	// AllowV2 accepts Signature V2 (HMAC-SHA1, sigv2.go): the "AWS
+	// key:signature" Authorization header and AWSAccessKeyId/Signature/Expires
+	// query authentication. When false such requests get
+	// ErrUnsupportedAlgorithm, as S3 answers in regions without V2.
+	AllowV2 bool
 
 	keys keyCache
 }
@@ -112,7 +123,9 @@ func (v *Verifier) service() string {
 // payload mode, or an *Error with the S3 code to send. A request with neither
 // an Authorization header nor presigned query parameters gets ErrMissingAuth
 // (AccessDenied); the caller decides whether anonymous access is allowed.
-// Verify does not read the body: pass it through Auth.Body.
+// Verify does not read the body: pass it through Auth.Body. Signature V2
+// requests are verified when AllowV2 is set (sigv2.go); their Auth has an
+// empty Region and, for query authentication, Time is the expiry.
 func (v *Verifier) Verify(r *Request) (*Auth, error) {
 	authz := lookupHeader(r.Header, "authorization")
 	params := parseQuery(r.RawQuery)
@@ -121,7 +134,7 @@ func (v *Verifier) Verify(r *Request) (*Auth, error) {
 		switch p.name {
 		case queryAlgorithm, queryCredential, querySignature:
 			presign = true
-		case "AWSAccessKeyId":
+		case v2QueryAccessKey, v2QuerySignature:
 			sigV2Query = true
 		}
 	}
@@ -130,12 +143,20 @@ func (v *Verifier) Verify(r *Request) (*Auth, error) {
 		return nil, clone(ErrMultipleAuth)
 	case len(authz) > 1:
 		return nil, malformedHeader("the Authorization header appears more than once.")
+	case len(authz) == 1 && isV2Authorization(authz[0]):
+		if !v.AllowV2 {
+			return nil, clone(ErrUnsupportedAlgorithm)
+		}
+		return v.verifyV2Header(r, authz[0], params)
 	case len(authz) == 1:
 		return v.verifyHeader(r, authz[0], params)
 	case presign:
 		return v.verifyPresigned(r, params, "")
 	case sigV2Query:
-		return nil, clone(ErrUnsupportedAlgorithm)
+		if !v.AllowV2 {
+			return nil, clone(ErrUnsupportedAlgorithm)
+		}
+		return v.verifyV2Query(r, params)
 	}
 	return nil, clone(ErrMissingAuth)
 }
