@@ -59,7 +59,7 @@ func (s *Server) hostBucket(host string) string {
 func (s *Server) authenticate(r *request, method string) error {
 	auth, err := s.verifier.Verify(&sigv4.Request{
 		Method: method, RawPath: r.t.SignedPath, RawQuery: r.t.RawQuery,
-		Host: string(r.ctx.Host()), Header: r.header,
+		Host: string(r.ctx.Host()), Header: r.header, Bucket: s.hostBucket(string(r.ctx.Host())),
 	})
 	if errors.Is(err, sigv4.ErrMissingAuth) {
 		if (method == http.MethodGet || method == http.MethodHead) && r.t.Bucket != "" &&
@@ -108,8 +108,11 @@ func anonymousReadable(o op) bool {
 
 // sameRegion compares a signature's region with ours. "US" is the legacy
 // name of us-east-1 that s3cmd and other older clients still sign with;
-// S3 and MinIO accept it.
+// S3 and MinIO accept it. Signature V2 names no region (got is "").
 func sameRegion(got, want string) bool {
+	if got == "" {
+		return true
+	}
 	norm := func(r string) string {
 		if strings.EqualFold(r, "US") {
 			return "us-east-1"

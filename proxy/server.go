@@ -57,6 +57,11 @@ type Config struct {
 	// requests, without authentication (metrics.go lists them).
 	Metrics bool
 
+	// AllowSigV2 accepts AWS Signature V2 (HMAC-SHA1) from clients: the
+	// presigned URLs boto3 and aws cli v1 make by default, and legacy header
+	// auth. Off, such requests get InvalidRequest as in V4-only regions.
+	AllowSigV2 bool
+
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -116,6 +121,7 @@ func New(cfg Config) (*Server, error) {
 			// The region is checked in authenticate, where the error can
 			// name the expected region as S3's does.
 			Now: cfg.Now, MaxSkew: 15 * time.Minute,
+			AllowV2: cfg.AllowSigV2,
 		},
 	}
 	s.srv = &fasthttp.Server{
@@ -271,7 +277,7 @@ func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
 	if err == nil {
 		_, err = s.verifier.Verify(&sigv4.Request{
 			Method: string(h.Method()), RawPath: t.SignedPath, RawQuery: t.RawQuery,
-			Host: string(h.Host()), Header: clientHeader(h),
+			Host: string(h.Host()), Header: clientHeader(h), Bucket: s.hostBucket(string(h.Host())),
 		})
 		err = fromAuthError(err)
 	}
