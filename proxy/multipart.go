@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -34,7 +35,7 @@ func (s *Server) multipart(r *request) error {
 	case opUploadPartCopy:
 		return s.uploadPartCopy(r)
 	case opCompleteMultipart:
-		return s.relaySmallBody(r)
+		return s.completeMultipart(r)
 	case opListParts:
 		return s.listParts(r)
 	}
@@ -137,18 +138,32 @@ func (s *Server) putPart(r *request, pn int, src io.Reader, plainLen int64) erro
 	if err != nil {
 		return errInternal(fmt.Errorf("upstream UploadPart: %w", err))
 	}
-	// A part's ETag goes back unchanged: the client hands it to
-	// CompleteMultipartUpload, and it never names an object.
-	partTag, ok := string(resp.Header.Peek("ETag")), resp.StatusCode() == http.StatusOK
+	// A part's ETag is the MD5 of its ciphertext, which clients such as
+	// s3cmd would compare with the part's MD5: it gets "-0" like an
+	// object's, and CompleteMultipartUpload maps it back.
+	ok := resp.StatusCode() == http.StatusOK
 	s.sendUpstream(r, resp, false)
-	if partTag != "" {
-		r.ctx.Response.Header.Set("ETag", partTag)
-	}
 	if ok {
 		echoChecksums(r, src)
 	}
 	return nil
 }
+
+// completeMultipart forwards CompleteMultipartUpload with the part ETags
+// mapped back to the store's.
+func (s *Server) completeMultipart(r *request) error {
+	body, err := s.readSmallBody(r)
+	if err != nil {
+		return err
+	}
+	body = etagElement.ReplaceAllFunc(body, func(m []byte) []byte {
+		inner := m[len("<ETag>") : len(m)-len("</ETag>")]
+		return []byte("<ETag>" + escapeQuotes(storeETag(unescapeQuotes(string(inner)))) + "</ETag>")
+	})
+	return s.relay(r, body)
+}
+
+var etagElement = regexp.MustCompile(`<ETag>[^<]*</ETag>`)
 
 // uploadPartCopy decrypts the source range through the proxy and encrypts
 // it as the new part: the ciphertext of another object cannot be reused,
@@ -241,6 +256,9 @@ func (s *Server) listParts(r *request) error {
 		}
 	}
 	r.ctx.SetBody(rewriteElements(body, []string{"Part"}, func(e []byte) []byte {
+		if tag, i, j, ok := element(e, "ETag"); ok {
+			e = slices.Concat(e[:i], []byte(escapeQuotes(clientETag(unescapeQuotes(string(tag))))), e[j:])
+		}
 		raw, i, j, ok := element(e, "Size")
 		if !ok {
 			return e

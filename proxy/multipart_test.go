@@ -32,6 +32,9 @@ func uploadParts(t *testing.T, c *s3.Client, bucket, key string, data []byte, si
 		if err != nil {
 			t.Fatalf("part %d: %v", nums[i], err)
 		}
+		if !strings.HasSuffix(aws.ToString(res.ETag), `-0"`) {
+			t.Errorf("part %d ETag %s looks like an MD5", nums[i], aws.ToString(res.ETag))
+		}
 		parts = append(parts, types.CompletedPart{ETag: res.ETag, PartNumber: aws.Int32(nums[i])})
 		off += n
 	}
@@ -40,6 +43,9 @@ func uploadParts(t *testing.T, c *s3.Client, bucket, key string, data []byte, si
 		t.Fatal(err)
 	}
 	for i, p := range lp.Parts {
+		if aws.ToString(p.ETag) != aws.ToString(parts[i].ETag) {
+			t.Errorf("ListParts: part %d ETag %s, UploadPart said %s", aws.ToInt32(p.PartNumber), aws.ToString(p.ETag), aws.ToString(parts[i].ETag))
+		}
 		if aws.ToInt64(p.Size) != int64(sizes[i]) {
 			t.Errorf("ListParts: part %d size %d, want %d", aws.ToInt32(p.PartNumber), aws.ToInt64(p.Size), sizes[i])
 		}

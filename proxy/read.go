@@ -244,7 +244,11 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 		if rq.partNumber > po.parts {
 			return fail(errInvalidPartNumber())
 		}
-		if layout, err = s.partLayout(rq, po, stored); err != nil {
+		if layout, err = s.partLayout(rq, po, stored); err == nil && !layout.exact {
+			// A part's extent is the answer itself: a guess will not do.
+			layout, err = s.exactLayout(rq, po.storeTag, stored, po.parts)
+		}
+		if err != nil {
 			return fail(err)
 		}
 		i := rq.partNumber - 1

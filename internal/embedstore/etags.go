@@ -96,7 +96,7 @@ func (p *partETags) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == http.MethodPost && key != "" && q.Has("uploadId"):
 		p.complete(w, r, bucket, key)
-	case (r.Method == http.MethodGet || r.Method == http.MethodHead) && key != "" && len(q) == 0:
+	case (r.Method == http.MethodGet || r.Method == http.MethodHead) && key != "" && objectRead(q):
 		ew := &etagWriter{ResponseWriter: w, fix: func(h http.Header) {
 			md5 := strings.Trim(h.Get("ETag"), `"`)
 			if e, ok := p.lookup(bucket, key, md5); ok {
@@ -222,4 +222,17 @@ func emptyListing(bucket string, q url.Values) []byte {
 	}
 	b.WriteString("<MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>")
 	return []byte(b.String())
+}
+
+// objectRead reports whether a GET/HEAD of an object reads the object (as
+// opposed to a subresource such as ?tagging).
+func objectRead(q url.Values) bool {
+	for k := range q {
+		switch {
+		case k == "x-id", k == "versionId", k == "partNumber", strings.HasPrefix(k, "response-"):
+		default:
+			return false
+		}
+	}
+	return true
 }
