@@ -157,19 +157,29 @@ func (c *ServeCmd) Run() error {
 }
 
 func (c *ServeCmd) kmsBackend(ctx context.Context, log *slog.Logger) (kms.Client, error) {
-	switch c.KMS {
-	case "aws":
-		return awskms.New(ctx, awskms.Config{Region: c.KMSRegion, Endpoint: c.KMSEndpoint})
-	default:
-		kr, err := keyring.Open(keyring.Config{Dir: c.DataDir, MasterKeyFile: c.MasterKeyFile, Passphrase: c.Passphrase})
-		if err != nil {
-			return nil, fmt.Errorf("keyring: %w", err)
-		}
+	backend, err := openKMS(ctx, c.KMS, c.KMSRegion, c.KMSEndpoint, keyring.Config{Dir: c.DataDir, MasterKeyFile: c.MasterKeyFile, Passphrase: c.Passphrase})
+	if err != nil {
+		return nil, err
+	}
+	if kr, ok := backend.(*keyring.Keyring); ok {
 		if err := ensureDefaultKey(ctx, kr, c.KMSKeyID, log); err != nil {
 			return nil, err
 		}
-		return kr, nil
 	}
+	return backend, nil
+}
+
+// openKMS opens the KMS backend: "aws" (AWS KMS or a compatible endpoint)
+// or the embedded keyring.
+func openKMS(ctx context.Context, kind, region, endpoint string, local keyring.Config) (kms.Client, error) {
+	if kind == "aws" {
+		return awskms.New(ctx, awskms.Config{Region: region, Endpoint: endpoint})
+	}
+	kr, err := keyring.Open(local)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	return kr, nil
 }
 
 // ensureDefaultKey creates the default alias's key on first start, so the

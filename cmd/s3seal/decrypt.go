@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/kms"
+	"github.com/s3seal/s3seal/kms/keyring"
+)
+
+// DecryptCmd reads an object straight from the store and decrypts it with
+// the KMS, with no proxy running: what FORMAT.md describes is all it needs,
+// so data written through s3seal is never locked in.
+type DecryptCmd struct {
+	Object string `arg:"" help:"The object, as s3://bucket/key."`
+	Output string `short:"o" default:"-" help:"Where to write the plaintext ('-': stdout)."`
+	Info   bool   `help:"Print what the envelope says (layout, key, sizes, metadata) instead of the plaintext."`
+
+	Upstream          string `env:"S3SEAL_UPSTREAM" required:"" help:"URL of the S3 store (${env})."`
+	UpstreamRegion    string `env:"S3SEAL_UPSTREAM_REGION" default:"us-east-1" help:"Region of the store (${env})."`
+	UpstreamAccessKey string `env:"S3SEAL_UPSTREAM_ACCESS_KEY" help:"Access key for the store (${env})."`
+	UpstreamSecretKey string `env:"S3SEAL_UPSTREAM_SECRET_KEY" help:"Secret key for the store (${env})."`
+
+	KMS           string `env:"S3SEAL_KMS" enum:"local,aws" default:"local" help:"'local' (embedded keyring) or 'aws' (${env})."`
+	KMSRegion     string `env:"S3SEAL_KMS_REGION" help:"AWS KMS region (${env})."`
+	KMSEndpoint   string `env:"S3SEAL_KMS_ENDPOINT" help:"Custom KMS endpoint URL (${env})."`
+	DataDir       string `env:"S3SEAL_DATA_DIR" default:"./s3seal-data" help:"Directory of the embedded keyring (${env})."`
+	MasterKeyFile string `env:"S3SEAL_MASTER_KEY_FILE" help:"Key file protecting the embedded keyring; default <data-dir>/master.key (${env})."`
+	Passphrase    string `env:"S3SEAL_KEYRING_PASSPHRASE" help:"Passphrase protecting the embedded keyring (${env})."`
+}
+
+func (c *DecryptCmd) Run() error {
+	ctx := context.Background()
+	bucket, key, ok := strings.Cut(strings.TrimPrefix(c.Object, "s3://"), "/")
+	if !ok || bucket == "" || key == "" || !strings.HasPrefix(c.Object, "s3://") {
+		return fmt.Errorf("%q: want s3://bucket/key", c.Object)
+	}
+	store := s3.New(s3.Options{
+		Region: c.UpstreamRegion, BaseEndpoint: aws.String(c.Upstream), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(c.UpstreamAccessKey, c.UpstreamSecretKey, ""),
+	})
+	head, err := store.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
+	if err != nil {
+		return err
+	}
+	value := head.Metadata["s3seal"]
+	if value == "" {
+		return fmt.Errorf("%s has no %s metadata: not written through s3seal", c.Object, envelope.MetadataKey)
+	}
+	h, err := envelope.ParseHeader(value)
+	if err != nil {
+		return err
+	}
+	backend, err := openKMS(ctx, c.KMS, c.KMSRegion, c.KMSEndpoint, keyring.Config{Dir: c.DataDir, MasterKeyFile: c.MasterKeyFile, Passphrase: c.Passphrase})
+	if err != nil {
+		return err
+	}
+	ki := h.KeyInfo()
+	dek, err := backend.Decrypt(ctx, ki.KeyID, ki.Wrapped, kms.BucketContext(bucket))
+	if err != nil {
+		return fmt.Errorf("unwrap the data key: %w", err)
+	}
+	obj, err := envelope.Open(h, dek, bucket, key)
+	kms.Zero(dek)
+	if err != nil {
+		return err
+	}
+	defer obj.Close()
+	var meta struct {
+		Size   int64 `json:"s"`
+		Origin *struct {
+			Bucket string `json:"b"`
+			Key    string `json:"k"`
+		} `json:"o"`
+	}
+	if err := json.Unmarshal(obj.Meta(), &meta); err != nil {
+		return fmt.Errorf("sealed metadata: %w", err)
+	}
+	stored := aws.ToInt64(head.ContentLength)
+	parts := partsInETag(aws.ToString(head.ETag))
+	var size int64
+	if obj.Layout() == envelope.LayoutMultipart {
+		size, err = envelope.MultipartPlaintextSize(stored, parts)
+	} else {
+		size, err = envelope.PlaintextSize(stored)
+	}
+	if err != nil {
+		return err
+	}
+	if c.Info {
+		out, _ := json.MarshalIndent(map[string]any{
+			"object": c.Object, "format_version": h.Version(), "layout": obj.Layout().String(),
+			"kms_key": ki.KeyID, "stored_size": stored, "plaintext_size": size, "parts": parts,
+			"sealed_metadata": json.RawMessage(obj.Meta()),
+		}, "", "  ")
+		fmt.Println(string(out))
+		return nil
+	}
+
+	get, err := store.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key, IfMatch: head.ETag})
+	if err != nil {
+		return err
+	}
+	defer get.Body.Close()
+	var plain io.Reader
+	if obj.Layout() == envelope.LayoutMultipart {
+		pb, pk := bucket, key
+		if meta.Origin != nil {
+			pb, pk = meta.Origin.Bucket, meta.Origin.Key
+		}
+		plain = envelope.MultipartReader(get.Body, parts, func(ph *envelope.PartHeader) (*envelope.Part, error) {
+			ki := ph.KeyInfo()
+			dek, err := backend.Decrypt(ctx, ki.KeyID, ki.Wrapped, kms.BucketContext(pb))
+			if err != nil {
+				return nil, err
+			}
+			defer kms.Zero(dek)
+			return envelope.OpenPart(ph, dek, pb, pk)
+		})
+	} else {
+		plain = obj.DecryptReader(get.Body, size, 0, size)
+	}
+	w := os.Stdout
+	if c.Output != "-" {
+		// Written to a temporary name first: a failed authentication must
+		// not leave a plausible-looking partial file behind.
+		f, err := os.CreateTemp(dirOf(c.Output), ".s3seal-decrypt-*")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(f.Name())
+		if _, err := io.Copy(f, plain); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		return os.Rename(f.Name(), c.Output)
+	}
+	_, err = io.Copy(w, plain)
+	return err
+}
+
+func dirOf(path string) string {
+	if i := strings.LastIndexByte(path, '/'); i >= 0 {
+		return path[:i+1]
+	}
+	return "."
+}
+
+// partsInETag returns N of a multipart ETag "<hex>-N", else 0.
+func partsInETag(etag string) int {
+	etag = strings.Trim(etag, `"`)
+	i := strings.LastIndexByte(etag, '-')
+	if i < 0 {
+		return 0
+	}
+	n, err := strconv.Atoi(etag[i+1:])
+	if err != nil {
+		return 0
+	}
+	return n
+}

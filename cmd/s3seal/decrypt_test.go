@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/s3seal/s3seal/internal/testenv"
+)
+
+// TestDecryptWithoutProxy writes objects through a real s3seal in front of
+// MinIO, stops the proxy, and recovers them from MinIO with the keyring
+// alone.
+func TestDecryptWithoutProxy(t *testing.T) {
+	mi := testenv.StartMinIO(t, testenv.MinIOOptions{})
+	proxy := testenv.StartS3seal(t, mi.UpstreamEnv())
+	c := proxy.S3Client()
+	ctx := context.Background()
+	bucket := "decrypt-test"
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
+		t.Fatal(err)
+	}
+	single := bytes.Repeat([]byte("single-part plaintext "), 10_000)
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("one"), Body: bytes.NewReader(single)}); err != nil {
+		t.Fatal(err)
+	}
+	multi := bytes.Repeat([]byte("multipart plaintext! "), 300_000) // 6.3 MB: two parts
+	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: aws.String("mp")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []types.CompletedPart
+	for i, chunk := range [][]byte{multi[:5<<20], multi[5<<20:]} {
+		res, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: &bucket, Key: aws.String("mp"), UploadId: up.UploadId,
+			PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(chunk)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, types.CompletedPart{ETag: res.ETag, PartNumber: aws.Int32(int32(i + 1))})
+	}
+	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &bucket, Key: aws.String("mp"), UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}}); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Stop()
+
+	dir := t.TempDir()
+	for _, o := range []struct {
+		key  string
+		want []byte
+	}{{"one", single}, {"mp", multi}} {
+		out := filepath.Join(dir, o.key)
+		cmd := &DecryptCmd{Object: "s3://" + bucket + "/" + o.key, Output: out,
+			Upstream: mi.Endpoint, UpstreamRegion: "us-east-1", UpstreamAccessKey: mi.AccessKey, UpstreamSecretKey: mi.SecretKey,
+			KMS: "local", DataDir: proxy.DataDir}
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("decrypt %s: %v", o.key, err)
+		}
+		got, err := os.ReadFile(out)
+		if err != nil || !bytes.Equal(got, o.want) {
+			t.Errorf("decrypt %s: %d bytes, want %d (%v)", o.key, len(got), len(o.want), err)
+		}
+	}
+	// A damaged object leaves no output file behind.
+	raw, err := mi.S3Client().GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("one")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	buf.ReadFrom(raw.Body)
+	raw.Body.Close()
+	stored := buf.Bytes()
+	stored[len(stored)/2] ^= 1
+	if _, err := mi.S3Client().PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("one"), Body: bytes.NewReader(stored), Metadata: raw.Metadata}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "damaged")
+	cmd := &DecryptCmd{Object: "s3://" + bucket + "/one", Output: out,
+		Upstream: mi.Endpoint, UpstreamRegion: "us-east-1", UpstreamAccessKey: mi.AccessKey, UpstreamSecretKey: mi.SecretKey,
+		KMS: "local", DataDir: proxy.DataDir}
+	if err := cmd.Run(); err == nil {
+		t.Error("a damaged object decrypted")
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a damaged object left an output file")
+	}
+}
