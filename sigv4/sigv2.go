@@ -32,8 +32,10 @@ import (
 //     trimmed and joined with ',', folded lines unfolded (CR/LF and the white
 //     space around them become one space); inner spaces are kept. For query
 //     authentication an x-amz-* query parameter stands in for an absent header
-//     of that name (botocore moves x-amz-security-token and x-amz-meta-* there;
-//     S3 reads them from the query).
+//     of that name (botocore signs x-amz-security-token and x-amz-meta-* as
+//     headers, then moves them there, so S3 must read them from the query). A
+//     header of the same name wins: whoever applies such parameters as
+//     headers must let a sent header win too.
 //   - Header authentication dates the request by x-amz-date when present and
 //     then signs an empty Date line (x-amz-date is among the x-amz-* headers),
 //     as the documentation's text, boto, s3cmd and the Java SDK do. The
