@@ -121,3 +121,18 @@ func sameRegion(got, want string) bool {
 	}
 	return norm(got) == norm(want)
 }
+
+// promoteHeaderParams turns the header stand-ins of a presigned URL into
+// the request headers they name; a header actually sent wins, as in the
+// verifier.
+func promoteHeaderParams(r *request) {
+	for k, vs := range r.t.Query {
+		if !isHeaderParam(k) || len(vs) == 0 {
+			continue
+		}
+		name := http.CanonicalHeaderKey(k)
+		if r.header.Get(name) == "" {
+			r.header.Set(name, vs[0])
+		}
+	}
+}

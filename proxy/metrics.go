@@ -132,7 +132,7 @@ func (m *metrics) observe(r *request, err error, start time.Time) {
 // (a signed GET /metrics lists a bucket named "metrics").
 func (s *Server) serveMetrics(ctx *fasthttp.RequestCtx) bool {
 	if !s.cfg.Metrics || len(ctx.Request.Header.Peek("Authorization")) > 0 ||
-		ctx.QueryArgs().Has("X-Amz-Signature") {
+		ctx.QueryArgs().Has("X-Amz-Signature") || ctx.QueryArgs().Has("Signature") || ctx.QueryArgs().Has("AWSAccessKeyId") {
 		return false
 	}
 	s.metrics.handler(ctx)

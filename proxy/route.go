@@ -217,14 +217,23 @@ func onlyListParams(q url.Values) bool {
 }
 
 // onlyVersionParams allows a PUT whose query holds nothing but presigned
-// auth parameters or harmless ones.
+// auth parameters, header stand-ins, or harmless ones.
 func onlyVersionParams(q url.Values) bool {
 	for k := range q {
-		if !isAuthParam(k) && k != "x-id" {
+		if !isAuthParam(k) && !isHeaderParam(k) && k != "x-id" {
 			return false
 		}
 	}
 	return true
+}
+
+// isHeaderParam reports query parameters that stand in for request headers
+// in a presigned URL (botocore's Signature V2 URLs carry Content-Type and
+// x-amz-meta-* this way); the verifier signs them, and the proxy treats
+// them as the headers they name.
+func isHeaderParam(name string) bool {
+	n := strings.ToLower(name)
+	return n == "content-type" || n == "content-md5" || strings.HasPrefix(n, "x-amz-") && !isAuthParam(name)
 }
 
 // isAuthParam reports query parameters that carry the client's presigned

@@ -242,6 +242,9 @@ func (s *Server) serve(r *request, method, uri string) error {
 		return err
 	}
 	mapUploadID(r)
+	if r.auth.Presigned {
+		promoteHeaderParams(r)
+	}
 	if hasSSEC(r.header) {
 		return errNotImplemented("SSE-C (customer-provided keys) cannot be combined with s3seal's encryption")
 	}
@@ -374,17 +377,42 @@ func fromAuthError(err error) error {
 	var ae *sigv4.Error
 	if errors.As(err, &ae) {
 		e := &Error{Status: ae.Status, Code: ae.Code, Message: ae.Message, Cause: err}
+		// The elements S3 adds to authentication errors, in its order;
+		// never a secret.
+		if ae.AccessKeyID != "" {
+			e.with("AWSAccessKeyId", ae.AccessKeyID)
+		}
 		if ae.Code == "SignatureDoesNotMatch" {
 			if ae.StringToSign != "" {
 				e.with("StringToSign", ae.StringToSign)
+				e.with("StringToSignBytes", hexBytes(ae.StringToSign))
+			}
+			if ae.SignatureProvided != "" {
+				e.with("SignatureProvided", ae.SignatureProvided)
 			}
 			if ae.CanonicalRequest != "" {
 				e.with("CanonicalRequest", ae.CanonicalRequest)
 			}
 		}
+		for _, d := range ae.Details {
+			e.with(d.Name, d.Value)
+		}
 		return e
 	}
 	return err
+}
+
+// hexBytes renders s as S3's StringToSignBytes: space-separated hex.
+func hexBytes(s string) string {
+	const digits = "0123456789abcdef"
+	b := make([]byte, 0, len(s)*3)
+	for i := 0; i < len(s); i++ {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = append(b, digits[s[i]>>4], digits[s[i]&15])
+	}
+	return string(b)
 }
 
 // fromKMSError maps a KMS failure to the S3 error AWS S3 returns for an

@@ -143,7 +143,7 @@ func forwardQuery(rawQuery string) string {
 	kept := parts[:0]
 	for _, p := range parts {
 		name, _, _ := strings.Cut(p, "=")
-		if n, err := url.QueryUnescape(name); err == nil && isAuthParam(n) {
+		if n, err := url.QueryUnescape(name); err == nil && (isAuthParam(n) || isHeaderParam(n)) {
 			continue
 		}
 		kept = append(kept, p)
