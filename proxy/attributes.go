@@ -32,21 +32,11 @@ func (s *Server) getObjectAttributes(r *request) error {
 	out := newOut(http.MethodGet, r.t.RawPath, forwardQuery(r.t.RawQuery))
 	copyRequestHeaders(out.Header, r.header)
 	out.Header.Set("X-Amz-Object-Attributes", "ETag,ObjectSize,ObjectParts,StorageClass")
-	resp, err := s.up.do(out)
-	if err != nil {
-		return errInternal(err)
-	}
-	if resp.StatusCode() != http.StatusOK {
-		s.sendUpstream(r, resp, false)
-		return nil
+	resp, body, err := s.fetchDocument(r, out)
+	if resp == nil {
+		return err
 	}
 	defer fasthttp.ReleaseResponse(resp)
-	body := resp.Body()
-	if bs := resp.BodyStream(); bs != nil {
-		if body, err = readAllLimit(bs, maxListBody); err != nil {
-			return errInternal(err)
-		}
-	}
 	tag, _, _, _ := element(body, "ETag")
 	storeTag := `"` + strings.Trim(unescapeQuotes(string(tag)), `"`) + `"`
 	sizeRaw, si, sj, ok := element(body, "ObjectSize")

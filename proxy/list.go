@@ -19,25 +19,38 @@ const maxListBody = 32 << 20
 func (s *Server) listObjects(r *request) error {
 	out := newOut(http.MethodGet, r.t.RawPath, forwardQuery(r.t.RawQuery))
 	copyRequestHeaders(out.Header, r.header)
-	resp, err := s.up.do(out)
-	if err != nil {
-		return errInternal(err)
-	}
-	if resp.StatusCode() != http.StatusOK {
-		s.sendUpstream(r, resp, false)
-		return nil
+	resp, body, err := s.fetchDocument(r, out)
+	if resp == nil {
+		return err
 	}
 	defer fasthttp.ReleaseResponse(resp)
-	body := resp.Body()
-	if bs := resp.BodyStream(); bs != nil {
-		if body, err = readAllLimit(bs, maxListBody); err != nil {
-			return errInternal(err)
-		}
-	}
 	r.ctx.SetStatusCode(http.StatusOK)
 	relayHeaders(&r.ctx.Response.Header, &resp.Header, false)
 	r.ctx.SetBody(rewriteListing(body))
 	return nil
+}
+
+// fetchDocument sends a request whose successful answer is an XML document
+// the proxy rewrites (listings, ListParts, attributes). It returns the
+// response (which the caller releases) and its body, bounded; a store error
+// goes to the client as it is and nil is returned.
+func (s *Server) fetchDocument(r *request, out *outRequest) (*fasthttp.Response, []byte, error) {
+	resp, err := s.up.do(out)
+	if err != nil {
+		return nil, nil, errInternal(err)
+	}
+	if resp.StatusCode() != http.StatusOK {
+		s.sendUpstream(r, resp, false)
+		return nil, nil, nil
+	}
+	body := resp.Body()
+	if bs := resp.BodyStream(); bs != nil {
+		if body, err = readAllLimit(bs, maxListBody); err != nil {
+			fasthttp.ReleaseResponse(resp)
+			return nil, nil, errInternal(err)
+		}
+	}
+	return resp, body, nil
 }
 
 // rewriteListing replaces <Size> and <ETag> inside every <Contents> and

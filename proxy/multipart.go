@@ -125,18 +125,9 @@ func (s *Server) putPart(r *request, pn int, src io.Reader, plainLen int64) erro
 			out.Header.Set(h, v)
 		}
 	}
-	rec := &errRecorder{r: part.EncryptReader(src)}
-	out.Body, out.BodyLen = rec, envelope.PartCiphertextSize(plainLen)
-	resp, err := s.up.do(out)
-	if bodyErr := rec.Err(); bodyErr != nil {
-		if resp != nil {
-			fasthttp.ReleaseResponse(resp)
-		}
-		r.ctx.SetConnectionClose()
-		return bodyError(bodyErr)
-	}
+	resp, err := s.sendEncrypted(r, out, part.EncryptReader(src), envelope.PartCiphertextSize(plainLen))
 	if err != nil {
-		return errInternal(fmt.Errorf("upstream UploadPart: %w", err))
+		return err
 	}
 	// A part's ETag is the MD5 of its ciphertext, which clients such as
 	// s3cmd would compare with the part's MD5: it gets "-0" like an
@@ -233,21 +224,11 @@ type copyPartResult struct {
 func (s *Server) listParts(r *request) error {
 	out := newOut(http.MethodGet, r.t.RawPath, forwardQuery(r.t.RawQuery))
 	copyRequestHeaders(out.Header, r.header)
-	resp, err := s.up.do(out)
-	if err != nil {
-		return errInternal(err)
-	}
-	if resp.StatusCode() != http.StatusOK {
-		s.sendUpstream(r, resp, false)
-		return nil
+	resp, body, err := s.fetchDocument(r, out)
+	if resp == nil {
+		return err
 	}
 	defer fasthttp.ReleaseResponse(resp)
-	body := resp.Body()
-	if bs := resp.BodyStream(); bs != nil {
-		if body, err = readAllLimit(bs, maxListBody); err != nil {
-			return errInternal(err)
-		}
-	}
 	r.ctx.SetStatusCode(http.StatusOK)
 	relayHeaders(&r.ctx.Response.Header, &resp.Header, false)
 	if r.clientUploadID != "" {

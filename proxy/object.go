@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -123,19 +124,9 @@ func (s *Server) putObject(r *request) error {
 	out := newOut(http.MethodPut, r.t.RawPath, forwardQuery(r.t.RawQuery))
 	copyRequestHeaders(out.Header, r.header)
 	out.Header.Set(sealHeader, obj.HeaderValue())
-	rec := &errRecorder{r: obj.EncryptReader(body, plainLen)}
-	out.Body, out.BodyLen = rec, envelope.CiphertextSize(plainLen)
-	resp, err := s.up.do(out)
-	if bodyErr := rec.Err(); bodyErr != nil {
-		if resp != nil {
-			fasthttp.ReleaseResponse(resp)
-		}
-		// The upstream request was cut short, so the store stored nothing.
-		r.ctx.SetConnectionClose()
-		return bodyError(bodyErr)
-	}
+	resp, err := s.sendEncrypted(r, out, obj.EncryptReader(body, plainLen), envelope.CiphertextSize(plainLen))
 	if err != nil {
-		return errInternal(fmt.Errorf("upstream PUT: %w", err))
+		return err
 	}
 	if resp.StatusCode() != http.StatusOK {
 		s.sendUpstream(r, resp, false)
@@ -148,6 +139,27 @@ func (s *Server) putObject(r *request) error {
 	resp.CloseBodyStream()
 	fasthttp.ReleaseResponse(resp)
 	return nil
+}
+
+// sendEncrypted sends out with the encrypting body enc of exactly n bytes.
+// A failure of the client's body (a bad checksum, a short body, a
+// vanished client) cuts the upstream request short, so the store keeps
+// nothing, and is reported as the client's error.
+func (s *Server) sendEncrypted(r *request, out *outRequest, enc io.Reader, n int64) (*fasthttp.Response, error) {
+	rec := &errRecorder{r: enc}
+	out.Body, out.BodyLen = rec, n
+	resp, err := s.up.do(out)
+	if bodyErr := rec.Err(); bodyErr != nil {
+		if resp != nil {
+			fasthttp.ReleaseResponse(resp)
+		}
+		r.ctx.SetConnectionClose()
+		return nil, bodyError(bodyErr)
+	}
+	if err != nil {
+		return nil, errInternal(fmt.Errorf("upstream %s: %w", r.op, err))
+	}
+	return resp, nil
 }
 
 // byteRange is a parsed Range header. S3 honours a single range only;
