@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
@@ -104,11 +105,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("bench: invalid sizes %+v", z)
 	}
 	rep := &Report{
-		Date:    time.Now().UTC(),
-		Command: strings.Join(os.Args, " "),
-		Machine: describeMachine(testenv.MinIOVersion),
-		Pinned:  cfg.Pin,
-		Sizes:   z,
+		Date:       time.Now().UTC(),
+		Command:    strings.Join(append([]string{filepath.Base(os.Args[0])}, os.Args[1:]...), " "),
+		LoadBefore: loadAvg(),
+		Machine:    describeMachine(testenv.MinIOVersion),
+		Pinned:     cfg.Pin,
+		Sizes:      z,
 	}
 	r := &runner{cfg: cfg, rep: rep}
 	bin := cfg.S3sealBinary
@@ -153,6 +155,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	r.peakRSS("proxy peak RSS, small objects")
+	rep.LoadAfter = loadAvg()
 	if r.env.proxy.exited() {
 		return nil, fmt.Errorf("s3seal exited during the run:\n%s", r.env.proxy.out.String())
 	}

@@ -162,7 +162,7 @@ func TestFormat(t *testing.T) {
 			t.Errorf("formatSize(%d) = %q, want %q", n, got, want)
 		}
 	}
-	for x, want := range map[float64]string{1234.5: "1234", 12.34: "12.3", 1.234: "1.23", 0.01234: "0.0123", 0: "0.00"} {
+	for x, want := range map[float64]string{1234.5: "1234", 12.34: "12.3", 1.234: "1.23", 0.8: "0.80", 0.01234: "0.0123", 0: "0.00"} {
 		if got := formatNumber(x); got != want {
 			t.Errorf("formatNumber(%v) = %q, want %q", x, got, want)
 		}

@@ -47,8 +47,9 @@ func (o *Options) Execute(ctx context.Context, s3sealBin string, out, progress i
 		return err
 	}
 	m := rep.Machine
-	fmt.Fprintf(out, "%s, %d CPUs (%s), %s, MinIO %s, pinned: %v\n\n",
-		rep.Date.Format("2006-01-02 15:04 UTC"), m.CPUs, m.CPUModel, m.GoVersion, m.MinIO, rep.Pinned)
+	fmt.Fprintf(out, "%s, %d CPUs (%s), %s, MinIO %s, pinned: %v, load average %s before, %s after\n\n",
+		rep.Date.Format("2006-01-02 15:04 UTC"), m.CPUs, m.CPUModel, m.GoVersion, m.MinIO, rep.Pinned,
+		rep.LoadBefore, rep.LoadAfter)
 	if o.Markdown {
 		err = rep.WriteMarkdown(out)
 	} else {

@@ -33,11 +33,15 @@ type Machine struct {
 
 // Report is the result of a run.
 type Report struct {
-	Date         time.Time     `json:"date"`
-	Command      string        `json:"command"`
-	Machine      Machine       `json:"machine"`
-	Pinned       bool          `json:"pinned"`
-	Sizes        Sizes         `json:"sizes"`
+	Date    time.Time `json:"date"`
+	Command string    `json:"command"`
+	Machine Machine   `json:"machine"`
+	Pinned  bool      `json:"pinned"`
+	Sizes   Sizes     `json:"sizes"`
+	// LoadBefore and LoadAfter are /proc/loadavg at the start and the end:
+	// other work on the machine shows there.
+	LoadBefore   string        `json:"load_before"`
+	LoadAfter    string        `json:"load_after"`
 	Measurements []Measurement `json:"measurements"`
 	// Errors lists the workloads that failed (their values are missing).
 	Errors []string `json:"errors,omitempty"`
@@ -169,11 +173,24 @@ func formatNumber(x float64) string {
 		return fmt.Sprintf("%.0f", x)
 	case ax >= 10:
 		return fmt.Sprintf("%.1f", x)
-	case ax >= 1 || ax == 0:
+	case ax >= 0.1 || ax == 0:
 		return fmt.Sprintf("%.2f", x)
 	default:
 		return fmt.Sprintf("%.3g", x)
 	}
+}
+
+// loadAvg returns the 1, 5 and 15 minute load averages.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // describeMachine reads the CPU count and model and the Go version.
