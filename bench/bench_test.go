@@ -103,6 +103,13 @@ func TestSmoke(t *testing.T) {
 	if len(back.Measurements) != len(rep.Measurements) || back.Measurements[0].Values["minio_sse"] <= 0 {
 		t.Errorf("JSON round trip: %s", b)
 	}
+	again, err := ReadReport(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again.Measurements) != len(rep.Measurements) || again.Measurements[0].Values[S3seal] != rep.Measurements[0].Values[S3seal] {
+		t.Errorf("ReadReport: %+v", again.Measurements[0])
+	}
 }
 
 func TestGenReaderRandomAccess(t *testing.T) {

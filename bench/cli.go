@@ -18,6 +18,7 @@ type Options struct {
 	Pprof    string `name:"pprof" placeholder:"DIR" type:"path" help:"Write a CPU profile of s3seal per workload to DIR (builds s3seal from source with a profiling endpoint)."`
 	Run      string `placeholder:"REGEXP" help:"Run only the workloads whose name matches REGEXP."`
 	Verify   bool   `help:"Check every byte read against the data written (costs client CPU)."`
+	Show     string `placeholder:"FILE" type:"existingfile" help:"Print the report saved in FILE (by --json) instead of running."`
 }
 
 // Execute runs the benchmark as the options say, measuring the s3seal
@@ -42,7 +43,13 @@ func (o *Options) Execute(ctx context.Context, s3sealBin string, out, progress i
 		}
 		cfg.Filter = re
 	}
-	rep, err := Run(ctx, cfg)
+	var rep *Report
+	var err error
+	if o.Show != "" {
+		rep, err = ReadReport(o.Show)
+	} else {
+		rep, err = Run(ctx, cfg)
+	}
 	if err != nil {
 		return err
 	}
@@ -58,7 +65,7 @@ func (o *Options) Execute(ctx context.Context, s3sealBin string, out, progress i
 	if err != nil {
 		return err
 	}
-	if o.JSON != "" {
+	if o.JSON != "" && o.Show == "" {
 		if err := rep.WriteJSON(o.JSON); err != nil {
 			return err
 		}
