@@ -125,7 +125,7 @@ func (s *Server) putPart(r *request, pn int, src io.Reader, plainLen int64) erro
 			out.Header.Set(h, v)
 		}
 	}
-	resp, err := s.sendEncrypted(r, out, part.EncryptReader(src), envelope.PartCiphertextSize(plainLen))
+	resp, err := s.sendEncrypted(r, out, src, part.EncryptReader, envelope.PartCiphertextSize(plainLen))
 	if err != nil {
 		return err
 	}

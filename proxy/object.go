@@ -124,7 +124,8 @@ func (s *Server) putObject(r *request) error {
 	out := newOut(http.MethodPut, r.t.RawPath, forwardQuery(r.t.RawQuery))
 	copyRequestHeaders(out.Header, r.header)
 	out.Header.Set(sealHeader, obj.HeaderValue())
-	resp, err := s.sendEncrypted(r, out, obj.EncryptReader(body, plainLen), envelope.CiphertextSize(plainLen))
+	encrypt := func(src io.Reader) io.Reader { return obj.EncryptReader(src, plainLen) }
+	resp, err := s.sendEncrypted(r, out, body, encrypt, envelope.CiphertextSize(plainLen))
 	if err != nil {
 		return err
 	}
@@ -141,13 +142,16 @@ func (s *Server) putObject(r *request) error {
 	return nil
 }
 
-// sendEncrypted sends out with the encrypting body enc of exactly n bytes.
-// A failure of the client's body (a bad checksum, a short body, a
+// sendEncrypted sends out with body src encrypted by encrypt into exactly n
+// bytes. A failure of the client's body (a bad checksum, a short body, a
 // vanished client) cuts the upstream request short, so the store keeps
-// nothing, and is reported as the client's error.
-func (s *Server) sendEncrypted(r *request, out *outRequest, enc io.Reader, n int64) (*fasthttp.Response, error) {
-	rec := &errRecorder{r: enc}
-	out.Body, out.BodyLen = rec, n
+// nothing, and is reported as the client's error; the errors are recorded
+// at the source, so a failing store is not blamed on the client. The
+// encrypting reader goes to the client unwrapped: fasthttp uses its
+// WriteTo, which seals segments in place and writes them straight out.
+func (s *Server) sendEncrypted(r *request, out *outRequest, src io.Reader, encrypt func(io.Reader) io.Reader, n int64) (*fasthttp.Response, error) {
+	rec := &errRecorder{r: src}
+	out.Body, out.BodyLen = encrypt(rec), n
 	resp, err := s.up.do(out)
 	if bodyErr := rec.Err(); bodyErr != nil {
 		if resp != nil {

@@ -367,6 +367,22 @@ func (b *plainBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteTo hands the decrypting reader's own WriteTo to fasthttp: segments
+// are opened in place and written straight out, with no extra copy.
+func (b *plainBody) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	var err error
+	if wt, ok := b.r.(io.WriterTo); ok {
+		n, err = wt.WriteTo(w)
+	} else {
+		n, err = io.Copy(w, struct{ io.Reader }{b.r})
+	}
+	if err != nil {
+		b.s.log.Error("aborting response", "id", b.id, "object", b.what, "err", err)
+	}
+	return n, err
+}
+
 func (b *plainBody) Close() error {
 	b.po.Close()
 	return nil
