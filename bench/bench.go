@@ -163,6 +163,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 }
 
 func (r *runner) peakRSS(name string) {
+	if !r.ran {
+		return // --run left out every workload of the group
+	}
+	r.ran = false
 	kib, err := procStatusKiB(r.env.proxy.pid(), "VmHWM")
 	if err != nil {
 		r.rep.Errors = append(r.rep.Errors, fmt.Sprintf("%s: %v", name, err))

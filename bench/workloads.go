@@ -37,6 +37,7 @@ type runner struct {
 	cfg Config
 	env *env
 	rep *Report
+	ran bool // a workload ran since peakRSS last looked
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -51,6 +52,7 @@ func (r *runner) each(ctx context.Context, workload string, fn func(context.Cont
 	if r.cfg.Filter != nil && !r.cfg.Filter.MatchString(workload) {
 		return nil
 	}
+	r.ran = true
 	for _, s := range r.env.systems {
 		if err := ctx.Err(); err != nil {
 			return err
