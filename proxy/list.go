@@ -62,39 +62,48 @@ func rewriteListing(doc []byte) []byte {
 }
 
 // rewriteElements applies fn to every top-level <name>…</name> element of
-// doc for the given names.
+// doc for the given names. It is linear in the document: each name's next
+// opening tag is searched for once and remembered until it is consumed.
 func rewriteElements(doc []byte, names []string, fn func([]byte) []byte) []byte {
 	var out bytes.Buffer
 	out.Grow(len(doc))
+	next := make([]int, len(names)) // absolute position of each name's next tag, -1: none left
+	for i, n := range names {
+		next[i] = bytes.Index(doc, []byte("<"+n+">"))
+	}
+	pos := 0
 	for {
-		start, end, ok := nextElement(doc, names)
-		if !ok {
-			out.Write(doc)
-			return out.Bytes()
+		best := -1
+		for i, p := range next {
+			if p >= 0 && (best < 0 || p < next[best]) {
+				best = i
+			}
 		}
-		out.Write(doc[:start])
+		if best < 0 {
+			break
+		}
+		start := next[best]
+		closing := []byte("</" + names[best] + ">")
+		j := bytes.Index(doc[start:], closing)
+		if j < 0 {
+			break
+		}
+		end := start + j + len(closing)
+		out.Write(doc[pos:start])
 		out.Write(fn(doc[start:end]))
-		doc = doc[end:]
-	}
-}
-
-// nextElement finds the first <name>…</name> of any of the names.
-func nextElement(doc []byte, names []string) (start, end int, ok bool) {
-	best, tag := -1, ""
-	for _, t := range names {
-		if i := bytes.Index(doc, []byte("<"+t+">")); i >= 0 && (best < 0 || i < best) {
-			best, tag = i, t
+		pos = end
+		for i, p := range next {
+			if p >= 0 && p < end {
+				if k := bytes.Index(doc[end:], []byte("<"+names[i]+">")); k >= 0 {
+					next[i] = end + k
+				} else {
+					next[i] = -1
+				}
+			}
 		}
 	}
-	if best < 0 {
-		return 0, 0, false
-	}
-	closing := []byte("</" + tag + ">")
-	j := bytes.Index(doc[best:], closing)
-	if j < 0 {
-		return 0, 0, false
-	}
-	return best, best + j + len(closing), true
+	out.Write(doc[pos:])
+	return out.Bytes()
 }
 
 func rewriteEntry(e []byte) []byte {

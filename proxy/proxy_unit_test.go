@@ -197,3 +197,21 @@ func FuzzParseRange(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkRewriteListing rewrites a 1,000-key ListObjectsV2 page.
+func BenchmarkRewriteListing(b *testing.B) {
+	var doc strings.Builder
+	doc.WriteString(`<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name>`)
+	for i := range 1000 {
+		doc.WriteString(`<Contents><Key>dir/object-` + strconv.Itoa(i) + `</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified>` +
+			`<ETag>&#34;0123456789abcdef0123456789abcdef&#34;</ETag><Size>` + strconv.FormatInt(envelope.CiphertextSize(int64(i*1000)), 10) +
+			`</Size><StorageClass>STANDARD</StorageClass></Contents>`)
+	}
+	doc.WriteString(`</ListBucketResult>`)
+	in := []byte(doc.String())
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		rewriteListing(in)
+	}
+}
