@@ -52,8 +52,9 @@ func newUpstream(rawURL, region, accessKey, secretKey string, now func() time.Ti
 			// so a pooled connection is not found dead on the next request.
 			MaxIdleConnDuration: 10 * time.Second,
 			MaxConns:            1024,
-			ReadBufferSize:      64 << 10,
-			WriteBufferSize:     64 << 10,
+			// Several segments per read syscall (a segment is 64 KiB + 16).
+			ReadBufferSize:  256 << 10,
+			WriteBufferSize: 64 << 10,
 			// A streamed body cannot be sent twice; only bodiless reads
 			// are retried on a broken pooled connection.
 			RetryIfErr: func(req *fasthttp.Request, attempts int, err error) (bool, bool) {

@@ -1,0 +1,32 @@
+package proxy_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// BenchmarkProxyGet and BenchmarkProxyPut move a 64 MiB object through the
+// proxy (in process, for profiles) in front of MinIO.
+func BenchmarkProxyGet(b *testing.B) {
+	t := &testing.T{}
+	e := startProxy(t)
+	bucket := newBucket(t, e)
+	data := pattern(64 << 20)
+	if _, err := e.client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("big"), Body: bytes.NewReader(data)}); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		get, err := e.client.GetObject(context.Background(), &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("big")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, get.Body)
+		get.Body.Close()
+	}
+}
