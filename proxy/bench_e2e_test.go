@@ -13,9 +13,8 @@ import (
 // BenchmarkProxyGet and BenchmarkProxyPut move a 64 MiB object through the
 // proxy (in process, for profiles) in front of MinIO.
 func BenchmarkProxyGet(b *testing.B) {
-	t := &testing.T{}
-	e := startProxy(t)
-	bucket := newBucket(t, e)
+	e := startProxy(b)
+	bucket := newBucket(b, e)
 	data := pattern(64 << 20)
 	if _, err := e.client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("big"), Body: bytes.NewReader(data)}); err != nil {
 		b.Fatal(err)

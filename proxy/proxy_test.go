@@ -50,7 +50,7 @@ type env struct {
 	log      *bytes.Buffer
 }
 
-func startProxy(t *testing.T) *env {
+func startProxy(t testing.TB) *env {
 	t.Helper()
 	kr, err := keyring.Open(keyring.Config{Dir: t.TempDir()})
 	if err != nil {
@@ -86,14 +86,14 @@ func startProxy(t *testing.T) *env {
 	}
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
 
-func newBucket(t *testing.T, e *env) string {
+func newBucket(t testing.TB, e *env) string {
 	t.Helper()
 	name := "b-" + strings.ToLower(rand.Text()[:12])
 	if _, err := e.client.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: &name}); err != nil {
