@@ -183,3 +183,30 @@ func TestRegionCheck(t *testing.T) {
 		}
 	}
 }
+
+func TestHealthEndpointsAreNotBuckets(t *testing.T) {
+	e := startProxy(t)
+	ctx := context.Background()
+	for _, name := range []string{"healthz", "readyz", "metrics"} {
+		if _, err := e.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(name), Key: aws.String("k"), Body: strings.NewReader("x")}); err != nil {
+			t.Fatal(err)
+		}
+		list, err := e.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(name)})
+		if err != nil || len(list.Contents) != 1 {
+			t.Errorf("listing bucket %s: %v", name, err)
+		}
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(e.endpoint + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("unsigned %s: %d", path, resp.StatusCode)
+		}
+	}
+}

@@ -191,7 +191,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.Set("X-Amz-Request-Id", r.id)
 	uri := string(ctx.RequestURI())
 	method := string(ctx.Method())
-	if method == http.MethodGet || method == http.MethodHead {
+	// Health endpoints answer unsigned requests only: "healthz" and
+	// "readyz" are valid bucket names too.
+	if (method == http.MethodGet || method == http.MethodHead) && len(ctx.Request.Header.Peek("Authorization")) == 0 {
 		switch uri {
 		case "/healthz":
 			ctx.SetStatusCode(http.StatusOK)
