@@ -385,3 +385,76 @@ func TestChecksumsOfThePlaintext(t *testing.T) {
 		t.Errorf("a range carries a whole-object checksum")
 	}
 }
+
+func TestVersionedBucket(t *testing.T) {
+	e := startProxy(t)
+	ctx := context.Background()
+	bucket := newBucket(t, e)
+	if _, err := e.client.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: &bucket,
+		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}}); err != nil {
+		t.Fatal(err)
+	}
+	v1, v2 := pattern(70_000), pattern(1000)
+	p1, err := e.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("k"), Body: bytes.NewReader(v1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := e.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("k"), Body: bytes.NewReader(v2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(p1.VersionId) == "" || aws.ToString(p1.VersionId) == aws.ToString(p2.VersionId) {
+		t.Fatalf("version ids %q %q", aws.ToString(p1.VersionId), aws.ToString(p2.VersionId))
+	}
+	versions, err := e.client.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: &bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sizes := map[string]int64{}
+	for _, v := range versions.Versions {
+		sizes[aws.ToString(v.VersionId)] = aws.ToInt64(v.Size)
+	}
+	if sizes[aws.ToString(p1.VersionId)] != int64(len(v1)) || sizes[aws.ToString(p2.VersionId)] != int64(len(v2)) {
+		t.Errorf("version sizes %v", sizes)
+	}
+	get, err := e.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("k"), VersionId: p1.VersionId, Range: aws.String("bytes=65530-65540")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(get.Body)
+	get.Body.Close()
+	if !bytes.Equal(got, v1[65530:65541]) || aws.ToString(get.VersionId) != aws.ToString(p1.VersionId) {
+		t.Errorf("ranged GET of the old version: %d bytes, version %s", len(got), aws.ToString(get.VersionId))
+	}
+	head, err := e.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("k"), VersionId: p1.VersionId})
+	if err != nil || aws.ToInt64(head.ContentLength) != int64(len(v1)) {
+		t.Errorf("HEAD of the old version: %v", err)
+	}
+	if _, err := e.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: aws.String("k"), VersionId: p2.VersionId}); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := e.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = io.ReadAll(cur.Body)
+	cur.Body.Close()
+	if !bytes.Equal(got, v1) {
+		t.Errorf("after deleting the newest version, GET has %d bytes", len(got))
+	}
+	// Conditions use the ETags clients see.
+	_, err = e.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("k"), IfMatch: p2.ETag})
+	if apiCode(err) != "PreconditionFailed" {
+		t.Errorf("If-Match with another version's ETag: %v", err)
+	}
+	ok, err := e.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("k"), IfMatch: p1.ETag})
+	if err != nil {
+		t.Errorf("If-Match with the current ETag: %v", err)
+	} else {
+		ok.Body.Close()
+	}
+	_, err = e.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("k"), IfNoneMatch: p1.ETag})
+	if !strings.Contains(fmt.Sprint(err), "304") {
+		t.Errorf("If-None-Match with the current ETag: %v", err)
+	}
+}
