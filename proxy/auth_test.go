@@ -187,10 +187,16 @@ func TestRegionCheck(t *testing.T) {
 func TestHealthEndpointsAreNotBuckets(t *testing.T) {
 	e := startProxy(t)
 	ctx := context.Background()
-	for _, name := range []string{"healthz", "readyz", "metrics"} {
+	// "metrics" is TestMetricsEndpoint's; these buckets are removed again
+	// because the package shares one MinIO.
+	for _, name := range []string{"healthz", "readyz"} {
 		if _, err := e.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() {
+			e.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(name), Key: aws.String("k")})
+			e.client.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(name)})
+		})
 		if _, err := e.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(name), Key: aws.String("k"), Body: strings.NewReader("x")}); err != nil {
 			t.Fatal(err)
 		}
