@@ -26,6 +26,10 @@ func NewS3Client(endpoint, accessKey, secretKey string, optFns ...func(*s3.Optio
 		UsePathStyle: true,
 		Credentials:  credentials.NewStaticCredentialsProvider(accessKey, secretKey, ""),
 		Retryer:      aws.NopRetryer{},
+		// What config.LoadDefaultConfig sets, so tests see the SDK's
+		// default checksums (options left zero would send none).
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenSupported,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenSupported,
 	}
 	return s3.New(opts, optFns...)
 }
