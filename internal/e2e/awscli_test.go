@@ -339,9 +339,6 @@ func TestAWSCLI(t *testing.T) {
 		plain := plaintext("awscli/"+key, 20<<20)
 		in := writePlainFile(t, dir, "mp.in", plain)
 		if _, stderr, err := def.run("s3", "cp", in, "s3://"+bucket+"/"+key); err != nil {
-			if strings.Contains(stderr, "NotImplemented") {
-				t.Skip("multipart: issue 6 (proxy answers NotImplemented):", strings.TrimSpace(stderr))
-			}
 			t.Fatalf("aws s3 cp (multipart) failed: %v\n%s", err, stderr)
 		}
 		out := filepath.Join(dir, "mp.out")
