@@ -16,38 +16,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/s3seal/s3seal/internal/testenv"
-	"github.com/s3seal/s3seal/kms"
-	"github.com/s3seal/s3seal/kms/keyring"
 	"github.com/s3seal/s3seal/proxy"
 )
 
 // startWith runs a proxy with the given identities and domains.
 func startWith(t *testing.T, ids proxy.Identities, domains []string) string {
 	t.Helper()
-	kr, err := keyring.Open(keyring.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	md, err := kr.CreateKey("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := proxy.New(proxy.Config{
-		UpstreamURL: minioSrv.Endpoint, UpstreamAccessKey: minioSrv.AccessKey, UpstreamSecretKey: minioSrv.SecretKey,
-		Identities: ids, Domains: domains,
-		KMS: kms.NewCache(kr, kms.DefaultCacheConfig()), DefaultKeyID: md.KeyID,
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	return ln.Addr().String()
+	e := startProxyWith(t, func(c *proxy.Config) { c.Identities, c.Domains = ids, domains })
+	return strings.TrimPrefix(e.endpoint, "http://")
 }
 
 func TestVirtualHostedStyle(t *testing.T) {

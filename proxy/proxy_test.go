@@ -52,6 +52,18 @@ type env struct {
 
 func startProxy(t testing.TB) *env {
 	t.Helper()
+	access, secret := "client-"+rand.Text()[:8], rand.Text()
+	e := startProxyWith(t, func(c *proxy.Config) {
+		c.Identities = proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: access, SecretKey: secret, Buckets: []string{"*"}}}, nil)
+	})
+	e.client = testenv.NewS3Client(e.endpoint, access, secret)
+	return e
+}
+
+// startProxyWith runs a proxy in front of the package's MinIO with a fresh
+// keyring; adjust changes its configuration (identities, domains, ...).
+func startProxyWith(t testing.TB, adjust func(*proxy.Config)) *env {
+	t.Helper()
 	kr, err := keyring.Open(keyring.Config{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -60,14 +72,14 @@ func startProxy(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	access, secret := "client-"+rand.Text()[:8], rand.Text()
 	logBuf := &bytes.Buffer{}
-	srv, err := proxy.New(proxy.Config{
+	cfg := proxy.Config{
 		UpstreamURL: minioSrv.Endpoint, UpstreamAccessKey: minioSrv.AccessKey, UpstreamSecretKey: minioSrv.SecretKey,
-		Identities: proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: access, SecretKey: secret, Buckets: []string{"*"}}}, nil),
-		KMS:        kms.NewCache(kr, kms.DefaultCacheConfig()), DefaultKeyID: md.KeyID,
+		KMS: kms.NewCache(kr, kms.DefaultCacheConfig()), DefaultKeyID: md.KeyID,
 		Logger: slog.New(slog.NewTextHandler(io.MultiWriter(logBuf, testWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	}
+	adjust(&cfg)
+	srv, err := proxy.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,13 +89,7 @@ func startProxy(t testing.TB) *env {
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	ep := "http://" + ln.Addr().String()
-	return &env{
-		endpoint: ep,
-		client:   testenv.NewS3Client(ep, access, secret),
-		direct:   minioSrv.S3Client(),
-		log:      logBuf,
-	}
+	return &env{endpoint: "http://" + ln.Addr().String(), direct: minioSrv.S3Client(), log: logBuf}
 }
 
 type testWriter struct{ t testing.TB }
