@@ -346,13 +346,12 @@ func (s *Server) writeError(r *request, err error) {
 	}
 	ctx.Response.Header.SetContentType("application/xml")
 	ctx.SetBody(renderError(e, resource, r.id))
-	// A body we did not read may still be on the connection.
-	if ctx.Request.Header.ContentLength() != 0 && !r.bodyConsumed() {
+	// A request body may still be on the connection, unread: the
+	// connection cannot carry another request.
+	if ctx.Request.Header.ContentLength() != 0 {
 		ctx.SetConnectionClose()
 	}
 }
-
-func (r *request) bodyConsumed() bool { return false }
 
 // Ready reports whether the upstream store and the KMS answer.
 func (s *Server) Ready(ctx context.Context) error {
