@@ -167,12 +167,12 @@ func (r *runner) peakRSS(name string) {
 		return // --run left out every workload of the group
 	}
 	r.ran = false
-	kib, err := procStatusKiB(r.env.proxy.pid(), "VmHWM")
+	peak, err := testenv.ProcStatusBytes(r.env.proxy.pid(), "VmHWM")
 	if err != nil {
 		r.rep.Errors = append(r.rep.Errors, fmt.Sprintf("%s: %v", name, err))
 		return
 	}
-	r.rep.add(name, unitMiB, lower, S3seal, float64(kib)/1024)
+	r.rep.add(name, unitMiB, lower, S3seal, float64(peak)/(1<<20))
 }
 
 // resetPeakRSS resets VmHWM to the current RSS (Linux 4.0+); if the kernel

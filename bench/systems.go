@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -438,28 +437,3 @@ func procCPU(pid int) (time.Duration, error) {
 // clockTicks is sysconf(_SC_CLK_TCK), 100 on every Linux architecture Go
 // supports.
 const clockTicks = 100
-
-// procStatusKiB reads a "Name: N kB" line of /proc/PID/status.
-func procStatusKiB(pid int, field string) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok || name != field {
-			continue
-		}
-		v, ok := strings.CutSuffix(strings.TrimSpace(rest), " kB")
-		if !ok {
-			return 0, fmt.Errorf("unexpected %q", sc.Text())
-		}
-		return strconv.ParseInt(v, 10, 64)
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
-}

@@ -309,13 +309,14 @@ func (s *S3seal) LogSince(mark int64) string { return s.log.since(mark) }
 
 // PeakRSS returns the proxy's peak resident set size in bytes (VmHWM from
 // /proc/PID/status).
-func (s *S3seal) PeakRSS() (int64, error) { return procStatusBytes(s.PID(), "VmHWM") }
+func (s *S3seal) PeakRSS() (int64, error) { return ProcStatusBytes(s.PID(), "VmHWM") }
 
 // RSS returns the proxy's current resident set size in bytes (VmRSS).
-func (s *S3seal) RSS() (int64, error) { return procStatusBytes(s.PID(), "VmRSS") }
+func (s *S3seal) RSS() (int64, error) { return ProcStatusBytes(s.PID(), "VmRSS") }
 
-// procStatusBytes reads a "Name:   1234 kB" line of /proc/PID/status.
-func procStatusBytes(pid int, field string) (int64, error) {
+// ProcStatusBytes reads a "Name:   1234 kB" line of /proc/PID/status
+// (VmHWM, VmRSS, ...) in bytes.
+func ProcStatusBytes(pid int, field string) (int64, error) {
 	if pid == 0 {
 		return 0, errors.New("testenv: process not running")
 	}

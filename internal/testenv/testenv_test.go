@@ -52,14 +52,14 @@ func TestLogBufferSince(t *testing.T) {
 }
 
 func TestProcStatusBytes(t *testing.T) {
-	hwm, err := procStatusBytes(os.Getpid(), "VmHWM")
+	hwm, err := ProcStatusBytes(os.Getpid(), "VmHWM")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if hwm < 1<<20 {
 		t.Fatalf("VmHWM of the test process = %d, implausible", hwm)
 	}
-	if _, err := procStatusBytes(os.Getpid(), "NoSuchField"); err == nil {
+	if _, err := ProcStatusBytes(os.Getpid(), "NoSuchField"); err == nil {
 		t.Fatal("no error for a missing field")
 	}
 }
