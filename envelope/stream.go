@@ -28,6 +28,46 @@ func putBuf(seg int, b *[]byte) {
 	bufPools[bits.Len(uint(seg))-1].Put(b)
 }
 
+// BatchSize is how much data WriteTo moves per write: encrypting or
+// decrypting several segments per system call instead of one roughly halves
+// the system calls of a proxied stream, which on loopback cost more than
+// the AES-GCM itself (bench/RESULTS.md).
+const BatchSize = 1 << 20
+
+// batch holds the sealed and plain bytes of up to k consecutive segments,
+// kept apart so that both directions seal or open out of place and hand a
+// contiguous run of output to one Write.
+type batch struct {
+	k      int
+	sealed []byte
+	plain  []byte
+	dirty  int // plain bytes that may hold plaintext
+}
+
+var batchPools [24]sync.Pool // index: log2(segment size)
+
+func getBatch(seg int) *batch {
+	i := bits.Len(uint(seg)) - 1
+	if b, ok := batchPools[i].Get().(*batch); ok {
+		return b
+	}
+	k := max(1, BatchSize/seg)
+	return &batch{k: k, sealed: make([]byte, k*(seg+TagSize)), plain: make([]byte, k*seg)}
+}
+
+func putBatch(seg int, b *batch) {
+	clear(b.plain[:b.dirty])
+	b.dirty = 0
+	batchPools[bits.Len(uint(seg))-1].Put(b)
+}
+
+// plainFor returns the first n bytes of b's plain buffer, noting that they
+// will need zeroing.
+func (b *batch) plainFor(n int) []byte {
+	b.dirty = max(b.dirty, n)
+	return b.plain[:n]
+}
+
 // zeros is read-only padding source.
 var zeros [TagSize * MaxPartSegments]byte
 
@@ -59,6 +99,7 @@ type encReader struct {
 	prefix   []byte
 	pad      int64
 	buf      *[]byte
+	bat      *batch
 	pending  []byte
 	err      error
 	probe    [1]byte
@@ -76,6 +117,10 @@ func (e *encReader) release() {
 		putBuf(e.seg, e.buf)
 		e.buf = nil
 	}
+	if e.bat != nil {
+		putBatch(e.seg, e.bat)
+		e.bat = nil
+	}
 	e.pending = nil
 }
 
@@ -88,13 +133,14 @@ func (e *encReader) Close() error {
 	return nil
 }
 
-// readFull fills b from src. It reports ErrSizeMismatch if src ends early
-// and passes src errors through unchanged.
-func (e *encReader) readFull(b []byte) error {
+// readFull fills b, which ends at plaintext offset end, from src. It
+// reports ErrSizeMismatch if src ends early and passes src errors through
+// unchanged.
+func (e *encReader) readFull(b []byte, end int64) error {
 	empty := 0
 	for len(b) > 0 {
 		if e.srcEOF {
-			return fmt.Errorf("%w: source ended %d bytes early", ErrSizeMismatch, e.remainingPlain(len(b)))
+			return fmt.Errorf("%w: source ended %d bytes early", ErrSizeMismatch, int64(len(b))+e.plainLen-end)
 		}
 		n, err := e.src.Read(b)
 		b = b[n:]
@@ -112,12 +158,6 @@ func (e *encReader) readFull(b []byte) error {
 		}
 	}
 	return nil
-}
-
-// remainingPlain counts the plaintext bytes still owed, given that short
-// bytes of the current segment are missing.
-func (e *encReader) remainingPlain(short int) int64 {
-	return int64(short) + e.plainLen - min(e.plainLen, (e.idx+1)*int64(e.seg))
 }
 
 // expectEOF makes sure src has nothing after the declared length.
@@ -149,7 +189,7 @@ func (e *encReader) sealSegment(dst []byte) (int, error) {
 	if final {
 		plen = int(e.plainLen - e.idx*int64(e.seg))
 	}
-	if err := e.readFull(dst[:plen]); err != nil {
+	if err := e.readFull(dst[:plen], e.idx*int64(e.seg)+int64(plen)); err != nil {
 		clear(dst[:plen])
 		return 0, err
 	}
@@ -164,6 +204,36 @@ func (e *encReader) sealSegment(dst []byte) (int, error) {
 	e.aead.Seal(dst[:0], e.nonce[:], dst[:plen], nil)
 	e.idx++
 	return plen + TagSize, nil
+}
+
+// sealBatch reads the plaintext of the next segments (as many as a batch
+// holds) in one go and seals them into the batch, returning the sealed bytes.
+func (e *encReader) sealBatch() ([]byte, error) {
+	if e.bat == nil {
+		e.bat = getBatch(e.seg)
+	}
+	start := e.idx * int64(e.seg)
+	k := min(e.nsegs-e.idx, int64(e.bat.k))
+	end := min(e.plainLen, start+k*int64(e.seg))
+	plain := e.bat.plainFor(int(end - start))
+	if err := e.readFull(plain, end); err != nil {
+		return nil, err
+	}
+	if e.idx+k == e.nsegs {
+		// Never emit the final segment before src has ended cleanly.
+		if err := e.expectEOF(); err != nil {
+			return nil, err
+		}
+	}
+	out := e.bat.sealed[:0]
+	for len(plain) > 0 {
+		p := plain[:min(len(plain), e.seg)]
+		plain = plain[len(p):]
+		setNonce(&e.nonce, e.part, e.idx, e.idx == e.nsegs-1)
+		out = e.aead.Seal(out, e.nonce[:], p, nil)
+		e.idx++
+	}
+	return out, nil
 }
 
 // step produces the next unit of output. If direct is large enough for the
@@ -224,7 +294,8 @@ func (e *encReader) Read(p []byte) (int, error) {
 	return 0, e.err
 }
 
-// WriteTo writes the whole sealed stream to w without an extra copy.
+// WriteTo writes the whole sealed stream to w, a batch of segments per
+// Write, without an extra copy.
 func (e *encReader) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for e.err == nil {
@@ -232,7 +303,12 @@ func (e *encReader) WriteTo(w io.Writer) (int64, error) {
 		e.pending = nil
 		if len(out) == 0 {
 			var err error
-			if out, _, err = e.step(nil); err != nil {
+			if len(e.prefix) == 0 && e.idx < e.nsegs {
+				out, err = e.sealBatch()
+			} else {
+				out, _, err = e.step(nil)
+			}
+			if err != nil {
 				e.err = err
 				e.release()
 				break
@@ -272,6 +348,7 @@ type decReader struct {
 	pad     int64 // zero padding to check after the final segment
 	src     io.Reader
 	buf     *[]byte
+	bat     *batch
 	pending []byte
 	err     error
 	padBuf  [512]byte
@@ -304,6 +381,10 @@ func (d *decReader) release() {
 	if d.buf != nil {
 		putBuf(d.seg, d.buf)
 		d.buf = nil
+	}
+	if d.bat != nil {
+		putBatch(d.seg, d.bat)
+		d.bat = nil
 	}
 	d.pending = nil
 }
@@ -369,6 +450,49 @@ func (d *decReader) openSegment(b []byte) (int, error) {
 	return plen, nil
 }
 
+// openBatch reads the next segments of the range (as many as a batch holds)
+// in one go and opens them into the batch, returning the plaintext they
+// contribute to the range.
+func (d *decReader) openBatch() ([]byte, error) {
+	if d.bat == nil {
+		d.bat = getBatch(d.seg)
+	}
+	k := min(d.last-d.idx+1, int64(d.bat.k))
+	full := d.seg + TagSize
+	plainLen := min(d.plain, (d.idx+k)*int64(d.seg)) - d.idx*int64(d.seg)
+	sealed := d.bat.sealed[:plainLen+k*TagSize]
+	if err := d.readFull(sealed); err != nil {
+		return nil, err
+	}
+	plain := d.bat.plainFor(int(plainLen))[:0]
+	for len(sealed) > 0 {
+		c := sealed[:min(len(sealed), full)]
+		sealed = sealed[len(c):]
+		final := d.idx == d.nsegs-1
+		setNonce(&d.nonce, d.part, d.idx, final)
+		var err error
+		if plain, err = d.aead.Open(plain, d.nonce[:], c, nil); err != nil {
+			clear(d.bat.plain[:plainLen])
+			return nil, fmt.Errorf("%w: segment %d", ErrAuth, d.idx)
+		}
+		if final {
+			// Check the padding before releasing the last plaintext.
+			if err := d.checkPad(); err != nil {
+				clear(d.bat.plain[:plainLen])
+				return nil, err
+			}
+		}
+		d.idx++
+	}
+	out := plain[d.skip:]
+	d.skip = 0
+	if int64(len(out)) > d.remain {
+		out = out[:d.remain]
+	}
+	d.remain -= int64(len(out))
+	return out, nil
+}
+
 func (d *decReader) step(direct []byte) (out []byte, inPlace bool, err error) {
 	if d.idx > d.last {
 		return nil, false, io.EOF
@@ -429,15 +553,21 @@ func (d *decReader) Read(p []byte) (int, error) {
 	return 0, d.err
 }
 
-// WriteTo writes the requested plaintext to w without an extra copy.
+// WriteTo writes the requested plaintext to w, a batch of segments per
+// Write, without an extra copy.
 func (d *decReader) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for d.err == nil {
 		out := d.pending
 		d.pending = nil
 		if len(out) == 0 {
+			if d.idx > d.last {
+				d.err = io.EOF
+				d.release()
+				break
+			}
 			var err error
-			if out, _, err = d.step(nil); err != nil {
+			if out, err = d.openBatch(); err != nil {
 				d.err = err
 				d.release()
 				break
