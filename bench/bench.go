@@ -89,6 +89,9 @@ type Config struct {
 	Filter *regexp.Regexp
 	// Verify checks every byte read against the data written.
 	Verify bool
+	// Repeat runs every workload this many times (at least once); the
+	// report shows the median of each value.
+	Repeat int
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
 }
@@ -145,14 +148,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	proxyPID := r.env.proxy.pid()
 	r.logf("large objects")
 	resetPeakRSS(proxyPID)
-	if err := r.large(ctx); err != nil {
-		return nil, err
+	for range max(1, cfg.Repeat) {
+		if err := r.large(ctx); err != nil {
+			return nil, err
+		}
 	}
 	r.peakRSS("proxy peak RSS, large objects")
 	r.logf("small objects")
 	resetPeakRSS(proxyPID)
-	if err := r.small(ctx); err != nil {
-		return nil, err
+	for range max(1, cfg.Repeat) {
+		if err := r.small(ctx); err != nil {
+			return nil, err
+		}
 	}
 	r.peakRSS("proxy peak RSS, small objects")
 	rep.LoadAfter = loadAvg()

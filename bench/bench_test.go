@@ -175,3 +175,24 @@ func TestFormat(t *testing.T) {
 		}
 	}
 }
+
+// A value measured again joins the samples and the row shows their median.
+func TestReportRepeatMedian(t *testing.T) {
+	var r Report
+	r.add("GET", unitMBps, higher, S3seal, 10)
+	if m, _ := r.Find("GET"); m.Values[S3seal] != 10 || m.Samples != nil {
+		t.Fatalf("one value: %+v", m)
+	}
+	r.add("GET", unitMBps, higher, Direct, 50)
+	for _, v := range []float64{30, 20} {
+		r.add("GET", unitMBps, higher, S3seal, v)
+	}
+	m, _ := r.Find("GET")
+	if m.Values[S3seal] != 20 || len(m.Samples[S3seal]) != 3 || m.Values[Direct] != 50 {
+		t.Fatalf("three values: %+v", m)
+	}
+	r.add("GET", unitMBps, higher, S3seal, 40)
+	if m, _ := r.Find("GET"); m.Values[S3seal] != 25 {
+		t.Fatalf("even count: median %v, want 25", m.Values[S3seal])
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -20,7 +21,11 @@ type Measurement struct {
 	Better string `json:"better"`
 	// Values holds the value per system (Direct, MinIOSSE, S3seal); a
 	// system the quantity does not apply to, or whose run failed, has none.
+	// With repeated runs (--repeat) it is the median of Samples.
 	Values map[string]float64 `json:"values"`
+	// Samples holds every value measured per system when a run repeats
+	// its workloads.
+	Samples map[string][]float64 `json:"samples,omitempty"`
 }
 
 // Machine describes where a report was measured.
@@ -48,20 +53,42 @@ type Report struct {
 }
 
 // add records value for system in the row name, creating the row (in
-// order of first appearance) if needed.
+// order of first appearance) if needed. A value measured again (a repeated
+// run) joins the samples, and the row shows their median.
 func (r *Report) add(name, unit, better, system string, value float64) {
 	if math.IsNaN(value) || math.IsInf(value, 0) {
 		return
 	}
-	for i := range r.Measurements {
-		if r.Measurements[i].Name == name {
-			r.Measurements[i].Values[system] = value
-			return
-		}
+	i := slices.IndexFunc(r.Measurements, func(m Measurement) bool { return m.Name == name })
+	if i < 0 {
+		r.Measurements = append(r.Measurements, Measurement{
+			Name: name, Unit: unit, Better: better, Values: map[string]float64{system: value},
+		})
+		return
 	}
-	r.Measurements = append(r.Measurements, Measurement{
-		Name: name, Unit: unit, Better: better, Values: map[string]float64{system: value},
-	})
+	m := &r.Measurements[i]
+	if old, ok := m.Values[system]; ok {
+		if m.Samples == nil {
+			m.Samples = map[string][]float64{}
+		}
+		if len(m.Samples[system]) == 0 {
+			m.Samples[system] = []float64{old}
+		}
+		m.Samples[system] = append(m.Samples[system], value)
+		value = median(m.Samples[system])
+	}
+	m.Values[system] = value
+}
+
+// median of a non-empty sample (the mean of the middle two for an even
+// count).
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // Find returns the row called name.
