@@ -120,3 +120,24 @@ func TestWriteToEncryptSizeMismatch(t *testing.T) {
 		t.Fatalf("long source: %v", err)
 	}
 }
+
+// Empty and tiny streams through the batched WriteTo in both directions.
+func TestWriteToSmallSizes(t *testing.T) {
+	dek := newDEK(t)
+	for _, size := range []int{0, 1, S - 1, S, S + 1, BatchSize, BatchSize + 1} {
+		plain := randBytes(uint64(size), size)
+		o, err := NewObject(dek, testKI, "b", "k", LayoutSingle, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := writeToAll(o.EncryptReader(bytes.NewReader(plain), int64(size)))
+		if err != nil || int64(len(body)) != CiphertextSize(int64(size)) {
+			t.Fatalf("size %d: encrypt: %v, %d bytes", size, err, len(body))
+		}
+		got, err := writeToAll(o.DecryptReader(bytes.NewReader(body), int64(size), 0, int64(size)))
+		if err != nil || !bytes.Equal(got, plain) {
+			t.Fatalf("size %d: decrypt: %v", size, err)
+		}
+		o.Close()
+	}
+}

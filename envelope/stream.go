@@ -226,7 +226,7 @@ func (e *encReader) sealBatch() ([]byte, error) {
 		}
 	}
 	out := e.bat.sealed[:0]
-	for len(plain) > 0 {
+	for range k { // k, not len(plain): an empty stream is one empty segment
 		p := plain[:min(len(plain), e.seg)]
 		plain = plain[len(p):]
 		setNonce(&e.nonce, e.part, e.idx, e.idx == e.nsegs-1)
@@ -465,7 +465,7 @@ func (d *decReader) openBatch() ([]byte, error) {
 		return nil, err
 	}
 	plain := d.bat.plainFor(int(plainLen))[:0]
-	for len(sealed) > 0 {
+	for range k {
 		c := sealed[:min(len(sealed), full)]
 		sealed = sealed[len(c):]
 		final := d.idx == d.nsegs-1
