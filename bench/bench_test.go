@@ -60,6 +60,11 @@ func TestSmoke(t *testing.T) {
 	if m, ok := rep.Find("PUT " + large + " x1: proxy CPU"); !ok || len(m.Values) != 1 || m.Values[S3seal] < 0 {
 		t.Errorf("proxy CPU: %+v", m)
 	}
+	for _, name := range []string{"PUT " + large + " x1: floor CPU, TCP relay", "GET " + large + " x1: floor CPU, TCP relay + AES-GCM"} {
+		if m, ok := rep.Find(name); !ok || len(m.Values) != 1 || m.Values[S3seal] < 0 {
+			t.Errorf("%s: %+v", name, m)
+		}
+	}
 	if m, ok := rep.Find("proxy peak RSS, large objects"); !ok || len(m.Values) != 1 || m.Values[S3seal] < 1 {
 		t.Errorf("proxy peak RSS: %+v", m)
 	}

@@ -47,6 +47,7 @@ type system struct {
 
 // env holds the running servers.
 type env struct {
+	tmp        string // removed by close
 	plain, sse *testenv.MinIO
 	proxy      *proxyProc
 	systems    []*system
@@ -79,6 +80,9 @@ func startEnv(ctx context.Context, cfg envConfig) (_ *env, err error) {
 		if err := pinProcess(os.Getpid(), cpuStore); err != nil {
 			return nil, fmt.Errorf("pin the harness to CPU %d: %w", cpuStore, err)
 		}
+	}
+	if e.tmp, err = os.MkdirTemp("", "s3seal-bench-*"); err != nil {
+		return nil, err
 	}
 	cfg.logf("starting MinIO (plain)")
 	if e.plain, err = testenv.LaunchMinIO(testenv.MinIOOptions{}); err != nil {
@@ -145,6 +149,9 @@ func (e *env) close() {
 	}
 	if e.plain != nil {
 		e.plain.Stop()
+	}
+	if e.tmp != "" {
+		os.RemoveAll(e.tmp)
 	}
 }
 

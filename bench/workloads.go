@@ -321,7 +321,10 @@ func (r *runner) large(ctx context.Context) error {
 			r.logf("  cleanup on %s: %v", s.name, err)
 		}
 	}
-	return r.ranges(ctx)
+	if err := r.ranges(ctx); err != nil {
+		return err
+	}
+	return r.floor(ctx)
 }
 
 // ranges reads RangeCount ranges of RangeSize at random offsets (the same

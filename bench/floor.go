@@ -1,0 +1,163 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/s3seal/s3seal/internal/testenv"
+)
+
+// floor measures what any encrypting proxy has to spend on this machine: a
+// bare TCP relay (bench/relay) takes s3seal's place (pinned where s3seal
+// is) between the same client and the plain MinIO, and forwards the same
+// 1 GiB PUT and GET; once as it is, once also running AES-256-GCM over
+// every byte. Its CPU time per GiB is the kernel's loopback copies plus
+// the cipher, with no HTTP, signatures or allocation: s3seal's proxy CPU
+// rows are to be read against these.
+func (r *runner) floor(ctx context.Context) error {
+	z := r.cfg.Sizes
+	sz := formatSize(z.Large)
+	modes := []struct {
+		label string
+		gcm   bool
+	}{{"TCP relay", false}, {"TCP relay + AES-GCM", true}}
+	var bin string
+	for _, m := range modes {
+		workload := "floor: " + m.label
+		if r.cfg.Filter != nil && !r.cfg.Filter.MatchString(workload) {
+			continue
+		}
+		r.ran = true
+		if bin == "" {
+			var err error
+			if bin, err = buildRelay(r.env.tmp); err != nil {
+				return err
+			}
+		}
+		r.logf("  %-28s", workload)
+		if err := r.floorOnce(ctx, bin, m.label, m.gcm, sz); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r.rep.Errors = append(r.rep.Errors, fmt.Sprintf("%s: %v", workload, err))
+			r.logf("    error: %v", err)
+		}
+	}
+	return nil
+}
+
+func (r *runner) floorOnce(ctx context.Context, bin, label string, gcm bool, sz string) error {
+	cpu := -1
+	if r.cfg.Pin {
+		cpu = cpuProxy
+	}
+	rel, err := startRelay(bin, r.env.plain.Endpoint, cpu, gcm)
+	if err != nil {
+		return err
+	}
+	defer rel.stop()
+	direct := r.env.systems[0]
+	s := &system{name: S3seal, bucket: direct.bucket,
+		client: newS3Client(newHTTPClient(), rel.endpoint, r.env.plain.AccessKey, r.env.plain.SecretKey)}
+	size := r.cfg.Sizes.Large
+	const key = "floor/0"
+	defer func() { _ = direct.delete(context.WithoutCancel(ctx), key) }()
+	for _, step := range []struct {
+		op string
+		fn func() error
+	}{
+		{"PUT", func() error { return s.put(ctx, key, size) }},
+		{"GET", func() error { return s.get(ctx, key, 0, size, false, false) }},
+	} {
+		before, err := procCPU(rel.cmd.Process.Pid)
+		if err != nil {
+			return err
+		}
+		if err := step.fn(); err != nil {
+			return fmt.Errorf("%s through the relay: %w", step.op, err)
+		}
+		after, err := procCPU(rel.cmd.Process.Pid)
+		if err != nil {
+			return err
+		}
+		r.rep.add(fmt.Sprintf("%s %s x1: floor CPU, %s", step.op, sz, label), unitCPU, lower, S3seal,
+			(after-before).Seconds()/(float64(size)/(1<<30)))
+	}
+	return nil
+}
+
+// buildRelay builds bench/relay into dir.
+func buildRelay(dir string) (string, error) {
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "relay")
+	cmd := exec.Command("go", "build", "-o", bin, "./bench/relay")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./bench/relay: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+type relayProc struct {
+	endpoint string
+	cmd      *exec.Cmd
+}
+
+// startRelay runs the relay in front of the store at endpoint, under
+// taskset if cpu >= 0, and waits for its address.
+func startRelay(bin, endpoint string, cpu int, gcm bool) (*relayProc, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	args := []string{bin, "-target", u.Host, "-gcm=" + strconv.FormatBool(gcm)}
+	if cpu >= 0 {
+		args = append([]string{"taskset", "-c", strconv.Itoa(cpu)}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	rel := &relayProc{cmd: cmd}
+	line := make(chan string, 1)
+	go func() {
+		s, _ := bufio.NewReader(out).ReadString('\n')
+		line <- s
+	}()
+	select {
+	case s := <-line:
+		addr, ok := strings.CutPrefix(strings.TrimSpace(s), "listening on ")
+		if !ok {
+			rel.stop()
+			return nil, fmt.Errorf("relay: unexpected first line %q", s)
+		}
+		rel.endpoint = "http://" + addr
+	case <-time.After(30 * time.Second):
+		rel.stop()
+		return nil, fmt.Errorf("relay did not start")
+	}
+	return rel, nil
+}
+
+func (p *relayProc) stop() {
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	_ = p.cmd.Wait()
+}
