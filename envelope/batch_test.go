@@ -141,3 +141,21 @@ func TestWriteToSmallSizes(t *testing.T) {
 		o.Close()
 	}
 }
+
+// A stream takes a batch no larger than it needs (in powers of two).
+func TestBatchSizing(t *testing.T) {
+	full := BatchSize / S
+	for _, c := range []struct {
+		segments int64
+		want     int
+	}{{0, 1}, {1, 1}, {2, 2}, {3, 4}, {int64(full) - 1, full}, {int64(full), full}, {1000, full}} {
+		b := getBatch(S, c.segments)
+		if b.k != c.want || len(b.sealed) != b.k*(S+TagSize) || len(b.plain) != b.k*S {
+			t.Errorf("%d segments: batch of %d (%d/%d bytes), want %d", c.segments, b.k, len(b.sealed), len(b.plain), c.want)
+		}
+		putBatch(S, b)
+	}
+	if b := getBatch(BatchSize*2, 5); b.k != 1 {
+		t.Errorf("segments larger than a batch: k = %d", b.k)
+	}
+}

@@ -44,21 +44,27 @@ type batch struct {
 	dirty  int // plain bytes that may hold plaintext
 }
 
-var batchPools [24]sync.Pool // index: log2(segment size)
+// Batches come in sizes of 1, 2, 4, ... segments up to BatchSize, so that
+// a small object does not take (and zero) a megabyte.
+var batchPools [24][8]sync.Pool // index: log2(segment size), log2(segments)
 
-func getBatch(seg int) *batch {
-	i := bits.Len(uint(seg)) - 1
-	if b, ok := batchPools[i].Get().(*batch); ok {
+// getBatch returns a batch for a stream of segments segments left.
+func getBatch(seg int, segments int64) *batch {
+	k := max(1, BatchSize/seg)
+	if segments < int64(k) {
+		k = 1 << bits.Len(uint(max(segments, 1)-1)) // next power of two
+	}
+	p := &batchPools[bits.Len(uint(seg))-1][bits.Len(uint(k))-1]
+	if b, ok := p.Get().(*batch); ok {
 		return b
 	}
-	k := max(1, BatchSize/seg)
 	return &batch{k: k, sealed: make([]byte, k*(seg+TagSize)), plain: make([]byte, k*seg)}
 }
 
 func putBatch(seg int, b *batch) {
 	clear(b.plain[:b.dirty])
 	b.dirty = 0
-	batchPools[bits.Len(uint(seg))-1].Put(b)
+	batchPools[bits.Len(uint(seg))-1][bits.Len(uint(b.k))-1].Put(b)
 }
 
 // plainFor returns the first n bytes of b's plain buffer, noting that they
@@ -210,7 +216,7 @@ func (e *encReader) sealSegment(dst []byte) (int, error) {
 // holds) in one go and seals them into the batch, returning the sealed bytes.
 func (e *encReader) sealBatch() ([]byte, error) {
 	if e.bat == nil {
-		e.bat = getBatch(e.seg)
+		e.bat = getBatch(e.seg, e.nsegs-e.idx)
 	}
 	start := e.idx * int64(e.seg)
 	k := min(e.nsegs-e.idx, int64(e.bat.k))
@@ -455,7 +461,7 @@ func (d *decReader) openSegment(b []byte) (int, error) {
 // contribute to the range.
 func (d *decReader) openBatch() ([]byte, error) {
 	if d.bat == nil {
-		d.bat = getBatch(d.seg)
+		d.bat = getBatch(d.seg, d.last-d.idx+1)
 	}
 	k := min(d.last-d.idx+1, int64(d.bat.k))
 	full := d.seg + TagSize
