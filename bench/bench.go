@@ -49,6 +49,9 @@ type Sizes struct {
 	SmallCount       int     `json:"small_count"`
 	SmallConcurrency int     `json:"small_concurrency"`
 	ListRepeats      int     `json:"list_repeats"`
+	// LatencyCount PUTs, GETs and HEADs of the first small size are made
+	// one at a time, for the latency a request sees when nothing queues.
+	LatencyCount int `json:"latency_count"`
 }
 
 // FullSizes are the sizes of the full benchmark (issue 9).
@@ -58,7 +61,7 @@ func FullSizes() Sizes {
 		PartSize: 16 << 20, PartConcurrency: 4,
 		RangeSize: 1 << 20, RangeCount: 512, RangeConcurrency: 8,
 		SmallSizes: []int64{4 << 10, 256 << 10}, SmallCount: 10_000, SmallConcurrency: 32,
-		ListRepeats: 3,
+		ListRepeats: 3, LatencyCount: 2000,
 	}
 }
 
@@ -69,7 +72,7 @@ func QuickSizes() Sizes {
 		PartSize: 16 << 20, PartConcurrency: 4,
 		RangeSize: 1 << 20, RangeCount: 64, RangeConcurrency: 8,
 		SmallSizes: []int64{4 << 10, 256 << 10}, SmallCount: 1000, SmallConcurrency: 32,
-		ListRepeats: 3,
+		ListRepeats: 3, LatencyCount: 300,
 	}
 }
 

@@ -413,7 +413,72 @@ func (r *runner) small(ctx context.Context) error {
 			}
 		}
 	}
-	return r.list(ctx)
+	if err := r.list(ctx); err != nil {
+		return err
+	}
+	return r.latency(ctx)
+}
+
+// latency makes LatencyCount PUTs, GETs and HEADs of the first small size
+// one at a time: with 32 clients on two cores the percentiles above are
+// mostly queueing, while here they are what each request costs. The
+// "added" rows are the difference from direct MinIO.
+func (r *runner) latency(ctx context.Context) error {
+	z := r.cfg.Sizes
+	if len(z.SmallSizes) == 0 || z.LatencyCount <= 0 {
+		return nil
+	}
+	size := z.SmallSizes[0]
+	sz := formatSize(size)
+	key := func(i int) string { return fmt.Sprintf("latency/%06d", i) }
+	ops := []struct {
+		op string
+		fn func(ctx context.Context, s *system, key string) error
+	}{
+		{"PUT", func(ctx context.Context, s *system, key string) error { return s.put(ctx, key, size) }},
+		{"GET", func(ctx context.Context, s *system, key string) error {
+			return s.get(ctx, key, 0, size, false, r.cfg.Verify)
+		}},
+		{"HEAD", func(ctx context.Context, s *system, key string) error { return s.head(ctx, key, size) }},
+	}
+	for _, o := range ops {
+		name := fmt.Sprintf("%s %s x1", o.op, sz)
+		p := map[string][2]float64{} // system: p50, p99
+		err := r.each(ctx, name, func(ctx context.Context, s *system) error {
+			lat := make([]time.Duration, z.LatencyCount)
+			for i := range lat {
+				t := time.Now()
+				if err := o.fn(ctx, s, key(i)); err != nil {
+					return err
+				}
+				lat[i] = time.Since(t)
+			}
+			slices.Sort(lat)
+			p[s.name] = [2]float64{ms(percentile(lat, 0.50)), ms(percentile(lat, 0.99))}
+			r.rep.add(name+": p50", unitMs, lower, s.name, p[s.name][0])
+			r.rep.add(name+": p99", unitMs, lower, s.name, p[s.name][1])
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		d, ok := p[Direct]
+		for sys, v := range p {
+			if ok && sys != Direct {
+				r.rep.add(name+": p99 added to direct", unitMs, lower, sys, v[1]-d[1])
+			}
+		}
+	}
+	keys := make([]string, z.LatencyCount)
+	for i := range keys {
+		keys[i] = key(i)
+	}
+	for _, s := range r.env.systems {
+		if err := s.delete(ctx, keys...); err != nil {
+			r.logf("  cleanup on %s: %v", s.name, err)
+		}
+	}
+	return nil
 }
 
 // list lists the objects of the first small size, ListRepeats times, with
