@@ -548,6 +548,43 @@ func (p *partStream) Read(b []byte) (int, error) {
 	}
 }
 
+// WriteTo hands each part's decrypting reader to w whole, so that the
+// envelope's batched WriteTo (several segments per write) serves multipart
+// objects too; Read would go through io.Copy's 32 KiB buffer.
+func (p *partStream) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for p.err == nil {
+		if p.cur == nil {
+			// A whole-object read reads every part, trailing empty ones too.
+			if p.remaining == 0 && (!p.full || p.next == p.parts) {
+				return total, nil
+			}
+			if err := p.nextPart(); err != nil {
+				p.err = err
+				break
+			}
+		}
+		var n int64
+		var err error
+		if wt, ok := p.cur.(io.WriterTo); ok {
+			n, err = wt.WriteTo(w)
+		} else {
+			n, err = io.Copy(w, struct{ io.Reader }{p.cur})
+		}
+		total += n
+		p.remaining -= n
+		switch {
+		case err != nil:
+			p.err = err
+		case p.remaining < 0:
+			p.err = fmt.Errorf("part ran past the requested range by %d bytes", -p.remaining)
+		default:
+			p.endPart()
+		}
+	}
+	return total, p.err
+}
+
 func (p *partStream) endPart() {
 	p.curPart.Close()
 	p.cur, p.curPart = nil, nil
