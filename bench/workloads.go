@@ -352,6 +352,23 @@ func (r *runner) ranges(ctx context.Context) error {
 	})
 }
 
+// smallOp is one operation of the small-object workloads on one key.
+type smallOp struct {
+	op string
+	fn func(ctx context.Context, s *system, key string) error
+}
+
+// smallOps are PUT, GET and HEAD of objects of size bytes, in that order.
+func (r *runner) smallOps(size int64) []smallOp {
+	return []smallOp{
+		{"PUT", func(ctx context.Context, s *system, key string) error { return s.put(ctx, key, size) }},
+		{"GET", func(ctx context.Context, s *system, key string) error {
+			return s.get(ctx, key, 0, size, false, r.cfg.Verify)
+		}},
+		{"HEAD", func(ctx context.Context, s *system, key string) error { return s.head(ctx, key, size) }},
+	}
+}
+
 func smallKey(size int64, i int) string { return fmt.Sprintf("small-%s/%06d", formatSize(size), i) }
 
 // small runs PUT, GET and HEAD of SmallCount objects of each small size
@@ -362,17 +379,7 @@ func (r *runner) small(ctx context.Context) error {
 	order := rand.New(rand.NewPCG(3, 4)).Perm(z.SmallCount)
 	for _, size := range z.SmallSizes {
 		sz := formatSize(size)
-		ops := []struct {
-			op string
-			fn func(ctx context.Context, s *system, key string) error
-		}{
-			{"PUT", func(ctx context.Context, s *system, key string) error { return s.put(ctx, key, size) }},
-			{"GET", func(ctx context.Context, s *system, key string) error {
-				return s.get(ctx, key, 0, size, false, r.cfg.Verify)
-			}},
-			{"HEAD", func(ctx context.Context, s *system, key string) error { return s.head(ctx, key, size) }},
-		}
-		for _, o := range ops {
+		for _, o := range r.smallOps(size) {
 			name := fmt.Sprintf("%s %s x%d", o.op, sz, z.SmallConcurrency)
 			err := r.each(ctx, name, func(ctx context.Context, s *system) error {
 				var calls0 int
@@ -431,17 +438,7 @@ func (r *runner) latency(ctx context.Context) error {
 	size := z.SmallSizes[0]
 	sz := formatSize(size)
 	key := func(i int) string { return fmt.Sprintf("latency/%06d", i) }
-	ops := []struct {
-		op string
-		fn func(ctx context.Context, s *system, key string) error
-	}{
-		{"PUT", func(ctx context.Context, s *system, key string) error { return s.put(ctx, key, size) }},
-		{"GET", func(ctx context.Context, s *system, key string) error {
-			return s.get(ctx, key, 0, size, false, r.cfg.Verify)
-		}},
-		{"HEAD", func(ctx context.Context, s *system, key string) error { return s.head(ctx, key, size) }},
-	}
-	for _, o := range ops {
+	for _, o := range r.smallOps(size) {
 		name := fmt.Sprintf("%s %s x1", o.op, sz)
 		p := map[string][2]float64{} // system: p50, p99
 		err := r.each(ctx, name, func(ctx context.Context, s *system) error {
