@@ -132,7 +132,11 @@ func (r *Report) rows() [][]string {
 		for _, s := range Systems {
 			row = append(row, formatValue(m.Values, s))
 		}
-		row = append(row, formatRatio(m.Values, S3seal, Direct), formatRatio(m.Values, S3seal, MinIOSSE))
+		if m.Unit == unitMsAdded { // differences: their ratios mean nothing
+			row = append(row, "-", "-")
+		} else {
+			row = append(row, formatRatio(m.Values, S3seal, Direct), formatRatio(m.Values, S3seal, MinIOSSE))
+		}
 		out = append(out, row)
 	}
 	return out
