@@ -18,6 +18,7 @@ type Options struct {
 	Pprof    string `name:"pprof" placeholder:"DIR" type:"path" help:"Write a CPU profile of s3seal per workload to DIR (builds s3seal from source with a profiling endpoint)."`
 	Run      string `placeholder:"REGEXP" help:"Run only the workloads whose name matches REGEXP."`
 	Verify   bool   `help:"Check every byte read against the data written (costs client CPU)."`
+	NoCompat bool   `name:"no-compat" help:"Start the plain MinIO (direct, and behind s3seal) with --no-compat: its ETags become random ids, as MinIO SSE's are, so no system hashes bodies for ETags."`
 	Repeat   int    `default:"1" placeholder:"N" help:"Run every workload N times and report the median of each value (this machine's noise moves single runs a lot)."`
 	Show     string `placeholder:"FILE" type:"existingfile" help:"Print the report saved in FILE (by --json) instead of running."`
 }
@@ -26,7 +27,7 @@ type Options struct {
 // binary at s3sealBin ("" builds it from source), printing progress to
 // progress and the table to out.
 func (o *Options) Execute(ctx context.Context, s3sealBin string, out, progress io.Writer) error {
-	cfg := Config{Sizes: FullSizes(), Pin: o.Pin, S3sealBinary: s3sealBin, Verify: o.Verify, Repeat: o.Repeat, Log: progress}
+	cfg := Config{Sizes: FullSizes(), Pin: o.Pin, S3sealBinary: s3sealBin, Verify: o.Verify, Repeat: o.Repeat, NoCompat: o.NoCompat, Log: progress}
 	if o.Quick {
 		cfg.Sizes = QuickSizes()
 	}
@@ -55,8 +56,12 @@ func (o *Options) Execute(ctx context.Context, s3sealBin string, out, progress i
 		return err
 	}
 	m := rep.Machine
+	store := m.MinIO
+	if rep.NoCompat {
+		store += " (plain MinIO with --no-compat)"
+	}
 	fmt.Fprintf(out, "%s, %d CPUs (%s), %s, MinIO %s, pinned: %v, load average %s before, %s after\n\n",
-		rep.Date.Format("2006-01-02 15:04 UTC"), m.CPUs, m.CPUModel, m.GoVersion, m.MinIO, rep.Pinned,
+		rep.Date.Format("2006-01-02 15:04 UTC"), m.CPUs, m.CPUModel, m.GoVersion, store, rep.Pinned,
 		rep.LoadBefore, rep.LoadAfter)
 	if o.Markdown {
 		err = rep.WriteMarkdown(out)

@@ -42,7 +42,9 @@ type Report struct {
 	Command string    `json:"command"`
 	Machine Machine   `json:"machine"`
 	Pinned  bool      `json:"pinned"`
-	Sizes   Sizes     `json:"sizes"`
+	// NoCompat: the plain MinIO ran with --no-compat.
+	NoCompat bool  `json:"no_compat,omitempty"`
+	Sizes    Sizes `json:"sizes"`
 	// LoadBefore and LoadAfter are /proc/loadavg at the start and the end:
 	// other work on the machine shows there.
 	LoadBefore   string        `json:"load_before"`

@@ -57,6 +57,7 @@ type env struct {
 type envConfig struct {
 	s3sealBin string
 	pin       bool
+	noCompat  bool   // the plain MinIO runs with --no-compat
 	pprofDir  string // "": no profiling endpoint
 	logf      func(format string, args ...any)
 }
@@ -85,7 +86,11 @@ func startEnv(ctx context.Context, cfg envConfig) (_ *env, err error) {
 		return nil, err
 	}
 	cfg.logf("starting MinIO (plain)")
-	if e.plain, err = testenv.LaunchMinIO(testenv.MinIOOptions{}); err != nil {
+	var plainOpts testenv.MinIOOptions
+	if cfg.noCompat {
+		plainOpts.Args = []string{"--no-compat"}
+	}
+	if e.plain, err = testenv.LaunchMinIO(plainOpts); err != nil {
 		return nil, err
 	}
 	cfg.logf("starting MinIO (auto-encryption)")

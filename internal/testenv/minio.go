@@ -32,6 +32,8 @@ type MinIOOptions struct {
 	KMSSecretKey string
 	// Env holds extra environment variables ("NAME=value").
 	Env []string
+	// Args are extra flags for `minio server` (e.g. --no-compat).
+	Args []string
 	// StartTimeout bounds the wait for the server to be ready; 0 means 60s.
 	StartTimeout time.Duration
 }
@@ -129,11 +131,11 @@ func launchMinIOOnce(bin string, opts MinIOOptions, dataDir string, timeout time
 		DataDir:   dataDir,
 		log:       &logBuffer{limit: logLimit},
 	}
-	cmd := exec.Command(bin, "server",
-		"--address", "127.0.0.1:"+strconv.Itoa(port),
-		"--console-address", "127.0.0.1:"+strconv.Itoa(consolePort),
-		"--quiet", "--anonymous",
-		dataDir)
+	args := append([]string{"server",
+		"--address", "127.0.0.1:" + strconv.Itoa(port),
+		"--console-address", "127.0.0.1:" + strconv.Itoa(consolePort),
+		"--quiet", "--anonymous"}, opts.Args...)
+	cmd := exec.Command(bin, append(args, dataDir)...)
 	cmd.Env = append(hermeticEnv(),
 		"MINIO_ROOT_USER="+m.AccessKey,
 		"MINIO_ROOT_PASSWORD="+m.SecretKey,
