@@ -87,6 +87,8 @@ func pump(dst io.Writer, src io.Reader, gcm bool) {
 		n, err := src.Read(buf)
 		if n > 0 {
 			if aead != nil {
+				// One nonce for everything: the output is thrown away,
+				// only the cipher's work is wanted.
 				out := scratch[:0]
 				for off := 0; off < n; off += envelope.SegmentSize {
 					out = aead.Seal(out, nonce, buf[off:min(n, off+envelope.SegmentSize)], nil)
