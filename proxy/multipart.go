@@ -564,13 +564,7 @@ func (p *partStream) WriteTo(w io.Writer) (int64, error) {
 				break
 			}
 		}
-		var n int64
-		var err error
-		if wt, ok := p.cur.(io.WriterTo); ok {
-			n, err = wt.WriteTo(w)
-		} else {
-			n, err = io.Copy(w, struct{ io.Reader }{p.cur})
-		}
+		n, err := writeThrough(w, p.cur)
 		total += n
 		p.remaining -= n
 		switch {

@@ -368,19 +368,22 @@ func (b *plainBody) Read(p []byte) (int, error) {
 }
 
 // WriteTo hands the decrypting reader's own WriteTo to fasthttp: segments
-// are opened in place and written straight out, with no extra copy.
+// are opened in batches and written straight out, with no extra copy.
 func (b *plainBody) WriteTo(w io.Writer) (int64, error) {
-	var n int64
-	var err error
-	if wt, ok := b.r.(io.WriterTo); ok {
-		n, err = wt.WriteTo(w)
-	} else {
-		n, err = io.Copy(w, struct{ io.Reader }{b.r})
-	}
+	n, err := writeThrough(w, b.r)
 	if err != nil {
 		b.s.log.Error("aborting response", "id", b.id, "object", b.what, "err", err)
 	}
 	return n, err
+}
+
+// writeThrough copies r to w with r's own WriteTo if it has one (the
+// envelope readers' batched one), else through a plain copy loop.
+func writeThrough(w io.Writer, r io.Reader) (int64, error) {
+	if wt, ok := r.(io.WriterTo); ok {
+		return wt.WriteTo(w)
+	}
+	return io.Copy(w, struct{ io.Reader }{r})
 }
 
 func (b *plainBody) Close() error {
