@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -65,7 +66,11 @@ func (r *runner) floorOnce(ctx context.Context, bin, label string, gcm bool, sz 
 		return err
 	}
 	defer rel.stop()
-	direct := r.env.systems[0]
+	i := slices.IndexFunc(r.env.systems, func(s *system) bool { return s.name == Direct })
+	if i < 0 {
+		return fmt.Errorf("no %s system", Direct)
+	}
+	direct := r.env.systems[i]
 	s := &system{name: S3seal, bucket: direct.bucket,
 		client: newS3Client(newHTTPClient(), rel.endpoint, r.env.plain.AccessKey, r.env.plain.SecretKey)}
 	size := r.cfg.Sizes.Large
