@@ -155,22 +155,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	proxyPID := r.env.proxy.pid()
-	r.logf("large objects")
-	resetPeakRSS(proxyPID)
-	for range max(1, cfg.Repeat) {
-		if err := r.large(ctx); err != nil {
-			return nil, err
+	for _, g := range []struct {
+		name string
+		run  func(context.Context) error
+	}{{"large objects", r.large}, {"small objects", r.small}} {
+		r.logf("%s", g.name)
+		resetPeakRSS(proxyPID)
+		for range max(1, cfg.Repeat) {
+			if err := g.run(ctx); err != nil {
+				return nil, err
+			}
 		}
+		r.peakRSS("proxy peak RSS, " + g.name)
 	}
-	r.peakRSS("proxy peak RSS, large objects")
-	r.logf("small objects")
-	resetPeakRSS(proxyPID)
-	for range max(1, cfg.Repeat) {
-		if err := r.small(ctx); err != nil {
-			return nil, err
-		}
-	}
-	r.peakRSS("proxy peak RSS, small objects")
 	rep.LoadAfter = loadAvg()
 	if r.env.proxy.exited() {
 		return nil, fmt.Errorf("s3seal exited during the run:\n%s", r.env.proxy.out.String())
