@@ -16,9 +16,6 @@ import (
 // MinIO and s3seal, reading every byte back and checking it, so that a
 // broken harness (or a proxy that breaks one of its workloads) fails CI.
 func TestSmoke(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts MinIO twice and s3seal")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Second)
 	defer cancel()
 	sizes := Sizes{
@@ -26,7 +23,7 @@ func TestSmoke(t *testing.T) {
 		PartSize: 5 << 20, PartConcurrency: 2, // two parts, the last short
 		RangeSize: 1<<20 + 7, RangeCount: 8, RangeConcurrency: 4,
 		SmallSizes: []int64{4 << 10, 70_000}, SmallCount: 40, SmallConcurrency: 8,
-		ListRepeats: 1,
+		ListRepeats: 1, LatencyCount: 5,
 	}
 	var progress bytes.Buffer
 	rep, err := Run(ctx, Config{Sizes: sizes, Verify: true, Log: &progress})
@@ -59,6 +56,14 @@ func TestSmoke(t *testing.T) {
 	// check that the proxy's CPU was recorded, and for it alone.
 	if m, ok := rep.Find("PUT " + large + " x1: proxy CPU"); !ok || len(m.Values) != 1 || m.Values[S3seal] < 0 {
 		t.Errorf("proxy CPU: %+v", m)
+	}
+	for _, name := range []string{"GET 4 KiB x1: p99", "HEAD 4 KiB x1: p50"} {
+		if m, ok := rep.Find(name); !ok || len(m.Values) != len(Systems) {
+			t.Errorf("%s: %+v", name, m)
+		}
+	}
+	if m, ok := rep.Find("PUT 4 KiB x1: p99 added to direct"); !ok || m.Unit != unitMsAdded || len(m.Values) != len(Systems)-1 {
+		t.Errorf("added p99: %+v", m)
 	}
 	for _, name := range []string{"PUT " + large + " x1: floor CPU, TCP relay", "GET " + large + " x1: floor CPU, TCP relay + AES-GCM"} {
 		if m, ok := rep.Find(name); !ok || len(m.Values) != 1 || m.Values[S3seal] < 0 {
