@@ -706,6 +706,8 @@ func TestSigV2Botocore(t *testing.T) {
 // while a changed signature does not. Seeds beyond f.Add live in
 // testdata/fuzz/FuzzSigV2/.
 func FuzzSigV2(f *testing.F) {
+	// AKIAIOSFODNN7EXAMPLE is the example key of AWS's S3 documentation
+	// (the published test vectors), not a credential.
 	f.Add("AWS AKIAIOSFODNN7EXAMPLE:bWq2s1WEIj+Ydj0vQ697zp+IXMU=", "/johnsmith/photos/puppy.jpg", "acl&versionId=1", "v")
 	f.Add("AWS a:b:c", "/b", "uploadId=x%2By&partNumber=1&uploads", "x\r\n  y")
 	f.Add("AWS  :", "/", "response-content-disposition=a%3Bb&prefix=%zz", "")
