@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/s3seal/s3seal/internal/testenv"
 )
 
 // objectSizes cross every boundary of 64 KiB segments, plus a large object.
@@ -141,28 +143,6 @@ func jsonInt(v any) int64 {
 
 func jsonStr(v any) string { s, _ := v.(string); return s }
 
-func readFile(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// assertSame compares what a client read with the plaintext, bit for bit.
-func assertSame(t *testing.T, what string, got, want []byte) {
-	t.Helper()
-	if bytes.Equal(got, want) {
-		return
-	}
-	i := 0
-	for i < len(got) && i < len(want) && got[i] == want[i] {
-		i++
-	}
-	t.Errorf("%s: got %d bytes, want %d; first difference at byte %d", what, len(got), len(want), i)
-}
-
 // assertETagRule checks that an ETag is either the plaintext's MD5 or
 // visibly not an MD5: clients treat a 32-hex ETag as the body's MD5.
 func assertETagRule(t *testing.T, what, etag string, plain []byte) {
@@ -217,7 +197,7 @@ func TestAWSCLI(t *testing.T) {
 			if got := jsonInt(get["ContentLength"]); got != int64(size) {
 				t.Errorf("get-object ContentLength = %d, want %d", got, size)
 			}
-			assertSame(t, "get-object "+key, readFile(t, out), plain)
+			testenv.AssertSame(t, "get-object "+key, testenv.ReadFile(t, out), plain)
 			assertETagsEqual(t, key+" (put, head, get)", etag, jsonStr(head["ETag"]), jsonStr(get["ETag"]))
 			assertETagRule(t, key, etag, plain)
 			assertCiphertextAtRest(t, bucket, key, plain)
@@ -266,7 +246,7 @@ func TestAWSCLI(t *testing.T) {
 				}
 				out := filepath.Join(dir, "range.out")
 				get := cli.json(t, "s3api", "get-object", "--bucket", bucket, "--key", key, "--range", h, out)
-				assertSame(t, key+" "+h, readFile(t, out), plain[r.start:r.end+1])
+				testenv.AssertSame(t, key+" "+h, testenv.ReadFile(t, out), plain[r.start:r.end+1])
 				if got, want := jsonStr(get["ContentRange"]), r.contentRange(int64(len(plain))); got != want {
 					t.Errorf("%s %s: ContentRange %q, want %q", key, h, got, want)
 				}
@@ -281,7 +261,7 @@ func TestAWSCLI(t *testing.T) {
 			cli.json(t, "s3api", "copy-object", "--bucket", bucket, "--key", dst, "--copy-source", bucket+"/"+src)
 			out := filepath.Join(dir, "copy.out")
 			cli.json(t, "s3api", "get-object", "--bucket", bucket, "--key", dst, out)
-			assertSame(t, "copy "+dst, readFile(t, out), plains[src])
+			testenv.AssertSame(t, "copy "+dst, testenv.ReadFile(t, out), plains[src])
 			assertCiphertextAtRest(t, bucket, dst, plains[src])
 		}
 	})
@@ -309,7 +289,7 @@ func TestAWSCLI(t *testing.T) {
 			cli.ok(t, "s3", "cp", in, "s3://"+bucket+"/"+key)
 			out := filepath.Join(dir, "cp.out")
 			cli.ok(t, "s3", "cp", "s3://"+bucket+"/"+key, out)
-			assertSame(t, "s3 cp "+key, readFile(t, out), plain)
+			testenv.AssertSame(t, "s3 cp "+key, testenv.ReadFile(t, out), plain)
 			assertCiphertextAtRest(t, bucket, key, plain)
 		}
 		// aws s3 ls shows plaintext sizes.
@@ -329,7 +309,7 @@ func TestAWSCLI(t *testing.T) {
 		key := "objects/100MiB"
 		out := filepath.Join(dir, "ranged.out")
 		def.ok(t, "s3", "cp", "s3://"+bucket+"/"+key, out)
-		assertSame(t, "ranged download "+key, readFile(t, out), plains[key])
+		testenv.AssertSame(t, "ranged download "+key, testenv.ReadFile(t, out), plains[key])
 		os.Remove(out)
 	})
 
@@ -343,7 +323,7 @@ func TestAWSCLI(t *testing.T) {
 		}
 		out := filepath.Join(dir, "mp.out")
 		def.ok(t, "s3", "cp", "s3://"+bucket+"/"+key, out)
-		assertSame(t, "multipart "+key, readFile(t, out), plain)
+		testenv.AssertSame(t, "multipart "+key, testenv.ReadFile(t, out), plain)
 		assertCiphertextAtRest(t, bucket, key, plain)
 	})
 

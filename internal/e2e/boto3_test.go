@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/s3seal/s3seal/internal/testenv"
 )
 
 // boto3Driver talks to testdata/boto3_driver.py: one python process per
@@ -130,7 +132,7 @@ func TestBoto3(t *testing.T) {
 			if get.ContentLength != int64(size) {
 				t.Errorf("get ContentLength = %d, want %d", get.ContentLength, size)
 			}
-			assertSame(t, "get_object "+key, readFile(t, out), plain)
+			testenv.AssertSame(t, "get_object "+key, testenv.ReadFile(t, out), plain)
 			assertETagsEqual(t, key+" (put, head, get)", put.ETag, head.ETag, get.ETag)
 			assertETagRule(t, key, put.ETag, plain)
 			for _, m := range []map[string]string{head.Metadata, get.Metadata} {
@@ -185,7 +187,7 @@ func TestBoto3(t *testing.T) {
 					t.Errorf("%s %s: %d %s: %s", key, h, res.Status, res.Code, res.Message)
 					continue
 				}
-				assertSame(t, key+" "+h, readFile(t, out), plain[r.start:r.end+1])
+				testenv.AssertSame(t, key+" "+h, testenv.ReadFile(t, out), plain[r.start:r.end+1])
 				if res.ContentRange != r.contentRange(size) {
 					t.Errorf("%s %s: Content-Range %q, want %q", key, h, res.ContentRange, r.contentRange(size))
 				}
@@ -203,7 +205,7 @@ func TestBoto3(t *testing.T) {
 			dst := "copies/" + sizeName(size)
 			c := py.ok(t, map[string]any{"op": "copy", "bucket": bucket, "key": dst, "src_bucket": bucket, "src_key": src})
 			get := py.ok(t, map[string]any{"op": "get", "bucket": bucket, "key": dst, "file": out})
-			assertSame(t, "copy "+dst, readFile(t, out), plains[src])
+			testenv.AssertSame(t, "copy "+dst, testenv.ReadFile(t, out), plains[src])
 			assertETagsEqual(t, dst+" (copy, get)", c.ETag, get.ETag)
 			assertCiphertextAtRest(t, bucket, dst, plains[src])
 		}
@@ -232,14 +234,14 @@ func TestBoto3(t *testing.T) {
 			py.ok(t, map[string]any{"op": "upload", "bucket": bucket, "key": key, "file": in})
 			out := filepath.Join(dir, "transfer.out")
 			py.ok(t, map[string]any{"op": "download", "bucket": bucket, "key": key, "file": out})
-			assertSame(t, "download_file "+key, readFile(t, out), plain)
+			testenv.AssertSame(t, "download_file "+key, testenv.ReadFile(t, out), plain)
 			assertCiphertextAtRest(t, bucket, key, plain)
 		}
 		// 100 MiB comes back as parallel 8 MiB ranged GETs.
 		key := "objects/100MiB"
 		out := filepath.Join(dir, "ranged.out")
 		py.ok(t, map[string]any{"op": "download", "bucket": bucket, "key": key, "file": out})
-		assertSame(t, "ranged download_file "+key, readFile(t, out), plains[key])
+		testenv.AssertSame(t, "ranged download_file "+key, testenv.ReadFile(t, out), plains[key])
 		os.Remove(out)
 	})
 }

@@ -3,14 +3,12 @@ package e2e
 import (
 	"context"
 	"errors"
-	"flag"
-	"fmt"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/s3seal/s3seal/internal/testenv"
 )
 
@@ -18,19 +16,7 @@ import (
 var store *testenv.MinIO
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if f := flag.Lookup("test.list"); f != nil && f.Value.String() != "" {
-		os.Exit(m.Run()) // listing only: no MinIO needed
-	}
-	var err error
-	store, err = testenv.LaunchMinIO(testenv.MinIOOptions{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: start MinIO:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	store.Stop()
-	os.Exit(code)
+	testenv.MainWithMinIO(m, "e2e", false, func(s *testenv.MinIO) { store = s })
 }
 
 // startProxy starts an s3seal in front of the package's MinIO.

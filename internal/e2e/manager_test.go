@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/s3seal/s3seal/internal/testenv"
 )
 
 // TestGoSDKManager: aws-sdk-go-v2's upload and download managers at their
@@ -40,7 +42,7 @@ func TestGoSDKManager(t *testing.T) {
 		if err != nil || n != int64(size) {
 			t.Fatalf("download %s: %d bytes, %v", key, n, err)
 		}
-		assertSame(t, "manager "+key, buf.Bytes(), plain)
+		testenv.AssertSame(t, "manager "+key, buf.Bytes(), plain)
 		assertCiphertextAtRest(t, bucket, key, plain)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/s3seal/s3seal/internal/testenv"
 )
 
@@ -163,7 +164,7 @@ func TestPresignedSigV4(t *testing.T) {
 					if r.status != 200 {
 						t.Fatalf("curl presigned GET %s: %d\n%s", key, r.status, first(r.body, 500))
 					}
-					assertSame(t, "curl presigned GET "+key, r.body, plain)
+					testenv.AssertSame(t, "curl presigned GET "+key, r.body, plain)
 					assertCiphertextAtRest(t, bucket, key, plain)
 				})
 			}
@@ -292,7 +293,7 @@ func TestGoSDKUnseekableBody(t *testing.T) {
 	if r.status != 0 || r.readErr != nil {
 		t.Fatalf("GetObject %s: %v", key, r)
 	}
-	assertSame(t, "GetObject "+key, r.body, plain)
+	testenv.AssertSame(t, "GetObject "+key, r.body, plain)
 	assertCiphertextAtRest(t, bucket, key, plain)
 
 	// Straight to s3seal over plain HTTP the SDK sends nothing; should a
@@ -316,5 +317,5 @@ func TestGoSDKUnseekableBody(t *testing.T) {
 	if r.status != 0 || r.readErr != nil {
 		t.Fatalf("GetObject %s: %v", key2, r)
 	}
-	assertSame(t, "GetObject "+key2, r.body, plain)
+	testenv.AssertSame(t, "GetObject "+key2, r.body, plain)
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/minio/minio-go/v7"
+
+	"github.com/s3seal/s3seal/internal/testenv"
 )
 
 // TestGoSDKs uses aws-sdk-go-v2 with its default checksum settings and
@@ -40,7 +42,7 @@ func TestGoSDKs(t *testing.T) {
 			if r.status != 0 || r.readErr != nil {
 				t.Fatalf("GetObject %s: %v", key, r)
 			}
-			assertSame(t, "GetObject "+key, r.body, plain)
+			testenv.AssertSame(t, "GetObject "+key, r.body, plain)
 			assertETagsEqual(t, key, aws.ToString(put.ETag), aws.ToString(head.ETag))
 			assertCiphertextAtRest(t, bucket, key, plain)
 		}
@@ -81,7 +83,7 @@ func TestGoSDKs(t *testing.T) {
 			if err != nil {
 				t.Fatalf("GetObject %s: %v", key, err)
 			}
-			assertSame(t, "GetObject "+key, got, plain)
+			testenv.AssertSame(t, "GetObject "+key, got, plain)
 			assertCiphertextAtRest(t, bucket, key, plain)
 			if size > 64<<10 {
 				var o minio.GetObjectOptions
@@ -97,7 +99,7 @@ func TestGoSDKs(t *testing.T) {
 				if err != nil {
 					t.Fatalf("ranged GetObject %s: %v", key, err)
 				}
-				assertSame(t, "ranged GetObject "+key, got, plain[65535:65537])
+				testenv.AssertSame(t, "ranged GetObject "+key, got, plain[65535:65537])
 			}
 		}
 		// Listing shows plaintext sizes.
@@ -138,5 +140,5 @@ func TestRestart(t *testing.T) {
 	if r.status != 0 || r.readErr != nil {
 		t.Fatalf("GET after restart: %v", r)
 	}
-	assertSame(t, "GET after restart", r.body, plain)
+	testenv.AssertSame(t, "GET after restart", r.body, plain)
 }

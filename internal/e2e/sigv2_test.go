@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+
 	"github.com/s3seal/s3seal/internal/testenv"
 )
 
@@ -302,7 +303,7 @@ func TestSignatureV2(t *testing.T) {
 			}
 			got, _ := readAllLimited(out.Body, 1<<30)
 			out.Body.Close()
-			assertSame(t, "presigned PUT then GET", got, plain)
+			testenv.AssertSame(t, "presigned PUT then GET", got, plain)
 		}
 		// Refused PUTs store nothing: one bit off, tampered key, expired.
 		k := "v2/put/refused"
@@ -434,7 +435,7 @@ func TestSignatureV2(t *testing.T) {
 			assertCiphertextAtRest(t, bucket, "s3cmd/"+name, plain)
 			got := filepath.Join(dir, name+".got")
 			run(t, "get", "--force", "s3://"+bucket+"/s3cmd/"+name, got)
-			assertSame(t, "s3cmd get "+name, readFile(t, got), plain)
+			testenv.AssertSame(t, "s3cmd get "+name, testenv.ReadFile(t, got), plain)
 		}
 		out := run(t, "ls", "s3://"+bucket+"/s3cmd/")
 		for name, size := range map[string]int{"small.bin": len(small), "big.bin": len(big)} {

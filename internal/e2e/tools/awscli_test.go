@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/s3seal/s3seal/internal/testenv"
 )
 
 // awsConfig has the cli's default transfer settings: multipart uploads and
@@ -163,7 +165,7 @@ func TestAWSCLI(t *testing.T) {
 		// Default settings download it as parallel 8 MiB ranged GETs.
 		out := filepath.Join(work, "big.out")
 		cli.ok(t, "s3", "cp", "s3://"+bucket+"/"+key, out)
-		assertSame(t, "aws s3 cp download of "+key, readFile(t, out), plain)
+		testenv.AssertSame(t, "aws s3 cp download of "+key, testenv.ReadFile(t, out), plain)
 		os.Remove(out)
 
 		// Ranges across part boundaries: a few bytes around the first
@@ -181,7 +183,7 @@ func TestAWSCLI(t *testing.T) {
 				ETag          string
 			}
 			cli.json(t, &get, "s3api", "get-object", "--bucket", bucket, "--key", key, "--range", h, out)
-			assertSame(t, "get-object --range "+h, readFile(t, out), plain[r.start:r.end+1])
+			testenv.AssertSame(t, "get-object --range "+h, testenv.ReadFile(t, out), plain[r.start:r.end+1])
 			if want := fmt.Sprintf("bytes %d-%d/%d", r.start, r.end, size); get.ContentRange != want {
 				t.Errorf("get-object --range %s: ContentRange %q, want %q", h, get.ContentRange, want)
 			}
@@ -200,7 +202,7 @@ func TestAWSCLI(t *testing.T) {
 		}
 		out = filepath.Join(work, "part.out")
 		cli.json(t, &part, "s3api", "get-object", "--bucket", bucket, "--key", key, "--part-number", "13", out)
-		assertSame(t, "get-object --part-number 13", readFile(t, out), plain[12*awsPartSize:])
+		testenv.AssertSame(t, "get-object --part-number 13", testenv.ReadFile(t, out), plain[12*awsPartSize:])
 		if part.ETag != etag {
 			t.Errorf("get-object --part-number 13: ETag %s, the listing said %s", part.ETag, etag)
 		}
@@ -275,7 +277,7 @@ func TestAWSCLI(t *testing.T) {
 		}
 		got := filepath.Join(work, "copied.out")
 		cli.ok(t, "s3", "cp", "s3://"+bucket+"/copied/"+mp.path, got)
-		assertSame(t, "server-side copy of "+mp.path, readFile(t, got), readFile(t, filepath.Join(src, filepath.FromSlash(mp.path))))
+		testenv.AssertSame(t, "server-side copy of "+mp.path, testenv.ReadFile(t, got), testenv.ReadFile(t, filepath.Join(src, filepath.FromSlash(mp.path))))
 		var head struct {
 			ContentLength int64
 			ETag          string

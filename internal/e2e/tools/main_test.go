@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/s3seal/s3seal/internal/testenv"
 )
 
@@ -30,26 +30,7 @@ import (
 var store *testenv.MinIO
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if f := flag.Lookup("test.list"); f != nil && f.Value.String() != "" {
-		os.Exit(m.Run()) // listing only: no MinIO needed
-	}
-	var err error
-	store, err = testenv.LaunchMinIO(testenv.MinIOOptions{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tools: start MinIO:", err)
-		os.Exit(1)
-	}
-	// Build the proxy once up front, so that the first test's timings are
-	// its own.
-	if _, err := testenv.S3sealBinary(); err != nil {
-		store.Stop()
-		fmt.Fprintln(os.Stderr, "tools: build s3seal:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	store.Stop()
-	os.Exit(code)
+	testenv.MainWithMinIO(m, "tools", true, func(s *testenv.MinIO) { store = s })
 }
 
 // startProxy starts an s3seal in front of the package's MinIO, with extra
@@ -333,28 +314,6 @@ func first(s []string, n int) []string {
 		return s[:n]
 	}
 	return s
-}
-
-func readFile(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// assertSame compares what a client read with the plaintext, bit for bit.
-func assertSame(t *testing.T, what string, got, want []byte) {
-	t.Helper()
-	if bytes.Equal(got, want) {
-		return
-	}
-	i := 0
-	for i < len(got) && i < len(want) && got[i] == want[i] {
-		i++
-	}
-	t.Errorf("%s: got %d bytes, want %d; first difference at byte %d", what, len(got), len(want), i)
 }
 
 // apiError returns the S3 error code and HTTP status of an SDK error.

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
 	"github.com/s3seal/s3seal/internal/testenv"
 )
 
@@ -192,7 +193,7 @@ func TestMultipartAcrossProcesses(t *testing.T) {
 		if err != nil {
 			t.Fatalf("GET through %s: %v", p.Endpoint, err)
 		}
-		assertSame(t, "GET through "+p.Endpoint, got, plain)
+		testenv.AssertSame(t, "GET through "+p.Endpoint, got, plain)
 		if e := aws.ToString(out.ETag); e != etag {
 			t.Errorf("GET through %s: ETag %s, Complete said %s", p.Endpoint, e, etag)
 		}
@@ -210,7 +211,7 @@ func TestMultipartAcrossProcesses(t *testing.T) {
 				t.Errorf("GET %s through %s: %v", h, p.Endpoint, err)
 				continue
 			}
-			assertSame(t, "GET "+h, got, plain[lo:hi+1])
+			testenv.AssertSame(t, "GET "+h, got, plain[lo:hi+1])
 			if cr, want := aws.ToString(out.ContentRange), fmt.Sprintf("bytes %d-%d/%d", lo, hi, len(plain)); cr != want {
 				t.Errorf("GET %s: Content-Range %q, want %q", h, cr, want)
 			}
@@ -224,7 +225,7 @@ func TestMultipartAcrossProcesses(t *testing.T) {
 				off += s
 				continue
 			}
-			assertSame(t, fmt.Sprintf("GET partNumber=%d", i+1), got, plain[off:off+s])
+			testenv.AssertSame(t, fmt.Sprintf("GET partNumber=%d", i+1), got, plain[off:off+s])
 			if n := aws.ToInt32(out.PartsCount); n != nParts {
 				t.Errorf("GET partNumber=%d: PartsCount %d, want %d", i+1, n, nParts)
 			}

@@ -18,6 +18,7 @@ import (
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
 	"github.com/s3seal/s3seal/internal/testenv"
 )
 
@@ -413,7 +414,7 @@ func checkParts(t *testing.T, c *s3.Client, bucket string, objs []*propObject) {
 				off += s
 				continue
 			}
-			assertSame(t, fmt.Sprintf("%s partNumber=%d", o.key, i+1), body, o.plain[off:off+s])
+			testenv.AssertSame(t, fmt.Sprintf("%s partNumber=%d", o.key, i+1), body, o.plain[off:off+s])
 			if o.parts != nil {
 				if n := aws.ToInt32(out.PartsCount); int(n) != len(o.parts) {
 					t.Errorf("%s: GET partNumber=%d: PartsCount %d, want %d", o.key, i+1, n, len(o.parts))

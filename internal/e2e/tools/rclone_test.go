@@ -89,7 +89,7 @@ func TestRclone(t *testing.T) {
 			t.Errorf("copy: %d files transferred, want %d\n%s", n, len(specs), tail(stderr, 4<<10))
 		}
 		for _, key := range []string{"tree/a/b/multipart-3", "tree/a/under-cutoff"} {
-			if storedPlaintextWindow(t, bucket, key, readFile(t, filepath.Join(src, strings.TrimPrefix(key, "tree/")))) {
+			if storedPlaintextWindow(t, bucket, key, testenv.ReadFile(t, filepath.Join(src, strings.TrimPrefix(key, "tree/")))) {
 				t.Errorf("MinIO holds plaintext of %s", key)
 			}
 		}
@@ -127,7 +127,7 @@ func TestRclone(t *testing.T) {
 	})
 
 	t.Run("cat", func(t *testing.T) {
-		plain := readFile(t, filepath.Join(src, "a", "b", "multipart-3"))
+		plain := testenv.ReadFile(t, filepath.Join(src, "a", "b", "multipart-3"))
 		for _, r := range []struct{ off, count int }{
 			{5<<20 - 3000, 6000},    // across the first part boundary
 			{0, 17},                 // head
@@ -135,10 +135,10 @@ func TestRclone(t *testing.T) {
 			{12<<20 + 700, 77},      // the tail
 		} {
 			stdout, _ := rc.ok(t, "cat", remote+"/a/b/multipart-3", "--offset", strconv.Itoa(r.off), "--count", strconv.Itoa(r.count))
-			assertSame(t, fmt.Sprintf("cat --offset %d --count %d", r.off, r.count), []byte(stdout), plain[r.off:r.off+r.count])
+			testenv.AssertSame(t, fmt.Sprintf("cat --offset %d --count %d", r.off, r.count), []byte(stdout), plain[r.off:r.off+r.count])
 		}
 		stdout, _ := rc.ok(t, "cat", remote+"/a/under-cutoff", "--offset", "65530", "--count", "100")
-		assertSame(t, "cat single-part --offset 65530 --count 100", []byte(stdout), readFile(t, filepath.Join(src, "a", "under-cutoff"))[65530:65630])
+		testenv.AssertSame(t, "cat single-part --offset 65530 --count 100", []byte(stdout), testenv.ReadFile(t, filepath.Join(src, "a", "under-cutoff"))[65530:65630])
 	})
 
 	// moveto within the remote is a server-side CopyObject and a DELETE.
@@ -147,14 +147,14 @@ func TestRclone(t *testing.T) {
 		{"moveto-multipart", "a/b/multipart-3"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			plain := readFile(t, filepath.Join(src, filepath.FromSlash(c.from)))
+			plain := testenv.ReadFile(t, filepath.Join(src, filepath.FromSlash(c.from)))
 			to := "S:" + bucket + "/moved/" + c.from
 			_, stderr := rc.ok(t, append([]string{"moveto", remote + "/" + c.from, to}, common...)...)
 			if !strings.Contains(stderr, "server-side") {
 				t.Errorf("moveto was not server-side:\n%s", tail(stderr, 4<<10))
 			}
 			stdout, _ := rc.ok(t, "cat", to)
-			assertSame(t, "cat after moveto", []byte(stdout), plain)
+			testenv.AssertSame(t, "cat after moveto", []byte(stdout), plain)
 			stdout, _ = rc.ok(t, "lsf", remote+"/"+c.from)
 			if strings.TrimSpace(stdout) != "" {
 				t.Errorf("source still listed after moveto: %q", stdout)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/s3seal/s3seal/internal/testenv"
 )
 
@@ -104,7 +105,7 @@ func TestS3cmd(t *testing.T) {
 			out := filepath.Join(work, "get.out")
 			os.Remove(out)
 			sc.ok(t, withCfg("get", "s3://"+bucket+"/sync/"+s.path, out)...)
-			assertSame(t, "s3cmd get "+s.path, readFile(t, out), readFile(t, filepath.Join(src, filepath.FromSlash(s.path))))
+			testenv.AssertSame(t, "s3cmd get "+s.path, testenv.ReadFile(t, out), testenv.ReadFile(t, filepath.Join(src, filepath.FromSlash(s.path))))
 		}
 	})
 
@@ -151,7 +152,7 @@ func TestS3cmd(t *testing.T) {
 		t.Logf("s3cmd put: %s%s", stdout, stderr)
 		out := filepath.Join(work, "mp.out")
 		sc.ok(t, withCfg("get", "s3://"+bucket+"/mp/12MiB", out)...)
-		assertSame(t, "s3cmd get of the multipart object", readFile(t, out), plain)
+		testenv.AssertSame(t, "s3cmd get of the multipart object", testenv.ReadFile(t, out), plain)
 		ls, _ := sc.ok(t, withCfg("ls", "s3://"+bucket+"/mp/")...)
 		if !strings.Contains(ls, strconv.Itoa(12<<20)) {
 			t.Errorf("s3cmd ls does not show the plaintext size %d:\n%s", 12<<20, ls)

@@ -1,0 +1,61 @@
+package testenv
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"testing"
+)
+
+// MainWithMinIO is the TestMain of a package whose tests share one MinIO:
+// it starts it (unless the run only lists tests), hands it to started,
+// builds s3seal first if withS3seal (so that the first test's timings are
+// its own), runs the tests, stops MinIO and exits. pkg names the package
+// in start-up errors.
+func MainWithMinIO(m *testing.M, pkg string, withS3seal bool, started func(*MinIO)) {
+	flag.Parse()
+	if f := flag.Lookup("test.list"); f != nil && f.Value.String() != "" {
+		os.Exit(m.Run()) // listing only: no MinIO needed
+	}
+	store, err := LaunchMinIO(MinIOOptions{})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: start MinIO: %v\n", pkg, err)
+		os.Exit(1)
+	}
+	started(store)
+	if withS3seal {
+		if _, err := S3sealBinary(); err != nil {
+			store.Stop()
+			fmt.Fprintf(os.Stderr, "%s: build s3seal: %v\n", pkg, err)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	store.Stop()
+	os.Exit(code)
+}
+
+// ReadFile returns the contents of path or fails the test.
+func ReadFile(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// AssertSame compares what a client read with the plaintext, bit for bit,
+// and reports the first difference.
+func AssertSame(t testing.TB, what string, got, want []byte) {
+	t.Helper()
+	if bytes.Equal(got, want) {
+		return
+	}
+	i := 0
+	for i < len(got) && i < len(want) && got[i] == want[i] {
+		i++
+	}
+	t.Errorf("%s: got %d bytes, want %d; first difference at byte %d", what, len(got), len(want), i)
+}
