@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/s3seal/s3seal/internal/testenv"
 )
 
@@ -97,7 +98,7 @@ func TestAuthFailuresReachNothing(t *testing.T) {
 	t.Run("sdk-wrong-secret", func(t *testing.T) {
 		c := testenv.NewS3Client(p.Endpoint, p.AccessKey, testenv.RandomKey(20))
 		_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("auth/sdk"), Body: strings.NewReader("x")})
-		if code, status := apiError(err); status != 403 || code != "SignatureDoesNotMatch" {
+		if code, status := testenv.APIError(err); status != 403 || code != "SignatureDoesNotMatch" {
 			t.Errorf("PutObject with a wrong secret: %d %q (%v)", status, code, err)
 		}
 		if existsInStore(t, bucket, "auth/sdk") {
@@ -107,7 +108,7 @@ func TestAuthFailuresReachNothing(t *testing.T) {
 	t.Run("sdk-unknown-key", func(t *testing.T) {
 		c := testenv.NewS3Client(p.Endpoint, "AKNOSUCHKEY0000000", p.SecretKey)
 		_, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(existing)})
-		if code, status := apiError(err); status != 403 || code != "InvalidAccessKeyId" {
+		if code, status := testenv.APIError(err); status != 403 || code != "InvalidAccessKeyId" {
 			t.Errorf("GetObject with an unknown key: %d %q (%v)", status, code, err)
 		}
 	})

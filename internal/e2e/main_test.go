@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 
@@ -85,7 +84,7 @@ func existsInStore(t *testing.T, bucket, key string) bool {
 	if err == nil {
 		return true
 	}
-	if code, status := apiError(err); status == 404 || code == "NotFound" || code == "NoSuchKey" {
+	if code, status := testenv.APIError(err); status == 404 || code == "NotFound" || code == "NoSuchKey" {
 		return false
 	}
 	t.Fatalf("HEAD %s/%s directly in MinIO: %v", bucket, key, err)
@@ -119,17 +118,4 @@ func keysOf(m map[string]string) []string {
 		ks = append(ks, k)
 	}
 	return ks
-}
-
-// apiError returns the S3 error code and HTTP status of an SDK error.
-func apiError(err error) (code string, status int) {
-	var re interface{ HTTPStatusCode() int }
-	if errors.As(err, &re) {
-		status = re.HTTPStatusCode()
-	}
-	var ae interface{ ErrorCode() string }
-	if errors.As(err, &ae) {
-		code = ae.ErrorCode()
-	}
-	return code, status
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/s3seal/s3seal/internal/testenv"
 )
 
@@ -45,7 +46,7 @@ func getVia(t *testing.T, c *s3.Client, bucket, key, rng string) getResult {
 	defer cancel()
 	out, err := c.GetObject(ctx, in)
 	if err != nil {
-		code, status := apiError(err)
+		code, status := testenv.APIError(err)
 		if status == 0 && code == "" {
 			code = err.Error()
 		}

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -58,4 +59,17 @@ func AssertSame(t testing.TB, what string, got, want []byte) {
 		i++
 	}
 	t.Errorf("%s: got %d bytes, want %d; first difference at byte %d", what, len(got), len(want), i)
+}
+
+// APIError returns the S3 error code and HTTP status of an SDK error.
+func APIError(err error) (code string, status int) {
+	var re interface{ HTTPStatusCode() int }
+	if errors.As(err, &re) {
+		status = re.HTTPStatusCode()
+	}
+	var ae interface{ ErrorCode() string }
+	if errors.As(err, &ae) {
+		code = ae.ErrorCode()
+	}
+	return code, status
 }

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -314,19 +313,6 @@ func first(s []string, n int) []string {
 		return s[:n]
 	}
 	return s
-}
-
-// apiError returns the S3 error code and HTTP status of an SDK error.
-func apiError(err error) (code string, status int) {
-	var re interface{ HTTPStatusCode() int }
-	if errors.As(err, &re) {
-		status = re.HTTPStatusCode()
-	}
-	var ae interface{ ErrorCode() string }
-	if errors.As(err, &ae) {
-		code = ae.ErrorCode()
-	}
-	return code, status
 }
 
 func md5hex(b []byte) string {

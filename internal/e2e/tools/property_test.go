@@ -139,7 +139,7 @@ func (r rangeResult) String() string {
 func doRange(ctx context.Context, c *s3.Client, bucket, key, h string) rangeResult {
 	body, out, err := getRange(ctx, c, bucket, key, h)
 	if err != nil {
-		code, status := apiError(err)
+		code, status := testenv.APIError(err)
 		if code == "" {
 			code = err.Error()
 		}
@@ -426,7 +426,7 @@ func checkParts(t *testing.T, c *s3.Client, bucket string, objs []*propObject) {
 			off += s
 		}
 		_, _, err := getPart(ctx, c, bucket, o.key, int32(len(parts)+1))
-		if code, status := apiError(err); status != 416 || code != "InvalidPartNumber" {
+		if code, status := testenv.APIError(err); status != 416 || code != "InvalidPartNumber" {
 			t.Errorf("%s: GET partNumber=%d (one past the last): %v, want 416 InvalidPartNumber", o.key, len(parts)+1, err)
 		}
 	}
