@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -58,23 +57,13 @@ func startKMSProxy(t *testing.T, o kmsProxyOpts) *env {
 	if o.verbose {
 		level = slog.LevelDebug
 	}
-	srv, err := proxy.New(proxy.Config{
+	ep := serveProxy(t, proxy.Config{
 		UpstreamURL: minioSrv.Endpoint, UpstreamAccessKey: minioSrv.AccessKey, UpstreamSecretKey: minioSrv.SecretKey,
 		Identities: proxy.NewStaticIdentities(o.identities, nil),
 		KMS:        o.kms, DefaultKeyID: o.defaultKey, BucketKeys: o.bucketKeys,
 		Metrics: !o.noMetrics,
 		Logger:  slog.New(slog.NewTextHandler(io.MultiWriter(&lockedWriter{w: logBuf}, testWriter{t}), &slog.HandlerOptions{Level: level})),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	ep := "http://" + ln.Addr().String()
 	return &env{
 		endpoint: ep,
 		client:   testenv.NewS3Client(ep, o.identities[0].AccessKey, o.identities[0].SecretKey),

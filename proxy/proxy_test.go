@@ -79,6 +79,13 @@ func startProxyWith(t testing.TB, adjust func(*proxy.Config)) *env {
 		Logger: slog.New(slog.NewTextHandler(io.MultiWriter(logBuf, testWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	adjust(&cfg)
+	return &env{endpoint: serveProxy(t, cfg), direct: minioSrv.S3Client(), log: logBuf}
+}
+
+// serveProxy runs a proxy with cfg on a free loopback port until the test
+// ends and returns its endpoint.
+func serveProxy(t testing.TB, cfg proxy.Config) string {
+	t.Helper()
 	srv, err := proxy.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +96,7 @@ func startProxyWith(t testing.TB, adjust func(*proxy.Config)) *env {
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	return &env{endpoint: "http://" + ln.Addr().String(), direct: minioSrv.S3Client(), log: logBuf}
+	return "http://" + ln.Addr().String()
 }
 
 type testWriter struct{ t testing.TB }
