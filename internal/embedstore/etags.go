@@ -94,6 +94,8 @@ func (p *partETags) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	q := r.URL.Query()
 	switch {
+	case r.Method == http.MethodPut && key != "" && q.Has("uploadId") && r.Header.Get("X-Amz-Copy-Source") != "":
+		p.uploadPartCopy(w, r)
 	case r.Method == http.MethodPost && key != "" && q.Has("uploadId"):
 		p.complete(w, r, bucket, key)
 	case (r.Method == http.MethodGet || r.Method == http.MethodHead) && key != "" && objectRead(q):
