@@ -74,7 +74,7 @@ func TestWriteToPartPadding(t *testing.T) {
 	dek := newDEK(t)
 	size := int64(BatchSize + 3*S + 10)
 	plain := randBytes(9, int(size))
-	p, err := NewPart(dek, testKI, "b", "k", 3, size)
+	p, err := NewPart(dek, testKI, "b", "k", testUpload, 3, size)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestWriteToPartPadding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := openStoredPart(stored[:PartHeaderSize], dek, "b", "k")
+	q, err := openStoredPart(stored[:PartHeaderSize], dek, "b", "k", testUpload)
 	if err != nil {
 		t.Fatal(err)
 	}

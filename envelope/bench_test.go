@@ -91,7 +91,7 @@ func BenchmarkPart(b *testing.B) {
 			b.SetBytes(size)
 			b.ReportAllocs()
 			for b.Loop() {
-				p, err := NewPart(dek, testKI, "bucket", "key", 1, size)
+				p, err := NewPart(dek, testKI, "bucket", "key", testUpload, 1, size)
 				if err != nil {
 					b.Fatal(err)
 				}

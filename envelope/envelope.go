@@ -1,8 +1,10 @@
-// Package envelope implements the s3seal on-store object format, version 1:
-// key derivation and sealing of the per-object key, the object header kept in
-// the object's metadata, the segmented AES-256-GCM body stream, the
-// self-describing parts of multipart objects, and the size and range
-// arithmetic that maps plaintext positions to stored ones.
+// Package envelope implements the s3seal on-store object format (versions 1
+// and 2; it writes version 2): key derivation and sealing of the per-object
+// key, the object header kept in the object's metadata and the metadata blob
+// sealed in it (Meta), the segmented AES-256-GCM body stream, the
+// self-describing parts of multipart objects bound to their upload, the
+// manifest that binds the completed set of parts to the object, and the size
+// and range arithmetic that maps plaintext positions to stored ones.
 //
 // FORMAT.md at the repository root specifies every byte; this package is the
 // reference implementation and the golden files in testdata/envelope pin it.
@@ -17,10 +19,13 @@
 //
 //	DEK (from the KMS, cached, many objects)
 //	 └─ seals OEK: random 256-bit object key, one per object (or part key, one per part)
-//	     ├─ HKDF "s3seal/1 body"   → body key   (segments)
-//	     ├─ HKDF "s3seal/1 meta"   → meta key   (sealed metadata blob)
-//	     ├─ HKDF "s3seal/1 commit" → commitment (stored, checked before any decryption)
-//	     └─ HKDF "s3seal/1 part header" → part header tag key (parts only)
+//	     ├─ HKDF "s3seal/<v> body"   → body key   (segments)
+//	     ├─ HKDF "s3seal/<v> meta"   → meta key   (sealed metadata blob)
+//	     ├─ HKDF "s3seal/<v> commit" → commitment (stored, checked before any decryption)
+//	     └─ HKDF "s3seal/<v> part header" → part header tag key (parts only)
+//
+// where <v> is the format version, so that no key derived for one version
+// is ever valid in another.
 package envelope
 
 import (
@@ -37,8 +42,16 @@ import (
 
 // Format constants. Changing any of them changes the format: bump Version.
 const (
-	// Version is the format version this package writes and reads.
-	Version = 1
+	// Version is the format version this package writes. It reads every
+	// version from MinVersion to Version.
+	Version = 2
+
+	// MinVersion is the oldest format version this package reads.
+	MinVersion = 1
+
+	// UploadIDSize is the size of the random upload identity that binds the
+	// parts of a version 2 multipart object to their upload.
+	UploadIDSize = 16
 
 	// SegmentSize is the plaintext size of every segment of a single-layout
 	// body but the last.
@@ -149,16 +162,20 @@ var (
 	ErrReused = errors.New("envelope: key already used for encryption")
 	// ErrClosed: a reader or key was used after Close.
 	ErrClosed = errors.New("envelope: closed")
+	// ErrIncomplete: a version 2 multipart object has no manifest: its
+	// upload was completed at the store but never finalized by s3seal (or
+	// its header was put back from before the upload completed).
+	ErrIncomplete = errors.New("envelope: multipart object not finalized")
+	// ErrManifest: the parts of a multipart object are not the ones its
+	// sealed manifest lists (a part dropped, added, reordered or replaced).
+	ErrManifest = errors.New("envelope: parts do not match the object's manifest")
 )
 
-// HKDF info strings.
-const (
-	infoBody       = "s3seal/1 body"
-	infoMeta       = "s3seal/1 meta"
-	infoCommit     = "s3seal/1 commit"
-	infoPartHeader = "s3seal/1 part header"
-	aadPrefix      = "s3seal/1"
-)
+// versionPrefix is "s3seal/<v>": the key AAD prefix, and the start of every
+// HKDF info string ("s3seal/<v> body", ...).
+func versionPrefix(version byte) string { return fmt.Sprintf("s3seal/%d", version) }
+
+func validVersion(v byte) bool { return v >= MinVersion && v <= Version }
 
 // derived holds the keys derived from one OEK or part key.
 type derived struct {
@@ -173,8 +190,8 @@ func (d *derived) zero() {
 }
 
 // derive runs HKDF-SHA256 (empty salt) over key: one Extract, then one
-// Expand per info string.
-func derive(key []byte, withPartHeader bool) (*derived, error) {
+// Expand per info string of the format version.
+func derive(key []byte, version byte, withPartHeader bool) (*derived, error) {
 	prk, err := hkdf.Extract(sha256.New, key, nil)
 	if err != nil {
 		return nil, err
@@ -185,18 +202,19 @@ func derive(key []byte, withPartHeader bool) (*derived, error) {
 		dst  []byte
 		info string
 	}{
-		{d.body[:], infoBody},
-		{d.meta[:], infoMeta},
-		{d.commit[:], infoCommit},
+		{d.body[:], " body"},
+		{d.meta[:], " meta"},
+		{d.commit[:], " commit"},
 	}
 	if withPartHeader {
 		out = append(out, struct {
 			dst  []byte
 			info string
-		}{d.partHeader[:], infoPartHeader})
+		}{d.partHeader[:], " part header"})
 	}
+	prefix := versionPrefix(version)
 	for _, o := range out {
-		k, err := hkdf.Expand(sha256.New, prk, o.info, KeySize)
+		k, err := hkdf.Expand(sha256.New, prk, prefix+o.info, KeySize)
 		if err != nil {
 			d.zero()
 			return nil, err
@@ -220,21 +238,34 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 }
 
 // keyAAD is the AAD under which an object key (part number 0) or a part key
-// is sealed with the DEK:
+// is sealed with the DEK. Version 1:
 //
 //	"s3seal/1" || layout || uint16 len(bucket) || bucket || uint16 len(key) || key || uint32 part
-func keyAAD(layout Layout, bucket, key string, part uint32) ([]byte, error) {
+//
+// Version 2 appends the upload identity (empty for object keys and single
+// objects, UploadIDSize bytes for the parts of a multipart upload):
+//
+//	"s3seal/2" || ... || uint32 part || uint8 len(upload) || upload
+func keyAAD(version byte, layout Layout, bucket, key string, part uint32, upload []byte) ([]byte, error) {
 	if len(bucket) > 0xffff || len(key) > 0xffff {
 		return nil, fmt.Errorf("%w: bucket or key longer than 65535 bytes", ErrTooLarge)
 	}
-	b := make([]byte, 0, len(aadPrefix)+1+2+len(bucket)+2+len(key)+4)
-	b = append(b, aadPrefix...)
+	if version == 1 && len(upload) > 0 || len(upload) > 0xff {
+		return nil, fmt.Errorf("%w: upload identity of %d bytes for version %d", ErrFormat, len(upload), version)
+	}
+	prefix := versionPrefix(version)
+	b := make([]byte, 0, len(prefix)+1+2+len(bucket)+2+len(key)+4+1+len(upload))
+	b = append(b, prefix...)
 	b = append(b, byte(layout))
 	b = binary.BigEndian.AppendUint16(b, uint16(len(bucket)))
 	b = append(b, bucket...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(key)))
 	b = append(b, key...)
 	b = binary.BigEndian.AppendUint32(b, part)
+	if version >= 2 {
+		b = append(b, byte(len(upload)))
+		b = append(b, upload...)
+	}
 	return b, nil
 }
 
@@ -280,6 +311,18 @@ func randKey(rnd io.Reader) ([]byte, error) {
 type Config struct {
 	// Rand supplies object keys, part keys and nonces. nil means crypto/rand.
 	Rand io.Reader
+
+	// version is the format version written; 0 means Version. Only the
+	// golden tests write an older version (to check that its files still
+	// come out byte for byte).
+	version byte
+}
+
+func (c Config) writeVersion() byte {
+	if c.version == 0 {
+		return Version
+	}
+	return c.version
 }
 
 func (c Config) rand() io.Reader {

@@ -2,6 +2,9 @@ package envelope
 
 import (
 	"bytes"
+	"encoding/hex"
+	"errors"
+	"slices"
 	"testing"
 )
 
@@ -16,11 +19,20 @@ func goldenByName(t testing.TB, name string) goldenCase {
 	return goldenCase{}
 }
 
-// FuzzParseHeader: no input panics, and only the genuine header opens.
+// FuzzParseHeader: no input panics, and only genuine headers open: with
+// the golden data key 1, at the path of each golden object sealed with it,
+// only that object's own header values (its pending one included).
 func FuzzParseHeader(f *testing.F) {
-	small := goldenByName(f, "v1-single-small")
+	genuine := map[[2]string][]string{}
 	for _, c := range goldenCases(f) {
 		f.Add(c.m.HeaderValue)
+		if c.m.KeyID == goldenKeyID(1) {
+			p := [2]string{c.m.Bucket, c.m.Key}
+			genuine[p] = append(genuine[p], c.m.HeaderValue)
+			if c.m.PendingHeaderValue != "" {
+				genuine[p] = append(genuine[p], c.m.PendingHeaderValue)
+			}
+		}
 	}
 	dek, _ := goldenDEK(1)
 	f.Fuzz(func(t *testing.T, value string) {
@@ -33,26 +45,47 @@ func FuzzParseHeader(f *testing.F) {
 		}
 		_ = h.KeyInfo()
 		_ = h.MetaSize()
-		o, err := Open(h, dek, small.m.Bucket, small.m.Key)
-		if err != nil {
-			return
-		}
-		defer o.Close()
-		if value != small.m.HeaderValue {
-			t.Fatalf("forged header %q opened", value)
+		for p, values := range genuine {
+			o, err := Open(h, dek, p[0], p[1])
+			if err != nil {
+				continue
+			}
+			o.Close()
+			if !slices.Contains(values, value) {
+				t.Fatalf("forged header %q opened at %s/%s", value, p[0], p[1])
+			}
 		}
 	})
 }
 
-// FuzzParsePartHeader: no input panics, and only the genuine part header
-// authenticates. To keep inputs small the fuzzer supplies the fields region
+func goldenKeyID(i byte) string {
+	_, ki := goldenDEK(i)
+	return ki.KeyID
+}
+
+// FuzzParsePartHeader: no input panics, and only genuine part headers
+// authenticate: part 1 of v1-multipart (no upload identity) and of
+// v2-multipart (with its upload identity), both sealed with the golden data
+// key 2. To keep inputs small the fuzzer supplies the fields region
 // (zero-padded to 4080 bytes) and the 16-byte tag separately; raw is also
 // parsed as is.
 func FuzzParsePartHeader(f *testing.F) {
-	mp := goldenByName(f, "v1-multipart")
-	genuine := mp.body[:PartHeaderSize]
-	fields := bytes.TrimRight(genuine[:partTagOffset], "\x00")
-	f.Add(fields, genuine[partTagOffset:])
+	type target struct {
+		bucket, key string
+		upload      []byte
+		genuine     []byte
+	}
+	var targets []target
+	for _, name := range []string{"v1-multipart", "v2-multipart"} {
+		mp := goldenByName(f, name)
+		genuine := mp.body[:PartHeaderSize]
+		f.Add(bytes.TrimRight(genuine[:partTagOffset], "\x00"), genuine[partTagOffset:])
+		upload, err := hex.DecodeString(mp.m.UploadHex)
+		if err != nil {
+			f.Fatal(err)
+		}
+		targets = append(targets, target{mp.m.Bucket, mp.m.Key, upload, genuine})
+	}
 	f.Add([]byte{}, []byte{})
 	dek, _ := goldenDEK(2)
 	f.Fuzz(func(t *testing.T, head, tag []byte) {
@@ -70,13 +103,54 @@ func FuzzParsePartHeader(f *testing.F) {
 		if ph.PlainLen() < 0 || ph.PlainLen() > MaxPartSize || segCount(ph.PlainLen(), ph.SegmentSize()) > MaxPartSegments {
 			t.Fatalf("parsed impossible part: %d bytes, segment %d", ph.PlainLen(), ph.SegmentSize())
 		}
-		p, err := OpenPart(ph, dek, mp.m.Bucket, mp.m.Key)
+		for _, tg := range targets {
+			p, err := OpenPart(ph, dek, tg.bucket, tg.key, tg.upload)
+			if err != nil {
+				continue
+			}
+			p.Close()
+			if !bytes.Equal(b, tg.genuine) {
+				t.Fatal("forged part header authenticated")
+			}
+		}
+	})
+}
+
+// FuzzDecodeMeta: no blob panics; a blob that decodes re-encodes to a
+// canonical form that decodes to itself, and its version 1 encoding
+// carries no version 2 field.
+func FuzzDecodeMeta(f *testing.F) {
+	for _, c := range goldenCases(f) {
+		if c.m.FormatVersion >= 2 {
+			f.Add([]byte(c.m.Meta))
+		}
+	}
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`null`))
+	f.Add([]byte(`{"s":-1,"up":"AAECAwQFBgcICQoLDA0ODw","mf":{"n":2,"s":5,"d":""},"w":{"X-Amz-Acl":"private"}}`))
+	f.Add([]byte("{\"s\":1,\"h\":{\"Content-Type\":\"x\"},\"u\":{\"a\":\"\xff\"}}")) // invalid UTF-8
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := DecodeMeta(b)
 		if err != nil {
+			if !errors.Is(err, ErrFormat) || m != nil {
+				t.Fatalf("DecodeMeta: %v, %v", m, err)
+			}
 			return
 		}
-		defer p.Close()
-		if !bytes.Equal(b, genuine) {
-			t.Fatal("forged part header authenticated")
+		enc := m.Encode()
+		m2, err := DecodeMeta(enc)
+		if err != nil {
+			t.Fatalf("re-encoded blob %q: %v", enc, err)
+		}
+		if enc2 := m2.Encode(); !bytes.Equal(enc2, enc) {
+			t.Fatalf("encoding not stable: %q then %q", enc, enc2)
+		}
+		m1, err := DecodeMeta(m.EncodeFor(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m1.Headers != nil || m1.Upload != nil || m1.Manifest != nil || m1.Create != nil {
+			t.Fatalf("version 1 encoding %q has version 2 fields", m.EncodeFor(1))
 		}
 	})
 }

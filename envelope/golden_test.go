@@ -2,32 +2,44 @@ package envelope
 
 import (
 	"bytes"
+	"crypto/md5"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"hash/crc32"
 	"io"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 )
 
-// Golden objects pin format version 1: TestGolden decrypts the files in
+// Golden objects pin every format version: TestGolden decrypts the files in
 // testdata/envelope forever, and checks that the encoder, fed the same
-// deterministic randomness, still produces them byte for byte. Regenerate
-// (only when the format version changes, into new files) with
+// deterministic randomness, still produces them byte for byte (the version
+// 1 files with the version 1 encoder that Config.version selects).
+// Regenerate with
 //
 //	go test ./envelope -run TestGolden -update
+//
+// which must rewrite the files of every existing version identically: a
+// format change is a new version, in new files (git diff shows only those).
 var update = flag.Bool("update", false, "rewrite golden files and fuzz seed corpus")
 
 const goldenDir = "../testdata/envelope"
 
 // goldenManifest describes one golden object. The DEK is a TEST-ONLY key
 // derived from a fixed seed; the wrapped form is fake (not a KMS
-// ciphertext) and only shows where a real one goes.
+// ciphertext) and only shows where a real one goes. Fields after Parts are
+// version 2 additions: optional, so that the version 1 files keep their
+// bytes.
 type goldenManifest struct {
 	FormatVersion int          `json:"format_version"`
 	Description   string       `json:"description"`
@@ -44,6 +56,20 @@ type goldenManifest struct {
 	BodyFile      string       `json:"body_file"`
 	StoredSize    int64        `json:"stored_size"`
 	Parts         []goldenPart `json:"parts,omitempty"`
+
+	// StoreETag is the ETag S3 gives the stored body (without quotes): the
+	// MD5 of the body, or for a multipart object the MD5 of its parts' MD5s
+	// with "-N" appended. Readers take the part count N from it.
+	StoreETag string `json:"store_etag,omitempty"`
+	// UploadHex is the upload identity U the parts are sealed to.
+	UploadHex string `json:"upload_hex,omitempty"`
+	// ManifestDigestHex is the manifest digest sealed in the metadata.
+	ManifestDigestHex string `json:"manifest_digest_hex,omitempty"`
+	// PendingHeaderValue and PendingMeta are the header the object had
+	// between CreateMultipartUpload and its finalization (same OEK, no
+	// manifest): it opens, and readers refuse the object with it.
+	PendingHeaderValue string `json:"pending_header_value,omitempty"`
+	PendingMeta        string `json:"pending_meta,omitempty"`
 }
 
 type goldenPart struct {
@@ -71,18 +97,35 @@ func goldenDEK(i byte) ([]byte, KeyInfo) {
 	return dek, KeyInfo{KeyID: fmt.Sprintf("arn:aws:kms:eu-west-1:111122223333:key/golden-%d", i), Wrapped: wrapped}
 }
 
+// s3ETag is the ETag S3 gives an object uploaded as these stored parts: the
+// MD5 of the body for a single upload (one part and multipart false),
+// else the MD5 of the parts' MD5s and "-N".
+func s3ETag(multipart bool, parts ...[]byte) string {
+	if !multipart {
+		sum := md5.Sum(bytes.Join(parts, nil))
+		return hex.EncodeToString(sum[:])
+	}
+	var sums []byte
+	for _, p := range parts {
+		sum := md5.Sum(p)
+		sums = append(sums, sum[:]...)
+	}
+	sum := md5.Sum(sums)
+	return fmt.Sprintf("%x-%d", sum, len(parts))
+}
+
 // goldenCases builds the golden objects from deterministic randomness.
 func goldenCases(t testing.TB) []goldenCase {
 	t.Helper()
-	cfg := func(name string) Config {
+	cfg := func(name string, version byte) Config {
 		var seed [32]byte
 		copy(seed[:], "golden rand "+name)
-		return Config{Rand: mrand.NewChaCha8(seed)}
+		return Config{Rand: mrand.NewChaCha8(seed), version: version}
 	}
 	var cases []goldenCase
-	single := func(name, desc string, plain []byte, bucket, key, meta string) {
+	single := func(name, desc string, version byte, plain []byte, bucket, key, meta string) {
 		dek, ki := goldenDEK(1)
-		o, err := cfg(name).NewObject(dek, ki, bucket, key, LayoutSingle, []byte(meta))
+		o, err := cfg(name, version).NewObject(dek, ki, bucket, key, LayoutSingle, []byte(meta))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,20 +133,25 @@ func goldenCases(t testing.TB) []goldenCase {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cases = append(cases, goldenCase{name: name, plain: plain, body: body, m: goldenManifest{
-			FormatVersion: Version, Description: desc, Layout: LayoutSingle.String(),
+		m := goldenManifest{
+			FormatVersion: int(version), Description: desc, Layout: LayoutSingle.String(),
 			Bucket: bucket, Key: key, DEKHex: hex.EncodeToString(dek), KeyID: ki.KeyID,
 			WrappedHex: hex.EncodeToString(ki.Wrapped), HeaderValue: o.HeaderValue(), Meta: meta,
 			PlaintextSize: int64(len(plain)), StoredSize: int64(len(body)),
-		}})
+		}
+		if version >= 2 {
+			m.StoreETag = s3ETag(false, body)
+		}
+		cases = append(cases, goldenCase{name: name, plain: plain, body: body, m: m})
 	}
+	// Version 1: its metadata blobs predate Meta (any JSON was allowed).
 	single("v1-single-empty", "single layout, empty object: one empty final segment (16-byte tag)",
-		nil, "golden-bucket", "empty", `{}`)
+		1, nil, "golden-bucket", "empty", `{}`)
 	single("v1-single-small", "single layout, 100-byte object: one final segment",
-		bytes.Repeat([]byte("s3seal golden\n"), 8)[:100], "golden-bucket", "dir/small.txt",
+		1, bytes.Repeat([]byte("s3seal golden\n"), 8)[:100], "golden-bucket", "dir/small.txt",
 		`{"md5":"placeholder","meta":{"color":"blue"}}`)
 	single("v1-single-3seg", "single layout, 2*65536+1000 bytes: two full segments and a final one of 1000 bytes",
-		randBytes(3, 2*S+1000), "golden-bucket", "a key/with spaces+plus%2F", `{"size":132072}`)
+		1, randBytes(3, 2*S+1000), "golden-bucket", "a key/with spaces+plus%2F", `{"size":132072}`)
 
 	// Multipart: the object header (metadata only) and two parts sealed with
 	// two different data keys, as on two proxy instances.
@@ -112,12 +160,12 @@ func goldenCases(t testing.TB) []goldenCase {
 		dek, ki := goldenDEK(1)
 		const bucket, key = "golden-bucket", "multi/part.bin"
 		meta := `{"parts":2}`
-		o, err := cfg(name).NewObject(dek, ki, bucket, key, LayoutMultipart, []byte(meta))
+		o, err := cfg(name, 1).NewObject(dek, ki, bucket, key, LayoutMultipart, []byte(meta))
 		if err != nil {
 			t.Fatal(err)
 		}
 		m := goldenManifest{
-			FormatVersion: Version, Description: "multipart layout: object header (metadata) + part 1 of 70000 bytes (key 2) + part 2 of 10 bytes (key 3)",
+			FormatVersion: 1, Description: "multipart layout: object header (metadata) + part 1 of 70000 bytes (key 2) + part 2 of 10 bytes (key 3)",
 			Layout: LayoutMultipart.String(), Bucket: bucket, Key: key, DEKHex: hex.EncodeToString(dek), KeyID: ki.KeyID,
 			WrappedHex: hex.EncodeToString(ki.Wrapped), HeaderValue: o.HeaderValue(), Meta: meta,
 		}
@@ -125,7 +173,7 @@ func goldenCases(t testing.TB) []goldenCase {
 		for i, size := range []int{70000, 10} {
 			pdek, pki := goldenDEK(byte(2 + i))
 			pp := randBytes(uint64(10+i), size)
-			p, err := cfg(fmt.Sprint(name, i)).NewPart(pdek, pki, bucket, key, i+1, int64(size))
+			p, err := cfg(fmt.Sprint(name, i), 1).NewPart(pdek, pki, bucket, key, nil, i+1, int64(size))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -141,11 +189,100 @@ func goldenCases(t testing.TB) []goldenCase {
 		m.PlaintextSize, m.StoredSize = int64(len(plain)), int64(len(body))
 		cases = append(cases, goldenCase{name: name, m: m, plain: plain, body: body})
 	}
+
+	// Version 2: the metadata blob is a Meta.
+	{
+		plain := bytes.Repeat([]byte("s3seal golden, format version 2\n"), 7)[:200]
+		md := md5.Sum(plain)
+		crc := binary.BigEndian.AppendUint32(nil, crc32.Checksum(plain, crc32.MakeTable(crc32.Castagnoli)))
+		meta := &Meta{
+			Size:     int64(len(plain)),
+			User:     map[string]string{"color": "blue", "s3cmd-attrs": "uid:1000/gid:1000"},
+			MD5:      base64.StdEncoding.EncodeToString(md[:]),
+			Checksum: map[string]string{"x-amz-checksum-crc32c": base64.StdEncoding.EncodeToString(crc)},
+			Headers: map[string]string{"Content-Type": "text/plain; charset=utf-8",
+				"Content-Disposition": `attachment; filename="small.txt"`, "Cache-Control": "no-cache"},
+		}
+		single("v2-single-small", "single layout, 200-byte object: one final segment; the sealed Meta has content headers (h), user metadata, MD5 and a CRC32C",
+			2, plain, "golden-bucket", "dir/small-v2.txt", string(meta.Encode()))
+	}
+	cases = append(cases, goldenMultipartV2(t, cfg))
 	for i := range cases {
 		cases[i].m.PlaintextFile = cases[i].name + ".plain"
 		cases[i].m.BodyFile = cases[i].name + ".body"
 	}
 	return cases
+}
+
+// goldenMultipartV2 builds v2-multipart as the proxy does: at
+// CreateMultipartUpload an upload identity U and a pending header (sealed
+// Meta with U and the create headers, no manifest); three parts sealed to
+// U with two data keys; at CompleteMultipartUpload the part map read from
+// the stored body, its manifest, and the final header: the same OEK
+// resealed with the manifest in its Meta.
+func goldenMultipartV2(t testing.TB, cfg func(string, byte) Config) goldenCase {
+	t.Helper()
+	const name, bucket, key = "v2-multipart", "golden-bucket", "multi/part-v2.bin"
+	dek, ki := goldenDEK(1)
+	upload, err := cfg(name+" upload", 2).NewUploadID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending := &Meta{
+		Size:    -1,
+		User:    map[string]string{"origin": "golden"},
+		Headers: map[string]string{"Content-Type": "application/octet-stream"},
+		Upload:  upload,
+		Create:  map[string]string{"X-Amz-Storage-Class": "STANDARD_IA"},
+	}
+	o, err := cfg(name, 2).NewObject(dek, ki, bucket, key, LayoutMultipart, pending.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	m := goldenManifest{
+		FormatVersion: 2, Layout: LayoutMultipart.String(), Bucket: bucket, Key: key,
+		Description: "multipart layout, version 2: object header (metadata, with upload identity and manifest) + " +
+			"part 1 of 70000 bytes (key 2) + part 2 of 70000 bytes (key 3) + part 3 of 10 bytes (key 2), all sealed to the upload identity",
+		DEKHex: hex.EncodeToString(dek), KeyID: ki.KeyID, WrappedHex: hex.EncodeToString(ki.Wrapped),
+		UploadHex: hex.EncodeToString(upload), PendingHeaderValue: o.HeaderValue(), PendingMeta: string(pending.Encode()),
+	}
+	var plain, body []byte
+	var stored [][]byte
+	for i, size := range []int{70000, 70000, 10} {
+		pdek, pki := goldenDEK(byte(2 + i%2))
+		pp := randBytes(uint64(20+i), size)
+		p, err := cfg(fmt.Sprint(name, i), 2).NewPart(pdek, pki, bucket, key, upload, i+1, int64(size))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(p.EncryptReader(bytes.NewReader(pp)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain = append(plain, pp...)
+		body = append(body, b...)
+		stored = append(stored, b)
+		m.Parts = append(m.Parts, goldenPart{PartNumber: i + 1, PlaintextSize: int64(size), SegmentSize: PartSegmentSize(int64(size)),
+			KeyID: pki.KeyID, DEKHex: hex.EncodeToString(pdek), WrappedHex: hex.EncodeToString(pki.Wrapped)})
+	}
+	pm, err := ReadPartMap(len(stored), int64(len(body)), bodyFetcher(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mf, err := pm.Manifest(upload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	final := *pending
+	final.Manifest, final.Create = mf, nil
+	m.Meta = string(final.Encode())
+	if m.HeaderValue, err = o.Reseal(dek, ki, bucket, key, []byte(m.Meta)); err != nil {
+		t.Fatal(err)
+	}
+	m.ManifestDigestHex = hex.EncodeToString(mf.Digest)
+	m.PlaintextSize, m.StoredSize, m.StoreETag = int64(len(plain)), int64(len(body)), s3ETag(true, stored...)
+	return goldenCase{name: name, m: m, plain: plain, body: body}
 }
 
 func TestGolden(t *testing.T) {
@@ -154,11 +291,13 @@ func TestGolden(t *testing.T) {
 		writeGolden(t, cases)
 	}
 	manifests, err := filepath.Glob(filepath.Join(goldenDir, "v*.json"))
-	if err != nil || len(manifests) < len(cases) {
-		t.Fatalf("golden manifests: %v, %d found", err, len(manifests))
+	if err != nil {
+		t.Fatal(err)
 	}
+	found := map[string]bool{}
 	for _, path := range manifests {
 		name := strings.TrimSuffix(filepath.Base(path), ".json")
+		found[name] = true
 		t.Run(name, func(t *testing.T) {
 			var m goldenManifest
 			raw, err := os.ReadFile(path)
@@ -180,12 +319,17 @@ func TestGolden(t *testing.T) {
 			// The encoder still writes exactly these bytes.
 			for _, c := range cases {
 				if c.name == name {
-					if c.m.HeaderValue != m.HeaderValue || !bytes.Equal(c.body, body) || !bytes.Equal(c.plain, plain) {
-						t.Fatal("encoder output differs from the golden file: the v1 format changed")
+					if !reflect.DeepEqual(c.m, m) || !bytes.Equal(c.body, body) || !bytes.Equal(c.plain, plain) {
+						t.Fatalf("encoder output differs from the golden file: the v%d format changed", m.FormatVersion)
 					}
 				}
 			}
 		})
+	}
+	for _, c := range cases {
+		if !found[c.name] {
+			t.Errorf("golden file %s.json missing (run with -update)", c.name)
+		}
 	}
 }
 
@@ -197,28 +341,47 @@ func unhex(t *testing.T, s string) []byte {
 	return b
 }
 
+// checkGolden decrypts a golden object with the package's API, as the proxy
+// reads it: header, sealed metadata, sizes, and for multipart objects the
+// part map verified against the manifest before any plaintext.
 func checkGolden(t *testing.T, m *goldenManifest, plain, body []byte) {
-	if m.FormatVersion != 1 || int64(len(plain)) != m.PlaintextSize || int64(len(body)) != m.StoredSize {
+	if m.FormatVersion < MinVersion || m.FormatVersion > Version || int64(len(plain)) != m.PlaintextSize || int64(len(body)) != m.StoredSize {
 		t.Fatal("manifest does not match files")
 	}
 	h, err := ParseHeader(m.HeaderValue)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ki := h.KeyInfo(); ki.KeyID != m.KeyID || hex.EncodeToString(ki.Wrapped) != m.WrappedHex || h.Layout().String() != m.Layout {
-		t.Fatalf("header key info %q %x layout %v", ki.KeyID, ki.Wrapped, h.Layout())
+	if ki := h.KeyInfo(); ki.KeyID != m.KeyID || hex.EncodeToString(ki.Wrapped) != m.WrappedHex || h.Layout().String() != m.Layout || h.Version() != m.FormatVersion {
+		t.Fatalf("header key info %q %x layout %v version %d", ki.KeyID, ki.Wrapped, h.Layout(), h.Version())
 	}
-	o, err := Open(h, unhex(t, m.DEKHex), m.Bucket, m.Key)
+	dek := unhex(t, m.DEKHex)
+	o, err := Open(h, dek, m.Bucket, m.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer o.Close()
-	if string(o.Meta()) != m.Meta {
-		t.Fatalf("meta %q", o.Meta())
+	if string(o.Meta()) != m.Meta || o.Version() != m.FormatVersion {
+		t.Fatalf("meta %q, version %d", o.Meta(), o.Version())
+	}
+	stored := int64(len(body))
+	// Version 1 blobs are any JSON; version 2 blobs are Meta, written in
+	// Meta's canonical encoding, and the size comes from PlainSize.
+	meta := &Meta{Size: -1}
+	if m.FormatVersion >= 2 {
+		if meta, err = DecodeMeta(o.Meta()); err != nil || string(meta.Encode()) != m.Meta {
+			t.Fatalf("DecodeMeta: %v, re-encoded %q", err, meta.Encode())
+		}
+		if p, err := o.PlainSize(meta, stored, `"`+m.StoreETag+`"`); err != nil || p != m.PlaintextSize {
+			t.Fatalf("PlainSize: %d, %v", p, err)
+		}
+		if ls, ok := ListedSize(stored, m.StoreETag); !ok || ls != m.PlaintextSize {
+			t.Fatalf("ListedSize: %d, %v", ls, ok)
+		}
 	}
 	switch h.Layout() {
 	case LayoutSingle:
-		if p, err := PlaintextSize(int64(len(body))); err != nil || p != m.PlaintextSize {
+		if p, err := PlaintextSize(stored); err != nil || p != m.PlaintextSize {
 			t.Fatalf("PlaintextSize: %d, %v", p, err)
 		}
 		got, err := decryptAll(o, body, m.PlaintextSize)
@@ -233,38 +396,80 @@ func checkGolden(t *testing.T, m *goldenManifest, plain, body []byte) {
 			}
 		}
 	case LayoutMultipart:
-		if p, err := MultipartPlaintextSize(int64(len(body)), len(m.Parts)); err != nil || p != m.PlaintextSize {
+		if p, err := MultipartPlaintextSize(stored, len(m.Parts)); err != nil || p != m.PlaintextSize {
 			t.Fatalf("MultipartPlaintextSize: %d, %v", p, err)
 		}
-		src := bytes.NewReader(body)
-		var got []byte
-		for _, gp := range m.Parts {
-			hdr := make([]byte, PartHeaderSize)
-			if _, err := io.ReadFull(src, hdr); err != nil {
-				t.Fatal(err)
+		var upload []byte
+		if m.FormatVersion >= 2 {
+			upload = unhex(t, m.UploadHex)
+			if !bytes.Equal(meta.Upload, upload) || meta.Manifest == nil || hex.EncodeToString(meta.Manifest.Digest) != m.ManifestDigestHex {
+				t.Fatalf("sealed upload %x, manifest %+v", meta.Upload, meta.Manifest)
 			}
-			ph, err := ParsePartHeader(hdr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ph.PartNumber() != gp.PartNumber || ph.PlainLen() != gp.PlaintextSize || ph.SegmentSize() != gp.SegmentSize || ph.KeyInfo().KeyID != gp.KeyID {
-				t.Fatalf("part header %d %d %d", ph.PartNumber(), ph.PlainLen(), ph.SegmentSize())
-			}
-			p, err := OpenPart(ph, unhex(t, gp.DEKHex), m.Bucket, m.Key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := io.ReadAll(p.DecryptReader(src, 0, ph.PlainLen()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, b...)
 		}
-		if src.Len() != 0 || !bytes.Equal(got, plain) {
-			t.Fatal("multipart plaintext differs")
+		pm, err := ReadPartMap(len(m.Parts), stored, bodyFetcher(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pm.Verify(m.FormatVersion, meta); err != nil || !pm.Verified() {
+			t.Fatalf("Verify: %v, verified %v", err, pm.Verified())
+		}
+		deks := map[string][]byte{}
+		for i, gp := range m.Parts {
+			num, _, size, off := pm.Part(i)
+			ph, err := bodyFetcher(body)(off)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if num != gp.PartNumber || size != gp.PlaintextSize || ph.PartNumber() != gp.PartNumber || ph.PlainLen() != gp.PlaintextSize ||
+				ph.SegmentSize() != gp.SegmentSize || ph.KeyInfo().KeyID != gp.KeyID || ph.Version() != m.FormatVersion {
+				t.Fatalf("part %d: map %d %d, header %d %d %d v%d", i, num, size, ph.PartNumber(), ph.PlainLen(), ph.SegmentSize(), ph.Version())
+			}
+			deks[gp.KeyID] = unhex(t, gp.DEKHex)
+		}
+		open := openWith(deks, m.Bucket, m.Key, upload)
+		for _, chunk := range []int{1 << 20, 0} {
+			got, err := readMultipart(body, pm, 0, m.PlaintextSize, open, chunk)
+			if err != nil || !bytes.Equal(got, plain) {
+				t.Fatalf("multipart read (chunk %d): %v", chunk, err)
+			}
+		}
+		// A range from part 1's second segment (its header fetched apart)
+		// into the next part.
+		off, n := int64(S+100), m.PlaintextSize-S-105
+		got, err := readMultipart(body, pm, off, n, open, 1000)
+		if err != nil || !bytes.Equal(got, plain[off:off+n]) {
+			t.Fatalf("multipart range: %v", err)
 		}
 	default:
 		t.Fatalf("layout %v", h.Layout())
+	}
+	if m.PendingHeaderValue == "" {
+		return
+	}
+	// The pending header opens (same OEK, same path) but readers refuse
+	// the object with it: it has no manifest.
+	ph, err := ParseHeader(m.PendingHeaderValue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	po, err := Open(ph, dek, m.Bucket, m.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer po.Close()
+	pmeta, err := DecodeMeta(po.Meta())
+	if err != nil || string(po.Meta()) != m.PendingMeta || pmeta.Manifest != nil || !bytes.Equal(pmeta.Upload, meta.Upload) {
+		t.Fatalf("pending meta %q: %v", po.Meta(), err)
+	}
+	if _, err := po.PlainSize(pmeta, stored, m.StoreETag); !errors.Is(err, ErrIncomplete) {
+		t.Fatalf("PlainSize with the pending header: %v", err)
+	}
+	pm, err := ReadPartMap(len(m.Parts), stored, bodyFetcher(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pm.Verify(Version, pmeta); !errors.Is(err, ErrIncomplete) {
+		t.Fatalf("Verify with the pending header: %v", err)
 	}
 }
 
@@ -298,8 +503,17 @@ func writeGolden(t *testing.T, cases []goldenCase) {
 	i64 := func(v int64) string { return "int64(" + strconv.FormatInt(v, 10) + ")" }
 	for _, c := range cases {
 		seed("FuzzParseHeader", c.name, "string("+strconv.Quote(c.m.HeaderValue)+")")
+		if c.m.PendingHeaderValue != "" {
+			seed("FuzzParseHeader", c.name+"-pending", "string("+strconv.Quote(c.m.PendingHeaderValue)+")")
+		}
 		if c.m.Layout == LayoutMultipart.String() {
 			seed("FuzzParsePartHeader", c.name, bs(bytes.TrimRight(c.body[:partTagOffset], "\x00")), bs(c.body[partTagOffset:PartHeaderSize]))
+		}
+		if c.m.FormatVersion >= 2 {
+			seed("FuzzDecodeMeta", c.name, bs([]byte(c.m.Meta)))
+			if c.m.PendingMeta != "" {
+				seed("FuzzDecodeMeta", c.name+"-pending", bs([]byte(c.m.PendingMeta)))
+			}
 		}
 	}
 	for _, c := range cases {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"testing"
@@ -138,4 +139,56 @@ func mustFail(t *testing.T, what string, got, plain []byte, err error, want ...e
 	if !bytes.HasPrefix(plain, got) {
 		t.Fatalf("%s: returned %d bytes that are not the original plaintext", what, len(got))
 	}
+}
+
+// bodyFetcher is a HeaderFetcher over a whole stored multipart body.
+func bodyFetcher(body []byte) HeaderFetcher {
+	return func(off int64) (*PartHeader, error) {
+		if off < 0 || off+PartHeaderSize > int64(len(body)) {
+			return nil, fmt.Errorf("%w: part header at %d of a %d-byte body", ErrTruncated, off, len(body))
+		}
+		return ParsePartHeader(body[off:])
+	}
+}
+
+// openWith is a PartOpener that finds each part's data key by its key id
+// and opens the part for (bucket, key, upload).
+func openWith(deks map[string][]byte, bucket, key string, upload []byte) PartOpener {
+	return func(ph *PartHeader) (*Part, error) {
+		return OpenPart(ph, deks[ph.KeyInfo().KeyID], bucket, key, upload)
+	}
+}
+
+// readMultipart reads plaintext [off, off+n) of the multipart object stored
+// as body, as the proxy's ranged GET does: it fetches exactly the stored
+// bytes pm.FetchRange names (and the first part's header apart when they do
+// not include it) and drains MultipartReader with reads of size chunk, or
+// through its WriteTo when chunk is 0. Every fetched byte must be consumed.
+func readMultipart(body []byte, pm *PartMap, off, n int64, open PartOpener, chunk int) ([]byte, error) {
+	f, err := pm.FetchRange(off, n)
+	if err != nil {
+		return nil, err
+	}
+	if f.From < 0 || f.From > f.To || f.To > int64(len(body)) {
+		return nil, fmt.Errorf("fetch [%d, %d) outside a %d-byte body", f.From, f.To, len(body))
+	}
+	var first *PartHeader
+	if !f.HeaderInline {
+		if first, err = bodyFetcher(body)(f.FirstOffset); err != nil {
+			return nil, err
+		}
+	}
+	src := bytes.NewReader(body[f.From:f.To])
+	r := MultipartReader(src, pm, first, off, n, open)
+	defer r.(io.Closer).Close()
+	var got []byte
+	if chunk == 0 {
+		got, err = writeToAll(r)
+	} else {
+		got, err = readAllBuf(r, chunk)
+	}
+	if err == nil && src.Len() != 0 {
+		err = fmt.Errorf("%d fetched bytes left unread", src.Len())
+	}
+	return got, err
 }

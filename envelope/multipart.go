@@ -5,37 +5,51 @@ import (
 	"io"
 )
 
-// PartOpener returns the Part for a parsed part header: typically it asks
-// the KMS to unwrap ph.KeyInfo() and calls OpenPart(ph, dek, bucket, key)
-// with the path the parts are bound to.
+// PartOpener returns the Part for a part header that MultipartReader has
+// already checked against the part map: typically it asks the KMS to unwrap
+// ph.KeyInfo() and calls OpenPart(ph, dek, bucket, key, upload) with the
+// path and upload identity the parts are bound to (Meta.PartsPath,
+// Meta.Upload).
 type PartOpener func(ph *PartHeader) (*Part, error)
 
-// MultipartReader decrypts a whole multipart object read from its first
-// stored byte (parts back to back). For each part it reads and parses the
-// part header, calls open, and decrypts the part, checking that part numbers
-// strictly increase. If parts > 0 (the N of the object's "…-N" ETag) it reads
-// exactly parts parts and never beyond; if parts == 0 it reads parts until
-// src ends cleanly at a part boundary. A missing part or a short stream fails
-// with ErrTruncated. Parts are closed as soon as they are done.
+// MultipartReader yields plaintext [off, off+n) (n ≥ 1) of the multipart
+// object pm describes. src holds exactly the stored bytes [f.From, f.To) of
+// f = pm.FetchRange(off, n); first is the header of the part the range
+// starts in when f.HeaderInline is false (the caller read it from
+// f.FirstOffset), and nil otherwise.
 //
-// The reader also implements io.Closer.
-func MultipartReader(src io.Reader, parts int, open PartOpener) io.Reader {
-	if parts < 0 || parts > MaxPartNumber {
-		return &errReader{fmt.Errorf("%w: %d parts", ErrRange, parts)}
+// pm must be verified (PartMap.Verify). Every part header, first included,
+// is checked against it (part number, size, version, header digest; see
+// PartMap.Check) before the part is opened, and no plaintext of a part is
+// returned before its segment authenticates, so no byte of a part the
+// object was not completed with is ever returned. Parts are closed as soon
+// as they are done. The reader also implements io.WriterTo (each part's
+// batched WriteTo) and io.Closer.
+func MultipartReader(src io.Reader, pm *PartMap, first *PartHeader, off, n int64, open PartOpener) io.Reader {
+	if !pm.verified {
+		return &errReader{fmt.Errorf("%w: part map not verified against the object", ErrManifest)}
 	}
-	return &mpReader{src: src, parts: parts, open: open}
+	f, err := pm.FetchRange(off, n)
+	if err != nil {
+		return &errReader{err}
+	}
+	if f.HeaderInline != (first == nil) {
+		return &errReader{fmt.Errorf("%w: first part header given for a range that includes it, or missing", ErrRange)}
+	}
+	return &mpReader{src: src, pm: pm, open: open, first: first, idx: pm.find(off), off: off - pm.plainStart[pm.find(off)], remaining: n}
 }
 
 type mpReader struct {
-	src   io.Reader
-	parts int
-	open  PartOpener
-	done  int // parts finished
-	last  int // last part number seen
-	cur   io.Reader
-	part  *Part
-	hdr   [PartHeaderSize]byte
-	err   error
+	src       io.Reader
+	pm        *PartMap
+	open      PartOpener
+	first     *PartHeader // the first part's header, read by the caller
+	idx       int         // index of the next part to open
+	off       int64       // plaintext offset within the next part
+	remaining int64       // plaintext still to deliver after the current part's reader
+	cur       io.Reader
+	part      *Part
+	err       error
 }
 
 func (m *mpReader) closePart() {
@@ -57,26 +71,28 @@ func (m *mpReader) Close() error {
 	return nil
 }
 
-// next opens the next part, or returns io.EOF after the last.
+// next opens the next part, or returns io.EOF when the range is done.
 func (m *mpReader) next() error {
-	if m.parts > 0 && m.done == m.parts {
+	if m.remaining == 0 {
 		return io.EOF
 	}
-	n, err := io.ReadFull(m.src, m.hdr[:])
-	switch {
-	case n == 0 && err == io.EOF && m.parts == 0 && m.done > 0:
-		return io.EOF
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
-		return fmt.Errorf("%w: part %d of the object missing or short", ErrTruncated, m.done+1)
-	case err != nil:
-		return err
+	ph := m.first
+	m.first = nil
+	if ph == nil {
+		var hdr [PartHeaderSize]byte
+		if _, err := io.ReadFull(m.src, hdr[:]); err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return fmt.Errorf("%w: header of part %d of the object missing or short", ErrTruncated, m.idx+1)
+			}
+			return err
+		}
+		var err error
+		if ph, err = ParsePartHeader(hdr[:]); err != nil {
+			return err
+		}
 	}
-	ph, err := ParsePartHeader(m.hdr[:])
-	if err != nil {
+	if err := m.pm.Check(m.idx, ph); err != nil {
 		return err
-	}
-	if ph.PartNumber() <= m.last {
-		return fmt.Errorf("%w: part number %d after %d", ErrAuth, ph.PartNumber(), m.last)
 	}
 	p, err := m.open(ph)
 	if err != nil {
@@ -86,9 +102,11 @@ func (m *mpReader) next() error {
 		p.Close()
 		return fmt.Errorf("%w: opener returned another part", ErrAuth)
 	}
-	m.last = ph.PartNumber()
-	m.part = p
-	m.cur = p.DecryptReader(m.src, 0, ph.PlainLen())
+	k := min(m.remaining, ph.PlainLen()-m.off)
+	m.part, m.cur = p, p.DecryptReader(m.src, m.off, k)
+	m.remaining -= k
+	m.idx++
+	m.off = 0
 	return nil
 }
 
@@ -104,7 +122,6 @@ func (m *mpReader) Read(p []byte) (int, error) {
 		n += c
 		if err == io.EOF {
 			m.closePart()
-			m.done++
 		} else if err != nil {
 			m.err = err
 			m.closePart()
@@ -116,44 +133,31 @@ func (m *mpReader) Read(p []byte) (int, error) {
 	return 0, m.err
 }
 
-// PartSpan is the piece of a multipart range that falls in one part.
-type PartSpan struct {
-	Index int // index of the part in the object (0-based), not its part number
-	// Off and N are the plaintext range within the part, for
-	// PartCipherRange and Part.DecryptReader.
-	Off, N int64
-	// PartStart is the stored offset of the part's first byte (its header)
-	// in the object; the stored bytes to fetch for this span are
-	// [PartStart+CipherOff, PartStart+CipherOff+CipherLen), where CipherOff
-	// and CipherLen are those of PartCipherRange.
-	PartStart int64
-}
-
-// MultipartRange splits the plaintext range [off, off+n) of a multipart
-// object whose parts have the given plaintext sizes (in order) into
-// per-part spans. It returns ErrRange for a range outside the object. An
-// empty range gives no spans.
-func MultipartRange(partSizes []int64, off, n int64) ([]PartSpan, error) {
+// WriteTo hands each part's decrypting reader to w whole, so that its
+// batched WriteTo (several segments per Write) serves multipart objects too.
+func (m *mpReader) WriteTo(w io.Writer) (int64, error) {
 	var total int64
-	for _, s := range partSizes {
-		if s < 0 || s > MaxPartSize {
-			return nil, fmt.Errorf("%w: part size %d", ErrRange, s)
+	for m.err == nil {
+		if m.cur == nil {
+			if m.err = m.next(); m.err != nil {
+				break
+			}
 		}
-		total += s
-	}
-	if off < 0 || n < 0 || off > total || n > total-off {
-		return nil, fmt.Errorf("%w: [%d, %d+%d) of %d bytes", ErrRange, off, off, n, total)
-	}
-	var spans []PartSpan
-	var plainStart, storedStart int64
-	for i, s := range partSizes {
-		if n > 0 && off < plainStart+s && off+n > plainStart {
-			lo := max(off, plainStart) - plainStart
-			hi := min(off+n, plainStart+s) - plainStart
-			spans = append(spans, PartSpan{Index: i, Off: lo, N: hi - lo, PartStart: storedStart})
+		var n int64
+		var err error
+		if wt, ok := m.cur.(io.WriterTo); ok {
+			n, err = wt.WriteTo(w)
+		} else {
+			n, err = io.Copy(w, m.cur)
 		}
-		plainStart += s
-		storedStart += s + PartOverhead
+		total += n
+		m.closePart()
+		if err != nil {
+			m.err = err
+		}
 	}
-	return spans, nil
+	if m.err == io.EOF {
+		return total, nil
+	}
+	return total, m.err
 }

@@ -10,12 +10,13 @@ import (
 	"sync/atomic"
 )
 
-// Object header, version 1 (FORMAT.md "Object header"):
+// Object header, versions 1 and 2 (FORMAT.md "Object header"; version 2
+// has the same bytes, with its own key derivation and AADs):
 //
 //	off  size  field
 //	0    4     magic "S3SL"
-//	4    1     version (1)
-//	5    1     flags (0 in v1; any other value is rejected)
+//	4    1     version (1 or 2)
+//	5    1     flags (0; any other value is rejected)
 //	6    1     layout (1 single, 2 multipart)
 //	7    2+K   KMS key id, uint16 length-prefixed
 //	.    2+W   wrapped DEK, uint16 length-prefixed
@@ -35,6 +36,7 @@ var headerEncoding = base64.RawURLEncoding.Strict()
 
 // Header is a decoded object header. Parsing needs no key; Open unseals it.
 type Header struct {
+	version    byte
 	layout     Layout
 	keyID      string
 	wrapped    []byte
@@ -56,7 +58,7 @@ func (h *Header) KeyInfo() KeyInfo {
 func (h *Header) Layout() Layout { return h.layout }
 
 // Version returns the header's format version.
-func (h *Header) Version() int { return Version }
+func (h *Header) Version() int { return int(h.version) }
 
 // Size returns the length of the binary header (before base64).
 func (h *Header) Size() int { return len(h.raw) }
@@ -85,7 +87,8 @@ func parseHeader(raw []byte) (*Header, error) {
 	if string(r.take(4)) != objectMagic {
 		return nil, fmt.Errorf("%w: bad object header magic", ErrFormat)
 	}
-	if v := r.u8(); v != Version {
+	v := r.u8()
+	if !validVersion(v) {
 		if r.bad {
 			return nil, fmt.Errorf("%w: header too short", ErrFormat)
 		}
@@ -94,7 +97,7 @@ func parseHeader(raw []byte) (*Header, error) {
 	if f := r.u8(); f != 0 {
 		return nil, fmt.Errorf("%w: unknown header flags %#x", ErrFormat, f)
 	}
-	h := &Header{raw: raw}
+	h := &Header{raw: raw, version: v}
 	h.layout = Layout(r.u8())
 	h.keyID = string(r.lv())
 	h.wrapped = r.lv()
@@ -117,6 +120,7 @@ func parseHeader(raw []byte) (*Header, error) {
 // concurrent use by several DecryptReaders; Close it when done.
 type Object struct {
 	cfg     Config
+	version byte
 	layout  Layout
 	keyInfo KeyInfo
 	oek     []byte
@@ -148,7 +152,7 @@ func (c Config) NewObject(dek []byte, ki KeyInfo, bucket, key string, layout Lay
 	if err != nil {
 		return nil, err
 	}
-	o, err := newObject(c, oek, layout)
+	o, err := newObject(c, oek, c.writeVersion(), layout)
 	if err != nil {
 		clear(oek)
 		return nil, err
@@ -163,12 +167,12 @@ func (c Config) NewObject(dek []byte, ki KeyInfo, bucket, key string, layout Lay
 	return o, nil
 }
 
-func newObject(c Config, oek []byte, layout Layout) (*Object, error) {
-	keys, err := derive(oek, false)
+func newObject(c Config, oek []byte, version byte, layout Layout) (*Object, error) {
+	keys, err := derive(oek, version, false)
 	if err != nil {
 		return nil, err
 	}
-	o := &Object{cfg: c, layout: layout, oek: oek, keys: keys}
+	o := &Object{cfg: c, version: version, layout: layout, oek: oek, keys: keys}
 	if layout == LayoutSingle {
 		if o.body, err = newGCM(keys.body[:]); err != nil {
 			keys.zero()
@@ -186,7 +190,7 @@ func (o *Object) seal(dek []byte, ki KeyInfo, bucket, key string, meta []byte) (
 	if err := checkKeyInfo(ki); err != nil {
 		return "", err
 	}
-	aad, err := keyAAD(o.layout, bucket, key, 0)
+	aad, err := keyAAD(o.version, o.layout, bucket, key, 0, nil)
 	if err != nil {
 		return "", err
 	}
@@ -197,7 +201,7 @@ func (o *Object) seal(dek []byte, ki KeyInfo, bucket, key string, meta []byte) (
 	}
 	raw := make([]byte, 0, 7+2+len(ki.KeyID)+2+len(ki.Wrapped)+NonceSize+len(sealedOEK)+CommitmentSize+NonceSize+len(meta)+TagSize)
 	raw = append(raw, objectMagic...)
-	raw = append(raw, Version, 0, byte(o.layout))
+	raw = append(raw, o.version, 0, byte(o.layout))
 	raw = appendLV(raw, []byte(ki.KeyID))
 	raw = appendLV(raw, ki.Wrapped)
 	raw = append(raw, nonce[:]...)
@@ -208,7 +212,7 @@ func (o *Object) seal(dek []byte, ki KeyInfo, bucket, key string, meta []byte) (
 		return "", fmt.Errorf("envelope: random source: %w", err)
 	}
 	raw = append(raw, metaNonce[:]...)
-	if n := headerEncoding.EncodedLen(len(raw) + len(meta) + TagSize); n > MaxHeaderValueLen {
+	if n := HeaderValueLen(ki, len(meta)); n > MaxHeaderValueLen {
 		return "", fmt.Errorf("%w: header value would be %d bytes, limit %d (metadata blob %d bytes)", ErrTooLarge, n, MaxHeaderValueLen, len(meta))
 	}
 	g, err := newGCM(o.keys.meta[:])
@@ -217,6 +221,14 @@ func (o *Object) seal(dek []byte, ki KeyInfo, bucket, key string, meta []byte) (
 	}
 	raw = g.Seal(raw, metaNonce[:], meta, raw)
 	return headerEncoding.EncodeToString(raw), nil
+}
+
+// HeaderValueLen is the length of the header value (base64 text) of a
+// header sealed under ki with a metadata blob of metaLen bytes; a writer
+// refuses one longer than MaxHeaderValueLen (ErrTooLarge).
+func HeaderValueLen(ki KeyInfo, metaLen int) int {
+	raw := 7 + 2 + len(ki.KeyID) + 2 + len(ki.Wrapped) + NonceSize + KeySize + TagSize + CommitmentSize + NonceSize + metaLen + TagSize
+	return headerEncoding.EncodedLen(raw)
 }
 
 // Open unseals the header with dek for (bucket, key), checks the key
@@ -233,7 +245,7 @@ func (c Config) Open(h *Header, dek []byte, bucket, key string) (*Object, error)
 	if len(dek) != KeySize {
 		return nil, ErrKeySize
 	}
-	aad, err := keyAAD(h.layout, bucket, key, 0)
+	aad, err := keyAAD(h.version, h.layout, bucket, key, 0, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +253,7 @@ func (c Config) Open(h *Header, dek []byte, bucket, key string) (*Object, error)
 	if err != nil {
 		return nil, err
 	}
-	o, err := newObject(c, oek, h.layout)
+	o, err := newObject(c, oek, h.version, h.layout)
 	if err != nil {
 		clear(oek)
 		return nil, err
@@ -275,6 +287,9 @@ func (o *Object) Meta() []byte { return o.meta }
 
 // Layout returns the object's layout.
 func (o *Object) Layout() Layout { return o.layout }
+
+// Version returns the object's format version.
+func (o *Object) Version() int { return int(o.version) }
 
 // KeyInfo returns the key info the header was sealed with.
 func (o *Object) KeyInfo() KeyInfo { return o.keyInfo }

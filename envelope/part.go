@@ -2,6 +2,7 @@ package envelope
 
 import (
 	"crypto/cipher"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
 	"fmt"
@@ -10,12 +11,14 @@ import (
 	"sync/atomic"
 )
 
-// Part header, version 1 (FORMAT.md "Multipart parts"), PartHeaderSize bytes:
+// Part header, versions 1 and 2 (FORMAT.md "Multipart parts"),
+// PartHeaderSize bytes; version 2 has the same bytes, and its part key is
+// sealed to the upload identity too:
 //
 //	off   size  field
 //	0     4     magic "S3SP"
-//	4     1     version (1)
-//	5     1     flags (0 in v1)
+//	4     1     version (1 or 2)
+//	5     1     flags (0)
 //	6     1     log2 of the part's segment size (16..23)
 //	7     1     reserved (0)
 //	8     4     part number, uint32 (1..10000)
@@ -38,6 +41,7 @@ const (
 // authenticates it.
 type PartHeader struct {
 	raw        [PartHeaderSize]byte
+	version    byte
 	partNumber int
 	plainLen   int64
 	segSize    int
@@ -47,6 +51,13 @@ type PartHeader struct {
 	sealedKey  []byte
 	commitment []byte
 }
+
+// Version returns the part header's format version.
+func (ph *PartHeader) Version() int { return int(ph.version) }
+
+// Digest returns the SHA-256 of the whole part header (PartHeaderSize
+// bytes): what a manifest commits to for this part.
+func (ph *PartHeader) Digest() [32]byte { return sha256.Sum256(ph.raw[:]) }
 
 // PartNumber returns the S3 part number the part was sealed for.
 func (ph *PartHeader) PartNumber() int { return ph.partNumber }
@@ -78,9 +89,10 @@ func ParsePartHeader(b []byte) (*PartHeader, error) {
 	if string(raw[0:4]) != partMagic {
 		return nil, fmt.Errorf("%w: bad part header magic", ErrFormat)
 	}
-	if raw[4] != Version {
+	if !validVersion(raw[4]) {
 		return nil, fmt.Errorf("%w: part header version %d", ErrVersion, raw[4])
 	}
+	ph.version = raw[4]
 	if raw[5] != 0 || raw[7] != 0 {
 		return nil, fmt.Errorf("%w: unknown part header flags", ErrFormat)
 	}
@@ -126,19 +138,25 @@ type Part struct {
 }
 
 // NewPart makes a fresh part key for part partNumber (1..10000) of the
-// multipart object (bucket, key), seals it with dek and builds the part
-// header; see Config.NewPart.
-func NewPart(dek []byte, ki KeyInfo, bucket, key string, partNumber int, plainLen int64) (*Part, error) {
-	return Config{}.NewPart(dek, ki, bucket, key, partNumber, plainLen)
+// multipart upload `upload` to (bucket, key), seals it with dek and builds
+// the part header; see Config.NewPart.
+func NewPart(dek []byte, ki KeyInfo, bucket, key string, upload []byte, partNumber int, plainLen int64) (*Part, error) {
+	return Config{}.NewPart(dek, ki, bucket, key, upload, partNumber, plainLen)
 }
 
 // NewPart makes a fresh part key for part partNumber (1..10000) of the
-// multipart object (bucket, key) whose plaintext is plainLen bytes (0..5 GiB),
-// seals it with dek and builds the part header. Its EncryptReader emits the
-// whole stored part (header, segments, padding) once.
-func (c Config) NewPart(dek []byte, ki KeyInfo, bucket, key string, partNumber int, plainLen int64) (*Part, error) {
+// multipart upload `upload` (its UploadIDSize-byte identity, from
+// NewUploadID) to (bucket, key), whose plaintext is plainLen bytes
+// (0..5 GiB), seals it with dek and builds the part header. Its
+// EncryptReader emits the whole stored part (header, segments, padding)
+// once.
+func (c Config) NewPart(dek []byte, ki KeyInfo, bucket, key string, upload []byte, partNumber int, plainLen int64) (*Part, error) {
 	if len(dek) != KeySize {
 		return nil, ErrKeySize
+	}
+	version := c.writeVersion()
+	if version >= 2 && len(upload) != UploadIDSize {
+		return nil, fmt.Errorf("%w: upload identity of %d bytes, want %d", ErrFormat, len(upload), UploadIDSize)
 	}
 	if partNumber < MinPartNumber || partNumber > MaxPartNumber {
 		return nil, fmt.Errorf("%w: part number %d", ErrRange, partNumber)
@@ -152,7 +170,7 @@ func (c Config) NewPart(dek []byte, ki KeyInfo, bucket, key string, partNumber i
 	if partFixedHead+2+len(ki.KeyID)+2+len(ki.Wrapped)+NonceSize+KeySize+TagSize+CommitmentSize > partTagOffset {
 		return nil, fmt.Errorf("%w: key id and wrapped key do not fit the part header", ErrTooLarge)
 	}
-	aad, err := keyAAD(LayoutMultipart, bucket, key, uint32(partNumber))
+	aad, err := keyAAD(version, LayoutMultipart, bucket, key, uint32(partNumber), upload)
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +179,7 @@ func (c Config) NewPart(dek []byte, ki KeyInfo, bucket, key string, partNumber i
 	if err != nil {
 		return nil, err
 	}
-	p, err := newPart(pk)
+	p, err := newPart(pk, version)
 	if err != nil {
 		clear(pk)
 		return nil, err
@@ -171,10 +189,10 @@ func (c Config) NewPart(dek []byte, ki KeyInfo, bucket, key string, partNumber i
 		p.Close()
 		return nil, err
 	}
-	ph := &PartHeader{partNumber: partNumber, plainLen: plainLen, segSize: PartSegmentSize(plainLen)}
+	ph := &PartHeader{version: version, partNumber: partNumber, plainLen: plainLen, segSize: PartSegmentSize(plainLen)}
 	b := ph.raw[:0]
 	b = append(b, partMagic...)
-	b = append(b, Version, 0, byte(bits.Len(uint(ph.segSize))-1), 0)
+	b = append(b, version, 0, byte(bits.Len(uint(ph.segSize))-1), 0)
 	b = binary.BigEndian.AppendUint32(b, uint32(partNumber))
 	b = binary.BigEndian.AppendUint64(b, uint64(plainLen))
 	b = appendLV(b, []byte(ki.KeyID))
@@ -195,8 +213,8 @@ func (c Config) NewPart(dek []byte, ki KeyInfo, bucket, key string, partNumber i
 	return p, nil
 }
 
-func newPart(pk []byte) (*Part, error) {
-	keys, err := derive(pk, true)
+func newPart(pk []byte, version byte) (*Part, error) {
+	keys, err := derive(pk, version, true)
 	if err != nil {
 		return nil, err
 	}
@@ -219,23 +237,29 @@ func (p *Part) headerTag(dst, aad []byte) error {
 	return nil
 }
 
-// OpenPart unseals a part header with dek for (bucket, key) and the part
-// number recorded in the header, checks the key commitment, then the header
-// tag. The caller checks that ph.PartNumber() is the part it expects. The
-// returned Part decrypts only.
-func OpenPart(ph *PartHeader, dek []byte, bucket, key string) (*Part, error) {
+// OpenPart unseals a part header with dek for (bucket, key), the upload
+// identity (nil for a version 1 part) and the part number recorded in the
+// header, checks the key commitment, then the header tag. A version 2 part
+// opens only with the identity of the upload it was sent to; a version 1
+// part has none and does not open with one (PartMap.Verify also refuses a
+// map that mixes them up). The caller checks that
+// ph.PartNumber() is the part it expects. The returned Part decrypts only.
+func OpenPart(ph *PartHeader, dek []byte, bucket, key string, upload []byte) (*Part, error) {
 	if len(dek) != KeySize {
 		return nil, ErrKeySize
 	}
-	aad, err := keyAAD(LayoutMultipart, bucket, key, uint32(ph.partNumber))
+	if ph.version >= 2 && len(upload) != UploadIDSize {
+		return nil, fmt.Errorf("%w: version %d part without its upload identity", ErrAuth, ph.version)
+	}
+	aad, err := keyAAD(ph.version, LayoutMultipart, bucket, key, uint32(ph.partNumber), upload)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %v", ErrAuth, err)
 	}
 	pk, err := openKey(dek, ph.nonce, ph.sealedKey, aad)
 	if err != nil {
 		return nil, err
 	}
-	p, err := newPart(pk)
+	p, err := newPart(pk, ph.version)
 	if err != nil {
 		clear(pk)
 		return nil, err

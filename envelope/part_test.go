@@ -45,10 +45,14 @@ func TestPartSegmentSize(t *testing.T) {
 	}
 }
 
-// sealPart encrypts a whole part of plain bytes and returns the stored part.
-func sealPart(t testing.TB, dek []byte, ki KeyInfo, bucket, key string, num int, plain []byte) []byte {
+// testUpload is the upload identity of the test parts that need no other.
+var testUpload = []byte("test upload id16")
+
+// sealPart encrypts a whole part of plain bytes for upload and returns the
+// stored part.
+func sealPart(t testing.TB, dek []byte, ki KeyInfo, bucket, key string, upload []byte, num int, plain []byte) []byte {
 	t.Helper()
-	p, err := NewPart(dek, ki, bucket, key, num, int64(len(plain)))
+	p, err := NewPart(dek, ki, bucket, key, upload, num, int64(len(plain)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,12 +67,12 @@ func sealPart(t testing.TB, dek []byte, ki KeyInfo, bucket, key string, num int,
 	return b
 }
 
-func openStoredPart(stored, dek []byte, bucket, key string) (*Part, error) {
+func openStoredPart(stored, dek []byte, bucket, key string, upload []byte) (*Part, error) {
 	ph, err := ParsePartHeader(stored)
 	if err != nil {
 		return nil, err
 	}
-	return OpenPart(ph, dek, bucket, key)
+	return OpenPart(ph, dek, bucket, key, upload)
 }
 
 // partRange decrypts [off, off+n) of a stored part as a ranged GET would.
@@ -83,8 +87,8 @@ func TestPartRoundTripSmall(t *testing.T) {
 	for _, size := range []int{0, 1, S - 1, S, S + 1, 3*S + 5, 5<<20 + 1} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			plain := randBytes(uint64(size), size)
-			stored := sealPart(t, dek, testKI, "b", "k", 7, plain)
-			p, err := openStoredPart(stored, dek, "b", "k")
+			stored := sealPart(t, dek, testKI, "b", "k", testUpload, 7, plain)
+			p, err := openStoredPart(stored, dek, "b", "k", testUpload)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -118,7 +122,7 @@ func TestPartRoundTripSmall(t *testing.T) {
 // O(segment size).
 func streamPart(t *testing.T, dek []byte, num int, size int64) {
 	t.Helper()
-	p, err := NewPart(dek, testKI, "b", "big", num, size)
+	p, err := NewPart(dek, testKI, "b", "big", testUpload, num, size)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +138,7 @@ func streamPart(t *testing.T, dek []byte, num int, size int64) {
 	if _, err := io.ReadFull(pr, hdr); err != nil {
 		t.Fatal(err)
 	}
-	q, err := openStoredPart(hdr, dek, "b", "big")
+	q, err := openStoredPart(hdr, dek, "b", "big", testUpload)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,14 +177,14 @@ func TestPartLimits(t *testing.T) {
 	}{
 		{0, 1, ErrRange}, {10001, 1, ErrRange}, {1, -1, ErrTooLarge}, {1, MaxPartSize + 1, ErrTooLarge},
 	} {
-		if _, err := NewPart(dek, testKI, "b", "k", tc.num, tc.size); !errors.Is(err, tc.want) {
+		if _, err := NewPart(dek, testKI, "b", "k", testUpload, tc.num, tc.size); !errors.Is(err, tc.want) {
 			t.Errorf("NewPart(%d, %d): %v, want %v", tc.num, tc.size, err, tc.want)
 		}
 	}
-	if _, err := NewPart(dek, KeyInfo{KeyID: "k", Wrapped: make([]byte, 4000)}, "b", "k", 1, 1); !errors.Is(err, ErrTooLarge) {
+	if _, err := NewPart(dek, KeyInfo{KeyID: "k", Wrapped: make([]byte, 4000)}, "b", "k", testUpload, 1, 1); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("oversized key info: %v", err)
 	}
-	p, err := NewPart(dek, testKI, "b", "k", 1, 3)
+	p, err := NewPart(dek, testKI, "b", "k", testUpload, 1, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +196,7 @@ func TestPartLimits(t *testing.T) {
 	}
 	// The EOF rule holds for parts: a short or failing source never yields a
 	// complete part.
-	q, _ := NewPart(dek, testKI, "b", "k", 1, 2*S)
+	q, _ := NewPart(dek, testKI, "b", "k", testUpload, 1, 2*S)
 	out, err := readAllBuf(q.EncryptReader(&errAtEOFReader{bytes.NewReader(make([]byte, 2*S)), io.ErrClosedPipe}), 1<<20)
 	if !errors.Is(err, io.ErrClosedPipe) || len(out) > PartHeaderSize+S+16 {
 		t.Fatalf("failing source: %v after %d bytes", err, len(out))
@@ -203,9 +207,9 @@ func TestPartTamper(t *testing.T) {
 	dek := newDEK(t)
 	const size = 2*S + 100
 	plain := randBytes(21, size)
-	stored := sealPart(t, dek, testKI, "b", "k", 3, plain)
+	stored := sealPart(t, dek, testKI, "b", "k", testUpload, 3, plain)
 	whole := func(stored []byte, bucket, key string, dek []byte) ([]byte, error) {
-		p, err := openStoredPart(stored, dek, bucket, key)
+		p, err := openStoredPart(stored, dek, bucket, key, testUpload)
 		if err != nil {
 			return nil, err
 		}
@@ -240,7 +244,7 @@ func TestPartTamper(t *testing.T) {
 		// Non-zero padding: the last segment's plaintext is withheld.
 		ts := bytes.Clone(stored)
 		ts[len(ts)-1] = 1
-		p, _ := openStoredPart(ts, dek, "b", "k")
+		p, _ := openStoredPart(ts, dek, "b", "k", testUpload)
 		got, err := partRange(p, ts, size-50, 50, 1<<20)
 		mustFail(t, "padding in range", got, plain[size-50:], err, ErrAuth)
 		if len(got) != 0 {
@@ -271,6 +275,15 @@ func TestPartTamper(t *testing.T) {
 		if _, err := whole(ts, "b", "k", dek); !errors.Is(err, ErrAuth) {
 			t.Fatalf("renumbered: %v", err)
 		}
+		// Another upload to the same path, or none: the part key is sealed
+		// to its upload identity.
+		other := bytes.Clone(testUpload)
+		other[UploadIDSize-1] ^= 1
+		for _, u := range [][]byte{other, nil, testUpload[:UploadIDSize-1], append(bytes.Clone(testUpload), 0)} {
+			if _, err := openStoredPart(stored, dek, "b", "k", u); !errors.Is(err, ErrAuth) {
+				t.Fatalf("upload %x: %v", u, err)
+			}
+		}
 	})
 	t.Run("swap segments and bodies", func(t *testing.T) {
 		ts := bytes.Clone(stored)
@@ -281,7 +294,7 @@ func TestPartTamper(t *testing.T) {
 		got, err := whole(ts, "b", "k", dek)
 		mustFail(t, "swap segments", got, plain, err, ErrAuth)
 		// Same header, body of another part with the same number and size.
-		other := sealPart(t, dek, testKI, "b", "k", 3, randBytes(22, size))
+		other := sealPart(t, dek, testKI, "b", "k", testUpload, 3, randBytes(22, size))
 		ts = append(bytes.Clone(stored[:PartHeaderSize]), other[PartHeaderSize:]...)
 		got, err = whole(ts, "b", "k", dek)
 		mustFail(t, "swap body", got, plain, err, ErrAuth)
@@ -320,7 +333,7 @@ func TestMultipartObject(t *testing.T) {
 	for _, i := range []int{3, 0, 4, 2, 1} { // any order
 		plains[i] = randBytes(uint64(100+i), sizes[i])
 		in := insts[i%2]
-		stored[i] = sealPart(t, in.dek, in.ki, "bk", "mp", i+1, plains[i])
+		stored[i] = sealPart(t, in.dek, in.ki, "bk", "mp", testUpload, i+1, plains[i])
 	}
 	var all, want []byte
 	for i := range sizes {
@@ -353,7 +366,7 @@ func TestMultipartObject(t *testing.T) {
 		if ph.PartNumber() != i+1 {
 			t.Fatalf("part %d claims number %d", i+1, ph.PartNumber())
 		}
-		p, err := OpenPart(ph, deks[ph.KeyInfo().KeyID], "bk", "mp")
+		p, err := OpenPart(ph, deks[ph.KeyInfo().KeyID], "bk", "mp", testUpload)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -365,107 +378,6 @@ func TestMultipartObject(t *testing.T) {
 	}
 	if src.Len() != 0 || !bytes.Equal(got, want) {
 		t.Fatalf("multipart read back: %d left, equal %v", src.Len(), bytes.Equal(got, want))
-	}
-}
-
-func TestMultipartReader(t *testing.T) {
-	dek := newDEK(t)
-	sizes := []int{3*S + 1, 0, 17, S}
-	var all, want []byte
-	var offs []int
-	for i, size := range sizes {
-		pl := randBytes(uint64(i+50), size)
-		offs = append(offs, len(all))
-		all = append(all, sealPart(t, dek, testKI, "b", "k", 2*i+1, pl)...) // numbers 1,3,5,7
-		want = append(want, pl...)
-	}
-	opener := func(bucket, key string) PartOpener {
-		return func(ph *PartHeader) (*Part, error) { return OpenPart(ph, dek, bucket, key) }
-	}
-	for _, tc := range []struct {
-		name   string
-		stored []byte
-		parts  int
-		path   string
-		want   error
-	}{
-		{"known count", all, len(sizes), "k", nil},
-		{"unknown count", all, 0, "k", nil},
-		{"count too high", all, len(sizes) + 1, "k", ErrTruncated},
-		{"part dropped, count known", append(bytes.Clone(all[:offs[2]]), all[offs[3]:]...), len(sizes), "k", ErrTruncated},
-		{"parts reordered", append(append(bytes.Clone(all[offs[2]:offs[3]]), all[:offs[2]]...), all[offs[3]:]...), len(sizes), "k", ErrAuth},
-		{"truncated", all[:len(all)-1], 0, "k", ErrTruncated},
-		{"other path", all, 0, "k2", ErrAuth},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			for _, chunk := range []int{1 << 20, 1000} {
-				src := bytes.NewReader(tc.stored)
-				got, err := readAllBuf(MultipartReader(src, tc.parts, opener("b", tc.path)), chunk)
-				if tc.want == nil {
-					if err != nil || !bytes.Equal(got, want) || src.Len() != 0 {
-						t.Fatalf("err %v, equal %v, %d left", err, bytes.Equal(got, want), src.Len())
-					}
-					continue
-				}
-				if !errors.Is(err, tc.want) {
-					t.Fatalf("err %v, want %v", err, tc.want)
-				}
-			}
-		})
-	}
-	// Nothing beyond the last part is read when the count is known.
-	src := bytes.NewReader(append(bytes.Clone(all), "trailing"...))
-	if _, err := io.ReadAll(MultipartReader(src, len(sizes), opener("b", "k"))); err != nil || src.Len() != len("trailing") {
-		t.Fatalf("err %v, %d left", err, src.Len())
-	}
-}
-
-func TestMultipartRange(t *testing.T) {
-	dek := newDEK(t)
-	rng := mrand.New(mrand.NewPCG(8, 8))
-	sizes := []int64{5<<20 + 3, 5<<20 + 3, 0, 1, 2*S + 7}
-	var all, want []byte
-	var parts []*Part
-	for i, size := range sizes {
-		pl := randBytes(uint64(i+70), int(size))
-		stored := sealPart(t, dek, testKI, "b", "k", i+1, pl)
-		p, err := openStoredPart(stored, dek, "b", "k")
-		if err != nil {
-			t.Fatal(err)
-		}
-		parts = append(parts, p)
-		all = append(all, stored...)
-		want = append(want, pl...)
-	}
-	total := int64(len(want))
-	for range 300 {
-		off := rng.Int64N(total + 1)
-		n := rng.Int64N(total - off + 1)
-		if rng.IntN(4) == 0 { // near part boundaries
-			off = max(0, min(total, sizes[0]-2+rng.Int64N(4)))
-			n = min(total-off, rng.Int64N(10))
-		}
-		spans, err := MultipartRange(sizes, off, n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []byte
-		for _, sp := range spans {
-			p := parts[sp.Index]
-			cOff, cLen := PartCipherRange(p.Header(), sp.Off, sp.N)
-			start := sp.PartStart + cOff
-			b, err := io.ReadAll(p.DecryptReader(bytes.NewReader(all[start:start+cLen]), sp.Off, sp.N))
-			if err != nil {
-				t.Fatalf("span %+v: %v", sp, err)
-			}
-			got = append(got, b...)
-		}
-		if !bytes.Equal(got, want[off:off+n]) {
-			t.Fatalf("range [%d,+%d): %d bytes, equal %v", off, n, len(got), bytes.Equal(got, want[off:off+n]))
-		}
-	}
-	if _, err := MultipartRange(sizes, total, 1); !errors.Is(err, ErrRange) {
-		t.Fatalf("range past end: %v", err)
 	}
 }
 

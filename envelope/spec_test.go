@@ -10,14 +10,17 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 )
 
-// TestFormatSpec decrypts the golden objects with an independent decoder
-// written from FORMAT.md alone (offsets, HKDF, AADs, nonces, padding), using
-// none of the package's code, so that FORMAT.md stays true to the code.
+// TestFormatSpec decrypts the golden objects of every version with an
+// independent decoder written from FORMAT.md alone (offsets, HKDF, AADs,
+// nonces, padding; for version 2 the info strings, the key AAD with the
+// upload identity and the manifest digest of section 11), using none of the
+// package's code, so that FORMAT.md stays true to the code.
 func TestFormatSpec(t *testing.T) {
 	gcm := func(key []byte) cipher.AEAD {
 		b, err := aes.NewCipher(key)
@@ -37,14 +40,21 @@ func TestFormatSpec(t *testing.T) {
 		}
 		return out
 	}
-	keyAAD := func(layout byte, bucket, key string, part uint32) []byte { // §2
-		a := []byte("s3seal/1")
+	// §2, and §11.2 for version 2 (u: the upload identity, empty for the
+	// object header).
+	keyAAD := func(version, layout byte, bucket, key string, part uint32, u []byte) []byte {
+		a := fmt.Appendf(nil, "s3seal/%d", version)
 		a = append(a, layout)
 		a = binary.BigEndian.AppendUint16(a, uint16(len(bucket)))
 		a = append(a, bucket...)
 		a = binary.BigEndian.AppendUint16(a, uint16(len(key)))
 		a = append(a, key...)
-		return binary.BigEndian.AppendUint32(a, part)
+		a = binary.BigEndian.AppendUint32(a, part)
+		if version == 2 {
+			a = append(a, byte(len(u)))
+			a = append(a, u...)
+		}
+		return a
 	}
 	// §4: a segment stream of plain bytes, segment size s, part number p.
 	openStream := func(body, stream []byte, plain int64, s int, p uint32) []byte {
@@ -83,10 +93,8 @@ func TestFormatSpec(t *testing.T) {
 		return out
 	}
 
-	manifests, _ := filepath.Glob(filepath.Join(goldenDir, "v1-*.json"))
-	if len(manifests) == 0 {
-		t.Fatal("no golden files")
-	}
+	manifests, _ := filepath.Glob(filepath.Join(goldenDir, "v*.json"))
+	versions := map[int]bool{}
 	for _, path := range manifests {
 		var m goldenManifest
 		raw, _ := os.ReadFile(path)
@@ -97,69 +105,146 @@ func TestFormatSpec(t *testing.T) {
 		body, _ := os.ReadFile(filepath.Join(goldenDir, m.BodyFile))
 		dek, _ := hex.DecodeString(m.DEKHex)
 
-		// §3 object header.
+		// §3 object header (§11.1: version 2 has the same bytes).
 		h, err := base64.RawURLEncoding.DecodeString(m.HeaderValue)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(h[0:4]) != "S3SL" || h[4] != 1 || h[5] != 0 {
+		v := h[4]
+		if string(h[0:4]) != "S3SL" || v != 1 && v != 2 || int(v) != m.FormatVersion || h[5] != 0 {
 			t.Fatalf("%s: magic/version/flags % x", path, h[:6])
 		}
+		versions[int(v)] = true
+		info := func(what string) string { return fmt.Sprintf("s3seal/%d %s", v, what) } // §2, §11.1
 		layout := h[6]
-		K := int(binary.BigEndian.Uint16(h[7:9]))
-		if string(h[9:9+K]) != m.KeyID {
-			t.Fatalf("%s: key id", path)
+		// openHeader opens an object header value: the OEK (key AAD with
+		// part 0 and, in version 2, an empty upload identity) and the blob.
+		openHeader := func(value string) (oek, meta []byte) {
+			h, err := base64.RawURLEncoding.DecodeString(value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			K := int(binary.BigEndian.Uint16(h[7:9]))
+			if string(h[9:9+K]) != m.KeyID {
+				t.Fatalf("%s: key id", path)
+			}
+			W := int(binary.BigEndian.Uint16(h[9+K : 11+K]))
+			if hex.EncodeToString(h[11+K:11+K+W]) != m.WrappedHex {
+				t.Fatalf("%s: wrapped", path)
+			}
+			o := 11 + K + W
+			oek, err = gcm(dek).Open(nil, h[o:o+12], h[o+12:o+60], keyAAD(v, layout, m.Bucket, m.Key, 0, nil))
+			if err != nil {
+				t.Fatalf("%s: OEK: %v", path, err)
+			}
+			if !bytes.Equal(h[o+60:o+92], kdf(oek, info("commit"))) {
+				t.Fatalf("%s: commitment", path)
+			}
+			meta, err = gcm(kdf(oek, info("meta"))).Open(nil, h[o+92:o+104], h[o+104:], h[:o+104])
+			if err != nil {
+				t.Fatalf("%s: meta: %v", path, err)
+			}
+			return oek, meta
 		}
-		W := int(binary.BigEndian.Uint16(h[9+K : 11+K]))
-		if hex.EncodeToString(h[11+K:11+K+W]) != m.WrappedHex {
-			t.Fatalf("%s: wrapped", path)
+		oek, meta := openHeader(m.HeaderValue)
+		if string(meta) != m.Meta {
+			t.Fatalf("%s: meta %q", path, meta)
 		}
-		o := 11 + K + W
-		oek, err := gcm(dek).Open(nil, h[o:o+12], h[o+12:o+60], keyAAD(layout, m.Bucket, m.Key, 0))
-		if err != nil {
-			t.Fatalf("%s: OEK: %v", path, err)
+		// §11.4: the version 2 blob.
+		var blob struct {
+			S  int64  `json:"s"`
+			Up string `json:"up"`
+			Mf *struct {
+				N int    `json:"n"`
+				S int64  `json:"s"`
+				D string `json:"d"`
+			} `json:"mf"`
 		}
-		if !bytes.Equal(h[o+60:o+92], kdf(oek, "s3seal/1 commit")) {
-			t.Fatalf("%s: commitment", path)
-		}
-		meta, err := gcm(kdf(oek, "s3seal/1 meta")).Open(nil, h[o+92:o+104], h[o+104:], h[:o+104])
-		if err != nil || string(meta) != m.Meta {
-			t.Fatalf("%s: meta %q %v", path, meta, err)
+		var upload []byte
+		if v == 2 {
+			if err := json.Unmarshal(meta, &blob); err != nil {
+				t.Fatalf("%s: blob: %v", path, err)
+			}
+			if upload, err = base64.StdEncoding.DecodeString(blob.Up); err != nil || hex.EncodeToString(upload) != m.UploadHex {
+				t.Fatalf("%s: up %q: %v", path, blob.Up, err)
+			}
+			if layout == 1 && blob.S != int64(len(plain)) || layout == 2 && (blob.S != -1 || len(upload) != 16 || blob.Mf == nil) {
+				t.Fatalf("%s: blob %s", path, meta)
+			}
 		}
 
 		var got []byte
 		switch layout {
 		case 1:
-			got = openStream(kdf(oek, "s3seal/1 body"), body, int64(len(plain)), 65536, 0)
+			got = openStream(kdf(oek, info("body")), body, int64(len(plain)), 65536, 0)
 		case 2:
+			// §11.6: the manifest digest, recomputed from the part headers.
+			digest := sha256.New()
+			digest.Write([]byte("s3seal/2 manifest"))
+			digest.Write([]byte{byte(len(upload))})
+			digest.Write(upload)
+			digest.Write(binary.BigEndian.AppendUint32(nil, uint32(len(m.Parts))))
+			var total int64
 			for rest := body; len(rest) > 0; {
 				ph := rest[:4096]
-				if string(ph[0:4]) != "S3SP" || ph[4] != 1 || ph[5] != 0 || ph[7] != 0 {
-					t.Fatalf("%s: part magic", path)
+				if string(ph[0:4]) != "S3SP" || ph[4] != v || ph[5] != 0 || ph[7] != 0 { // §11.7 step 4: no other version
+					t.Fatalf("%s: part magic/version", path)
 				}
 				s := 1 << ph[6]
 				p := binary.BigEndian.Uint32(ph[8:12])
 				pl := int64(binary.BigEndian.Uint64(ph[12:20]))
 				K := int(binary.BigEndian.Uint16(ph[20:22]))
 				W := int(binary.BigEndian.Uint16(ph[22+K : 24+K]))
-				pdek, _ := hex.DecodeString(m.Parts[p-1].DEKHex)
+				var pdek []byte
+				for _, gp := range m.Parts {
+					if gp.PartNumber == int(p) {
+						pdek, _ = hex.DecodeString(gp.DEKHex)
+					}
+				}
 				o := 24 + K + W
-				pk, err := gcm(pdek).Open(nil, ph[o:o+12], ph[o+12:o+60], keyAAD(2, m.Bucket, m.Key, p))
+				pk, err := gcm(pdek).Open(nil, ph[o:o+12], ph[o+12:o+60], keyAAD(v, 2, m.Bucket, m.Key, p, upload))
 				if err != nil {
 					t.Fatalf("%s: part %d key: %v", path, p, err)
 				}
-				if !bytes.Equal(ph[o+60:o+92], kdf(pk, "s3seal/1 commit")) {
+				if v == 2 { // §11.2: the part key does not open for another upload
+					other := bytes.Clone(upload)
+					other[0] ^= 1
+					if _, err := gcm(pdek).Open(nil, ph[o:o+12], ph[o+12:o+60], keyAAD(v, 2, m.Bucket, m.Key, p, other)); err == nil {
+						t.Fatalf("%s: part %d opens for another upload", path, p)
+					}
+				}
+				if !bytes.Equal(ph[o+60:o+92], kdf(pk, info("commit"))) {
 					t.Fatalf("%s: part commitment", path)
 				}
 				if !bytes.Equal(ph[o+92:4080], make([]byte, 4080-o-92)) {
 					t.Fatalf("%s: part header padding", path)
 				}
-				if _, err := gcm(kdf(pk, "s3seal/1 part header")).Open(nil, make([]byte, 12), ph[4080:4096], ph[:4080]); err != nil {
+				if _, err := gcm(kdf(pk, info("part header"))).Open(nil, make([]byte, 12), ph[4080:4096], ph[:4080]); err != nil {
 					t.Fatalf("%s: part header tag: %v", path, err)
 				}
+				hd := sha256.Sum256(ph)
+				digest.Write(binary.BigEndian.AppendUint32(nil, p))
+				digest.Write(binary.BigEndian.AppendUint64(nil, uint64(pl)))
+				digest.Write(hd[:])
+				total += pl
 				size := pl + 4096 + 16*1024
-				got = append(got, openStream(kdf(pk, "s3seal/1 body"), rest[4096:size], pl, s, p)...)
+				got = append(got, openStream(kdf(pk, info("body")), rest[4096:size], pl, s, p)...)
 				rest = rest[size:]
+			}
+			if v == 2 {
+				d := digest.Sum(nil)
+				if hex.EncodeToString(d) != m.ManifestDigestHex || blob.Mf.D != base64.StdEncoding.EncodeToString(d) ||
+					blob.Mf.N != len(m.Parts) || blob.Mf.S != total {
+					t.Fatalf("%s: manifest %+v, digest %x", path, blob.Mf, d)
+				}
+				// §11.5: the pending header opens under the same OEK, and has
+				// the same upload identity but no manifest.
+				poek, pmeta := openHeader(m.PendingHeaderValue)
+				var pending map[string]json.RawMessage
+				if err := json.Unmarshal(pmeta, &pending); err != nil || !bytes.Equal(poek, oek) ||
+					string(pending["up"]) != `"`+blob.Up+`"` || pending["mf"] != nil || pending["w"] == nil {
+					t.Fatalf("%s: pending header %s: %v", path, pmeta, err)
+				}
 			}
 		default:
 			t.Fatalf("%s: layout %d", path, layout)
@@ -167,5 +252,8 @@ func TestFormatSpec(t *testing.T) {
 		if !bytes.Equal(got, plain) {
 			t.Fatalf("%s: plaintext differs", path)
 		}
+	}
+	if !versions[1] || !versions[2] {
+		t.Fatalf("golden files of versions %v", versions)
 	}
 }

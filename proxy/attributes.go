@@ -42,7 +42,7 @@ func (s *Server) getObjectAttributes(r *request) error {
 	sizeRaw, si, sj, ok := element(body, "ObjectSize")
 	if ok {
 		stored, err := strconv.ParseInt(string(sizeRaw), 10, 64)
-		if plain, valid := plainSize(stored, storeTag); err == nil && valid {
+		if plain, valid := envelope.ListedSize(stored, storeTag); err == nil && valid {
 			body = slices.Concat(body[:si], []byte(strconv.FormatInt(plain, 10)), body[sj:])
 		}
 	}

@@ -76,11 +76,16 @@ func (s *Server) copyObject(r *request) error {
 	if err := checkCopyConditions(r.header, srcTag, string(resp.Header.Peek("Last-Modified"))); err != nil {
 		return err
 	}
-	obj, meta, err := s.openSealed(r, string(resp.Header.Peek(sealHeader)), src.Bucket, src.Key)
+	srcHeader := string(resp.Header.Peek(sealHeader))
+	obj, meta, err := s.openSealed(r, srcHeader, src.Bucket, src.Key)
 	if err != nil {
 		return err
 	}
 	defer obj.Close()
+	stored := int64(resp.Header.ContentLength())
+	if _, err := obj.PlainSize(meta, stored, srcTag); err != nil {
+		return errDecrypt(fmt.Errorf("copy source %s/%s: %w", src.Bucket, src.Key, err))
+	}
 
 	directive := strings.ToUpper(r.header.Get("X-Amz-Metadata-Directive"))
 	if directive != "" && directive != "COPY" && directive != "REPLACE" {
@@ -99,23 +104,35 @@ func (s *Server) copyObject(r *request) error {
 			return err
 		}
 		meta.User = user
+		meta.Headers = sealedContentHeaders(r.header)
 	} else {
 		for _, h := range copyHeadersKept {
 			if v := resp.Header.Peek(h); len(v) > 0 {
 				out.Header.Set(h, string(v))
 			}
 		}
+		if obj.Version() < 2 {
+			// A version 1 source keeps its content headers at the store;
+			// a version 2 copy of it seals them.
+			meta.Headers = sealedContentHeaders(out.Header)
+		}
 	}
-	if n := partCount(srcTag); n > 0 {
+	multipart := envelope.PartsInETag(srcTag) > 0
+	if multipart || obj.Version() >= 2 {
+		// The destination's header is a version 2 one: content headers
+		// are sealed, not stored in clear.
+		dropContentHeaders(out.Header)
+	}
+	if multipart {
 		rq := &readReq{bucket: src.Bucket, key: src.Key, rawPath: src.RawPath, query: srcQuery}
-		return s.copyMultipart(r, rq, srcTag, int64(resp.Header.ContentLength()), n, meta, out.Header)
+		return s.copyMultipart(r, rq, resp, obj.Version(), meta, out.Header)
 	}
 	dk, err := s.newDataKey(r, r.t.Bucket)
 	if err != nil {
 		return err
 	}
 	value, err := obj.Reseal(dk.Plaintext, envelope.KeyInfo{KeyID: dk.KeyID, Wrapped: dk.Ciphertext},
-		r.t.Bucket, r.t.Key, meta.encode())
+		r.t.Bucket, r.t.Key, meta.EncodeFor(obj.Version()))
 	kms.Zero(dk.Plaintext)
 	if err != nil {
 		return sealError(err)

@@ -4,8 +4,6 @@ import (
 	"encoding/xml"
 	"fmt"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/s3seal/s3seal/envelope"
@@ -13,78 +11,56 @@ import (
 )
 
 // copyMultipart copies a multipart object without passing its data
-// through the proxy: a new upload at the destination gets the source's
-// stored parts byte for byte (UploadPartCopy at the store), so the copy
-// keeps the part count its size is computed from. The parts stay sealed
-// to the path they were first written to, which the new object's sealed
-// metadata records as its origin.
-func (s *Server) copyMultipart(r *request, src *readReq, srcTag string, stored int64, parts int, meta *sealedMeta, hdr http.Header) error {
-	layout, err := s.exactLayout(src, srcTag, stored, parts)
+// through the proxy: the destination gets the source's stored parts byte
+// for byte (copyParts), so the copy keeps the part count its size is
+// computed from. The parts stay sealed to the path and upload they were
+// first written to, which the new object's sealed metadata records (Origin,
+// Upload), together with the source's manifest: the parts are the same
+// bytes. A version 1 source has no manifest; its copy gets one, made from
+// the part headers read here, so the copy's set of parts is bound too.
+func (s *Server) copyMultipart(r *request, src *readReq, head *fasthttp.Response, srcVersion int, meta *envelope.Meta, hdr http.Header) error {
+	srcTag, srcHeader := string(head.Header.Peek("ETag")), string(head.Header.Peek(sealHeader))
+	stored := int64(head.Header.ContentLength())
+	pm, err := s.partMap(src, srcTag, srcHeader, stored, srcVersion, meta)
 	if err != nil {
 		return err
 	}
-	ob, ok := meta.partsPath(src.bucket, src.key)
-	meta.Origin = &objectPath{Bucket: ob, Key: ok}
+	ob, ok := meta.PartsPath(src.bucket, src.key)
+	meta.Origin = &envelope.Path{Bucket: ob, Key: ok}
 	meta.Size = -1
+	if meta.Manifest == nil {
+		if meta.Manifest, err = pm.Manifest(meta.Upload); err != nil {
+			return errDecrypt(err)
+		}
+	}
 	obj, err := s.sealNew(r, envelope.LayoutMultipart, meta)
 	if err != nil {
 		return err
 	}
 	defer obj.Close()
-
-	create := newOut(http.MethodPost, r.t.RawPath, "uploads")
+	create := http.Header{}
 	for k, v := range hdr {
 		switch k {
 		case "X-Amz-Metadata-Directive", "X-Amz-Tagging-Directive", "X-Amz-Copy-Source-If-Match":
 			continue
 		}
-		create.Header[k] = v
+		create[k] = v
 	}
-	create.Header.Set(sealHeader, obj.HeaderValue())
-	var init struct {
-		UploadID string `xml:"UploadId"`
-	}
-	if err := s.doXML(create, &init); err != nil {
-		return err
-	}
-	uploadID := url.QueryEscape(init.UploadID)
-	abort := func() {
-		if resp, err := s.up.do(newOut(http.MethodDelete, r.t.RawPath, "uploadId="+uploadID)); err == nil {
-			fasthttp.ReleaseResponse(resp)
-		}
-	}
-	source := src.rawPath
-	if src.query != "" {
-		source += "?" + src.query
-	}
-	var done completeUpload
-	for i := range layout.lens {
-		from := layout.storedStart[i]
-		to := from + envelope.PartCiphertextSize(layout.lens[i]) - 1
-		pc := newOut(http.MethodPut, r.t.RawPath, "partNumber="+strconv.Itoa(i+1)+"&uploadId="+uploadID)
-		pc.Header.Set("X-Amz-Copy-Source", source)
-		pc.Header.Set("X-Amz-Copy-Source-Range", fmt.Sprintf("bytes=%d-%d", from, to))
-		pc.Header.Set("X-Amz-Copy-Source-If-Match", srcTag)
-		var res struct {
-			ETag string `xml:"ETag"`
-		}
-		if err := s.doXML(pc, &res); err != nil {
-			abort()
+	create.Set(sealHeader, obj.HeaderValue())
+	if !strings.EqualFold(hdr.Get("X-Amz-Tagging-Directive"), "REPLACE") {
+		create.Del("X-Amz-Tagging")
+		if err := s.copyTags(create, head, src); err != nil {
 			return err
 		}
-		done.Parts = append(done.Parts, completePart{PartNumber: i + 1, ETag: res.ETag})
 	}
-	body, _ := xml.Marshal(done)
-	complete := newOut(http.MethodPost, r.t.RawPath, "uploadId="+uploadID)
-	complete.Body, complete.BodyLen = strings.NewReader(string(body)), int64(len(body))
-	var result struct {
-		ETag string `xml:"ETag"`
-	}
-	if err := s.doXML(complete, &result); err != nil {
-		abort()
+	tag, version, err := s.copyParts(r.t.RawPath, create, src, srcTag, pm)
+	if err != nil {
 		return err
 	}
-	writeXML(r.ctx, http.StatusOK, copyResult{XMLNS: s3NS, ETag: clientETag(result.ETag),
+	if version != "" {
+		r.ctx.Response.Header.Set("X-Amz-Version-Id", version)
+	}
+	writeXML(r.ctx, http.StatusOK, copyResult{XMLNS: s3NS, ETag: clientETag(tag),
 		LastModified: s.cfg.Now().UTC().Format("2006-01-02T15:04:05.000Z")})
 	return nil
 }
@@ -102,16 +78,30 @@ type completePart struct {
 // doXML sends an upstream request whose answer is a small XML document and
 // decodes it into v. Store errors come back as S3 errors for the client.
 func (s *Server) doXML(out *outRequest, v any) error {
+	resp, err := s.doXMLResp(out, v)
+	if err == nil {
+		fasthttp.ReleaseResponse(resp)
+	}
+	return err
+}
+
+// doXMLResp is doXML that also returns the response, for its headers; the
+// caller releases it. On error there is no response to release.
+func (s *Server) doXMLResp(out *outRequest, v any) (*fasthttp.Response, error) {
 	resp, err := s.up.do(out)
 	if err != nil {
-		return errInternal(err)
+		return nil, errInternal(err)
 	}
-	defer fasthttp.ReleaseResponse(resp)
 	body := resp.Body()
 	if bs := resp.BodyStream(); bs != nil {
 		if body, err = readAllLimit(bs, maxSmallBody); err != nil {
-			return errInternal(err)
+			fasthttp.ReleaseResponse(resp)
+			return nil, errInternal(err)
 		}
+	}
+	fail := func(err error) (*fasthttp.Response, error) {
+		fasthttp.ReleaseResponse(resp)
+		return nil, err
 	}
 	var e struct {
 		XMLName xml.Name
@@ -123,13 +113,13 @@ func (s *Server) doXML(out *outRequest, v any) error {
 		if st < 400 {
 			st = http.StatusInternalServerError // S3 can answer 200 with an error document
 		}
-		return &Error{Status: st, Code: e.Code, Message: e.Message}
+		return fail(&Error{Status: st, Code: e.Code, Message: e.Message})
 	}
-	if resp.StatusCode() != http.StatusOK {
-		return &Error{Status: resp.StatusCode(), Code: statusCode(resp.StatusCode()), Message: http.StatusText(resp.StatusCode())}
+	if st := resp.StatusCode(); st != http.StatusOK {
+		return fail(&Error{Status: st, Code: statusCode(st), Message: http.StatusText(st)})
 	}
 	if err := xml.Unmarshal(body, v); err != nil {
-		return errInternal(fmt.Errorf("store answer to %s %s: %w", out.Method, out.RawPath, err))
+		return fail(errInternal(fmt.Errorf("store answer to %s %s: %w", out.Method, out.RawPath, err)))
 	}
-	return nil
+	return resp, nil
 }

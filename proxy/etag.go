@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"strconv"
 	"strings"
 
 	"github.com/s3seal/s3seal/envelope"
@@ -24,7 +23,7 @@ func clientETag(store string) string {
 	if quoted {
 		inner = store[1 : len(store)-1]
 	}
-	if partCount(inner) > 0 {
+	if envelope.PartsInETag(inner) > 0 {
 		return store
 	}
 	if quoted {
@@ -67,30 +66,4 @@ func storeETagList(v string) string {
 		parts[i] = p
 	}
 	return strings.Join(parts, ", ")
-}
-
-// partCount returns N for a multipart ETag "<hex>-N" (quotes removed),
-// 0 otherwise.
-func partCount(inner string) int {
-	inner = strings.Trim(inner, `"`)
-	i := strings.LastIndexByte(inner, '-')
-	if i < 0 {
-		return 0
-	}
-	n, err := strconv.Atoi(inner[i+1:])
-	if err != nil || n < 1 {
-		return 0
-	}
-	return n
-}
-
-// plainSize computes an object's plaintext size from what a listing or
-// HEAD carries: its stored size and its store ETag.
-func plainSize(stored int64, storeTag string) (int64, bool) {
-	if n := partCount(storeTag); n > 0 {
-		p := stored - int64(n)*envelope.PartOverhead
-		return p, p >= 0
-	}
-	p, err := envelope.PlaintextSize(stored)
-	return p, err == nil
 }

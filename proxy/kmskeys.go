@@ -2,14 +2,10 @@ package proxy
 
 import (
 	"context"
-	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 
-	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/kms"
-	"github.com/valyala/fasthttp"
 )
 
 // Which KMS key encrypts what, and what the client is told about it.
@@ -51,11 +47,11 @@ const (
 // may use the key it names.
 func (s *Server) writeKey(r *request, bucket string) (keyID, alg string, err error) {
 	bucketKey := s.keyFor(bucket)
-	if r.uploadKey != "" && (r.op == opUploadPart || r.op == opUploadPartCopy) {
-		if !sameKey(r.uploadKey, bucketKey) && !s.keyAllowed(r, r.uploadKey) {
+	if uk := r.upload.keyID; uk != "" && (r.op == opUploadPart || r.op == opUploadPartCopy) {
+		if !sameKey(uk, bucketKey) && !s.keyAllowed(r, uk) {
 			return "", "", errAccessDenied
 		}
-		return r.uploadKey, sseKMS, nil
+		return uk, sseKMS, nil
 	}
 	if !sseHeadersApply(r.op) {
 		return bucketKey, sseKMS, nil
@@ -175,9 +171,6 @@ func (s *Server) echoSSE(r *request) {
 	}
 	keyID, _ := ctx.UserValue(userValueSSEKey).(string)
 	alg, _ := ctx.UserValue(userValueSSEAlg).(string)
-	if keyID == "" && r.op == opCompleteMultipart {
-		keyID, alg = s.completedKey(r), sseKMS
-	}
 	if keyID == "" {
 		return
 	}
@@ -185,26 +178,4 @@ func (s *Server) echoSSE(r *request) {
 	if alg == sseKMS {
 		ctx.Response.Header.Set(hdrSSEKeyID, keyID)
 	}
-}
-
-// completedKey reads the key that protects a just-completed multipart
-// object from its envelope header (one HEAD to the store, no KMS call).
-func (s *Server) completedKey(r *request) string {
-	q := ""
-	if v := r.ctx.Response.Header.Peek("X-Amz-Version-Id"); len(v) > 0 {
-		q = "versionId=" + url.QueryEscape(string(v))
-	}
-	resp, err := s.up.do(newOut(http.MethodHead, r.t.RawPath, q))
-	if err != nil {
-		return ""
-	}
-	defer fasthttp.ReleaseResponse(resp)
-	if resp.StatusCode() != http.StatusOK {
-		return ""
-	}
-	h, err := envelope.ParseHeader(string(resp.Header.Peek(sealHeader)))
-	if err != nil {
-		return ""
-	}
-	return h.KeyInfo().KeyID
 }

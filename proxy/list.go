@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/s3seal/s3seal/envelope"
 	"github.com/valyala/fasthttp"
 )
 
@@ -117,7 +118,7 @@ func rewriteEntry(e []byte) []byte {
 	if err != nil {
 		return e
 	}
-	plain, ok := plainSize(stored, storeTag)
+	plain, ok := envelope.ListedSize(stored, storeTag)
 	if !ok {
 		return e // not an s3seal object: leave it as the store described it
 	}

@@ -1,57 +1,47 @@
 package proxy
 
 import (
-	"encoding/json"
 	"net/http"
 	"sort"
 	"strings"
 )
 
-// sealedMeta is what the proxy keeps inside the envelope's sealed metadata
-// blob: everything about the object that must not be readable from the
-// store. FORMAT.md documents its fields.
-type sealedMeta struct {
-	// Size is the plaintext size, cross-checked against the stored size.
-	Size int64 `json:"s"`
-	// User holds x-amz-meta-* headers, names lowercased without the prefix.
-	User map[string]string `json:"u,omitempty"`
-	// MD5 is the base64 plaintext MD5 when the client sent a Content-MD5
-	// that the proxy verified.
-	MD5 string `json:"m,omitempty"`
-	// Origin is where the parts of a multipart object were sealed, when
-	// that is not the object's own path: a copy reuses the source's
-	// ciphertext parts, which stay bound to the source bucket and key.
-	Origin *objectPath `json:"o,omitempty"`
-	// Checksum holds a full-object checksum of the plaintext the client
-	// sent as a header (known before the body, verified over it): header
-	// name (x-amz-checksum-crc32c, ...) to base64 value.
-	Checksum map[string]string `json:"c,omitempty"`
+// contentHeaders are the standard headers that tell a client how to treat
+// an object. Version 2 objects keep them sealed (envelope.Meta.Headers) and
+// serve them from there: the store, the adversary, cannot change them, and
+// they are not sent to it in clear (a Content-Encoding: gzip on ciphertext
+// would be a lie there anyway).
+var contentHeaders = []string{
+	"Content-Type", "Content-Disposition", "Content-Encoding", "Content-Language",
+	"Cache-Control", "Expires",
 }
 
-type objectPath struct {
-	Bucket string `json:"b"`
-	Key    string `json:"k"`
-}
-
-// partsPath is the bucket and key the object's parts were sealed to.
-func (m *sealedMeta) partsPath(bucket, key string) (string, string) {
-	if m.Origin != nil {
-		return m.Origin.Bucket, m.Origin.Key
+// sealedContentHeaders collects the content headers of a write request, for
+// the sealed metadata; aws-chunked is transport, not content.
+func sealedContentHeaders(h http.Header) map[string]string {
+	var m map[string]string
+	for _, k := range contentHeaders {
+		v := strings.Join(h.Values(k), ",")
+		if k == "Content-Encoding" {
+			v = stripAWSChunked(v)
+		}
+		if v == "" {
+			continue
+		}
+		if m == nil {
+			m = make(map[string]string, len(contentHeaders))
+		}
+		m[k] = v
 	}
-	return bucket, key
+	return m
 }
 
-func (m *sealedMeta) encode() []byte {
-	b, _ := json.Marshal(m) // cannot fail: strings and ints only
-	return b
-}
-
-func decodeMeta(b []byte) (*sealedMeta, error) {
-	var m sealedMeta
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, err
+// dropContentHeaders removes the content headers from an upstream request
+// whose object keeps them sealed.
+func dropContentHeaders(h http.Header) {
+	for _, k := range contentHeaders {
+		h.Del(k)
 	}
-	return &m, nil
 }
 
 const (

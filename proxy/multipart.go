@@ -2,18 +2,17 @@ package proxy
 
 import (
 	"bytes"
-	"context"
-	"errors"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
-	"sync"
+	"strings"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/kms"
 	"github.com/valyala/fasthttp"
@@ -42,32 +41,50 @@ func (s *Server) multipart(r *request) error {
 	return errNotImplemented(r.op.String())
 }
 
-// createMultipartUpload seals the object's metadata (its own object key,
-// bound to bucket and key) into the upload, as PutObject does.
+// createMultipart seals the object's metadata (its own object key, bound
+// to bucket and key) into the upload, as PutObject does, with a fresh upload
+// identity that every part will be sealed to. This header is "pending": it
+// has no manifest, and no reader accepts the object until
+// CompleteMultipartUpload has replaced it (finalize.go).
 func (s *Server) createMultipart(r *request) error {
 	user, err := userMetadata(r.header)
 	if err != nil {
 		return err
 	}
-	obj, err := s.sealNew(r, envelope.LayoutMultipart, &sealedMeta{Size: -1, User: user})
+	upload, err := envelope.NewUploadID()
+	if err != nil {
+		return errInternal(err)
+	}
+	meta := &envelope.Meta{Size: -1, User: user, Headers: sealedContentHeaders(r.header), Upload: upload,
+		Create: createHeaders(r.header)}
+	obj, err := s.sealNew(r, envelope.LayoutMultipart, meta)
 	if err != nil {
 		return err
 	}
 	defer obj.Close()
+	// The header that finalizes the upload carries a manifest instead of
+	// the Create headers: it must fit too, or the upload could complete at
+	// the store and never become readable.
+	final := *meta
+	final.Create, final.Manifest = nil, &envelope.Manifest{Parts: envelope.MaxPartNumber,
+		Size: envelope.MaxPartNumber * envelope.MaxPartSize, Digest: make([]byte, sha256.Size)}
+	if envelope.HeaderValueLen(obj.KeyInfo(), len(final.Encode())) > envelope.MaxHeaderValueLen {
+		return sealError(envelope.ErrTooLarge)
+	}
 	out := newOut(http.MethodPost, r.t.RawPath, forwardQuery(r.t.RawQuery))
 	copyRequestHeaders(out.Header, r.header)
+	dropContentHeaders(out.Header)
 	out.Header.Set(sealHeader, obj.HeaderValue())
 	resp, err := s.up.do(out)
 	if err != nil {
 		return errInternal(err)
 	}
-	keyID, _, _ := s.writeKey(r, r.t.Bucket) // checked by sealNew already
-	if resp.StatusCode() != http.StatusOK || sameKey(keyID, s.keyFor(r.t.Bucket)) {
+	if resp.StatusCode() != http.StatusOK {
 		s.sendUpstream(r, resp, false)
 		return nil
 	}
-	// The parts must be sealed under the key the client chose: it travels
-	// in the upload id.
+	// The parts must be sealed to the upload identity, and under the key
+	// the client chose: both travel in the upload id.
 	defer fasthttp.ReleaseResponse(resp)
 	body := resp.Body()
 	if bs := resp.BodyStream(); bs != nil {
@@ -79,11 +96,41 @@ func (s *Server) createMultipart(r *request) error {
 	if !ok {
 		return errInternal(fmt.Errorf("CreateMultipartUpload answer without UploadId"))
 	}
-	id := escapeXMLText(clientUploadID(unescapeXMLText(string(raw)), keyID))
+	keyID, _, _ := s.writeKey(r, r.t.Bucket) // checked by sealNew already
+	if sameKey(keyID, s.keyFor(r.t.Bucket)) {
+		keyID = ""
+	}
+	id := escapeXMLText(clientUploadID(unescapeXMLText(string(raw)), upload, keyID))
 	r.ctx.SetStatusCode(http.StatusOK)
 	relayHeaders(&r.ctx.Response.Header, &resp.Header, false)
 	r.ctx.SetBody(slices.Concat(body[:i], []byte(id), body[j:]))
 	return nil
+}
+
+// maxPlainPart is the largest plaintext of one part: S3 stores parts of at
+// most 5 GiB, and a part's ciphertext is envelope.PartOverhead larger.
+const maxPlainPart = maxStored - envelope.PartOverhead
+
+// createApplied are CreateMultipartUpload headers the store applies to the
+// object it creates and a copy would not keep: the copy that finalizes the
+// upload asks for them again (tags survive a copy by themselves).
+var createApplied = []string{
+	"X-Amz-Acl", "X-Amz-Grant-Read", "X-Amz-Grant-Read-Acp", "X-Amz-Grant-Write-Acp",
+	"X-Amz-Grant-Full-Control", "X-Amz-Storage-Class", "X-Amz-Website-Redirect-Location",
+	"X-Amz-Object-Lock-Mode", "X-Amz-Object-Lock-Retain-Until-Date", "X-Amz-Object-Lock-Legal-Hold",
+}
+
+func createHeaders(h http.Header) map[string]string {
+	var m map[string]string
+	for _, k := range createApplied {
+		if v := strings.Join(h.Values(k), ","); v != "" {
+			if m == nil {
+				m = make(map[string]string)
+			}
+			m[k] = v
+		}
+	}
+	return m
 }
 
 // uploadPart encrypts one part under a fresh part key.
@@ -92,11 +139,14 @@ func (s *Server) uploadPart(r *request) error {
 	if err != nil || pn < 1 || pn > 10000 {
 		return errInvalidArgument("Part number must be an integer between 1 and 10000, inclusive")
 	}
+	if r.upload.upload == nil {
+		return errForeignUpload()
+	}
 	plainLen, err := plainLength(r)
 	if err != nil {
 		return err
 	}
-	if plainLen > envelope.MaxPartSize {
+	if plainLen > maxPlainPart {
 		return errEntityTooLarge
 	}
 	body, err := clientBody(r, plainLen)
@@ -106,14 +156,15 @@ func (s *Server) uploadPart(r *request) error {
 	return s.putPart(r, pn, body, plainLen)
 }
 
-// putPart encrypts plainLen bytes from src as part pn and stores it.
+// putPart encrypts plainLen bytes from src as part pn of the request's
+// upload and stores it.
 func (s *Server) putPart(r *request, pn int, src io.Reader, plainLen int64) error {
 	dk, err := s.newDataKey(r, r.t.Bucket)
 	if err != nil {
 		return err
 	}
 	part, err := envelope.NewPart(dk.Plaintext, envelope.KeyInfo{KeyID: dk.KeyID, Wrapped: dk.Ciphertext},
-		r.t.Bucket, r.t.Key, pn, plainLen)
+		r.t.Bucket, r.t.Key, r.upload.upload, pn, plainLen)
 	kms.Zero(dk.Plaintext)
 	if err != nil {
 		return errInternal(err)
@@ -140,20 +191,6 @@ func (s *Server) putPart(r *request, pn int, src io.Reader, plainLen int64) erro
 	return nil
 }
 
-// completeMultipart forwards CompleteMultipartUpload with the part ETags
-// mapped back to the store's.
-func (s *Server) completeMultipart(r *request) error {
-	body, err := s.readSmallBody(r)
-	if err != nil {
-		return err
-	}
-	body = etagElement.ReplaceAllFunc(body, func(m []byte) []byte {
-		inner := m[len("<ETag>") : len(m)-len("</ETag>")]
-		return []byte("<ETag>" + escapeQuotes(storeETag(unescapeQuotes(string(inner)))) + "</ETag>")
-	})
-	return s.relay(r, body)
-}
-
 var etagElement = regexp.MustCompile(`<ETag>[^<]*</ETag>`)
 
 // uploadPartCopy decrypts the source range through the proxy and encrypts
@@ -163,6 +200,9 @@ func (s *Server) uploadPartCopy(r *request) error {
 	pn, err := strconv.Atoi(r.t.Query.Get("partNumber"))
 	if err != nil || pn < 1 || pn > 10000 {
 		return errInvalidArgument("Part number must be an integer between 1 and 10000, inclusive")
+	}
+	if r.upload.upload == nil {
+		return errForeignUpload()
 	}
 	src, err := parseCopySource(r.header.Get("X-Amz-Copy-Source"))
 	if err != nil {
@@ -195,7 +235,7 @@ func (s *Server) uploadPartCopy(r *request) error {
 	if err := checkCopyConditions(r.header, po.storeTag, string(po.resp.Header.Peek("Last-Modified"))); err != nil {
 		return err
 	}
-	if po.n > envelope.MaxPartSize {
+	if po.n > maxPlainPart {
 		return errEntityTooLarge
 	}
 	// putPart answers with the store's UploadPart response; S3 answers
@@ -231,9 +271,9 @@ func (s *Server) listParts(r *request) error {
 	defer fasthttp.ReleaseResponse(resp)
 	r.ctx.SetStatusCode(http.StatusOK)
 	relayHeaders(&r.ctx.Response.Header, &resp.Header, false)
-	if r.clientUploadID != "" {
+	if r.upload.client != r.upload.storeID {
 		if _, i, j, ok := element(body, "UploadId"); ok {
-			body = slices.Concat(body[:i], []byte(escapeXMLText(r.clientUploadID)), body[j:])
+			body = slices.Concat(body[:i], []byte(escapeXMLText(r.upload.client)), body[j:])
 		}
 	}
 	r.ctx.SetBody(rewriteElements(body, []string{"Part"}, func(e []byte) []byte {
@@ -253,122 +293,43 @@ func (s *Server) listParts(r *request) error {
 	return nil
 }
 
-// partLayout is where each part of a multipart object lies.
-type partLayout struct {
-	lens        []int64 // plaintext length of each part, in order
-	nums        []int   // S3 part number of each part
-	plainStart  []int64 // plaintext offset of each part
-	storedStart []int64 // stored offset of each part
-	// exact is false for a layout guessed from the first part (all parts
-	// the same size but the last, numbered 1..N); such a guess is checked
-	// against every part header read, and replaced by the exact layout if
-	// a header disagrees.
-	exact bool
+// partMaps remembers verified part maps, by object version and header.
+type partMaps struct {
+	lru *lru.Cache[string, *envelope.PartMap]
 }
 
-func newLayout(lens []int64, nums []int, exact bool) *partLayout {
-	l := &partLayout{lens: lens, nums: nums, exact: exact,
-		plainStart: make([]int64, len(lens)), storedStart: make([]int64, len(lens))}
-	var p, st int64
-	for i, n := range lens {
-		l.plainStart[i], l.storedStart[i] = p, st
-		p += n
-		st += n + envelope.PartOverhead
+func newPartMaps(size int) *partMaps {
+	c, _ := lru.New[string, *envelope.PartMap](size) // size > 0
+	return &partMaps{lru: c}
+}
+
+// partMapKey names one object version with one header: a header put back
+// from another version of the object misses the cache and is checked anew.
+func partMapKey(rq *readReq, storeTag, headerValue string) string {
+	h := sha256.Sum256([]byte(headerValue))
+	return rq.bucket + "\x00" + rq.key + "\x00" + storeTag + "\x00" + string(h[:])
+}
+
+// partMap returns the object's part map, verified against its sealed
+// manifest: from the cache, or read from the part headers (one small
+// request per part, in parallel when the parts are equal-sized) before any
+// plaintext is read.
+func (s *Server) partMap(rq *readReq, storeTag, headerValue string, stored int64, version int, meta *envelope.Meta) (*envelope.PartMap, error) {
+	key := partMapKey(rq, storeTag, headerValue)
+	if pm, ok := s.partMaps.lru.Get(key); ok {
+		return pm, nil
 	}
-	return l
-}
-
-// find returns the index of the part holding plaintext offset off.
-func (l *partLayout) find(off int64) int {
-	return sort.Search(len(l.lens), func(i int) bool { return l.plainStart[i]+l.lens[i] > off })
-}
-
-// layoutCache remembers part layouts by object version, bounded.
-type layoutCache struct {
-	mu    sync.Mutex
-	m     map[string]*partLayout
-	order []string
-	max   int
-}
-
-func (c *layoutCache) get(k string) *partLayout {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.m[k]
-}
-
-func (c *layoutCache) put(k string, l *partLayout) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = make(map[string]*partLayout)
+	pm, err := envelope.ReadPartMap(envelope.PartsInETag(storeTag), stored, func(off int64) (*envelope.PartHeader, error) {
+		return s.readPartHeader(rq, storeTag, off)
+	})
+	if err == nil {
+		err = pm.Verify(version, meta)
 	}
-	if _, ok := c.m[k]; !ok {
-		c.order = append(c.order, k)
-		if len(c.order) > c.max {
-			delete(c.m, c.order[0])
-			c.order = c.order[1:]
-		}
-	}
-	c.m[k] = l
-}
-
-func (c *layoutCache) forget(k string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, k)
-}
-
-func layoutKey(rq *readReq, storeTag string) string {
-	return rq.bucket + "\x00" + rq.key + "\x00" + storeTag
-}
-
-// partLayout returns the object's part layout: cached, or guessed from its
-// first part header.
-func (s *Server) partLayout(rq *readReq, po *plainObject, stored int64) (*partLayout, error) {
-	key := layoutKey(rq, po.storeTag)
-	if l := s.layouts.get(key); l != nil {
-		return l, nil
-	}
-	ph, err := s.readPartHeader(rq, po.storeTag, 0)
 	if err != nil {
-		return nil, err
+		return nil, errDecrypt(fmt.Errorf("%s/%s: %w", rq.bucket, rq.key, err))
 	}
-	n := po.parts
-	p1 := ph.PlainLen()
-	last := stored - int64(n)*envelope.PartOverhead - int64(n-1)*p1
-	if ph.PartNumber() == 1 && last >= 0 && last <= p1 && (n > 1 || last == p1) {
-		lens, nums := make([]int64, n), make([]int, n)
-		for i := range lens {
-			lens[i], nums[i] = p1, i+1
-		}
-		lens[n-1] = last
-		l := newLayout(lens, nums, n == 1)
-		s.layouts.put(key, l)
-		return l, nil
-	}
-	return s.exactLayout(rq, po.storeTag, stored, n)
-}
-
-// exactLayout reads every part header in turn: one small request per part,
-// only for objects whose parts are not all the same size.
-func (s *Server) exactLayout(rq *readReq, storeTag string, stored int64, parts int) (*partLayout, error) {
-	lens, nums := make([]int64, 0, parts), make([]int, 0, parts)
-	var off int64
-	for i := 0; i < parts; i++ {
-		ph, err := s.readPartHeader(rq, storeTag, off)
-		if err != nil {
-			return nil, err
-		}
-		lens, nums = append(lens, ph.PlainLen()), append(nums, ph.PartNumber())
-		off += ph.CiphertextSize()
-	}
-	if off != stored {
-		return nil, errDecrypt(fmt.Errorf("parts add up to %d stored bytes, object has %d", off, stored))
-	}
-	l := newLayout(lens, nums, true)
-	s.layouts.put(layoutKey(rq, storeTag), l)
-	return l, nil
+	s.partMaps.lru.Add(key, pm)
+	return pm, nil
 }
 
 // readPartHeader fetches the part header at stored offset off of the
@@ -403,215 +364,24 @@ func (s *Server) readPartHeader(rq *readReq, storeTag string, off int64) (*envel
 	return ph, nil
 }
 
-// openPartRange streams plaintext [po.off, po.off+po.n) of a multipart
-// object: it opens the first part from its header, then asks the store for
-// exactly the stored bytes from there to the end of the range.
-func (s *Server) openPartRange(r *request, rq *readReq, po *plainObject, l *partLayout) (io.Reader, func(), error) {
-	first := l.find(po.off)
-	lastIdx := l.find(po.off + po.n - 1)
-	if po.n == 0 || first >= len(l.lens) || lastIdx >= len(l.lens) {
-		return nil, nil, errInvalidRange(po.size, "")
-	}
-	ph, err := s.readPartHeader(rq, po.storeTag, l.storedStart[first])
-	if err != nil {
-		return nil, nil, err
-	}
-	if ph.PartNumber() != l.nums[first] || ph.PlainLen() != l.lens[first] {
-		return nil, nil, errLayout
-	}
-	if lastIdx != first && !l.exact {
-		// With both ends of the range where the layout says, the parts in
-		// between add up to what it says too, whatever their sizes.
-		lh, err := s.readPartHeader(rq, po.storeTag, l.storedStart[lastIdx])
+// partOpener opens the parts of an object for envelope.MultipartReader:
+// it unwraps each part's data key (the KMS cache makes that one call per
+// data key, not per part) and opens the part for the path and upload the
+// parts are bound to.
+func (s *Server) partOpener(r *request, bucket, key string, meta *envelope.Meta) envelope.PartOpener {
+	pb, pk := meta.PartsPath(bucket, key)
+	ctx := kmsContext(r, pb, pk)
+	return func(ph *envelope.PartHeader) (*envelope.Part, error) {
+		ki := ph.KeyInfo()
+		dek, err := s.kms.Decrypt(ctx, ki.KeyID, ki.Wrapped, kms.BucketContext(pb))
 		if err != nil {
-			return nil, nil, err
+			return nil, fromKMSError(err)
 		}
-		if lh.PartNumber() != l.nums[lastIdx] || lh.PlainLen() != l.lens[lastIdx] {
-			return nil, nil, errLayout
+		defer kms.Zero(dek)
+		part, err := envelope.OpenPart(ph, dek, pb, pk, meta.Upload)
+		if err != nil {
+			return nil, errDecrypt(fmt.Errorf("open part %d of %s/%s: %w", ph.PartNumber(), pb, pk, err))
 		}
+		return part, nil
 	}
-	pb, pk := po.meta.partsPath(rq.bucket, rq.key)
-	part, err := s.openPart(kmsContext(r, pb, pk), pb, pk, ph)
-	if err != nil {
-		return nil, nil, err
-	}
-	inOff := po.off - l.plainStart[first]
-	inN := min(po.n, l.lens[first]-inOff)
-	cOff, _ := envelope.PartCipherRange(ph, inOff, inN)
-	endIn := po.off + po.n - l.plainStart[lastIdx]
-	eOff, eLen := envelope.PartStoredRange(l.lens[lastIdx], 0, endIn)
-	from := l.storedStart[first] + cOff
-	to := l.storedStart[lastIdx] + eOff + eLen // exclusive
-	out := newOut(http.MethodGet, rq.rawPath, rq.query)
-	out.Header.Set("If-Match", po.storeTag)
-	out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", from, to-1))
-	resp, err := s.up.do(out)
-	if err != nil {
-		part.Close()
-		return nil, nil, errInternal(err)
-	}
-	closeAll := func() { part.Close(); resp.CloseBodyStream(); fasthttp.ReleaseResponse(resp) }
-	if st := resp.StatusCode(); st != http.StatusPartialContent {
-		closeAll()
-		return nil, nil, errInternal(fmt.Errorf("range of multipart object: store answered %d", st))
-	}
-	src := resp.BodyStream()
-	if src == nil {
-		src = bytes.NewReader(resp.Body())
-	}
-	ps := &partStream{s: s, ctx: kmsContext(r, pb, pk), bucket: pb, key: pk, src: src,
-		remaining: po.n, next: first + 1, parts: len(l.lens), layout: l, layoutKey: layoutKey(rq, po.storeTag),
-		cur: part.DecryptReader(src, inOff, inN), curPart: part}
-	return ps, closeAll, nil
-}
-
-var errLayout = errors.New("part header does not match the expected part layout")
-
-// openPart unwraps a part's data key and opens the part.
-func (s *Server) openPart(ctx context.Context, bucket, key string, ph *envelope.PartHeader) (*envelope.Part, error) {
-	ki := ph.KeyInfo()
-	dek, err := s.kms.Decrypt(ctx, ki.KeyID, ki.Wrapped, kms.BucketContext(bucket))
-	if err != nil {
-		return nil, fromKMSError(err)
-	}
-	defer kms.Zero(dek)
-	part, err := envelope.OpenPart(ph, dek, bucket, key)
-	if err != nil {
-		return nil, errDecrypt(fmt.Errorf("open part %d of %s/%s: %w", ph.PartNumber(), bucket, key, err))
-	}
-	return part, nil
-}
-
-// partStream decrypts consecutive stored parts. Each next part's header
-// comes from the stream itself and is checked against the layout (if any)
-// and for increasing part numbers.
-type partStream struct {
-	s           *Server
-	ctx         context.Context
-	bucket, key string // where the parts were sealed
-	src         io.Reader
-	remaining   int64 // plaintext still to deliver
-	next        int   // index of the next part to read from src
-	parts       int
-	layout      *partLayout // nil when reading the whole object
-	layoutKey   string
-	full        bool // the whole object: every part must be read
-	lastNum     int
-	cur         io.Reader
-	curPart     *envelope.Part
-	err         error
-}
-
-func (p *partStream) Read(b []byte) (int, error) {
-	if p.err != nil {
-		return 0, p.err
-	}
-	for {
-		if p.cur == nil {
-			// A whole-object read reads every part, trailing empty ones too.
-			if p.remaining == 0 && (!p.full || p.next == p.parts) {
-				return 0, io.EOF
-			}
-			if err := p.nextPart(); err != nil {
-				p.err = err
-				return 0, err
-			}
-		}
-		if p.remaining == 0 {
-			// The range ends inside this part: let the part reader reach
-			// its end, which authenticates the last segment it read.
-			if n, err := io.Copy(io.Discard, p.cur); err != nil || n != 0 {
-				p.err = fmt.Errorf("part ran past the requested range (%d bytes): %v", n, err)
-				return 0, p.err
-			}
-			p.endPart()
-			continue
-		}
-		lim := b
-		if int64(len(lim)) > p.remaining {
-			lim = lim[:p.remaining]
-		}
-		n, err := p.cur.Read(lim)
-		p.remaining -= int64(n)
-		switch {
-		case err == io.EOF:
-			p.endPart()
-			if n > 0 {
-				return n, nil
-			}
-		case err != nil:
-			p.err = err
-			return n, err
-		default:
-			return n, nil
-		}
-	}
-}
-
-// WriteTo hands each part's decrypting reader to w whole, so that the
-// envelope's batched WriteTo (several segments per write) serves multipart
-// objects too; Read would go through io.Copy's 32 KiB buffer.
-func (p *partStream) WriteTo(w io.Writer) (int64, error) {
-	var total int64
-	for p.err == nil {
-		if p.cur == nil {
-			// A whole-object read reads every part, trailing empty ones too.
-			if p.remaining == 0 && (!p.full || p.next == p.parts) {
-				return total, nil
-			}
-			if err := p.nextPart(); err != nil {
-				p.err = err
-				break
-			}
-		}
-		n, err := writeThrough(w, p.cur)
-		total += n
-		p.remaining -= n
-		switch {
-		case err != nil:
-			p.err = err
-		case p.remaining < 0:
-			p.err = fmt.Errorf("part ran past the requested range by %d bytes", -p.remaining)
-		default:
-			p.endPart()
-		}
-	}
-	return total, p.err
-}
-
-func (p *partStream) endPart() {
-	p.curPart.Close()
-	p.cur, p.curPart = nil, nil
-}
-
-func (p *partStream) nextPart() error {
-	if p.next >= p.parts {
-		return fmt.Errorf("object ends after %d parts with %d bytes still expected", p.parts, p.remaining)
-	}
-	var hdr [envelope.PartHeaderSize]byte
-	if _, err := io.ReadFull(p.src, hdr[:]); err != nil {
-		return fmt.Errorf("reading header of part %d: %w", p.next+1, err)
-	}
-	ph, err := envelope.ParsePartHeader(hdr[:])
-	if err != nil {
-		return err
-	}
-	if ph.PartNumber() <= p.lastNum {
-		return fmt.Errorf("part number %d after %d", ph.PartNumber(), p.lastNum)
-	}
-	// Between the two verified ends of a range only the numbering is
-	// checked: it pins the count of parts in between.
-	if l := p.layout; l != nil && ph.PartNumber() != l.nums[p.next] {
-		p.s.layouts.forget(p.layoutKey)
-		return errLayout
-	}
-	part, err := p.s.openPart(p.ctx, p.bucket, p.key, ph)
-	if err != nil {
-		return err
-	}
-	p.lastNum = ph.PartNumber()
-	p.next++
-	m := min(p.remaining, ph.PlainLen())
-	p.cur, p.curPart = part.DecryptReader(p.src, 0, m), part
-	return nil
 }

@@ -38,14 +38,14 @@ func (s *Server) newDataKey(r *request, bucket string) (*kms.DataKey, error) {
 
 // sealNew makes the envelope of a new object at the request's path, its
 // object key sealed under a (usually cached) data key of the bucket.
-func (s *Server) sealNew(r *request, layout envelope.Layout, meta *sealedMeta) (*envelope.Object, error) {
+func (s *Server) sealNew(r *request, layout envelope.Layout, meta *envelope.Meta) (*envelope.Object, error) {
 	dk, err := s.newDataKey(r, r.t.Bucket)
 	if err != nil {
 		return nil, err
 	}
 	defer kms.Zero(dk.Plaintext)
 	obj, err := envelope.NewObject(dk.Plaintext, envelope.KeyInfo{KeyID: dk.KeyID, Wrapped: dk.Ciphertext},
-		r.t.Bucket, r.t.Key, layout, meta.encode())
+		r.t.Bucket, r.t.Key, layout, meta.Encode())
 	if err != nil {
 		return nil, sealError(err)
 	}
@@ -65,7 +65,7 @@ func sealError(err error) error {
 
 // openSealed unwraps the data key named in an object's envelope header and
 // opens the header for (bucket, key).
-func (s *Server) openSealed(r *request, headerValue, bucket, key string) (*envelope.Object, *sealedMeta, error) {
+func (s *Server) openSealed(r *request, headerValue, bucket, key string) (*envelope.Object, *envelope.Meta, error) {
 	if headerValue == "" {
 		return nil, nil, errNotSealed
 	}
@@ -84,10 +84,10 @@ func (s *Server) openSealed(r *request, headerValue, bucket, key string) (*envel
 	if err != nil {
 		return nil, nil, errDecrypt(fmt.Errorf("open envelope for %s/%s: %w", bucket, key, err))
 	}
-	m, err := decodeMeta(obj.Meta())
+	m, err := envelope.DecodeMeta(obj.Meta())
 	if err != nil {
 		obj.Close()
-		return nil, nil, errDecrypt(fmt.Errorf("sealed metadata: %w", err))
+		return nil, nil, errDecrypt(err)
 	}
 	return obj, m, nil
 }
@@ -111,7 +111,7 @@ func (s *Server) putObject(r *request) error {
 	}
 	// A Content-MD5 is verified over the body before it can complete, so
 	// it is the plaintext's once the upload succeeds.
-	meta := &sealedMeta{Size: plainLen, User: user, MD5: r.auth.ContentMD5}
+	meta := &envelope.Meta{Size: plainLen, User: user, MD5: r.auth.ContentMD5, Headers: sealedContentHeaders(r.header)}
 	if alg := r.auth.ChecksumAlgorithm; alg != "" {
 		meta.Checksum = map[string]string{alg: r.auth.ChecksumValue}
 	}
@@ -123,6 +123,7 @@ func (s *Server) putObject(r *request) error {
 
 	out := newOut(http.MethodPut, r.t.RawPath, forwardQuery(r.t.RawQuery))
 	copyRequestHeaders(out.Header, r.header)
+	dropContentHeaders(out.Header)
 	out.Header.Set(sealHeader, obj.HeaderValue())
 	encrypt := func(src io.Reader) io.Reader { return obj.EncryptReader(src, plainLen) }
 	resp, err := s.sendEncrypted(r, out, body, encrypt, envelope.CiphertextSize(plainLen))

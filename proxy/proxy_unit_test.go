@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -213,5 +216,53 @@ func BenchmarkRewriteListing(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		rewriteListing(in)
+	}
+}
+
+// TestStoredLimits: the largest single PUT and part s3seal accepts fit S3's
+// 5 GiB limit once encrypted, and one byte more would not.
+func TestStoredLimits(t *testing.T) {
+	if c := envelope.CiphertextSize(maxPlainSingle); c > maxStored || envelope.CiphertextSize(maxPlainSingle+1) <= maxStored {
+		t.Errorf("maxPlainSingle %d: stored %d, next %d", maxPlainSingle, c, envelope.CiphertextSize(maxPlainSingle+1))
+	}
+	if envelope.PartCiphertextSize(maxPlainPart) != maxStored {
+		t.Errorf("maxPlainPart %d stores as %d", maxPlainPart, envelope.PartCiphertextSize(maxPlainPart))
+	}
+}
+
+// TestMultipartETag: S3's multipart ETag from the part ETags clients hold
+// (with s3seal's "-0"), as MinIO and AWS compute it.
+func TestMultipartETag(t *testing.T) {
+	// Two parts whose MD5s are those of "a" and "b".
+	parts := []completePart{{PartNumber: 1, ETag: `"0cc175b9c0f1b6a831c399e269772661-0"`}, {PartNumber: 2, ETag: `"92eb5ffee6ae2fec3ad71c777531578f"`}}
+	got, ok := multipartETag(parts)
+	if want := `"` + fmt.Sprintf("%x", md5.Sum(append(unhex("0cc175b9c0f1b6a831c399e269772661"), unhex("92eb5ffee6ae2fec3ad71c777531578f")...))) + `-2"`; !ok || got != want {
+		t.Errorf("multipartETag = %s, %v; want %s", got, ok, want)
+	}
+	if _, ok := multipartETag([]completePart{{PartNumber: 1, ETag: `"not-an-md5"`}}); ok {
+		t.Error("a non-MD5 part ETag gave a multipart ETag")
+	}
+}
+
+func unhex(s string) []byte {
+	b, _ := hex.DecodeString(s)
+	return b
+}
+
+func TestUploadIDCodec(t *testing.T) {
+	u := []byte("0123456789abcdef")
+	for _, tc := range []struct{ store, key string }{
+		{"abc", ""}, {"a~b~c", "alias/x"}, {"2~/+=", "arn:aws:kms:eu-west-1:111122223333:key/k"},
+	} {
+		id := clientUploadID(tc.store, u, tc.key)
+		ref := parseUploadID(id)
+		if ref.storeID != tc.store || string(ref.upload) != string(u) || ref.keyID != tc.key || ref.client != id {
+			t.Errorf("%q: parsed %+v", id, ref)
+		}
+	}
+	for _, foreign := range []string{"plain-store-id", "s3seal1~YQ~store", "s3seal2~short~~store", "s3seal2~" + "MDEyMzQ1Njc4OWFiY2RlZg" + "~store"} {
+		if ref := parseUploadID(foreign); ref.upload != nil || ref.storeID != foreign {
+			t.Errorf("foreign id %q parsed as %+v", foreign, ref)
+		}
 	}
 }

@@ -16,6 +16,14 @@ import (
 // (ETags mapped) so that it evaluates them against the stored version.
 var conditionHeaders = []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"}
 
+// responseOverrides are GetObject's query parameters that set a response
+// header.
+var responseOverrides = map[string]string{
+	"response-content-type": "Content-Type", "response-content-language": "Content-Language",
+	"response-expires": "Expires", "response-cache-control": "Cache-Control",
+	"response-content-disposition": "Content-Disposition", "response-content-encoding": "Content-Encoding",
+}
+
 // readReq is a GET or HEAD of an object's plaintext, or a range of it.
 type readReq struct {
 	bucket, key    string
@@ -33,7 +41,8 @@ type plainObject struct {
 	storeTag string
 	size     int64
 	parts    int // 0 for single-part objects
-	meta     *sealedMeta
+	version  int // format version of the object's header
+	meta     *envelope.Meta
 	off, n   int64
 	ranged   bool
 	body     io.Reader // plaintext [off, off+n); nil for HEAD
@@ -94,6 +103,24 @@ func (s *Server) getObject(r *request, head bool) error {
 	}
 	ctx := r.ctx
 	relayHeaders(&ctx.Response.Header, &po.resp.Header, true)
+	if po.version >= 2 {
+		// Content headers come from the sealed metadata only: the store
+		// must not be able to make a browser render an object as HTML.
+		for _, k := range contentHeaders {
+			ctx.Response.Header.Del(k)
+		}
+		ctx.Response.Header.Set("Content-Type", "binary/octet-stream") // S3's default
+		for k, v := range po.meta.Headers {
+			ctx.Response.Header.Set(k, v)
+		}
+		// GetObject's response-* parameters (presigned downloads) still
+		// override them, as S3 does for the client that signed them.
+		for param, k := range responseOverrides {
+			if v := r.t.Query.Get(param); v != "" {
+				ctx.Response.Header.Set(k, v)
+			}
+		}
+	}
 	ctx.Response.Header.Set("ETag", clientETag(po.storeTag))
 	ctx.Response.Header.Set("Accept-Ranges", "bytes")
 	setUserMetadata(ctx.Response.Header.Set, po.meta.User)
@@ -210,31 +237,32 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 	if err != nil {
 		return fail(errInternal(err))
 	}
-	obj, meta, err := s.openSealed(r, string(resp.Header.Peek(sealHeader)), rq.bucket, rq.key)
+	headerValue := string(resp.Header.Peek(sealHeader))
+	obj, meta, err := s.openSealed(r, headerValue, rq.bucket, rq.key)
 	if err != nil {
 		return fail(err)
 	}
 	po.closers = append(po.closers, obj.Close)
-	po.meta = meta
-	po.parts = partCount(po.storeTag)
-	var ok bool
-	switch {
-	case po.parts == 0 && obj.Layout() == envelope.LayoutSingle:
-		po.size, ok = plainSize(stored, po.storeTag)
-		if !ok || po.size != meta.Size {
-			return fail(errDecrypt(fmt.Errorf("stored size %d does not match sealed size %d", stored, meta.Size)))
+	po.meta, po.version = meta, obj.Version()
+	po.parts = envelope.PartsInETag(po.storeTag)
+	if po.size, err = obj.PlainSize(meta, stored, po.storeTag); err != nil {
+		return fail(errDecrypt(fmt.Errorf("%s/%s: %w", rq.bucket, rq.key, err)))
+	}
+	// A multipart object is read only through its part map, verified
+	// against the sealed manifest before any plaintext is read. HEAD checks
+	// it too (cached, so once per object version and instance): an object
+	// whose parts are not the ones it was completed with does not exist as
+	// far as clients can tell.
+	var pm *envelope.PartMap
+	if po.parts > 0 {
+		if pm, err = s.partMap(rq, po.storeTag, headerValue, stored, po.version, meta); err != nil {
+			return fail(err)
 		}
-	case po.parts > 0 && obj.Layout() == envelope.LayoutMultipart:
-		if po.size, ok = plainSize(stored, po.storeTag); !ok {
-			return fail(errDecrypt(fmt.Errorf("stored size %d too small for %d parts", stored, po.parts)))
-		}
-	default:
-		return fail(errDecrypt(fmt.Errorf("layout %v does not match store ETag %s", obj.Layout(), po.storeTag)))
 	}
 
 	// What plaintext was asked for.
 	po.off, po.n = 0, po.size
-	var layout *partLayout
+	var ok bool
 	switch {
 	case rq.partNumber > 0 && po.parts == 0:
 		if rq.partNumber != 1 {
@@ -244,15 +272,8 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 		if rq.partNumber > po.parts {
 			return fail(errInvalidPartNumber())
 		}
-		if layout, err = s.partLayout(rq, po, stored); err == nil && !layout.exact {
-			// A part's extent is the answer itself: a guess will not do.
-			layout, err = s.exactLayout(rq, po.storeTag, stored, po.parts)
-		}
-		if err != nil {
-			return fail(err)
-		}
-		i := rq.partNumber - 1
-		po.off, po.n, po.ranged = layout.plainStart[i], layout.lens[i], true
+		_, po.off, po.n, _ = pm.Part(rq.partNumber - 1)
+		po.ranged = true
 	case br != nil:
 		if po.off, po.n, ok = br.resolve(po.size); !ok {
 			return fail(errInvalidRange(po.size, br.raw))
@@ -274,38 +295,46 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 		po.body = obj.DecryptReader(src, po.size, po.off, po.n)
 		return po, nil
 	}
+	if po.n == 0 { // an empty object or part: the verified map says so
+		resp.CloseBodyStream()
+		po.body = bytes.NewReader(nil)
+		return po, nil
+	}
+	open := s.partOpener(r, rq.bucket, rq.key, meta)
 	if !po.ranged && status == http.StatusOK {
 		// The whole object is on its way: decrypt it part after part.
-		pb, pk := meta.partsPath(rq.bucket, rq.key)
-		po.body = &partStream{s: s, ctx: kmsContext(r, pb, pk), bucket: pb, key: pk, src: src,
-			remaining: po.n, next: 0, parts: po.parts, full: true}
+		po.body = envelope.MultipartReader(src, pm, nil, 0, po.n, open)
 		return po, nil
 	}
 	// A range of a multipart object: the first response was aligned for a
 	// single-part object and is of no use.
 	resp.CloseBodyStream()
-	if po.n == 0 { // an empty part asked for by partNumber
-		po.body = bytes.NewReader(nil)
-		return po, nil
+	f, err := pm.FetchRange(po.off, po.n)
+	if err != nil {
+		return fail(errInternal(err))
 	}
-	if layout == nil {
-		if layout, err = s.partLayout(rq, po, stored); err != nil {
+	var first *envelope.PartHeader
+	if !f.HeaderInline {
+		if first, err = s.readPartHeader(rq, po.storeTag, f.FirstOffset); err != nil {
 			return fail(err)
 		}
 	}
-	body, closeBody, err := s.openPartRange(r, rq, po, layout)
-	if err != nil && !layout.exact {
-		// The guessed layout was wrong: learn the exact one and retry.
-		s.layouts.forget(layoutKey(rq, po.storeTag))
-		if layout, err = s.exactLayout(rq, po.storeTag, stored, po.parts); err == nil {
-			body, closeBody, err = s.openPartRange(r, rq, po, layout)
-		}
-	}
+	out = newOut(http.MethodGet, rq.rawPath, rq.query)
+	out.Header.Set("If-Match", po.storeTag)
+	out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", f.From, f.To-1))
+	rresp, err := s.up.do(out)
 	if err != nil {
-		return fail(err)
+		return fail(errInternal(err))
 	}
-	po.closers = append(po.closers, closeBody)
-	po.body = body
+	po.closers = append(po.closers, func() { rresp.CloseBodyStream(); fasthttp.ReleaseResponse(rresp) })
+	if st := rresp.StatusCode(); st != http.StatusPartialContent {
+		return fail(errInternal(fmt.Errorf("range of multipart object: store answered %d", st)))
+	}
+	rsrc := rresp.BodyStream()
+	if rsrc == nil {
+		rsrc = bytes.NewReader(rresp.Body())
+	}
+	po.body = envelope.MultipartReader(rsrc, pm, first, po.off, po.n, open)
 	return po, nil
 }
 
@@ -341,7 +370,7 @@ func (s *Server) statSize(rq *readReq, cond http.Header) (int64, string, error) 
 	}
 	defer fasthttp.ReleaseResponse(resp)
 	tag := string(resp.Header.Peek("ETag"))
-	size, ok := plainSize(int64(resp.Header.ContentLength()), tag)
+	size, ok := envelope.ListedSize(int64(resp.Header.ContentLength()), tag)
 	if !ok {
 		return 0, "", errNotSealed
 	}

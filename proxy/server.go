@@ -17,6 +17,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/kms"
 	"github.com/s3seal/s3seal/sigv4"
 	"github.com/valyala/fasthttp"
@@ -47,7 +48,8 @@ type Config struct {
 	// BucketKeys maps bucket names to KMS key ids.
 	BucketKeys map[string]string
 
-	// MaxObjectSize bounds single PUTs; S3's limit is 5 GiB.
+	// MaxObjectSize bounds the plaintext of single PUTs; the default is
+	// the most whose ciphertext fits S3's limit of 5 GiB.
 	MaxObjectSize int64
 	// IdleTimeout closes connections that send or read nothing for this
 	// long; unlike a total timeout it lets a 5 GiB upload take its time.
@@ -66,6 +68,19 @@ type Config struct {
 	Now    func() time.Time
 }
 
+// maxStored is S3's limit on one PUT and one part.
+const maxStored int64 = 5 << 30
+
+// maxPlainSingle is the largest plaintext a single PUT of at most
+// maxStored stored bytes holds (the ciphertext adds a tag per segment).
+var maxPlainSingle = func() int64 {
+	p := maxStored - envelope.TagSize*((maxStored+envelope.SegmentSize+envelope.TagSize-1)/(envelope.SegmentSize+envelope.TagSize))
+	for envelope.CiphertextSize(p+1) <= maxStored {
+		p++
+	}
+	return p
+}()
+
 // Server is the proxy. It is safe for concurrent use.
 type Server struct {
 	cfg      Config
@@ -74,7 +89,7 @@ type Server struct {
 	verifier *sigv4.Verifier
 	kms      kms.Client
 	srv      *fasthttp.Server
-	layouts  *layoutCache
+	partMaps *partMaps
 	metrics  *metrics
 }
 
@@ -93,7 +108,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Region = cfg.UpstreamRegion
 	}
 	if cfg.MaxObjectSize == 0 {
-		cfg.MaxObjectSize = 5 << 30
+		cfg.MaxObjectSize = maxPlainSingle
 	}
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = 2 * time.Minute
@@ -110,7 +125,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, up: up, kms: cfg.KMS,
-		layouts: &layoutCache{max: 4096}, metrics: newMetrics(cfg.KMS),
+		partMaps: newPartMaps(4096), metrics: newMetrics(cfg.KMS),
 		verifier: &sigv4.Verifier{
 			Lookup: func(k string) (string, bool) {
 				if id, ok := cfg.Identities.Lookup(k); ok {
@@ -167,10 +182,9 @@ type request struct {
 	t      *target
 	auth   *sigv4.Auth
 	header http.Header // the client's headers, canonical keys
-	// uploadKey is the KMS key an upload id names (uploadid.go), and
-	// clientUploadID that id as the client knows it.
-	uploadKey, clientUploadID string
-	std                       context.Context
+	// upload is what the request's upload id carries (uploadid.go).
+	upload uploadRef
+	std    context.Context
 }
 
 func newRequestID() string {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -75,27 +74,17 @@ func (c *DecryptCmd) Run() error {
 		return err
 	}
 	defer obj.Close()
-	var meta struct {
-		Size   int64 `json:"s"`
-		Origin *struct {
-			Bucket string `json:"b"`
-			Key    string `json:"k"`
-		} `json:"o"`
-	}
-	if err := json.Unmarshal(obj.Meta(), &meta); err != nil {
-		return fmt.Errorf("sealed metadata: %w", err)
-	}
-	stored := aws.ToInt64(head.ContentLength)
-	parts := partsInETag(aws.ToString(head.ETag))
-	var size int64
-	if obj.Layout() == envelope.LayoutMultipart {
-		size, err = envelope.MultipartPlaintextSize(stored, parts)
-	} else {
-		size, err = envelope.PlaintextSize(stored)
-	}
+	meta, err := envelope.DecodeMeta(obj.Meta())
 	if err != nil {
 		return err
 	}
+	stored := aws.ToInt64(head.ContentLength)
+	etag := aws.ToString(head.ETag)
+	size, err := obj.PlainSize(meta, stored, etag)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.Object, err)
+	}
+	parts := envelope.PartsInETag(etag)
 	if c.Info {
 		out, _ := json.MarshalIndent(map[string]any{
 			"object": c.Object, "format_version": h.Version(), "layout": obj.Layout().String(),
@@ -106,28 +95,51 @@ func (c *DecryptCmd) Run() error {
 		return nil
 	}
 
-	get, err := store.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key, IfMatch: head.ETag})
-	if err != nil {
-		return err
-	}
-	defer get.Body.Close()
-	var plain io.Reader
-	if obj.Layout() == envelope.LayoutMultipart {
-		pb, pk := bucket, key
-		if meta.Origin != nil {
-			pb, pk = meta.Origin.Bucket, meta.Origin.Key
-		}
-		plain = envelope.MultipartReader(get.Body, parts, func(ph *envelope.PartHeader) (*envelope.Part, error) {
-			ki := ph.KeyInfo()
-			dek, err := backend.Decrypt(ctx, ki.KeyID, ki.Wrapped, kms.BucketContext(pb))
+	var plain io.Reader = strings.NewReader("")
+	var pm *envelope.PartMap
+	if parts > 0 {
+		// The part map, checked against the sealed manifest, before any
+		// plaintext: one small ranged GET per part header.
+		pm, err = envelope.ReadPartMap(parts, stored, func(off int64) (*envelope.PartHeader, error) {
+			rng := fmt.Sprintf("bytes=%d-%d", off, off+envelope.PartHeaderSize-1)
+			part, err := store.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key, IfMatch: head.ETag, Range: &rng})
 			if err != nil {
 				return nil, err
 			}
-			defer kms.Zero(dek)
-			return envelope.OpenPart(ph, dek, pb, pk)
+			defer part.Body.Close()
+			buf := make([]byte, envelope.PartHeaderSize)
+			if _, err := io.ReadFull(part.Body, buf); err != nil {
+				return nil, err
+			}
+			return envelope.ParsePartHeader(buf)
 		})
-	} else {
-		plain = obj.DecryptReader(get.Body, size, 0, size)
+		if err == nil {
+			err = pm.Verify(obj.Version(), meta)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.Object, err)
+		}
+	}
+	if size > 0 || pm == nil {
+		get, err := store.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key, IfMatch: head.ETag})
+		if err != nil {
+			return err
+		}
+		defer get.Body.Close()
+		if pm != nil {
+			pb, pk := meta.PartsPath(bucket, key)
+			plain = envelope.MultipartReader(get.Body, pm, nil, 0, size, func(ph *envelope.PartHeader) (*envelope.Part, error) {
+				ki := ph.KeyInfo()
+				dek, err := backend.Decrypt(ctx, ki.KeyID, ki.Wrapped, kms.BucketContext(pb))
+				if err != nil {
+					return nil, err
+				}
+				defer kms.Zero(dek)
+				return envelope.OpenPart(ph, dek, pb, pk, meta.Upload)
+			})
+		} else {
+			plain = obj.DecryptReader(get.Body, size, 0, size)
+		}
 	}
 	w := os.Stdout
 	if c.Output != "-" {
@@ -156,18 +168,4 @@ func dirOf(path string) string {
 		return path[:i+1]
 	}
 	return "."
-}
-
-// partsInETag returns N of a multipart ETag "<hex>-N", else 0.
-func partsInETag(etag string) int {
-	etag = strings.Trim(etag, `"`)
-	i := strings.LastIndexByte(etag, '-')
-	if i < 0 {
-		return 0
-	}
-	n, err := strconv.Atoi(etag[i+1:])
-	if err != nil {
-		return 0
-	}
-	return n
 }

@@ -170,8 +170,11 @@ func TestMultipartAcrossProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ListMultipartUploads through b: %v", err)
 	}
-	if len(lu.Uploads) != 1 || aws.ToString(lu.Uploads[0].UploadId) != uploadID || aws.ToString(lu.Uploads[0].Key) != key {
-		t.Errorf("ListMultipartUploads: %d uploads, want just %s", len(lu.Uploads), uploadID)
+	// The listing shows the store's upload id: the last field of the id
+	// s3seal handed out, which also carries the upload's binding (FORMAT.md).
+	storeID := uploadID[strings.LastIndexByte(uploadID, '~')+1:]
+	if len(lu.Uploads) != 1 || aws.ToString(lu.Uploads[0].UploadId) != storeID || aws.ToString(lu.Uploads[0].Key) != key {
+		t.Errorf("ListMultipartUploads: %d uploads, want just %s", len(lu.Uploads), storeID)
 	}
 
 	done, err := complete(ctx, client(b), bucket, key, uploadID, etags)
