@@ -18,7 +18,6 @@ type cli struct {
 	Serve   ServeCmd         `cmd:"" help:"Run the proxy."`
 	Keys    KeysCmd          `cmd:"" help:"Manage the embedded keyring's keys (create, list, rotate, disable, schedule deletion, ...)."`
 	Decrypt DecryptCmd       `cmd:"" help:"Decrypt an object straight from the store with the KMS, without a proxy (or show its envelope with --info)."`
-	Bench   BenchCmd         `cmd:"" help:"Benchmark s3seal against MinIO and MinIO with its own encryption, in one run."`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 	Config  kong.ConfigFlag  `env:"S3SEAL_CONFIG" help:"JSON file of option values, keyed by flag name in snake case (\"upstream\", \"bucket_keys\", ...); flags and environment variables win over it (${env})."`
 }
