@@ -35,8 +35,9 @@ type ServeCmd struct {
 	SecretKey         string `env:"S3SEAL_SECRET_KEY" help:"Secret key clients sign with (${env})."`
 	CredentialsFile   string `env:"S3SEAL_CREDENTIALS_FILE" help:"JSON file of client identities ({\"identities\":[{\"access_key\",\"secret_key\",\"buckets\":[\"*\"]}],\"anonymous_read_buckets\":[]}), re-read when it changes (${env})."`
 	Domains           string `env:"S3SEAL_DOMAINS" help:"Base domains for virtual-hosted-style requests (bucket.domain), comma separated; path style always works (${env})."`
-	AllowSigV2        bool   `env:"S3SEAL_ALLOW_SIGV2" default:"true" negatable:"" help:"Accept AWS Signature V2 (HMAC-SHA1) from clients. On by default because boto3's generate_presigned_url and 'aws s3 presign' (aws cli v1) make V2 URLs unless configured for s3v4, and S3 and MinIO accept them. V2 signs with HMAC-SHA1 (not broken as a MAC), but it signs no payload hash, no region and only some query parameters, and a V2 URL's expiry has no upper bound; turn it off when every client signs V4 (${env})."`
-	DataDir           string `env:"S3SEAL_DATA_DIR" default:"./s3seal-data" help:"Directory for the embedded keyring, the embedded store and generated credentials (${env})."`
+	// Named explicitly: kong would derive --allow-sig-v-2 from the field.
+	AllowSigV2 bool   `name:"allow-sigv2" env:"S3SEAL_ALLOW_SIGV2" default:"true" negatable:"" help:"Accept AWS Signature V2 (HMAC-SHA1) from clients. On by default because boto3's generate_presigned_url and 'aws s3 presign' (aws cli v1) make V2 URLs unless configured for s3v4, and S3 and MinIO accept them. V2 signs with HMAC-SHA1 (not broken as a MAC), but it signs no payload hash, no region and only some query parameters, and a V2 URL's expiry has no upper bound; turn it off when every client signs V4 (${env})."`
+	DataDir    string `env:"S3SEAL_DATA_DIR" default:"./s3seal-data" help:"Directory for the embedded keyring, the embedded store and generated credentials (${env})."`
 
 	KMS         string `env:"S3SEAL_KMS" enum:"local,aws" default:"local" help:"Key management: 'local' (embedded keyring in the data dir) or 'aws' (AWS KMS or a KMS-compatible endpoint) (${env})."`
 	KMSRegion   string `env:"S3SEAL_KMS_REGION" help:"AWS KMS region; defaults to the AWS SDK's configuration (${env})."`
