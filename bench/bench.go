@@ -4,7 +4,7 @@
 // same data against all three in one run, and reports each measurement per
 // system with the s3seal/direct and s3seal/SSE ratios.
 //
-// Run it with `s3seal bench` or `go run ./bench/cmd/s3seal-bench`.
+// Run it with `go run ./bench/cmd/s3seal-bench`.
 package bench
 
 import (

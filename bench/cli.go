@@ -8,14 +8,14 @@ import (
 	"regexp"
 )
 
-// Options are the harness's command-line flags, shared by `s3seal bench`
-// and bench/cmd/s3seal-bench (kong tags).
+// Options are bench/cmd/s3seal-bench's command-line flags (kong tags).
 type Options struct {
+	S3seal   string `name:"s3seal" placeholder:"FILE" type:"existingfile" xor:"binary" help:"Measure this s3seal binary (e.g. a release build) instead of building ./cmd/s3seal from the source tree."`
 	Quick    bool   `help:"Small sizes (64 MiB objects, 1000 small objects): about two minutes on two cores."`
 	Pin      bool   `help:"Pin MinIO and the client to CPU 0 and s3seal to CPU 1 (taskset, sched_setaffinity)."`
 	JSON     string `name:"json" placeholder:"FILE" type:"path" help:"Also write the results to FILE as JSON."`
 	Markdown bool   `help:"Print the table as Markdown."`
-	Pprof    string `name:"pprof" placeholder:"DIR" type:"path" help:"Write a CPU profile of s3seal per workload to DIR (builds s3seal from source with a profiling endpoint)."`
+	Pprof    string `name:"pprof" placeholder:"DIR" type:"path" xor:"binary" help:"Write a CPU profile of s3seal per workload to DIR (builds s3seal from source with a profiling endpoint)."`
 	Run      string `placeholder:"REGEXP" help:"Run only the workloads whose name matches REGEXP."`
 	Verify   bool   `help:"Check every byte read against the data written (costs client CPU)."`
 	NoCompat bool   `name:"no-compat" help:"Start the plain MinIO (direct, and behind s3seal) with --no-compat: its ETags become random ids, as MinIO SSE's are, so no system hashes bodies for ETags."`
@@ -23,11 +23,10 @@ type Options struct {
 	Show     string `placeholder:"FILE" type:"existingfile" help:"Print the report saved in FILE (by --json) instead of running."`
 }
 
-// Execute runs the benchmark as the options say, measuring the s3seal
-// binary at s3sealBin ("" builds it from source), printing progress to
+// Execute runs the benchmark as the options say, printing progress to
 // progress and the table to out.
-func (o *Options) Execute(ctx context.Context, s3sealBin string, out, progress io.Writer) error {
-	cfg := Config{Sizes: FullSizes(), Pin: o.Pin, S3sealBinary: s3sealBin, Verify: o.Verify, Repeat: o.Repeat, NoCompat: o.NoCompat, Log: progress}
+func (o *Options) Execute(ctx context.Context, out, progress io.Writer) error {
+	cfg := Config{Sizes: FullSizes(), Pin: o.Pin, S3sealBinary: o.S3seal, Verify: o.Verify, Repeat: o.Repeat, NoCompat: o.NoCompat, Log: progress}
 	if o.Quick {
 		cfg.Sizes = QuickSizes()
 	}

@@ -190,7 +190,7 @@ func newS3Client(hc *http.Client, endpoint, accessKey, secretKey string) *s3.Cli
 
 // proxyProc is a running `s3seal serve` in front of a MinIO. The harness
 // starts it itself (rather than with testenv) so that it can run a given
-// binary (`s3seal bench` measures itself) under taskset.
+// binary (s3seal-bench --s3seal) under taskset.
 type proxyProc struct {
 	endpoint             string
 	accessKey, secretKey string

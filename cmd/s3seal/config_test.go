@@ -3,27 +3,106 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/alecthomas/kong"
 )
 
-func TestConfigFilePrecedence(t *testing.T) {
+// writeConfig writes a --config file and returns its path.
+func writeConfig(t *testing.T, json string) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "s3seal.json")
-	if err := os.WriteFile(path, []byte(`{"listen": "127.0.0.1:1", "bucket_keys": "photos=alias/photos", "upstream": "http://file:9000"}`), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(json), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("S3SEAL_UPSTREAM", "http://env:9000")
+	return path
+}
+
+// unsetenv unsets name for the test, restoring it afterwards.
+func unsetenv(t *testing.T, name string) {
+	t.Setenv(name, "")
+	os.Unsetenv(name)
+}
+
+func parseCLI(t *testing.T, args ...string) (*cli, error) {
+	t.Helper()
 	var c cli
 	parser, err := kong.New(&c, cliOptions()...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := parser.Parse([]string{"serve", "--config", path, "--listen", "127.0.0.1:2"}); err != nil {
+	_, err = parser.Parse(args)
+	return &c, err
+}
+
+func TestConfigFilePrecedence(t *testing.T) {
+	path := writeConfig(t, `{"listen": "127.0.0.1:1", "bucket_keys": "photos=alias/photos", "upstream": "http://file:9000"}`)
+	t.Setenv("S3SEAL_UPSTREAM", "http://env:9000")
+	c, err := parseCLI(t, "serve", "--config", path, "--listen", "127.0.0.1:2")
+	if err != nil {
 		t.Fatal(err)
 	}
 	s := c.Serve
 	if s.Listen != "127.0.0.1:2" || s.Upstream != "http://env:9000" || s.BucketKeys != "photos=alias/photos" {
 		t.Errorf("flag > env > file: listen %q upstream %q bucket keys %q", s.Listen, s.Upstream, s.BucketKeys)
+	}
+}
+
+// The file's keys are the flag names with '-' as '_', not kong's snake
+// case of the field name (allow_sig_v_2).
+func TestConfigFileKeysAreFlagNames(t *testing.T) {
+	unsetenv(t, "S3SEAL_ALLOW_SIGV2")
+	unsetenv(t, "S3SEAL_UPSTREAM_ACCESS_KEY")
+	unsetenv(t, "S3SEAL_KMS_KEY_ID")
+	path := writeConfig(t, `{"allow_sigv2": false, "upstream_access_key": "AK", "kms_key_id": "alias/k", "json": true}`)
+	c, err := parseCLI(t, "serve", "--config", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Serve; s.AllowSigV2 || s.UpstreamAccessKey != "AK" || s.KMSKeyID != "alias/k" {
+		t.Errorf("allow sigv2 %v, upstream access key %q, kms key id %q", s.AllowSigV2, s.UpstreamAccessKey, s.KMSKeyID)
+	}
+}
+
+func TestConfigFileUnknownKey(t *testing.T) {
+	for _, tc := range []struct {
+		name, json, want string
+	}{
+		{"one", `{"listen": "127.0.0.1:1", "allow_sig_v_2": false}`, `unknown option "allow_sig_v_2"`},
+		{"two", `{"upstreem": "", "listen": "127.0.0.1:1", "dataDir": ""}`, `unknown options "dataDir", "upstreem"`},
+		{"not json", `{"listen": `, `unexpected EOF`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeConfig(t, tc.json)
+			_, err := parseCLI(t, "serve", "--config", path)
+			if want := "config file " + path + ": " + tc.want; err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("got %v, want %s", err, want)
+			}
+		})
+	}
+}
+
+func TestAllowSigV2Flag(t *testing.T) {
+	unsetenv(t, "S3SEAL_ALLOW_SIGV2")
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{nil, true},
+		{[]string{"--no-allow-sigv2"}, false},
+		{[]string{"--allow-sigv2=false"}, false},
+	} {
+		c, err := parseCLI(t, append([]string{"serve"}, tc.args...)...)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if c.Serve.AllowSigV2 != tc.want {
+			t.Errorf("%v: allow sigv2 %v, want %v", tc.args, c.Serve.AllowSigV2, tc.want)
+		}
+	}
+	t.Setenv("S3SEAL_ALLOW_SIGV2", "false")
+	if c, err := parseCLI(t, "serve"); err != nil || c.Serve.AllowSigV2 {
+		t.Errorf("S3SEAL_ALLOW_SIGV2=false: allow sigv2 %v (%v)", c.Serve.AllowSigV2, err)
 	}
 }

@@ -24,17 +24,19 @@ type DecryptCmd struct {
 	Output string `short:"o" default:"-" help:"Where to write the plaintext ('-': stdout)."`
 	Info   bool   `help:"Print what the envelope says (layout, key, sizes, metadata) instead of the plaintext."`
 
-	Upstream          string `env:"S3SEAL_UPSTREAM" required:"" help:"URL of the S3 store (${env})."`
-	UpstreamRegion    string `env:"S3SEAL_UPSTREAM_REGION" default:"us-east-1" help:"Region of the store (${env})."`
-	UpstreamAccessKey string `env:"S3SEAL_UPSTREAM_ACCESS_KEY" help:"Access key for the store (${env})."`
-	UpstreamSecretKey string `env:"S3SEAL_UPSTREAM_SECRET_KEY" help:"Secret key for the store (${env})."`
+	UpstreamOptions `embed:"" envprefix:"S3SEAL_"`
+	KMSOptions      `embed:"" envprefix:"S3SEAL_"`
+	KeyringOptions  `embed:"" envprefix:"S3SEAL_"`
+}
 
-	KMS           string `env:"S3SEAL_KMS" enum:"local,aws" default:"local" help:"'local' (embedded keyring) or 'aws' (${env})."`
-	KMSRegion     string `env:"S3SEAL_KMS_REGION" help:"AWS KMS region (${env})."`
-	KMSEndpoint   string `env:"S3SEAL_KMS_ENDPOINT" help:"Custom KMS endpoint URL (${env})."`
-	DataDir       string `env:"S3SEAL_DATA_DIR" default:"./s3seal-data" help:"Directory of the embedded keyring (${env})."`
-	MasterKeyFile string `env:"S3SEAL_MASTER_KEY_FILE" help:"Key file protecting the embedded keyring; default <data-dir>/master.key (${env})."`
-	Passphrase    string `env:"S3SEAL_KEYRING_PASSPHRASE" help:"Passphrase protecting the embedded keyring (${env})."`
+// Validate requires the store's URL, which the shared UpstreamOptions
+// cannot mark required (serve runs without it): with no endpoint the AWS
+// SDK would address AWS's own S3.
+func (c *DecryptCmd) Validate() error {
+	if c.Upstream == "" {
+		return fmt.Errorf("missing flag --upstream or S3SEAL_UPSTREAM: the store to read %s from", c.Object)
+	}
+	return nil
 }
 
 func (c *DecryptCmd) Run() error {

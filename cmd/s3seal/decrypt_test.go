@@ -56,8 +56,8 @@ func TestDecryptWithoutProxy(t *testing.T) {
 	}{{"one", single}, {"mp", multi}} {
 		out := filepath.Join(dir, o.key)
 		cmd := &DecryptCmd{Object: "s3://" + bucket + "/" + o.key, Output: out,
-			Upstream: mi.Endpoint, UpstreamRegion: "us-east-1", UpstreamAccessKey: mi.AccessKey, UpstreamSecretKey: mi.SecretKey,
-			KMS: "local", DataDir: proxy.DataDir}
+			UpstreamOptions: UpstreamOptions{Upstream: mi.Endpoint, UpstreamRegion: "us-east-1", UpstreamAccessKey: mi.AccessKey, UpstreamSecretKey: mi.SecretKey},
+			KMSOptions:      KMSOptions{KMS: "local"}, KeyringOptions: KeyringOptions{DataDir: proxy.DataDir}}
 		if err := cmd.Run(); err != nil {
 			t.Fatalf("decrypt %s: %v", o.key, err)
 		}
@@ -81,8 +81,8 @@ func TestDecryptWithoutProxy(t *testing.T) {
 	}
 	out := filepath.Join(dir, "damaged")
 	cmd := &DecryptCmd{Object: "s3://" + bucket + "/one", Output: out,
-		Upstream: mi.Endpoint, UpstreamRegion: "us-east-1", UpstreamAccessKey: mi.AccessKey, UpstreamSecretKey: mi.SecretKey,
-		KMS: "local", DataDir: proxy.DataDir}
+		UpstreamOptions: UpstreamOptions{Upstream: mi.Endpoint, UpstreamRegion: "us-east-1", UpstreamAccessKey: mi.AccessKey, UpstreamSecretKey: mi.SecretKey},
+		KMSOptions:      KMSOptions{KMS: "local"}, KeyringOptions: KeyringOptions{DataDir: proxy.DataDir}}
 	if err := cmd.Run(); err == nil {
 		t.Error("a damaged object decrypted")
 	}

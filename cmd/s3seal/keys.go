@@ -22,10 +22,8 @@ import (
 // changes); data keys it has cached keep working for up to the cache's
 // max age.
 type KeysCmd struct {
-	DataDir       string `env:"S3SEAL_DATA_DIR" default:"./s3seal-data" help:"Directory holding the keyring (${env})."`
-	MasterKeyFile string `env:"S3SEAL_MASTER_KEY_FILE" help:"Key file protecting the keyring at rest; default <data-dir>/master.key (${env})."`
-	Passphrase    string `env:"S3SEAL_KEYRING_PASSPHRASE" help:"Passphrase protecting the keyring instead of a key file; prefer the environment variable to the flag, which other users can see in the process list (${env})."`
-	JSON          bool   `name:"json" help:"Print JSON instead of a table."`
+	KeyringOptions `embed:"" envprefix:"S3SEAL_"`
+	JSON           bool `name:"json" help:"Print JSON instead of a table."`
 
 	Create           KeysCreateCmd           `cmd:"" help:"Create a key (creates the keyring on first use)."`
 	List             KeysListCmd             `cmd:"" help:"List keys."`

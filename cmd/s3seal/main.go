@@ -4,9 +4,13 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/alecthomas/kong"
 )
@@ -18,26 +22,75 @@ type cli struct {
 	Serve   ServeCmd         `cmd:"" help:"Run the proxy."`
 	Keys    KeysCmd          `cmd:"" help:"Manage the embedded keyring's keys (create, list, rotate, disable, schedule deletion, ...)."`
 	Decrypt DecryptCmd       `cmd:"" help:"Decrypt an object straight from the store with the KMS, without a proxy (or show its envelope with --info)."`
-	Bench   BenchCmd         `cmd:"" help:"Benchmark s3seal against MinIO and MinIO with its own encryption, in one run."`
 	Version kong.VersionFlag `help:"Print the version and exit."`
-	Config  kong.ConfigFlag  `env:"S3SEAL_CONFIG" help:"JSON file of option values, keyed by flag name in snake case (\"upstream\", \"bucket_keys\", ...); flags and environment variables win over it (${env})."`
+	Config  kong.ConfigFlag  `env:"S3SEAL_CONFIG" help:"JSON file of option values, keyed by flag name with '-' as '_' (\"upstream\", \"bucket_keys\", \"allow_sigv2\", ...); an unknown key is an error; flags and environment variables win over it (${env})."`
 }
 
-// jsonUnderEnv reads the --config file; an option also set in the
-// environment keeps the environment's value (flags > environment > file).
-func jsonUnderEnv(r io.Reader) (kong.Resolver, error) {
-	file, err := kong.JSON(r)
-	if err != nil {
-		return nil, err
+// configFile is the --config file: option values keyed by flag name with
+// '-' as '_' ("upstream_access_key", "allow_sigv2"). An option also set in
+// the environment keeps the environment's value (flags > environment >
+// file).
+type configFile struct {
+	name   string
+	values map[string]any
+}
+
+// loadConfig reads the --config file. It stands in for kong.JSON, which
+// also takes camel-case and nested spellings of a key and ignores a key it
+// does not know. kong hands over the opened file, whose name the errors
+// quote.
+func loadConfig(r io.Reader) (kong.Resolver, error) {
+	c := &configFile{name: "--config"}
+	if f, ok := r.(interface{ Name() string }); ok {
+		c.name = f.Name()
 	}
-	return kong.ResolverFunc(func(ctx *kong.Context, parent *kong.Path, flag *kong.Flag) (any, error) {
-		for _, e := range flag.Envs {
-			if _, set := os.LookupEnv(e); set {
-				return nil, nil
-			}
+	if err := json.NewDecoder(r).Decode(&c.values); err != nil {
+		return nil, fmt.Errorf("config file %s: %w", c.name, err)
+	}
+	return c, nil
+}
+
+func configKey(f *kong.Flag) string { return strings.ReplaceAll(f.Name, "-", "_") }
+
+// Validate rejects a key that is no option at all, so that a misspelt one
+// is not silently ignored. One file serves every subcommand, so a key of
+// another subcommand's option is fine.
+func (c *configFile) Validate(app *kong.Application) error {
+	known := map[string]bool{}
+	var walk func(n *kong.Node)
+	walk = func(n *kong.Node) {
+		for _, f := range n.Flags {
+			known[configKey(f)] = true
 		}
-		return file.Resolve(ctx, parent, flag)
-	}), nil
+		for _, child := range n.Children {
+			walk(child)
+		}
+	}
+	walk(app.Node)
+	var unknown []string
+	for k := range c.values {
+		if !known[k] {
+			unknown = append(unknown, strconv.Quote(k))
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(unknown)
+	noun := "option"
+	if len(unknown) > 1 {
+		noun = "options"
+	}
+	return fmt.Errorf("config file %s: unknown %s %s", c.name, noun, strings.Join(unknown, ", "))
+}
+
+func (c *configFile) Resolve(_ *kong.Context, _ *kong.Path, flag *kong.Flag) (any, error) {
+	for _, e := range flag.Envs {
+		if _, set := os.LookupEnv(e); set {
+			return nil, nil
+		}
+	}
+	return c.values[configKey(flag)], nil
 }
 
 func main() {
@@ -57,6 +110,6 @@ func cliOptions() []kong.Option {
 			"and decrypts them on the way back."),
 		kong.UsageOnError(),
 		kong.Vars{"version": version},
-		kong.Configuration(jsonUnderEnv),
+		kong.Configuration(loadConfig),
 	}
 }

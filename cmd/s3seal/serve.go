@@ -25,27 +25,21 @@ import (
 
 // ServeCmd runs the proxy. Every option is also an environment variable.
 type ServeCmd struct {
-	Listen            string `env:"S3SEAL_LISTEN" default:"127.0.0.1:8080" help:"Address to listen on (${env})."`
-	Upstream          string `env:"S3SEAL_UPSTREAM" help:"URL of the S3 store to forward to, e.g. http://127.0.0.1:9000. Unset: an embedded filesystem store under the data dir (${env})."`
-	UpstreamRegion    string `env:"S3SEAL_UPSTREAM_REGION" default:"us-east-1" help:"Region to sign upstream requests for (${env})."`
-	UpstreamAccessKey string `env:"S3SEAL_UPSTREAM_ACCESS_KEY" help:"Access key for the store (${env})."`
-	UpstreamSecretKey string `env:"S3SEAL_UPSTREAM_SECRET_KEY" help:"Secret key for the store (${env})."`
-	Region            string `env:"S3SEAL_REGION" help:"Region clients sign for; defaults to the upstream region (${env})."`
-	AccessKey         string `env:"S3SEAL_ACCESS_KEY" help:"Access key clients sign with. If it, the secret and a credentials file are all unset, a pair is generated on first start, stored in the data dir (0600) and printed once (${env})."`
-	SecretKey         string `env:"S3SEAL_SECRET_KEY" help:"Secret key clients sign with (${env})."`
-	CredentialsFile   string `env:"S3SEAL_CREDENTIALS_FILE" help:"JSON file of client identities ({\"identities\":[{\"access_key\",\"secret_key\",\"buckets\":[\"*\"]}],\"anonymous_read_buckets\":[]}), re-read when it changes (${env})."`
-	Domains           string `env:"S3SEAL_DOMAINS" help:"Base domains for virtual-hosted-style requests (bucket.domain), comma separated; path style always works (${env})."`
-	AllowSigV2        bool   `env:"S3SEAL_ALLOW_SIGV2" default:"true" negatable:"" help:"Accept AWS Signature V2 (HMAC-SHA1) from clients. On by default because boto3's generate_presigned_url and 'aws s3 presign' (aws cli v1) make V2 URLs unless configured for s3v4, and S3 and MinIO accept them. V2 signs with HMAC-SHA1 (not broken as a MAC), but it signs no payload hash, no region and only some query parameters, and a V2 URL's expiry has no upper bound; turn it off when every client signs V4 (${env})."`
-	DataDir           string `env:"S3SEAL_DATA_DIR" default:"./s3seal-data" help:"Directory for the embedded keyring, the embedded store and generated credentials (${env})."`
+	Listen          string `env:"S3SEAL_LISTEN" default:"127.0.0.1:8080" help:"Address to listen on (${env})."`
+	UpstreamOptions `embed:"" envprefix:"S3SEAL_"`
+	Region          string `env:"S3SEAL_REGION" help:"Region clients sign for; defaults to the upstream region (${env})."`
+	AccessKey       string `env:"S3SEAL_ACCESS_KEY" help:"Access key clients sign with. If it, the secret and a credentials file are all unset, a pair is generated on first start, stored in the data dir (0600) and printed once (${env})."`
+	SecretKey       string `env:"S3SEAL_SECRET_KEY" help:"Secret key clients sign with (${env})."`
+	CredentialsFile string `env:"S3SEAL_CREDENTIALS_FILE" help:"JSON file of client identities ({\"identities\":[{\"access_key\",\"secret_key\",\"buckets\":[\"*\"]}],\"anonymous_read_buckets\":[]}), re-read when it changes (${env})."`
+	Domains         string `env:"S3SEAL_DOMAINS" help:"Base domains for virtual-hosted-style requests (bucket.domain), comma separated; path style always works (${env})."`
+	// Named explicitly: kong would derive --allow-sig-v-2 from the field.
+	AllowSigV2 bool `name:"allow-sigv2" env:"S3SEAL_ALLOW_SIGV2" default:"true" negatable:"" help:"Accept AWS Signature V2 (HMAC-SHA1) from clients. On by default because boto3's generate_presigned_url and 'aws s3 presign' (aws cli v1) make V2 URLs unless configured for s3v4, and S3 and MinIO accept them. V2 signs with HMAC-SHA1 (not broken as a MAC), but it signs no payload hash, no region and only some query parameters, and a V2 URL's expiry has no upper bound; turn it off when every client signs V4 (${env})."`
 
-	KMS         string `env:"S3SEAL_KMS" enum:"local,aws" default:"local" help:"Key management: 'local' (embedded keyring in the data dir) or 'aws' (AWS KMS or a KMS-compatible endpoint) (${env})."`
-	KMSRegion   string `env:"S3SEAL_KMS_REGION" help:"AWS KMS region; defaults to the AWS SDK's configuration (${env})."`
-	KMSEndpoint string `env:"S3SEAL_KMS_ENDPOINT" help:"Custom KMS endpoint URL, for KMS-compatible services and tests (${env})."`
-	KMSKeyID    string `env:"S3SEAL_KMS_KEY_ID" default:"alias/s3seal-default" help:"Default KMS key (id, ARN or alias) for buckets without a mapping. With the embedded keyring the default alias is created on first start (${env})."`
-	BucketKeys  string `env:"S3SEAL_BUCKET_KEYS" help:"Per-bucket KMS keys, comma separated bucket=key pairs (${env})."`
+	KMSOptions `embed:"" envprefix:"S3SEAL_"`
+	KMSKeyID   string `env:"S3SEAL_KMS_KEY_ID" default:"alias/s3seal-default" help:"Default KMS key (id, ARN or alias) for buckets without a mapping. With the embedded keyring the default alias is created on first start (${env})."`
+	BucketKeys string `env:"S3SEAL_BUCKET_KEYS" help:"Per-bucket KMS keys, comma separated bucket=key pairs (${env})."`
 
-	MasterKeyFile string `env:"S3SEAL_MASTER_KEY_FILE" help:"Key file protecting the embedded keyring at rest; default <data-dir>/master.key (${env})."`
-	Passphrase    string `env:"S3SEAL_KEYRING_PASSPHRASE" help:"Passphrase protecting the embedded keyring instead of a key file (${env})."`
+	KeyringOptions `embed:"" envprefix:"S3SEAL_"`
 
 	CacheMaxAge  time.Duration `env:"S3SEAL_DEK_CACHE_MAX_AGE" default:"5m" help:"How long a data key is reused for new objects (${env})."`
 	CacheMaxUses int           `env:"S3SEAL_DEK_CACHE_MAX_USES" default:"1000" help:"How many objects one data key encrypts; 0 disables reuse (${env})."`

@@ -1,9 +1,12 @@
 // Command s3seal-bench runs s3seal's benchmark harness (package bench)
-// with s3seal built from the source tree it runs in:
+// with s3seal built from the source tree it runs in, or with the binary
+// given by --s3seal:
 //
 //	go run ./bench/cmd/s3seal-bench --quick
 //
-// `s3seal bench` does the same with the s3seal binary it is.
+// It is a command of its own, not an s3seal subcommand, so that the
+// product binary carries no test code (the harness needs testenv and a
+// MinIO client).
 package main
 
 import (
@@ -27,7 +30,7 @@ func main() {
 	)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := opts.Execute(ctx, "", os.Stdout, os.Stderr); err != nil {
+	if err := opts.Execute(ctx, os.Stdout, os.Stderr); err != nil {
 		stop()
 		fmt.Fprintln(os.Stderr, "s3seal-bench:", err)
 		os.Exit(1)

@@ -1,0 +1,31 @@
+package main
+
+// The option groups several commands share, each declared once and
+// embedded with kong's embed:"". Their env tags lack the S3SEAL_ prefix
+// because kong prepends the embedding's envprefix to them: a command
+// embeds a group with envprefix:"S3SEAL_" (--upstream, S3SEAL_UPSTREAM),
+// and one that needs a group twice, such as a copy between two stores,
+// with prefix:"src-" envprefix:"S3SEAL_SRC_" (--src-upstream,
+// S3SEAL_SRC_UPSTREAM) and the same for dst-.
+
+// UpstreamOptions locate the S3 store that holds the encrypted objects.
+type UpstreamOptions struct {
+	Upstream          string `env:"UPSTREAM" help:"URL of the S3 store, e.g. http://127.0.0.1:9000. Unset, serve runs an embedded filesystem store under the data dir; decrypt needs it (${env})."`
+	UpstreamRegion    string `env:"UPSTREAM_REGION" default:"us-east-1" help:"Region to sign requests to the store for (${env})."`
+	UpstreamAccessKey string `env:"UPSTREAM_ACCESS_KEY" help:"Access key for the store (${env})."`
+	UpstreamSecretKey string `env:"UPSTREAM_SECRET_KEY" help:"Secret key for the store (${env})."`
+}
+
+// KMSOptions choose the KMS that wraps and unwraps data keys.
+type KMSOptions struct {
+	KMS         string `env:"KMS" enum:"local,aws" default:"local" help:"Key management: 'local' (embedded keyring in the data dir) or 'aws' (AWS KMS or a KMS-compatible endpoint) (${env})."`
+	KMSRegion   string `env:"KMS_REGION" help:"AWS KMS region; defaults to the AWS SDK's configuration (${env})."`
+	KMSEndpoint string `env:"KMS_ENDPOINT" help:"Custom KMS endpoint URL, for KMS-compatible services and tests (${env})."`
+}
+
+// KeyringOptions locate and unlock the embedded keyring (--kms local).
+type KeyringOptions struct {
+	DataDir       string `env:"DATA_DIR" default:"./s3seal-data" help:"Directory of the embedded keyring; serve also keeps the embedded store and generated client credentials there (${env})."`
+	MasterKeyFile string `env:"MASTER_KEY_FILE" help:"Key file protecting the embedded keyring at rest; default <data-dir>/master.key (${env})."`
+	Passphrase    string `env:"KEYRING_PASSPHRASE" help:"Passphrase protecting the embedded keyring instead of a key file; prefer the environment variable to the flag, which other users can see in the process list (${env})."`
+}
