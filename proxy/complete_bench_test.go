@@ -89,3 +89,70 @@ func BenchmarkCompleteMultipart(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMultipartFirstHead times the first HEAD of a 32-part object
+// through the proxy, which reads and verifies its part map (one ranged GET
+// per part header), against a HEAD whose map is cached; store-requests/op
+// counts what each costs the store.
+func BenchmarkMultipartFirstHead(b *testing.B) {
+	endpoint, count := countingStore(b)
+	e := startProxyWith(b, func(c *proxy.Config) {
+		c.UpstreamURL = endpoint
+		c.Identities = proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: "bench", SecretKey: "bench-secret", Buckets: []string{"*"}}}, nil)
+	})
+	e.client = testenv.NewS3Client(e.endpoint, "bench", "bench-secret")
+	bucket := newBucket(b, e)
+	ctx := context.Background()
+	const parts = 32
+	up, err := e.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: aws.String("src")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	part := pattern(5 << 20)
+	var done []types.CompletedPart
+	for i := range parts {
+		res, err := e.client.UploadPart(ctx, &s3.UploadPartInput{Bucket: &bucket, Key: aws.String("src"), UploadId: up.UploadId,
+			PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(part)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		done = append(done, types.CompletedPart{ETag: res.ETag, PartNumber: aws.Int32(int32(i + 1))})
+	}
+	if _, err := e.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &bucket, Key: aws.String("src"),
+		UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}}); err != nil {
+		b.Fatal(err)
+	}
+	head := func(b *testing.B, key string) {
+		if _, err := e.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String(key)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("first", func(b *testing.B) {
+		var requests int64
+		i := 0
+		for b.Loop() {
+			b.StopTimer()
+			i++
+			key := fmt.Sprintf("copy-%d", i)
+			// A copy is a new object version: its map is not cached yet.
+			if _, err := e.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &bucket, Key: aws.String(key), CopySource: aws.String(bucket + "/src")}); err != nil {
+				b.Fatal(err)
+			}
+			before := count.Load()
+			b.StartTimer()
+			head(b, key)
+			b.StopTimer()
+			requests += count.Load() - before
+			b.StartTimer()
+		}
+		b.ReportMetric(float64(requests)/float64(b.N), "store-requests/op")
+	})
+	b.Run("cached", func(b *testing.B) {
+		head(b, "src")
+		before := count.Load()
+		for b.Loop() {
+			head(b, "src")
+		}
+		b.ReportMetric(float64(count.Load()-before)/float64(b.N), "store-requests/op")
+	})
+}
