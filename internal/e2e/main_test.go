@@ -11,11 +11,12 @@ import (
 	"github.com/s3seal/s3seal/internal/testenv"
 )
 
-// store is the MinIO behind every proxy of this package.
-var store *testenv.MinIO
+// store is the store behind every proxy of this package: MinIO, or the
+// one testenv.StoreEnv names.
+var store *testenv.Upstream
 
 func TestMain(m *testing.M) {
-	testenv.MainWithMinIO(m, "e2e", false, func(s *testenv.MinIO) { store = s })
+	testenv.MainWithStore(m, "e2e", false, func(s *testenv.Upstream) { store = s })
 }
 
 // startProxy starts an s3seal in front of the package's MinIO.

@@ -52,14 +52,14 @@ func NewMinioClient(endpoint, accessKey, secretKey string) (*minio.Client, error
 	})
 }
 
-// S3Client returns an aws-sdk-go-v2 client with MinIO's root credentials.
-func (m *MinIO) S3Client(optFns ...func(*s3.Options)) *s3.Client {
-	return NewS3Client(m.Endpoint, m.AccessKey, m.SecretKey, optFns...)
+// S3Client returns an aws-sdk-go-v2 client with the store's credentials.
+func (u *Upstream) S3Client(optFns ...func(*s3.Options)) *s3.Client {
+	return NewS3Client(u.Endpoint, u.AccessKey, u.SecretKey, optFns...)
 }
 
-// MinioClient returns a minio-go client with MinIO's root credentials.
-func (m *MinIO) MinioClient() (*minio.Client, error) {
-	return NewMinioClient(m.Endpoint, m.AccessKey, m.SecretKey)
+// MinioClient returns a minio-go client with the store's credentials.
+func (u *Upstream) MinioClient() (*minio.Client, error) {
+	return NewMinioClient(u.Endpoint, u.AccessKey, u.SecretKey)
 }
 
 // S3Client returns an aws-sdk-go-v2 client signing with the proxy's client
@@ -74,12 +74,13 @@ func (s *S3seal) MinioClient() (*minio.Client, error) {
 	return NewMinioClient(s.Endpoint, s.AccessKey, s.SecretKey)
 }
 
-// UpstreamEnv returns the S3SEAL_* settings that point a proxy at this MinIO.
-func (m *MinIO) UpstreamEnv() map[string]string {
+// UpstreamEnv returns the S3SEAL_* settings that point a proxy at the
+// store.
+func (u *Upstream) UpstreamEnv() map[string]string {
 	return map[string]string{
-		"S3SEAL_UPSTREAM":            m.Endpoint,
+		"S3SEAL_UPSTREAM":            u.Endpoint,
 		"S3SEAL_UPSTREAM_REGION":     Region,
-		"S3SEAL_UPSTREAM_ACCESS_KEY": m.AccessKey,
-		"S3SEAL_UPSTREAM_SECRET_KEY": m.SecretKey,
+		"S3SEAL_UPSTREAM_ACCESS_KEY": u.AccessKey,
+		"S3SEAL_UPSTREAM_SECRET_KEY": u.SecretKey,
 	}
 }

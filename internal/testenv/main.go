@@ -9,31 +9,32 @@ import (
 	"testing"
 )
 
-// MainWithMinIO is the TestMain of a package whose tests share one MinIO:
-// it starts it (unless the run only lists tests), hands it to started,
-// builds s3seal first if withS3seal (so that the first test's timings are
-// its own), runs the tests, stops MinIO and exits. pkg names the package
-// in start-up errors.
-func MainWithMinIO(m *testing.M, pkg string, withS3seal bool, started func(*MinIO)) {
+// MainWithStore is the TestMain of a package whose tests share one store:
+// it starts the store StoreEnv names (MinIO unless told otherwise) unless
+// the run only lists tests, hands it to started, builds s3seal first if
+// withS3seal (so that the first test's timings are its own), runs the
+// tests, stops the store and exits. pkg names the package in start-up
+// errors.
+func MainWithStore(m *testing.M, pkg string, withS3seal bool, started func(*Upstream)) {
 	flag.Parse()
 	if f := flag.Lookup("test.list"); f != nil && f.Value.String() != "" {
-		os.Exit(m.Run()) // listing only: no MinIO needed
+		os.Exit(m.Run()) // listing only: no store needed
 	}
-	store, err := LaunchMinIO(MinIOOptions{})
+	store, stop, err := LaunchStore()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: start MinIO: %v\n", pkg, err)
+		fmt.Fprintf(os.Stderr, "%s: start the store: %v\n", pkg, err)
 		os.Exit(1)
 	}
 	started(store)
 	if withS3seal {
 		if _, err := S3sealBinary(); err != nil {
-			store.Stop()
+			stop()
 			fmt.Fprintf(os.Stderr, "%s: build s3seal: %v\n", pkg, err)
 			os.Exit(1)
 		}
 	}
 	code := m.Run()
-	store.Stop()
+	stop()
 	os.Exit(code)
 }
 

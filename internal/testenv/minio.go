@@ -2,14 +2,12 @@ package testenv
 
 import (
 	"crypto/rand"
-	"debug/buildinfo"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,10 +47,9 @@ func NewMinIOKMSSecretKey(name string) string {
 
 // MinIO is a running MinIO server.
 type MinIO struct {
-	// Endpoint is the S3 endpoint, http://127.0.0.1:PORT.
-	Endpoint string
-	// AccessKey and SecretKey are the root credentials, random per start.
-	AccessKey, SecretKey string
+	// Upstream holds the S3 endpoint (http://127.0.0.1:PORT) and the root
+	// credentials, random per start.
+	Upstream
 	// DataDir holds the server's data.
 	DataDir string
 
@@ -125,11 +122,10 @@ func launchMinIOOnce(bin string, opts MinIOOptions, dataDir string, timeout time
 		return nil, err
 	}
 	m := &MinIO{
-		Endpoint:  "http://127.0.0.1:" + strconv.Itoa(port),
-		AccessKey: "tk" + RandomKey(9),
-		SecretKey: RandomKey(20),
-		DataDir:   dataDir,
-		log:       &logBuffer{limit: logLimit},
+		Upstream: Upstream{Name: "minio", Endpoint: "http://127.0.0.1:" + strconv.Itoa(port),
+			AccessKey: "tk" + RandomKey(9), SecretKey: RandomKey(20)},
+		DataDir: dataDir,
+		log:     &logBuffer{limit: logLimit},
 	}
 	args := append([]string{"server",
 		"--address", "127.0.0.1:" + strconv.Itoa(port),
@@ -188,99 +184,13 @@ func (m *MinIO) Log() string { return m.log.String() }
 // PID returns the server's process id.
 func (m *MinIO) PID() int { return m.proc.cmd.Process.Pid }
 
-var (
-	minioBinOnce sync.Once
-	minioBin     string
-	minioBinErr  error
-)
+// minioTool is the pinned MinIO build.
+var minioTool = &pinnedTool{bin: "minio", module: MinIOModule, pkg: MinIOModule, version: MinIOVersion}
 
 // MinIOBinary returns the path of a minio binary built from MinIOModule at
-// MinIOVersion. It looks in $GOBIN, $(go env GOPATH)/bin and $PATH; if none
-// holds the pinned build, it runs `go install MinIOModule@MinIOVersion`
-// (about 5 minutes on 2 cores) under a file lock, so that parallel test
-// processes build it once. The result is cached for the process.
-func MinIOBinary() (string, error) {
-	minioBinOnce.Do(func() {
-		minioBin, minioBinErr = findOrBuildMinIO()
-	})
-	return minioBin, minioBinErr
-}
-
-func findOrBuildMinIO() (string, error) {
-	if p, err := findPinnedMinIO(); err == nil {
-		return p, nil
-	}
-	var path string
-	err := withFileLock("minio-build.lock", func() error {
-		// Another process may have built it while we waited.
-		if p, err := findPinnedMinIO(); err == nil {
-			path = p
-			return nil
-		}
-		cmd := exec.Command("go", "install", MinIOModule+"@"+MinIOVersion)
-		cmd.Dir = os.TempDir() // outside any module: install exactly the pinned version
-		cmd.Env = append(os.Environ(), "GOFLAGS=", "CGO_ENABLED=0")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("testenv: go install %s@%s: %v\n%s", MinIOModule, MinIOVersion, err, out)
-		}
-		p, err := findPinnedMinIO()
-		if err != nil {
-			return fmt.Errorf("testenv: after go install: %w", err)
-		}
-		path = p
-		return nil
-	})
-	return path, err
-}
-
-// findPinnedMinIO returns the first minio binary among the candidates whose
-// embedded build info names the pinned module version.
-func findPinnedMinIO() (string, error) {
-	var tried []string
-	for _, p := range minioCandidates() {
-		v, err := binaryModuleVersion(p)
-		if err != nil {
-			tried = append(tried, fmt.Sprintf("%s: %v", p, err))
-			continue
-		}
-		if v != MinIOVersion {
-			tried = append(tried, fmt.Sprintf("%s: version %s", p, v))
-			continue
-		}
-		return p, nil
-	}
-	return "", fmt.Errorf("no minio binary at %s (%s)", MinIOVersion, strings.Join(tried, "; "))
-}
-
-func minioCandidates() []string {
-	var c []string
-	if gobin := goEnv("GOBIN"); gobin != "" {
-		c = append(c, filepath.Join(gobin, "minio"))
-	}
-	if gopath := goEnv("GOPATH"); gopath != "" {
-		for _, dir := range filepath.SplitList(gopath) {
-			c = append(c, filepath.Join(dir, "bin", "minio"))
-		}
-	}
-	if p, err := exec.LookPath("minio"); err == nil {
-		c = append(c, p)
-	}
-	return c
-}
-
-// binaryModuleVersion reads the main module version embedded in a Go
-// binary (what `go version -m` shows) and checks the module path.
-func binaryModuleVersion(path string) (string, error) {
-	info, err := buildinfo.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	if info.Main.Path != MinIOModule {
-		return "", fmt.Errorf("main module is %q", info.Main.Path)
-	}
-	return info.Main.Version, nil
-}
+// MinIOVersion, building it the first time (about 5 minutes on 2 cores);
+// see pinnedTool.
+func MinIOBinary() (string, error) { return minioTool.binary() }
 
 func goEnv(name string) string {
 	out, err := exec.Command("go", "env", name).Output()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"debug/buildinfo"
 	"errors"
 	"io"
 	"net/http"
@@ -69,20 +70,38 @@ func TestMinIOBinaryIsPinned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := binaryModuleVersion(bin)
+	info, err := buildinfo.ReadFile(bin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v != MinIOVersion {
-		t.Fatalf("%s is %s, want %s", bin, v, MinIOVersion)
+	if info.Main.Path != MinIOModule || info.Main.Version != MinIOVersion {
+		t.Fatalf("%s is %s@%s, want %s@%s", bin, info.Main.Path, info.Main.Version, MinIOModule, MinIOVersion)
 	}
-	// A binary of another module is rejected.
-	self, err := os.Executable()
+	// A binary of another module, or of another version, is rejected.
+	other := &pinnedTool{bin: "minio", module: "example.com/not-minio", pkg: "example.com/not-minio", version: MinIOVersion}
+	if p, err := other.find(); err == nil {
+		t.Fatalf("%s was accepted as example.com/not-minio", p)
+	}
+	older := &pinnedTool{bin: "minio", module: MinIOModule, pkg: MinIOModule, version: "v0.0.0-20200101000000-000000000000"}
+	if p, err := older.find(); err == nil {
+		t.Fatalf("%s was accepted as an older minio", p)
+	}
+}
+
+// TestVersityGW: the second real store starts from its pinned build and
+// serves S3 with the credentials it was given, and only those.
+func TestVersityGW(t *testing.T) {
+	v, err := LaunchVersityGW()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := binaryModuleVersion(self); err == nil {
-		t.Fatal("the test binary was accepted as minio")
+	defer v.Stop()
+	ctx := context.Background()
+	if _, err := v.S3Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("bkt")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewS3Client(v.Endpoint, v.AccessKey, "wrong-secret").ListBuckets(ctx, nil); err == nil {
+		t.Fatal("versitygw accepted a wrong secret")
 	}
 }
 
