@@ -51,10 +51,15 @@ func (s *Server) completeMultipart(r *request) error {
 	if err := xml.Unmarshal(body, &asked); err != nil || len(asked.Parts) == 0 {
 		return s3err(http.StatusBadRequest, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema")
 	}
-	body = etagElement.ReplaceAllFunc(body, func(m []byte) []byte {
-		inner := m[len("<ETag>") : len(m)-len("</ETag>")]
-		return []byte("<ETag>" + escapeQuotes(storeETag(unescapeQuotes(string(inner)))) + "</ETag>")
-	})
+	// The store gets the part list alone, its ETags mapped back to the
+	// store's: the client's part checksums are of the plaintext, and a
+	// strict store (AWS, versitygw) refuses parts whose checksums it does
+	// not have (InvalidPart).
+	forward := completeUpload{Parts: make([]completePart, len(asked.Parts))}
+	for i, p := range asked.Parts {
+		forward.Parts[i] = completePart{PartNumber: p.PartNumber, ETag: storeETag(strings.TrimSpace(p.ETag))}
+	}
+	body, _ = xml.Marshal(forward)
 	out := newOut(http.MethodPost, r.t.RawPath, forwardQuery(r.t.RawQuery))
 	copyRequestHeaders(out.Header, r.header)
 	out.Body, out.BodyLen = bytes.NewReader(body), int64(len(body))

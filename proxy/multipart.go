@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -191,7 +190,6 @@ func (s *Server) putPart(r *request, pn int, src io.Reader, plainLen int64) erro
 	return nil
 }
 
-var etagElement = regexp.MustCompile(`<ETag>[^<]*</ETag>`)
 
 // uploadPartCopy decrypts the source range through the proxy and encrypts
 // it as the new part: the ciphertext of another object cannot be reused,
