@@ -190,7 +190,6 @@ func (s *Server) putPart(r *request, pn int, src io.Reader, plainLen int64) erro
 	return nil
 }
 
-
 // uploadPartCopy decrypts the source range through the proxy and encrypts
 // it as the new part: the ciphertext of another object cannot be reused,
 // since every part is sealed to its own object.
