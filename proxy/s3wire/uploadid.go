@@ -1,0 +1,76 @@
+package s3wire
+
+import (
+	"encoding/base64"
+	"net/http"
+	"strings"
+
+	"github.com/s3seal/s3seal/envelope"
+)
+
+// Upload ids. S3 takes no SSE headers on UploadPart and has no call that
+// returns an upload's metadata, and the proxy keeps no state between
+// requests, so what every part must be sealed with travels in the upload id
+// the client is given (FORMAT.md, version 2):
+//
+//	s3seal2~<base64url(upload identity)>~<base64url(KMS key id) or empty>~<the store's upload id>
+//
+// The upload identity binds every part to this upload; the KMS key is the
+// one the client chose at CreateMultipartUpload (empty: the bucket's). The
+// id needs no integrity protection: a client that alters its identity only
+// makes its own upload fail at CompleteMultipartUpload, when the parts are
+// checked against the identity sealed in the object header; a key named in
+// it is checked against the identity's allowed keys like any SSE header.
+//
+// Ids without the prefix (the store's own, as ListMultipartUploads shows
+// them, or "s3seal1~" ids of s3seal before format version 2) can be listed,
+// aborted and listed for parts, but not uploaded to or completed: their
+// parts could not be bound to the upload.
+
+const uploadIDPrefix = "s3seal2~"
+
+// UploadRef is what a client upload id says.
+type UploadRef struct {
+	StoreID string
+	Upload  []byte // nil: not an s3seal2 id
+	KeyID   string
+	Client  string // the id as the client sent it
+}
+
+// Mapped reports whether the store knows the upload by another id than
+// the client.
+func (u UploadRef) Mapped() bool { return u.StoreID != u.Client }
+
+// ClientUploadID is the upload id the client sees.
+func ClientUploadID(storeID string, upload []byte, keyID string) string {
+	enc := base64.RawURLEncoding
+	return uploadIDPrefix + enc.EncodeToString(upload) + "~" + enc.EncodeToString([]byte(keyID)) + "~" + storeID
+}
+
+// ParseUploadID splits a client upload id. A foreign id is kept whole as
+// the store's id.
+func ParseUploadID(client string) UploadRef {
+	ref := UploadRef{StoreID: client, Client: client}
+	rest, ok := strings.CutPrefix(client, uploadIDPrefix)
+	if !ok {
+		return ref
+	}
+	fields := strings.SplitN(rest, "~", 3)
+	if len(fields) != 3 {
+		return ref
+	}
+	enc := base64.RawURLEncoding
+	upload, err1 := enc.DecodeString(fields[0])
+	key, err2 := enc.DecodeString(fields[1])
+	if err1 != nil || err2 != nil || len(upload) != envelope.UploadIDSize {
+		return ref
+	}
+	return UploadRef{StoreID: fields[2], Upload: upload, KeyID: string(key), Client: client}
+}
+
+// ErrForeignUpload answers an UploadPart or CompleteMultipartUpload whose
+// upload id s3seal did not hand out: S3's answer for an unknown upload, so
+// clients start a new one.
+var ErrForeignUpload = NewError(http.StatusNotFound, "NoSuchUpload",
+	"The specified upload does not exist. s3seal upload ids carry the upload's binding (s3seal2~...); "+
+		"ids from ListMultipartUploads or from s3seal before format version 2 cannot be uploaded to: start a new upload.")
