@@ -1,15 +1,19 @@
 package proxy
 
 import (
-	"strings"
-
 	"bytes"
 	"errors"
-	"github.com/s3seal/s3seal/sigv4"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
+
+	"github.com/s3seal/s3seal/proxy/s3wire"
+	"github.com/s3seal/s3seal/proxy/upstream"
+	"github.com/s3seal/s3seal/sigv4"
+	"github.com/valyala/fasthttp"
 )
 
 // plainLength is the length of the payload the client sends: the decoded
@@ -18,13 +22,13 @@ func plainLength(r *request) (int64, error) {
 	if v := r.header.Get("X-Amz-Decoded-Content-Length"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			return 0, errInvalidArgument("Invalid x-amz-decoded-content-length")
+			return 0, s3wire.InvalidArgument("Invalid x-amz-decoded-content-length")
 		}
 		return n, nil
 	}
 	n := r.ctx.Request.Header.ContentLength()
 	if n < 0 {
-		return 0, errMissingContentLength
+		return 0, s3wire.ErrMissingContentLength
 	}
 	return int64(n), nil
 }
@@ -40,9 +44,62 @@ func clientBody(r *request, plainLen int64) (io.Reader, error) {
 	}
 	body, err := r.auth.Body(src, plainLen)
 	if err != nil {
-		return nil, fromAuthError(err)
+		return nil, s3wire.FromAuthError(err)
 	}
 	return body, nil
+}
+
+// readSmallBody reads a body that is configuration, not object data, whole
+// (at most s3wire.MaxSmallBody), checking its payload hash and
+// Content-MD5. A request without one gives nil.
+func (s *Server) readSmallBody(r *request) ([]byte, error) {
+	n := r.ctx.Request.Header.ContentLength()
+	decoded, err := plainLength(r)
+	if err != nil {
+		if n <= 0 {
+			return nil, nil
+		}
+		return nil, err
+	}
+	if decoded > s3wire.MaxSmallBody {
+		return nil, s3wire.ErrEntityTooLarge
+	}
+	if decoded <= 0 && n <= 0 {
+		return nil, nil
+	}
+	body, err := clientBody(r, decoded)
+	if err != nil {
+		return nil, err
+	}
+	buf, err := io.ReadAll(io.LimitReader(body, s3wire.MaxSmallBody+1))
+	if err != nil {
+		return nil, bodyError(err)
+	}
+	return buf, nil
+}
+
+// sendEncrypted sends out with body src encrypted by encrypt into exactly n
+// bytes. A failure of the client's body (a bad checksum, a short body, a
+// vanished client) cuts the upstream request short, so the store keeps
+// nothing, and is reported as the client's error; the errors are recorded
+// at the source, so a failing store is not blamed on the client. The
+// encrypting reader goes to the client unwrapped: fasthttp uses its
+// WriteTo, which seals segments in place and writes them straight out.
+func (s *Server) sendEncrypted(r *request, out *upstream.Request, src io.Reader, encrypt func(io.Reader) io.Reader, n int64) (*fasthttp.Response, error) {
+	rec := &errRecorder{r: src}
+	out.Body, out.BodyLen = encrypt(rec), n
+	resp, err := s.up.Do(out)
+	if bodyErr := rec.Err(); bodyErr != nil {
+		if resp != nil {
+			fasthttp.ReleaseResponse(resp)
+		}
+		r.ctx.SetConnectionClose()
+		return nil, bodyError(bodyErr)
+	}
+	if err != nil {
+		return nil, s3wire.Internal(fmt.Errorf("upstream %s: %w", r.op, err))
+	}
+	return resp, nil
 }
 
 // errRecorder remembers the first error its reader returned other than
@@ -75,17 +132,17 @@ func (e *errRecorder) Err() error {
 // bodyError turns a failure while reading the client's body into the S3
 // error to report.
 func bodyError(err error) error {
-	var e *Error
+	var e *s3wire.Error
 	if errors.As(err, &e) {
 		return e
 	}
-	if ae := fromAuthError(err); ae != err {
+	if ae := s3wire.FromAuthError(err); ae != err {
 		return ae
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return errIncompleteBody
+		return s3wire.ErrIncompleteBody
 	}
-	return &Error{Status: http.StatusBadRequest, Code: "IncompleteBody",
+	return &s3wire.Error{Status: http.StatusBadRequest, Code: "IncompleteBody",
 		Message: "The request body could not be read completely.", Cause: err}
 }
 

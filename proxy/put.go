@@ -1,0 +1,61 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+
+	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/proxy/s3wire"
+	"github.com/valyala/fasthttp"
+)
+
+// putObject encrypts the client's body on its way to the store.
+func (s *Server) putObject(r *request) error {
+	plainLen, err := plainLength(r)
+	if err != nil {
+		return err
+	}
+	if plainLen > s.cfg.MaxObjectSize {
+		return s3wire.ErrEntityTooLarge
+	}
+	user, err := s3wire.UserMetadata(r.header)
+	if err != nil {
+		return err
+	}
+	body, err := clientBody(r, plainLen)
+	if err != nil {
+		return err
+	}
+	// A Content-MD5 is verified over the body before it can complete, so
+	// it is the plaintext's once the upload succeeds.
+	meta := &envelope.Meta{Size: plainLen, User: user, MD5: r.auth.ContentMD5, Headers: s3wire.SealedContentHeaders(r.header)}
+	if alg := r.auth.ChecksumAlgorithm; alg != "" {
+		meta.Checksum = map[string]string{alg: r.auth.ChecksumValue}
+	}
+	obj, err := s.sealNew(r, envelope.LayoutSingle, meta)
+	if err != nil {
+		return err
+	}
+	defer obj.Close()
+
+	out := r.outbound(http.MethodPut)
+	s3wire.DropContentHeaders(out.Header)
+	out.Header.Set(s3wire.SealHeader, obj.HeaderValue())
+	encrypt := func(src io.Reader) io.Reader { return obj.EncryptReader(src, plainLen) }
+	resp, err := s.sendEncrypted(r, out, body, encrypt, envelope.CiphertextSize(plainLen))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode() != http.StatusOK {
+		s.sendUpstream(r, resp, false)
+		return nil
+	}
+	r.ctx.SetStatusCode(http.StatusOK)
+	relayHeaders(&r.ctx.Response.Header, &resp.Header, true)
+	r.ctx.Response.Header.Set("ETag", s3wire.ClientETag(string(resp.Header.Peek("ETag"))))
+	echoChecksums(r, body)
+	r.echoSSE()
+	resp.CloseBodyStream()
+	fasthttp.ReleaseResponse(resp)
+	return nil
+}
