@@ -3,17 +3,12 @@ package proxy
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/s3seal/s3seal/proxy/s3wire"
-	"github.com/s3seal/s3seal/proxy/upstream"
-	"github.com/s3seal/s3seal/sigv4"
-	"github.com/valyala/fasthttp"
 )
 
 // plainLength is the length of the payload the client sends: the decoded
@@ -78,30 +73,6 @@ func (s *Server) readSmallBody(r *request) ([]byte, error) {
 	return buf, nil
 }
 
-// sendEncrypted sends out with body src encrypted by encrypt into exactly n
-// bytes. A failure of the client's body (a bad checksum, a short body, a
-// vanished client) cuts the upstream request short, so the store keeps
-// nothing, and is reported as the client's error; the errors are recorded
-// at the source, so a failing store is not blamed on the client. The
-// encrypting reader goes to the client unwrapped: fasthttp uses its
-// WriteTo, which seals segments in place and writes them straight out.
-func (s *Server) sendEncrypted(r *request, out *upstream.Request, src io.Reader, encrypt func(io.Reader) io.Reader, n int64) (*fasthttp.Response, error) {
-	rec := &errRecorder{r: src}
-	out.Body, out.BodyLen = encrypt(rec), n
-	resp, err := s.up.Do(out)
-	if bodyErr := rec.Err(); bodyErr != nil {
-		if resp != nil {
-			fasthttp.ReleaseResponse(resp)
-		}
-		r.ctx.SetConnectionClose()
-		return nil, bodyError(bodyErr)
-	}
-	if err != nil {
-		return nil, s3wire.Internal(fmt.Errorf("upstream %s: %w", r.op, err))
-	}
-	return resp, nil
-}
-
 // errRecorder remembers the first error its reader returned other than
 // io.EOF: when an upstream request fails, it tells whether the client's
 // body was at fault.
@@ -144,19 +115,4 @@ func bodyError(err error) error {
 	}
 	return &s3wire.Error{Status: http.StatusBadRequest, Code: "IncompleteBody",
 		Message: "The request body could not be read completely.", Cause: err}
-}
-
-// echoChecksums repeats the client's verified checksum (header or trailer)
-// in the write response, as S3 does.
-func echoChecksums(r *request, body io.Reader) {
-	if alg := r.auth.ChecksumAlgorithm; alg != "" {
-		r.ctx.Response.Header.Set(alg, r.auth.ChecksumValue)
-	}
-	if tr, ok := body.(sigv4.TrailerReader); ok {
-		for name, vs := range tr.Trailer() {
-			if strings.HasPrefix(name, "X-Amz-Checksum-") && len(vs) > 0 {
-				r.ctx.Response.Header.Set(strings.ToLower(name), vs[0])
-			}
-		}
-	}
 }

@@ -79,7 +79,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if err != nil {
 		s.writeError(r, err)
 	}
-	s.metrics.observe(r, err, start)
+	s.metrics.observe(r.metricName(), ctx.Response.StatusCode(), err, start)
 	s.log.Debug("request", "id", r.id, "op", r.op.String(), "method", method, "uri", uri, "bucket", r.bucket(),
 		"status", ctx.Response.StatusCode(), "dur", time.Since(start))
 }

@@ -27,18 +27,6 @@ func (id *Identity) allows(bucket string) bool {
 	return slices.Contains(id.Buckets, "*") || slices.Contains(id.Buckets, bucket)
 }
 
-// allowsKey reports whether the identity may ask for key by name. A key
-// listed by id also allows its ARN, and an alias its alias ARN.
-func (id *Identity) allowsKey(key string) bool {
-	if slices.Contains(id.KMSKeys, "*") || slices.Contains(id.KMSKeys, key) {
-		return true
-	}
-	if short := arnResource(key); short != "" {
-		return slices.Contains(id.KMSKeys, short)
-	}
-	return false
-}
-
 // Identities resolves client credentials and anonymous access. The proxy
 // asks on every request, so an implementation may change its answers at
 // any time (a reloaded file).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/s3seal/s3seal/envelope"
@@ -103,6 +104,18 @@ func (s *Server) keyAllowed(r *request, key string) bool {
 		return false
 	}
 	return id.allowsKey(key)
+}
+
+// allowsKey reports whether the identity may ask for key by name. A key
+// listed by id also allows its ARN, and an alias its alias ARN.
+func (id *Identity) allowsKey(key string) bool {
+	if slices.Contains(id.KMSKeys, "*") || slices.Contains(id.KMSKeys, key) {
+		return true
+	}
+	if short := arnResource(key); short != "" {
+		return slices.Contains(id.KMSKeys, short)
+	}
+	return false
 }
 
 // sameKey reports whether a and b name the same key: equal, or one the
@@ -212,22 +225,24 @@ func (s *Server) openSealed(r *request, headerValue, bucket, key string) (*envel
 	return obj, m, nil
 }
 
-// sse is what protects an object, as a response tells it.
-type sse struct {
-	alg   string // x-amz-server-side-encryption: aws:kms, or AES256 echoed
-	keyID string // the KMS key, as the KMS names it
-}
-
-// echoSSE adds the SSE headers S3 sends for an SSE-KMS object to a
-// successful response; the handler that sealed or opened the object calls
-// it once its status is set.
-func (r *request) echoSSE() {
-	ctx := r.ctx
-	if st := ctx.Response.StatusCode(); st < 200 || st > 299 || r.sse.keyID == "" {
-		return
-	}
-	ctx.Response.Header.Set(s3wire.HeaderSSE, r.sse.alg)
-	if r.sse.alg == s3wire.SSEKMS {
-		ctx.Response.Header.Set(s3wire.HeaderSSEKeyID, r.sse.keyID)
+// partOpener opens the parts of an object for envelope.MultipartReader:
+// it unwraps each part's data key (the KMS cache makes that one call per
+// data key, not per part) and opens the part for the path and upload the
+// parts are bound to.
+func (s *Server) partOpener(r *request, bucket, key string, meta *envelope.Meta) envelope.PartOpener {
+	pb, pk := meta.PartsPath(bucket, key)
+	ctx := kmsContext(r, pb, pk)
+	return func(ph *envelope.PartHeader) (*envelope.Part, error) {
+		ki := ph.KeyInfo()
+		dek, err := s.kms.Decrypt(ctx, ki.KeyID, ki.Wrapped, kms.BucketContext(pb))
+		if err != nil {
+			return nil, s3wire.FromKMSError(err)
+		}
+		defer kms.Zero(dek)
+		part, err := envelope.OpenPart(ph, dek, pb, pk, meta.Upload)
+		if err != nil {
+			return nil, s3wire.Damaged(fmt.Errorf("open part %d of %s/%s: %w", ph.PartNumber(), pb, pk, err))
+		}
+		return part, nil
 	}
 }

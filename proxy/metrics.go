@@ -115,13 +115,9 @@ func registerKMSMetrics(reg *prometheus.Registry, client kms.Client) {
 	}
 }
 
-// observe counts one answered request.
-func (m *metrics) observe(r *request, err error, start time.Time) {
-	name := r.op.String()
-	if r.t == nil {
-		name = "Invalid"
-	}
-	m.requests.WithLabelValues(name, strconv.Itoa(r.ctx.Response.StatusCode())).Inc()
+// observe counts one answered request of operation name.
+func (m *metrics) observe(name string, status int, err error, start time.Time) {
+	m.requests.WithLabelValues(name, strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(name).Observe(time.Since(start).Seconds())
 	if err != nil {
 		m.errors.WithLabelValues(name, s3wire.AsError(err).Code).Inc()

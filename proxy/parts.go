@@ -8,14 +8,13 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/s3seal/s3seal/envelope"
-	"github.com/s3seal/s3seal/kms"
 	"github.com/s3seal/s3seal/proxy/s3wire"
 	"github.com/s3seal/s3seal/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
 
 // Reading a multipart object: its part map, verified against the sealed
-// manifest before any plaintext is read, and its parts' keys.
+// manifest before any plaintext is read (keys.go opens the parts).
 
 // partMaps remembers verified part maps, by object version and header.
 type partMaps struct {
@@ -82,26 +81,4 @@ func (s *Server) readPartHeader(rq *readReq, storeTag string, off int64) (*envel
 		return nil, s3wire.Damaged(err)
 	}
 	return ph, nil
-}
-
-// partOpener opens the parts of an object for envelope.MultipartReader:
-// it unwraps each part's data key (the KMS cache makes that one call per
-// data key, not per part) and opens the part for the path and upload the
-// parts are bound to.
-func (s *Server) partOpener(r *request, bucket, key string, meta *envelope.Meta) envelope.PartOpener {
-	pb, pk := meta.PartsPath(bucket, key)
-	ctx := kmsContext(r, pb, pk)
-	return func(ph *envelope.PartHeader) (*envelope.Part, error) {
-		ki := ph.KeyInfo()
-		dek, err := s.kms.Decrypt(ctx, ki.KeyID, ki.Wrapped, kms.BucketContext(pb))
-		if err != nil {
-			return nil, s3wire.FromKMSError(err)
-		}
-		defer kms.Zero(dek)
-		part, err := envelope.OpenPart(ph, dek, pb, pk, meta.Upload)
-		if err != nil {
-			return nil, s3wire.Damaged(fmt.Errorf("open part %d of %s/%s: %w", ph.PartNumber(), pb, pk, err))
-		}
-		return part, nil
-	}
 }

@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 
 	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/proxy/s3wire"
+	"github.com/s3seal/s3seal/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
 
@@ -22,15 +24,15 @@ func (s *Server) putObject(r *request) error {
 	if err != nil {
 		return err
 	}
-	body, err := clientBody(r, plainLen)
-	if err != nil {
-		return err
-	}
 	// A Content-MD5 is verified over the body before it can complete, so
 	// it is the plaintext's once the upload succeeds.
 	meta := &envelope.Meta{Size: plainLen, User: user, MD5: r.auth.ContentMD5, Headers: s3wire.SealedContentHeaders(r.header)}
 	if alg := r.auth.ChecksumAlgorithm; alg != "" {
 		meta.Checksum = map[string]string{alg: r.auth.ChecksumValue}
+	}
+	body, err := clientBody(r, plainLen)
+	if err != nil {
+		return err
 	}
 	obj, err := s.sealNew(r, envelope.LayoutSingle, meta)
 	if err != nil {
@@ -58,4 +60,28 @@ func (s *Server) putObject(r *request) error {
 	resp.CloseBodyStream()
 	fasthttp.ReleaseResponse(resp)
 	return nil
+}
+
+// sendEncrypted sends out with body src encrypted by encrypt into exactly n
+// bytes. A failure of the client's body (a bad checksum, a short body, a
+// vanished client) cuts the upstream request short, so the store keeps
+// nothing, and is reported as the client's error; the errors are recorded
+// at the source, so a failing store is not blamed on the client. The
+// encrypting reader goes to the client unwrapped: fasthttp uses its
+// WriteTo, which seals segments in place and writes them straight out.
+func (s *Server) sendEncrypted(r *request, out *upstream.Request, src io.Reader, encrypt func(io.Reader) io.Reader, n int64) (*fasthttp.Response, error) {
+	rec := &errRecorder{r: src}
+	out.Body, out.BodyLen = encrypt(rec), n
+	resp, err := s.up.Do(out)
+	if bodyErr := rec.Err(); bodyErr != nil {
+		if resp != nil {
+			fasthttp.ReleaseResponse(resp)
+		}
+		r.ctx.SetConnectionClose()
+		return nil, bodyError(bodyErr)
+	}
+	if err != nil {
+		return nil, s3wire.Internal(fmt.Errorf("upstream %s: %w", r.op, err))
+	}
+	return resp, nil
 }

@@ -59,7 +59,7 @@ func (s *Server) getObject(r *request) error {
 	head := r.op == s3wire.HeadObject
 	rq := &readReq{
 		bucket: r.t.Bucket, key: r.t.Key, rawPath: r.t.RawPath,
-		query: r.query(), cond: s3wire.Conditions(r.header), head: head,
+		query: r.storeQuery, cond: s3wire.Conditions(r.header), head: head,
 	}
 	if pn := r.t.Query.Get("partNumber"); pn != "" {
 		n, err := s3wire.ParsePartNumber(pn)

@@ -6,12 +6,19 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 
 	"github.com/s3seal/s3seal/proxy/s3wire"
 	"github.com/s3seal/s3seal/proxy/upstream"
+	"github.com/s3seal/s3seal/sigv4"
 	"github.com/valyala/fasthttp"
 )
+
+// What the client gets back: the store's answer relayed, or a document of
+// the proxy's own, and the headers that say what the proxy verified and
+// what protects the object.
 
 // relay serves an operation whose request and answer need no rewriting: it
 // forwards the request, with its body only if the operation's Spec says
@@ -89,4 +96,39 @@ func writeXML(ctx *fasthttp.RequestCtx, status int, v any) {
 	ctx.SetStatusCode(status)
 	ctx.Response.Header.SetContentType("application/xml")
 	ctx.SetBody(append([]byte(xml.Header), body...))
+}
+
+// echoChecksums repeats the client's verified checksum (header or trailer)
+// in the write response, as S3 does.
+func echoChecksums(r *request, body io.Reader) {
+	if alg := r.auth.ChecksumAlgorithm; alg != "" {
+		r.ctx.Response.Header.Set(alg, r.auth.ChecksumValue)
+	}
+	if tr, ok := body.(sigv4.TrailerReader); ok {
+		for name, vs := range tr.Trailer() {
+			if strings.HasPrefix(name, "X-Amz-Checksum-") && len(vs) > 0 {
+				r.ctx.Response.Header.Set(strings.ToLower(name), vs[0])
+			}
+		}
+	}
+}
+
+// sse is what protects an object, as a response tells it.
+type sse struct {
+	alg   string // x-amz-server-side-encryption: aws:kms, or AES256 echoed
+	keyID string // the KMS key, as the KMS names it
+}
+
+// echoSSE adds the SSE headers S3 sends for an SSE-KMS object to a
+// successful response; the handler that sealed or opened the object calls
+// it once its status is set.
+func (r *request) echoSSE() {
+	ctx := r.ctx
+	if st := ctx.Response.StatusCode(); st < 200 || st > 299 || r.sse.keyID == "" {
+		return
+	}
+	ctx.Response.Header.Set(s3wire.HeaderSSE, r.sse.alg)
+	if r.sse.alg == s3wire.SSEKMS {
+		ctx.Response.Header.Set(s3wire.HeaderSSEKeyID, r.sse.keyID)
+	}
 }

@@ -35,6 +35,10 @@ type request struct {
 	op     s3wire.Op
 	spec   s3wire.Spec
 	upload s3wire.UploadRef // what the request's upload id carries
+	// storeQuery is the query as the store must see it: the client's
+	// without its presigned auth parameters and header stand-ins, with the
+	// store's upload id for the client's.
+	storeQuery string
 
 	// sse is what protects the object a successful response is about,
 	// as the handler that sealed or opened it tells the client (echoSSE).
@@ -54,6 +58,15 @@ func (r *request) bucket() string {
 	return r.t.Bucket
 }
 
+// metricName names the request's operation in metrics: "Invalid" for a
+// request whose target could not be parsed.
+func (r *request) metricName() string {
+	if r.t == nil {
+		return "Invalid"
+	}
+	return r.op.String()
+}
+
 // read classifies and authenticates the request, and reads what it says.
 func (s *Server) read(r *request, method, uri string) error {
 	t, err := s.parseRequestTarget(uri, r.ctx.Host())
@@ -70,6 +83,10 @@ func (s *Server) read(r *request, method, uri string) error {
 	// The client signed the upload id it sent; the store knows the upload
 	// by the id inside it (outbound maps it).
 	r.upload = s3wire.ParseUploadID(t.Query.Get("uploadId"))
+	r.storeQuery = s3wire.ForwardQuery(t.RawQuery)
+	if r.upload.Mapped() {
+		r.storeQuery = s3wire.SetParam(r.storeQuery, "uploadId", r.upload.StoreID)
+	}
 	if r.auth.Presigned {
 		r.header = s3wire.WithHeaderParams(r.header, t.Query)
 	}
@@ -178,20 +195,9 @@ func sameRegion(got, want string) bool {
 }
 
 // outbound starts the store's request for this one: the path as the client
-// sent it, its query as the store must see it (query) and its forwardable
-// headers.
+// sent it, the store's query and the forwardable headers.
 func (r *request) outbound(method string) *upstream.Request {
-	out := upstream.NewRequest(method, r.t.RawPath, r.query())
+	out := upstream.NewRequest(method, r.t.RawPath, r.storeQuery)
 	s3wire.CopyRequestHeaders(out.Header, r.header)
 	return out
-}
-
-// query is the client's query without its presigned auth parameters and
-// header stand-ins, with the store's upload id for the client's.
-func (r *request) query() string {
-	q := s3wire.ForwardQuery(r.t.RawQuery)
-	if r.upload.Mapped() {
-		q = s3wire.SetParam(q, "uploadId", r.upload.StoreID)
-	}
-	return q
 }
