@@ -114,7 +114,14 @@ func AttributesAsked(h http.Header) []string {
 // plaintext size.
 const AttributesFetched = "ETag,ObjectSize,ObjectParts,StorageClass"
 
-var checksumElement = regexp.MustCompile(`(?s)<Checksum(CRC32|CRC32C|CRC64NVME|SHA1|SHA256|Type)?>.*?</Checksum(CRC32|CRC32C|CRC64NVME|SHA1|SHA256|Type)?>`)
+// checksumElements match the object's <Checksum> element, then any
+// checksum left in a <Part>. The object's goes whole first: its children
+// are checksum elements too, and a pattern for both would end the
+// <Checksum> at its first child's closing tag.
+var checksumElements = []*regexp.Regexp{
+	regexp.MustCompile(`(?s)<Checksum>.*?</Checksum>`),
+	regexp.MustCompile(`(?s)<Checksum(CRC32|CRC32C|CRC64NVME|SHA1|SHA256|Type)>.*?</Checksum(CRC32|CRC32C|CRC64NVME|SHA1|SHA256|Type)>`),
+}
 
 // RewriteAttributes rewrites a GetObjectAttributes answer to AttributesFetched
 // into the plaintext object's answer to asked. Checksums are the store's, of
@@ -133,7 +140,9 @@ func RewriteAttributes(body []byte, asked []string) []byte {
 		body = splice(body, ei, ej, strings.Trim(ClientETag(storeTag), `"`))
 	}
 	body = RewriteElements(body, []string{"Part"}, partPlainSize)
-	body = checksumElement.ReplaceAll(body, nil)
+	for _, re := range checksumElements {
+		body = re.ReplaceAll(body, nil)
+	}
 	for _, name := range strings.Split(AttributesFetched, ",") {
 		if !slices.ContainsFunc(asked, func(a string) bool { return strings.EqualFold(a, name) }) {
 			body = regexp.MustCompile(`(?s)<`+name+`>.*?</`+name+`>`).ReplaceAll(body, nil)

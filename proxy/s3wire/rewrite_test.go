@@ -1,6 +1,7 @@
 package s3wire
 
 import (
+	"encoding/xml"
 	"strconv"
 	"strings"
 	"testing"
@@ -110,7 +111,7 @@ func TestStoreETagsInComplete(t *testing.T) {
 
 func TestRewriteAttributes(t *testing.T) {
 	stored := 2*envelope.PartOverhead + 6<<20
-	doc := `<GetObjectAttributesResponse><ETag>abcd-2</ETag>` +
+	doc := `<GetObjectAttributesResponse><ETag>abcd-2</ETag><Checksum><ChecksumCRC64NVME>x</ChecksumCRC64NVME><ChecksumType>FULL_OBJECT</ChecksumType></Checksum>` +
 		`<ObjectParts><TotalPartsCount>2</TotalPartsCount><Part><PartNumber>1</PartNumber><Size>` + itoa(5<<20+envelope.PartOverhead) + `</Size>` +
 		`<ChecksumCRC32>y</ChecksumCRC32></Part></ObjectParts><StorageClass>STANDARD</StorageClass><ObjectSize>` + itoa(stored) + `</ObjectSize></GetObjectAttributesResponse>`
 	got := string(RewriteAttributes([]byte(doc), []string{"ETag", "objectsize", "ObjectParts"}))
@@ -119,6 +120,9 @@ func TestRewriteAttributes(t *testing.T) {
 		`</Part></ObjectParts><ObjectSize>6291456</ObjectSize></GetObjectAttributesResponse>`
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if err := xml.Unmarshal([]byte(got), new(struct{})); err != nil {
+		t.Errorf("rewritten answer is not XML: %v", err)
 	}
 	single := `<R><ETag>"0123"</ETag><ObjectSize>` + itoa(envelope.CiphertextSize(100)) + `</ObjectSize></R>`
 	if got := string(RewriteAttributes([]byte(single), []string{"ETag", "ObjectSize"})); got != `<R><ETag>0123-0</ETag><ObjectSize>100</ObjectSize></R>` {
