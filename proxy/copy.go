@@ -99,19 +99,11 @@ func (s *Server) copyObject(r *request) error {
 	out.Header.Set("X-Amz-Copy-Source-If-Match", srcTag)
 	out.Header.Set("X-Amz-Metadata-Directive", "REPLACE")
 
-	cresp, err := s.up.Do(out)
-	if err != nil {
-		return s3wire.Internal(fmt.Errorf("upstream copy: %w", err))
-	}
-	if cresp.StatusCode() != http.StatusOK {
-		s.sendUpstream(r, cresp, false)
-		return nil
+	cresp, body, err := s.fetchDocument(r, out, s3wire.MaxSmallBody)
+	if cresp == nil {
+		return err
 	}
 	defer fasthttp.ReleaseResponse(cresp)
-	body, err := upstream.ReadBody(cresp, s3wire.MaxSmallBody)
-	if err != nil {
-		return s3wire.Internal(err)
-	}
 	var res s3wire.CopyObjectResult
 	if err := xml.Unmarshal(body, &res); err != nil {
 		// S3 can answer 200 with an error document in the body.

@@ -5,7 +5,6 @@ import (
 	"net/http"
 
 	"github.com/s3seal/s3seal/proxy/s3wire"
-	"github.com/s3seal/s3seal/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
 
@@ -26,7 +25,7 @@ func (s *Server) listParts(r *request) error {
 // serveDocument forwards the request and answers with the store's
 // document rewritten by rewrite.
 func (s *Server) serveDocument(r *request, rewrite func([]byte) []byte) error {
-	resp, body, err := s.fetchDocument(r, r.outbound(http.MethodGet))
+	resp, body, err := s.fetchDocument(r, r.outbound(http.MethodGet), s3wire.MaxListBody)
 	if resp == nil {
 		return err
 	}
@@ -48,7 +47,7 @@ func (s *Server) getObjectAttributes(r *request) error {
 	}
 	out := r.outbound(http.MethodGet)
 	out.Header.Set("X-Amz-Object-Attributes", s3wire.AttributesFetched)
-	resp, body, err := s.fetchDocument(r, out)
+	resp, body, err := s.fetchDocument(r, out, s3wire.MaxListBody)
 	if resp == nil {
 		return err
 	}
@@ -59,25 +58,4 @@ func (s *Server) getObjectAttributes(r *request) error {
 	r.ctx.Response.Header.SetContentType("application/xml")
 	r.ctx.SetBody(bytes.Clone(body))
 	return nil
-}
-
-// fetchDocument sends a request whose successful answer is an XML document
-// the proxy rewrites. It returns the response (which the caller releases)
-// and its body, bounded; a store error goes to the client as it is and nil
-// is returned.
-func (s *Server) fetchDocument(r *request, out *upstream.Request) (*fasthttp.Response, []byte, error) {
-	resp, err := s.up.Do(out)
-	if err != nil {
-		return nil, nil, s3wire.Internal(err)
-	}
-	if resp.StatusCode() != http.StatusOK {
-		s.sendUpstream(r, resp, false)
-		return nil, nil, nil
-	}
-	body, err := upstream.ReadBody(resp, s3wire.MaxListBody)
-	if err != nil {
-		fasthttp.ReleaseResponse(resp)
-		return nil, nil, s3wire.Internal(err)
-	}
-	return resp, body, nil
 }

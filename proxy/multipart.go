@@ -55,21 +55,13 @@ func (s *Server) createMultipart(r *request) error {
 	out := r.outbound(http.MethodPost)
 	s3wire.DropContentHeaders(out.Header)
 	out.Header.Set(s3wire.SealHeader, obj.HeaderValue())
-	resp, err := s.up.Do(out)
-	if err != nil {
-		return s3wire.Internal(err)
+	resp, body, err := s.fetchDocument(r, out, s3wire.MaxSmallBody)
+	if resp == nil {
+		return err
 	}
-	if resp.StatusCode() != http.StatusOK {
-		s.sendUpstream(r, resp, false)
-		return nil
-	}
+	defer fasthttp.ReleaseResponse(resp)
 	// The parts must be sealed to the upload identity, and under the key
 	// the client chose: both travel in the upload id.
-	defer fasthttp.ReleaseResponse(resp)
-	body, err := upstream.ReadBody(resp, s3wire.MaxSmallBody)
-	if err != nil {
-		return s3wire.Internal(err)
-	}
 	storeID, ok := s3wire.UploadIDText(body)
 	if !ok {
 		return s3wire.Internal(errors.New("CreateMultipartUpload answer without UploadId"))

@@ -80,6 +80,27 @@ func relayHeaders(dst *fasthttp.ResponseHeader, src *fasthttp.ResponseHeader, se
 	}
 }
 
+// fetchDocument sends a request whose successful answer is an XML document
+// the proxy rewrites (listings, copy results, upload ids). It returns the
+// response (which the caller releases) and its body, at most limit bytes;
+// a store error goes to the client as it is and nil is returned.
+func (s *Server) fetchDocument(r *request, out *upstream.Request, limit int64) (*fasthttp.Response, []byte, error) {
+	resp, err := s.up.Do(out)
+	if err != nil {
+		return nil, nil, s3wire.Internal(err)
+	}
+	if resp.StatusCode() != http.StatusOK {
+		s.sendUpstream(r, resp, false)
+		return nil, nil, nil
+	}
+	body, err := upstream.ReadBody(resp, limit)
+	if err != nil {
+		fasthttp.ReleaseResponse(resp)
+		return nil, nil, s3wire.Internal(err)
+	}
+	return resp, body, nil
+}
+
 // relayBody sends an already-read upstream body with the upstream status.
 func relayBody(r *request, resp *fasthttp.Response, body []byte) {
 	r.ctx.SetStatusCode(resp.StatusCode())
@@ -111,12 +132,6 @@ func echoChecksums(r *request, body io.Reader) {
 			}
 		}
 	}
-}
-
-// sse is what protects an object, as a response tells it.
-type sse struct {
-	alg   string // x-amz-server-side-encryption: aws:kms, or AES256 echoed
-	keyID string // the KMS key, as the KMS names it
 }
 
 // echoSSE adds the SSE headers S3 sends for an SSE-KMS object to a

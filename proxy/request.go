@@ -45,6 +45,12 @@ type request struct {
 	sse sse
 }
 
+// sse is what protects an object, as a response tells it.
+type sse struct {
+	alg   string // x-amz-server-side-encryption: aws:kms, or AES256 echoed
+	keyID string // the KMS key, as the KMS names it
+}
+
 func newRequest(ctx *fasthttp.RequestCtx) *request {
 	var b [8]byte
 	_, _ = rand.Read(b[:])

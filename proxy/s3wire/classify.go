@@ -191,7 +191,7 @@ var listParams = map[string]bool{
 
 func onlyListParams(q url.Values) bool {
 	for k := range q {
-		if !listParams[k] && !IsAuthParam(k) {
+		if !listParams[k] && !isAuthParam(k) {
 			return false
 		}
 	}
@@ -202,7 +202,7 @@ func onlyListParams(q url.Values) bool {
 // auth parameters, header stand-ins, or harmless ones.
 func onlyVersionParams(q url.Values) bool {
 	for k := range q {
-		if !IsAuthParam(k) && !IsHeaderParam(k) && k != "x-id" {
+		if !isAuthParam(k) && !isHeaderParam(k) && k != "x-id" {
 			return false
 		}
 	}

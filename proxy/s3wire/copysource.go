@@ -57,7 +57,7 @@ func CopySourceError(status int) *Error {
 // if-none-match, if-modified-since).
 func CheckCopyConditions(h http.Header, storeTag, lastModified string) error {
 	tag := ClientETag(storeTag)
-	if v := h.Get("X-Amz-Copy-Source-If-Match"); v != "" && !ETagMatches(v, tag) {
+	if v := h.Get("X-Amz-Copy-Source-If-Match"); v != "" && !etagMatches(v, tag) {
 		return ErrPreconditionFailed
 	}
 	lm, lmErr := http.ParseTime(lastModified)
@@ -66,7 +66,7 @@ func CheckCopyConditions(h http.Header, storeTag, lastModified string) error {
 			return ErrPreconditionFailed
 		}
 	}
-	if v := h.Get("X-Amz-Copy-Source-If-None-Match"); v != "" && ETagMatches(v, tag) {
+	if v := h.Get("X-Amz-Copy-Source-If-None-Match"); v != "" && etagMatches(v, tag) {
 		return ErrPreconditionFailed
 	}
 	if v := h.Get("X-Amz-Copy-Source-If-Modified-Since"); v != "" && h.Get("X-Amz-Copy-Source-If-None-Match") == "" {

@@ -51,9 +51,9 @@ func StoreETag(client string) string {
 	return client
 }
 
-// StoreETagList maps a condition header value: "*", one ETag or a comma
+// storeETagList maps a condition header value: "*", one ETag or a comma
 // separated list (weak ETags keep their W/ prefix).
-func StoreETagList(v string) string {
+func storeETagList(v string) string {
 	if strings.TrimSpace(v) == "*" {
 		return v
 	}
@@ -71,9 +71,9 @@ func StoreETagList(v string) string {
 	return strings.Join(parts, ", ")
 }
 
-// ETagMatches reports whether a condition ("*", or a list of ETags, weak
+// etagMatches reports whether a condition ("*", or a list of ETags, weak
 // or strong) names tag.
-func ETagMatches(cond, tag string) bool {
+func etagMatches(cond, tag string) bool {
 	tag = strings.Trim(tag, `"`)
 	for _, c := range strings.Split(cond, ",") {
 		c = strings.Trim(strings.TrimPrefix(strings.TrimSpace(c), "W/"), `"`)

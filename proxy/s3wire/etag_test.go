@@ -23,11 +23,11 @@ func TestETagMapping(t *testing.T) {
 			t.Errorf("StoreETag(%s) = %s, want %s", tt.client, got, tt.store)
 		}
 	}
-	if got := StoreETagList(`"aa-0", W/"bb-0" ,"cc-2"`); got != `"aa", W/"bb", "cc-2"` {
+	if got := storeETagList(`"aa-0", W/"bb-0" ,"cc-2"`); got != `"aa", W/"bb", "cc-2"` {
 		t.Errorf("storeETagList = %s", got)
 	}
-	if got := StoreETagList("*"); got != "*" {
-		t.Errorf("StoreETagList(*) = %s", got)
+	if got := storeETagList("*"); got != "*" {
+		t.Errorf("storeETagList(*) = %s", got)
 	}
 }
 
@@ -63,8 +63,8 @@ func TestETagMatches(t *testing.T) {
 		{`"a"`, `"a-0"`, false},
 		{`"b-0"`, `"a-0"`, false},
 	} {
-		if got := ETagMatches(tt.cond, tt.tag); got != tt.want {
-			t.Errorf("ETagMatches(%s, %s) = %v", tt.cond, tt.tag, got)
+		if got := etagMatches(tt.cond, tt.tag); got != tt.want {
+			t.Errorf("etagMatches(%s, %s) = %v", tt.cond, tt.tag, got)
 		}
 	}
 }

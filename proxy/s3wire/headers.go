@@ -9,7 +9,7 @@ import (
 // Header rules: which client headers go to the store, which store headers
 // come back, and which headers s3seal seals into the object instead.
 // Upstream requests are built from scratch: a client header is forwarded
-// only if Forwardable says so.
+// only if forwardable says so.
 
 // dropRequestHeaders are client headers never forwarded as they are: they
 // authenticate or describe the client's request, not the upstream one.
@@ -25,9 +25,9 @@ var dropRequestHeaders = map[string]bool{
 	"X-Amz-Copy-Source": true,
 }
 
-// Forwardable reports whether a client header (canonical key) may be
+// forwardable reports whether a client header (canonical key) may be
 // copied upstream.
-func Forwardable(k string) bool {
+func forwardable(k string) bool {
 	if dropRequestHeaders[k] {
 		return false
 	}
@@ -54,23 +54,23 @@ func CopyRequestHeaders(out http.Header, in http.Header) {
 	for k, vs := range in {
 		switch k {
 		case "If-Match", "If-None-Match":
-			out[k] = []string{StoreETagList(strings.Join(vs, ", "))}
+			out[k] = []string{storeETagList(strings.Join(vs, ", "))}
 			continue
 		case "Content-Encoding":
-			if enc := StripAWSChunked(strings.Join(vs, ",")); enc != "" {
+			if enc := stripAWSChunked(strings.Join(vs, ",")); enc != "" {
 				out[k] = []string{enc}
 			}
 			continue
 		}
-		if Forwardable(k) {
+		if forwardable(k) {
 			out[k] = append([]string(nil), vs...)
 		}
 	}
 }
 
-// StripAWSChunked removes the aws-chunked transport coding from a
+// stripAWSChunked removes the aws-chunked transport coding from a
 // Content-Encoding value.
-func StripAWSChunked(v string) string {
+func stripAWSChunked(v string) string {
 	var kept []string
 	for _, p := range strings.Split(v, ",") {
 		p = strings.TrimSpace(p)
@@ -92,7 +92,7 @@ func Conditions(h http.Header) http.Header {
 	for _, k := range conditionHeaders {
 		if v := h.Get(k); v != "" {
 			if strings.HasSuffix(k, "Match") {
-				v = StoreETagList(v)
+				v = storeETagList(v)
 			}
 			cond.Set(k, v)
 		}
@@ -191,7 +191,7 @@ func SealedContentHeaders(h http.Header) map[string]string {
 	for _, k := range ContentHeaders {
 		v := strings.Join(h.Values(k), ",")
 		if k == "Content-Encoding" {
-			v = StripAWSChunked(v)
+			v = stripAWSChunked(v)
 		}
 		if v == "" {
 			continue

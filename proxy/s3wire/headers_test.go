@@ -24,8 +24,8 @@ func TestForwardable(t *testing.T) {
 		"Content-Encoding": false, // CopyRequestHeaders strips aws-chunked first
 		"X-Custom":         false,
 	} {
-		if got := Forwardable(k); got != want {
-			t.Errorf("Forwardable(%s) = %v", k, got)
+		if got := forwardable(k); got != want {
+			t.Errorf("forwardable(%s) = %v", k, got)
 		}
 	}
 }

@@ -7,18 +7,18 @@ import (
 	"strings"
 )
 
-// IsHeaderParam reports query parameters that stand in for request headers
+// isHeaderParam reports query parameters that stand in for request headers
 // in a presigned URL (botocore's Signature V2 URLs carry Content-Type and
 // x-amz-meta-* this way); the verifier signs them, and the proxy treats
 // them as the headers they name.
-func IsHeaderParam(name string) bool {
+func isHeaderParam(name string) bool {
 	n := strings.ToLower(name)
-	return n == "content-type" || n == "content-md5" || strings.HasPrefix(n, "x-amz-") && !IsAuthParam(name)
+	return n == "content-type" || n == "content-md5" || strings.HasPrefix(n, "x-amz-") && !isAuthParam(name)
 }
 
-// IsAuthParam reports query parameters that carry the client's presigned
+// isAuthParam reports query parameters that carry the client's presigned
 // signature; they are never forwarded upstream.
-func IsAuthParam(name string) bool {
+func isAuthParam(name string) bool {
 	switch name {
 	case "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
 		"X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token",
@@ -34,7 +34,7 @@ func IsAuthParam(name string) bool {
 func WithHeaderParams(h http.Header, q url.Values) http.Header {
 	var out http.Header // a copy of h, once a stand-in is added
 	for k, vs := range q {
-		if !IsHeaderParam(k) || len(vs) == 0 {
+		if !isHeaderParam(k) || len(vs) == 0 {
 			continue
 		}
 		name := http.CanonicalHeaderKey(k)
@@ -63,7 +63,7 @@ func ForwardQuery(rawQuery string) string {
 	kept := parts[:0]
 	for _, p := range parts {
 		name, _, _ := strings.Cut(p, "=")
-		if n, err := url.QueryUnescape(name); err == nil && (IsAuthParam(n) || IsHeaderParam(n)) {
+		if n, err := url.QueryUnescape(name); err == nil && (isAuthParam(n) || isHeaderParam(n)) {
 			continue
 		}
 		kept = append(kept, p)

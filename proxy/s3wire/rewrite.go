@@ -17,7 +17,7 @@ import (
 // RewriteListing replaces <Size> and <ETag> inside every <Contents> and
 // <Version> element of a ListObjects (V1, V2) or ListObjectVersions page.
 func RewriteListing(doc []byte) []byte {
-	return RewriteElements(doc, []string{"Contents", "Version"}, rewriteEntry)
+	return rewriteElements(doc, []string{"Contents", "Version"}, rewriteEntry)
 }
 
 func rewriteEntry(e []byte) []byte {
@@ -76,7 +76,7 @@ func RewriteParts(doc []byte, upload UploadRef) []byte {
 	if upload.Mapped() {
 		doc = SetUploadID(doc, upload.Client)
 	}
-	return RewriteElements(doc, []string{"Part"}, func(e []byte) []byte {
+	return rewriteElements(doc, []string{"Part"}, func(e []byte) []byte {
 		if tag, i, j, ok := Element(e, "ETag"); ok {
 			e = splice(e, i, j, mapETagText(tag, ClientETag))
 		}
@@ -139,7 +139,7 @@ func RewriteAttributes(body []byte, asked []string) []byte {
 	if _, ei, ej, ok := Element(body, "ETag"); ok {
 		body = splice(body, ei, ej, strings.Trim(ClientETag(storeTag), `"`))
 	}
-	body = RewriteElements(body, []string{"Part"}, partPlainSize)
+	body = rewriteElements(body, []string{"Part"}, partPlainSize)
 	for _, re := range checksumElements {
 		body = re.ReplaceAll(body, nil)
 	}

@@ -12,10 +12,10 @@ import (
 // rather than re-marshalling them, so that everything it does not rewrite
 // (namespaces, order, encodings) stays exactly as the store wrote it.
 
-// RewriteElements applies fn to every top-level <name>…</name> element of
+// rewriteElements applies fn to every top-level <name>…</name> element of
 // doc for the given names. It is linear in the document: each name's next
 // opening tag is searched for once and remembered until it is consumed.
-func RewriteElements(doc []byte, names []string, fn func([]byte) []byte) []byte {
+func rewriteElements(doc []byte, names []string, fn func([]byte) []byte) []byte {
 	var out bytes.Buffer
 	out.Grow(len(doc))
 	next := make([]int, len(names)) // absolute position of each name's next tag, -1: none left
