@@ -64,6 +64,13 @@ type Config struct {
 	// auth. Off, such requests get InvalidRequest as in V4-only regions.
 	AllowSigV2 bool
 
+	// AllowDotSegments forwards object keys with "." or ".." path segments
+	// (dotsegments.go); only for a store known to keep keys literally.
+	AllowDotSegments bool
+	// UpstreamDial, if set, opens connections to the store instead of
+	// dialing UpstreamURL's host (the embedded store is in-process).
+	UpstreamDial func(addr string) (net.Conn, error)
+
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -123,6 +130,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	up.client.Dial = cfg.UpstreamDial
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, up: up, kms: cfg.KMS,
 		partMaps: newPartMaps(4096), metrics: newMetrics(cfg.KMS),
@@ -255,6 +263,9 @@ func (s *Server) serve(r *request, method, uri string) error {
 	r.header = clientHeader(&r.ctx.Request.Header)
 	r.op = classify(method, t, r.header.Get("X-Amz-Copy-Source") != "")
 	if err := s.authenticate(r, method); err != nil {
+		return err
+	}
+	if done, err := s.refuseDotSegments(r); done || err != nil {
 		return err
 	}
 	mapUploadID(r)
