@@ -70,14 +70,19 @@ func (c *ServeCmd) Run() error {
 	}
 
 	upURL, upAccess, upSecret := c.Upstream, c.UpstreamAccessKey, c.UpstreamSecretKey
+	var upDial func(string) (net.Conn, error)
 	if upURL == "" {
-		store, err := embedstore.Start(filepath.Join(c.DataDir, "store"), log)
+		dir := filepath.Join(c.DataDir, "store")
+		store, err := embedstore.Open(dir, embedstore.Options{Logger: log})
 		if err != nil {
 			return err
 		}
-		defer store.Close(context.Background())
-		upURL, upAccess, upSecret = store.URL, "embedded", "embedded"
-		log.Info("using the embedded store", "dir", filepath.Join(c.DataDir, "store"))
+		defer store.Close()
+		// In-process: the store has no port of its own.
+		inproc := store.Serve()
+		defer inproc.Close(context.Background())
+		upURL, upAccess, upSecret, upDial = embedstore.URL, "embedded", "embedded", inproc.Dial
+		log.Info("using the embedded store", "dir", dir)
 	}
 
 	backend, err := c.kmsBackend(ctx, log)
@@ -128,8 +133,8 @@ func (c *ServeCmd) Run() error {
 		Identities: identities, Domains: splitList(c.Domains),
 		KMS: client, DefaultKeyID: c.KMSKeyID, BucketKeys: bucketKeys,
 		Metrics: c.Metrics, AllowSigV2: c.AllowSigV2,
-		AllowDotSegments: c.AllowDotSegments,
-		Logger:           log,
+		AllowDotSegments: c.AllowDotSegments, UpstreamDial: upDial,
+		Logger: log,
 	})
 	if err != nil {
 		return err
