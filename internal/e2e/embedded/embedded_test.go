@@ -673,3 +673,35 @@ func TestUpgradeFromGofakes3(t *testing.T) {
 }
 
 var _ = json.Marshal
+
+// TestDecryptEmbedded: `s3seal decrypt` with no upstream reads the embedded
+// store of the data dir once serve has stopped, and says why it cannot
+// while serve runs.
+func TestDecryptEmbedded(t *testing.T) {
+	p := start(t, nil)
+	c := p.S3Client()
+	mkBucket(t, c, "dec")
+	mp := payload("mp", sum(mpSizes))
+	multipart(t, c, "dec", "mp", mp, mpSizes)
+	put(t, c, "dec", "single", payload("single", 70000))
+	bin := testenv.BuildS3seal(t)
+	decrypt := func(key string) ([]byte, string, error) {
+		out := filepath.Join(t.TempDir(), "out")
+		cmd := exec.Command(bin, "decrypt", "s3://dec/"+key, "-o", out)
+		cmd.Env = append(os.Environ(), "S3SEAL_DATA_DIR="+p.DataDir, "S3SEAL_UPSTREAM=")
+		msg, err := cmd.CombinedOutput()
+		b, _ := os.ReadFile(out)
+		return b, string(msg), err
+	}
+	if _, msg, err := decrypt("single"); err == nil || !strings.Contains(msg, "in use") {
+		t.Errorf("decrypt while serve runs: %v, %q; want it to say the store is in use", err, msg)
+	}
+	p.Stop()
+	for key, want := range map[string][]byte{"mp": mp, "single": payload("single", 70000)} {
+		got, msg, err := decrypt(key)
+		if err != nil {
+			t.Fatalf("decrypt %s: %v\n%s", key, err, msg)
+		}
+		testenv.AssertSame(t, "s3seal decrypt "+key, got, want)
+	}
+}
