@@ -265,15 +265,15 @@ func (s *Server) serve(r *request, method, uri string) error {
 	if err := s.authenticate(r, method); err != nil {
 		return err
 	}
-	if done, err := s.refuseDotSegments(r); done || err != nil {
-		return err
-	}
 	mapUploadID(r)
 	if r.auth.Presigned {
 		promoteHeaderParams(r)
 	}
 	if hasSSEC(r.header) {
 		return errNotImplemented("SSE-C (customer-provided keys) cannot be combined with s3seal's encryption")
+	}
+	if done, err := s.refuseDotSegments(r); done || err != nil {
+		return err
 	}
 	switch r.op {
 	case opListBuckets, opBucketRead, opObjectRead, opListMultipartUploads, opAbortMultipart:
