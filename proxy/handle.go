@@ -91,6 +91,9 @@ func (s *Server) serve(r *request, method, uri string) error {
 	if s3wire.HasSSEC(r.header) {
 		return s3wire.NotImplemented("SSE-C (customer-provided keys) cannot be combined with s3seal's encryption")
 	}
+	if done, err := s.refuseDotSegments(r); done || err != nil {
+		return err
+	}
 	h := handlers[r.op]
 	if h == nil || r.spec.Body == s3wire.BodyRefused {
 		return s3wire.NotImplemented(method + " " + r.t.RawPath + " is not supported through s3seal")

@@ -32,6 +32,12 @@ func (s *Server) relay(r *request) error {
 			return err
 		}
 	}
+	return s.relayWith(r, body)
+}
+
+// relayWith is relay with the request's configuration body already read
+// (nil: none).
+func (s *Server) relayWith(r *request, body []byte) error {
 	out := r.outbound(string(r.ctx.Method()))
 	if body != nil {
 		out.Body = bytes.NewReader(body)

@@ -61,6 +61,13 @@ type Config struct {
 	// auth. Off, such requests get InvalidRequest as in V4-only regions.
 	AllowSigV2 bool
 
+	// AllowDotSegments forwards object keys with "." or ".." path segments
+	// (dotsegments.go); only for a store known to keep keys literally.
+	AllowDotSegments bool
+	// UpstreamDial, if set, opens connections to the store instead of
+	// dialing UpstreamURL's host (the embedded store is in-process).
+	UpstreamDial func(addr string) (net.Conn, error)
+
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -104,7 +111,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("proxy: a default KMS key is required")
 	}
 	up, err := upstream.New(upstream.Config{URL: cfg.UpstreamURL, Region: cfg.UpstreamRegion,
-		AccessKey: cfg.UpstreamAccessKey, SecretKey: cfg.UpstreamSecretKey, Now: cfg.Now})
+		AccessKey: cfg.UpstreamAccessKey, SecretKey: cfg.UpstreamSecretKey, Now: cfg.Now, Dial: cfg.UpstreamDial})
 	if err != nil {
 		return nil, err
 	}

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/internal/embedstore"
 	"github.com/s3seal/s3seal/kms"
 	"github.com/s3seal/s3seal/kms/keyring"
 )
@@ -29,26 +31,30 @@ type DecryptCmd struct {
 	KeyringOptions  `embed:"" envprefix:"S3SEAL_"`
 }
 
-// Validate requires the store's URL, which the shared UpstreamOptions
-// cannot mark required (serve runs without it): with no endpoint the AWS
-// SDK would address AWS's own S3.
-func (c *DecryptCmd) Validate() error {
-	if c.Upstream == "" {
-		return fmt.Errorf("missing flag --upstream or S3SEAL_UPSTREAM: the store to read %s from", c.Object)
-	}
-	return nil
-}
-
 func (c *DecryptCmd) Run() error {
 	ctx := context.Background()
 	bucket, key, ok := strings.Cut(strings.TrimPrefix(c.Object, "s3://"), "/")
 	if !ok || bucket == "" || key == "" || !strings.HasPrefix(c.Object, "s3://") {
 		return fmt.Errorf("%q: want s3://bucket/key", c.Object)
 	}
-	store := s3.New(s3.Options{
+	opts := s3.Options{
 		Region: c.UpstreamRegion, BaseEndpoint: aws.String(c.Upstream), UsePathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider(c.UpstreamAccessKey, c.UpstreamSecretKey, ""),
-	})
+	}
+	if c.Upstream == "" {
+		// No upstream: the embedded store of the data dir, opened here
+		// (serve must not be running: the store has one owner).
+		es, err := embedstore.Open(filepath.Join(c.DataDir, "store"), embedstore.Options{})
+		if err != nil {
+			return fmt.Errorf("%w (with no --upstream, decrypt reads the embedded store itself: stop serve, or read through it)", err)
+		}
+		defer es.Close()
+		inproc := es.Serve()
+		defer inproc.Close(ctx)
+		opts.BaseEndpoint, opts.HTTPClient = aws.String(embedstore.URL), inproc.HTTPClient()
+		opts.Credentials = credentials.NewStaticCredentialsProvider("embedded", "embedded", "")
+	}
+	store := s3.New(opts)
 	head, err := store.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
 	if err != nil {
 		return err

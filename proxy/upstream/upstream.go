@@ -7,6 +7,7 @@ package upstream
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -22,6 +23,9 @@ type Config struct {
 	AccessKey string
 	SecretKey string
 	Now       func() time.Time
+	// Dial, if set, opens connections to the store instead of TCP (the
+	// embedded store is served in process, with no port).
+	Dial func(addr string) (net.Conn, error)
 }
 
 // Client is the real S3 store behind the proxy. It is safe for concurrent
@@ -56,6 +60,7 @@ func New(cfg Config) (*Client, error) {
 	return &Client{
 		client: &fasthttp.HostClient{
 			Addr:  addr,
+			Dial:  cfg.Dial,
 			IsTLS: u.Scheme == "https",
 			// Keys may contain "//", "%2F" or "..": never rewrite the path.
 			DisablePathNormalizing:   true,
