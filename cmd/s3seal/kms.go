@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,8 +22,10 @@ import (
 // KMSAPIOptions serve the embedded keyring over the AWS KMS API
 // (kms/kmsapi), to the identities the S3 listener knows.
 type KMSAPIOptions struct {
-	KMSListen string `env:"KMS_LISTEN" help:"Serve the embedded keyring over the AWS KMS API on this address (e.g. 127.0.0.1:8081), so that the aws CLI, the AWS SDKs and other s3seal proxies (--kms aws --kms-endpoint http://ADDR) use its keys, authenticated as the identities the S3 listener knows. serve: off unless set, and only with --kms local; kms serve: default 127.0.0.1:8081 (${env})."`
-	KMSAdmins string `env:"KMS_ADMINS" help:"Access keys of the KMS API's administrators, comma separated: the account root (arn:aws:iam::000000000000:root) in key policies, who may create and list keys and, under the default key policy, do everything. Default: the one identity of --access-key (or the generated one); with a credentials file, nobody unless listed (${env})."`
+	KMSListen  string `env:"KMS_LISTEN" help:"Serve the embedded keyring over the AWS KMS API on this address (e.g. 127.0.0.1:8081), so that the aws CLI, the AWS SDKs and other s3seal proxies (--kms aws --kms-endpoint http://ADDR) use its keys, authenticated as the identities the S3 listener knows. serve: off unless set, and only with --kms local; kms serve: default 127.0.0.1:8081 (${env})."`
+	KMSTLSCert string `name:"kms-tls-cert" env:"KMS_TLS_CERT" help:"PEM certificate (chain) for the KMS API listener: with --kms-tls-key it serves HTTPS. GenerateDataKey and Decrypt answers carry plaintext data keys, so anything but a loopback listener needs TLS, here or in front (${env})."`
+	KMSTLSKey  string `name:"kms-tls-key" env:"KMS_TLS_KEY" help:"PEM private key of --kms-tls-cert (${env})."`
+	KMSAdmins  string `env:"KMS_ADMINS" help:"Access keys of the KMS API's administrators, comma separated: the account root (arn:aws:iam::000000000000:root) in key policies, who may create and list keys and, under the default key policy, do everything. Default: the one identity of --access-key (or the generated one); with a credentials file, nobody unless listed (${env})."`
 }
 
 // kmsIdentities are the S3 listener's identities as the KMS API sees
@@ -58,6 +61,10 @@ func (o *KMSAPIOptions) startKeyring(ctx context.Context, kr *keyring.Keyring, i
 	if o.KMSListen == "" {
 		return stopRotation, nil
 	}
+	if (o.KMSTLSCert == "") != (o.KMSTLSKey == "") {
+		stopRotation()
+		return nil, errors.New("KMS API: give both --kms-tls-cert and --kms-tls-key, or neither")
+	}
 	admins := map[string]bool{}
 	for _, ak := range splitList(o.KMSAdmins) {
 		admins[ak] = true
@@ -80,18 +87,45 @@ func (o *KMSAPIOptions) startKeyring(ctx context.Context, kr *keyring.Keyring, i
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	tlsOn := o.KMSTLSCert != ""
+	if tlsOn {
+		// Load now, so that a bad certificate fails the start.
+		cert, err := tls.LoadX509KeyPair(o.KMSTLSCert, o.KMSTLSKey)
+		if err != nil {
+			ln.Close()
+			stopRotation()
+			return nil, fmt.Errorf("KMS API: %w", err)
+		}
+		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	} else if host, _, _ := net.SplitHostPort(o.KMSListen); !isLoopback(host) {
+		log.Warn("KMS API listens without TLS on a non-loopback address: data keys cross the network in clear (set --kms-tls-cert and --kms-tls-key, or terminate TLS in front)", "addr", o.KMSListen)
+	}
 	go func() {
-		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if tlsOn {
+			err = hs.ServeTLS(ln, "", "")
+		} else {
+			err = hs.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("KMS API listener failed", "err", err)
 		}
 	}()
-	log.Info("KMS API listening", "addr", ln.Addr().String(), "admins", len(admins))
+	log.Info("KMS API listening", "addr", ln.Addr().String(), "tls", tlsOn, "admins", len(admins))
 	return func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		hs.Shutdown(sctx)
 		stopRotation()
 	}, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // openAuditLog opens the audit log a command writes: a file (appended,
