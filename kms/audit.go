@@ -38,6 +38,11 @@ func CallerFrom(ctx context.Context) (Caller, bool) {
 // that the tools that read CloudTrail (jq filters, Athena tables, SIEM
 // parsers) read it too. It never holds key material, plaintext or wrapped
 // keys: only key ids, encryption contexts and outcomes.
+//
+// Two writers make them: the Audit wrapper (the calls this process makes
+// to its KMS, userIdentity type "s3seal", invokedBy "s3seal") and the KMS
+// API server (kmsapi: the calls clients make to it, type "IAMUser",
+// with the caller's ARN, access key and address).
 type AuditEvent struct {
 	EventVersion        string            `json:"eventVersion"`
 	EventTime           string            `json:"eventTime"`
@@ -45,12 +50,17 @@ type AuditEvent struct {
 	EventName           string            `json:"eventName"`
 	EventType           string            `json:"eventType"`
 	EventID             string            `json:"eventID"`
+	RequestID           string            `json:"requestID,omitempty"`
 	ReadOnly            bool              `json:"readOnly"`
 	UserIdentity        AuditIdentity     `json:"userIdentity"`
+	SourceIPAddress     string            `json:"sourceIPAddress,omitempty"`
+	UserAgent           string            `json:"userAgent,omitempty"`
 	RequestParameters   AuditParameters   `json:"requestParameters"`
+	ResponseElements    *AuditResponse    `json:"responseElements,omitempty"`
 	ErrorCode           string            `json:"errorCode,omitempty"`
 	ErrorMessage        string            `json:"errorMessage,omitempty"`
 	Resources           []AuditResource   `json:"resources,omitempty"`
+	RecipientAccountID  string            `json:"recipientAccountId,omitempty"`
 	AdditionalEventData map[string]string `json:"additionalEventData,omitempty"`
 	DurationMillis      float64           `json:"s3sealDurationMillis"`
 }
@@ -59,17 +69,54 @@ type AuditEvent struct {
 type AuditIdentity struct {
 	Type        string `json:"type"`
 	PrincipalID string `json:"principalId,omitempty"`
-	InvokedBy   string `json:"invokedBy"`
+	ARN         string `json:"arn,omitempty"`
+	AccountID   string `json:"accountId,omitempty"`
+	AccessKeyID string `json:"accessKeyId,omitempty"`
+	UserName    string `json:"userName,omitempty"`
+	InvokedBy   string `json:"invokedBy,omitempty"`
 }
 
-// AuditParameters is CloudTrail's requestParameters for the KMS calls
-// s3seal makes.
+// AuditParameters is CloudTrail's requestParameters for KMS calls. Only
+// what identifies and qualifies a call: never Plaintext, CiphertextBlob
+// or grant tokens.
 type AuditParameters struct {
-	KeyID                        string            `json:"keyId,omitempty"`
-	KeySpec                      string            `json:"keySpec,omitempty"`
-	EncryptionContext            map[string]string `json:"encryptionContext,omitempty"`
-	DestinationKeyID             string            `json:"destinationKeyId,omitempty"`
-	DestinationEncryptionContext map[string]string `json:"destinationEncryptionContext,omitempty"`
+	KeyID                          string            `json:"keyId,omitempty"`
+	KeySpec                        string            `json:"keySpec,omitempty"`
+	NumberOfBytes                  int               `json:"numberOfBytes,omitempty"`
+	EncryptionContext              map[string]string `json:"encryptionContext,omitempty"`
+	EncryptionAlgorithm            string            `json:"encryptionAlgorithm,omitempty"`
+	SourceKeyID                    string            `json:"sourceKeyId,omitempty"`
+	SourceEncryptionContext        map[string]string `json:"sourceEncryptionContext,omitempty"`
+	DestinationKeyID               string            `json:"destinationKeyId,omitempty"`
+	DestinationEncryptionContext   map[string]string `json:"destinationEncryptionContext,omitempty"`
+	Description                    string            `json:"description,omitempty"`
+	KeyUsage                       string            `json:"keyUsage,omitempty"`
+	Origin                         string            `json:"origin,omitempty"`
+	AliasName                      string            `json:"aliasName,omitempty"`
+	TargetKeyID                    string            `json:"targetKeyId,omitempty"`
+	PendingWindowInDays            int               `json:"pendingWindowInDays,omitempty"`
+	RotationPeriodInDays           int               `json:"rotationPeriodInDays,omitempty"`
+	PolicyName                     string            `json:"policyName,omitempty"`
+	Policy                         string            `json:"policy,omitempty"`
+	BypassPolicyLockoutSafetyCheck bool              `json:"bypassPolicyLockoutSafetyCheck,omitempty"`
+	GrantID                        string            `json:"grantId,omitempty"`
+	GrantName                      string            `json:"name,omitempty"`
+	GranteePrincipal               string            `json:"granteePrincipal,omitempty"`
+	RetiringPrincipal              string            `json:"retiringPrincipal,omitempty"`
+	Operations                     []string          `json:"operations,omitempty"`
+	Constraints                    any               `json:"constraints,omitempty"`
+	TagKeys                        []string          `json:"tagKeys,omitempty"`
+	Limit                          int               `json:"limit,omitempty"`
+	Marker                         string            `json:"marker,omitempty"`
+	DryRun                         bool              `json:"dryRun,omitempty"`
+}
+
+// AuditResponse is CloudTrail's responseElements, for the calls whose
+// outcome names something new (a key, a grant, a deletion date).
+type AuditResponse struct {
+	KeyID        string `json:"keyId,omitempty"`
+	GrantID      string `json:"grantId,omitempty"`
+	DeletionDate string `json:"deletionDate,omitempty"`
 }
 
 // AuditResource is one entry of CloudTrail's resources.
@@ -84,9 +131,60 @@ type AuditStats struct {
 	WriteErrors uint64 // events that could not be written
 }
 
-// Audit is a Client that writes one JSON line per call to w. A failed write
-// does not fail the call (the KMS operation has happened); it is counted in
-// Stats().WriteErrors so that the operator can alert on it.
+// AuditLog writes audit events, one JSON line each, to a writer. It is
+// safe for concurrent use; give the Audit wrapper and the KMS API server
+// one AuditLog when they share a file, so that their lines never
+// interleave. A failed write is counted in Stats().WriteErrors, never
+// returned: the call it records has happened.
+type AuditLog struct {
+	mu sync.Mutex
+	w  io.Writer
+
+	events, writeErrs atomic.Uint64
+}
+
+// NewAuditLog returns an AuditLog writing to w.
+func NewAuditLog(w io.Writer) *AuditLog { return &AuditLog{w: w} }
+
+// Stats returns the counters.
+func (l *AuditLog) Stats() AuditStats {
+	return AuditStats{Events: l.events.Load(), WriteErrors: l.writeErrs.Load()}
+}
+
+// Write writes ev as one line. It fills in what every event carries when
+// ev leaves it empty: eventVersion, eventSource, eventType and a random
+// eventID.
+func (l *AuditLog) Write(ev *AuditEvent) {
+	if ev.EventVersion == "" {
+		ev.EventVersion = "1.08"
+	}
+	if ev.EventSource == "" {
+		ev.EventSource = "kms.amazonaws.com"
+	}
+	if ev.EventType == "" {
+		ev.EventType = "AwsApiCall"
+	}
+	if ev.EventID == "" {
+		ev.EventID = newEventID()
+	}
+	line, err := json.Marshal(ev)
+	l.events.Add(1)
+	if err != nil {
+		l.writeErrs.Add(1)
+		return
+	}
+	line = append(line, '\n')
+	l.mu.Lock()
+	_, err = l.w.Write(line)
+	l.mu.Unlock()
+	if err != nil {
+		l.writeErrs.Add(1)
+	}
+}
+
+// Audit is a Client that writes one JSON line per call to an AuditLog. A
+// failed write does not fail the call (the KMS operation has happened); it
+// is counted in Stats().WriteErrors so that the operator can alert on it.
 //
 // Stack it directly above the backend so that it records the calls the KMS
 // really sees (cache hits are not KMS calls; each retry attempt is one).
@@ -94,11 +192,7 @@ type Audit struct {
 	inner  Client
 	caller func(context.Context) string
 	now    func() time.Time
-
-	mu sync.Mutex
-	w  io.Writer
-
-	events, writeErrs atomic.Uint64
+	log    *AuditLog
 }
 
 var _ Wrapper = (*Audit)(nil)
@@ -106,32 +200,31 @@ var _ Wrapper = (*Audit)(nil)
 // NewAudit wraps inner, writing events to w. caller names the principal a
 // call is made for; if nil, the Identity from WithCaller is used.
 func NewAudit(inner Client, w io.Writer, caller func(ctx context.Context) string) *Audit {
+	return NewAuditTo(inner, NewAuditLog(w), caller)
+}
+
+// NewAuditTo is NewAudit writing to a shared AuditLog.
+func NewAuditTo(inner Client, log *AuditLog, caller func(ctx context.Context) string) *Audit {
 	if caller == nil {
 		caller = func(ctx context.Context) string {
 			c, _ := CallerFrom(ctx)
 			return c.Identity
 		}
 	}
-	return &Audit{inner: inner, w: w, caller: caller, now: time.Now}
+	return &Audit{inner: inner, log: log, caller: caller, now: time.Now}
 }
 
 // Unwrap returns the wrapped Client.
 func (a *Audit) Unwrap() Client { return a.inner }
 
-// Stats returns the counters.
-func (a *Audit) Stats() AuditStats {
-	return AuditStats{Events: a.events.Load(), WriteErrors: a.writeErrs.Load()}
-}
+// Stats returns the counters of its AuditLog.
+func (a *Audit) Stats() AuditStats { return a.log.Stats() }
 
 func (a *Audit) record(ctx context.Context, start time.Time, name string, readOnly bool, p AuditParameters, resolved []string, err error) {
 	ev := AuditEvent{
-		EventVersion: "1.08",
-		EventTime:    start.UTC().Format(time.RFC3339),
-		EventSource:  "kms.amazonaws.com",
-		EventName:    name,
-		EventType:    "AwsApiCall",
-		EventID:      newEventID(),
-		ReadOnly:     readOnly,
+		EventTime: start.UTC().Format(time.RFC3339),
+		EventName: name,
+		ReadOnly:  readOnly,
 		UserIdentity: AuditIdentity{
 			Type:        "s3seal",
 			PrincipalID: a.caller(ctx),
@@ -155,19 +248,7 @@ func (a *Audit) record(ctx context.Context, start time.Time, name string, readOn
 			ev.Resources = append(ev.Resources, AuditResource{Type: "AWS::KMS::Key", ARN: id})
 		}
 	}
-	line, mErr := json.Marshal(ev)
-	a.events.Add(1)
-	if mErr != nil {
-		a.writeErrs.Add(1)
-		return
-	}
-	line = append(line, '\n')
-	a.mu.Lock()
-	_, wErr := a.w.Write(line)
-	a.mu.Unlock()
-	if wErr != nil {
-		a.writeErrs.Add(1)
-	}
+	a.log.Write(&ev)
 }
 
 func newEventID() string {

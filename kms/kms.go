@@ -8,6 +8,10 @@
 // Backends: kms/awskms (AWS KMS and compatible endpoints) and kms/keyring
 // (the embedded keyring). Both pass the shared suite in kms/kmstest.
 //
+// kmsapi serves the embedded keyring over the AWS KMS API, so that
+// other processes reach it through kms/awskms; kms/policy is the key
+// policy language it enforces. Package kms itself stays free of HTTP.
+//
 // Wrappers, each a Client around a Client, are stacked by cmd:
 //
 //	client := kms.NewCache(            // reuse data keys, remember unwrapped ones

@@ -149,7 +149,7 @@ func (v *Verifier) Verify(r *Request) (*Auth, error) {
 		}
 		return v.verifyV2Header(r, authz[0], params)
 	case len(authz) == 1:
-		return v.verifyHeader(r, authz[0], params)
+		return v.verifyHeader(r, authz[0], params, "")
 	case presign:
 		return v.verifyPresigned(r, params, "")
 	case sigV2Query:
@@ -269,7 +269,10 @@ func fillBodyInfo(a *Auth, h http.Header) error {
 	return nil
 }
 
-func (v *Verifier) verifyHeader(r *Request, authz string, params []queryParam) (*Auth, error) {
+// verifyHeader verifies header authentication. bodyHash, when not empty,
+// is the hex SHA-256 of a body the caller has read (VerifyPayload);
+// otherwise x-amz-content-sha256 says what was signed, as S3 has it.
+func (v *Verifier) verifyHeader(r *Request, authz string, params []queryParam, bodyHash string) (*Auth, error) {
 	f, err := parseAuthorization(authz)
 	if err != nil {
 		return nil, err
@@ -300,6 +303,12 @@ func (v *Verifier) verifyHeader(r *Request, authz string, params []queryParam) (
 		if err := checkPayloadHash(payload); err != nil {
 			return nil, err
 		}
+		if bodyHash != "" && payload != bodyHash {
+			return nil, clone(ErrContentSHA256Mismatch)
+		}
+	}
+	if bodyHash != "" {
+		payload = bodyHash
 	}
 	a := &Auth{
 		AccessKey:     f.cred.accessKey,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/s3seal/s3seal/kms"
 	"github.com/s3seal/s3seal/kms/keyring"
+	"github.com/s3seal/s3seal/kms/policy"
 )
 
 // KeysCmd manages the embedded keyring. A running server picks up every
@@ -34,6 +35,8 @@ type KeysCmd struct {
 	Rotate           KeysRotateCmd           `cmd:"" help:"Add a new version of a key's material; new data keys use it, old objects stay readable."`
 	ScheduleDeletion KeysScheduleDeletionCmd `cmd:"" name:"schedule-deletion" help:"Schedule a key's deletion after a waiting period (7-30 days). After that, every object under it is unrecoverable."`
 	CancelDeletion   KeysCancelDeletionCmd   `cmd:"" name:"cancel-deletion" help:"Cancel a scheduled deletion; the key is then disabled (enable it to use it)."`
+	Rotations        KeysRotationsCmd        `cmd:"" help:"List a key's material versions (its rotations, automatic and on demand) and its automatic rotation schedule."`
+	Policy           KeysPolicyCmd           `cmd:"" help:"Show a key's policy (the KMS API's), or replace it: whoever holds the data dir and master key is the key's root, so this also undoes a policy that locked every identity out."`
 
 	out    io.Writer // nil: os.Stdout
 	errOut io.Writer // nil: os.Stderr
@@ -45,6 +48,7 @@ func (k *KeysCmd) AfterApply() error {
 	k.Create.k, k.List.k, k.Describe.k, k.Alias.k = k, k, k, k
 	k.Enable.k, k.Disable.k, k.Rotate.k = k, k, k
 	k.ScheduleDeletion.k, k.CancelDeletion.k = k, k
+	k.Rotations.k, k.Policy.k = k, k
 	return nil
 }
 
@@ -325,4 +329,126 @@ func (k *KeysCmd) mutate(keyID string, fn func(kr *keyring.Keyring, id string) e
 		return err
 	}
 	return k.describe(kr, md.KeyID)
+}
+
+// KeysRotationsCmd lists a key's material versions.
+type KeysRotationsCmd struct {
+	Key string `arg:"" help:"Key id, ARN or alias."`
+
+	k *KeysCmd
+}
+
+// rotationsView is what keys rotations prints.
+type rotationsView struct {
+	KeyID                string            `json:"KeyId"`
+	RotationEnabled      bool              `json:"RotationEnabled"`
+	RotationPeriodInDays int               `json:"RotationPeriodInDays,omitempty"`
+	NextRotationDate     time.Time         `json:"NextRotationDate,omitzero"`
+	Versions             []rotationVersion `json:"Versions"`
+}
+
+type rotationVersion struct {
+	Version       int       `json:"Version"`
+	Created       time.Time `json:"Created"`
+	RotationType  string    `json:"RotationType,omitempty"` // AUTOMATIC, ON_DEMAND; "" for the first
+	State         string    `json:"KeyMaterialState"`       // CURRENT or NON_CURRENT
+	KeyMaterialID string    `json:"KeyMaterialId"`
+}
+
+// Run lists the versions, oldest first.
+func (c *KeysRotationsCmd) Run() error {
+	kr, err := c.k.open(false)
+	if err != nil {
+		return err
+	}
+	defer kr.Close()
+	ki, err := kr.Key(c.Key)
+	if err != nil {
+		return err
+	}
+	v := rotationsView{KeyID: ki.KeyID}
+	if r := ki.Rotation; r != nil {
+		v.RotationEnabled, v.RotationPeriodInDays, v.NextRotationDate = true, r.PeriodDays, r.NextRotation
+	}
+	for _, kv := range ki.Versions {
+		rv := rotationVersion{Version: kv.Version, Created: kv.Created, State: "NON_CURRENT", KeyMaterialID: kv.MaterialID}
+		if kv.Version == len(ki.Versions) {
+			rv.State = "CURRENT"
+		}
+		if kv.Version > 1 {
+			rv.RotationType = "ON_DEMAND"
+			if kv.Automatic {
+				rv.RotationType = "AUTOMATIC"
+			}
+		}
+		v.Versions = append(v.Versions, rv)
+	}
+	if c.k.JSON {
+		enc := json.NewEncoder(c.k.stdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	w := c.k.stdout()
+	fmt.Fprintf(w, "Key %s: ", v.KeyID)
+	if v.RotationEnabled {
+		fmt.Fprintf(w, "automatic rotation every %d days, next %s\n", v.RotationPeriodInDays, v.NextRotationDate.UTC().Format(time.RFC3339))
+	} else {
+		fmt.Fprintln(w, "automatic rotation off")
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tSTATE\tCREATED\tROTATION\tKEY MATERIAL ID")
+	for _, rv := range v.Versions {
+		typ := rv.RotationType
+		if typ == "" {
+			typ = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", rv.Version, rv.State, rv.Created.UTC().Format(time.RFC3339), typ, rv.KeyMaterialID)
+	}
+	return tw.Flush()
+}
+
+// KeysPolicyCmd shows or replaces a key's policy.
+type KeysPolicyCmd struct {
+	Key     string `arg:"" help:"Key id, ARN or alias."`
+	Set     string `help:"Replace the policy with the one in this JSON file. It is checked, but not for locking identities out: this command is the way back in." type:"existingfile"`
+	Default bool   `help:"Replace the policy with the default one (the KMS API's administrators may do everything)."`
+
+	k *KeysCmd
+}
+
+// Run prints the policy, after replacing it if asked.
+func (c *KeysPolicyCmd) Run() error {
+	if c.Set != "" && c.Default {
+		return errors.New("keys policy: --set and --default exclude each other")
+	}
+	kr, err := c.k.open(false)
+	if err != nil {
+		return err
+	}
+	defer kr.Close()
+	ki, err := kr.Key(c.Key)
+	if err != nil {
+		return err
+	}
+	switch {
+	case c.Default:
+		err = kr.SetPolicy(ki.KeyID, keyring.DefaultPolicy)
+	case c.Set != "":
+		var b []byte
+		if b, err = os.ReadFile(c.Set); err != nil {
+			return err
+		}
+		if _, err := policy.Parse(b); err != nil {
+			return fmt.Errorf("keys policy: %s: %w", c.Set, err)
+		}
+		err = kr.SetPolicy(ki.KeyID, string(b))
+	}
+	if err != nil {
+		return err
+	}
+	if ki, err = kr.Key(ki.KeyID); err != nil {
+		return err
+	}
+	_, err = io.WriteString(c.k.stdout(), strings.TrimRight(ki.Policy, "\n")+"\n")
+	return err
 }

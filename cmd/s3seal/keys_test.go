@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -129,5 +131,72 @@ func want(t *testing.T, out, s string) {
 	t.Helper()
 	if !strings.Contains(out, s) {
 		t.Fatalf("output lacks %q:\n%s", s, out)
+	}
+}
+
+func TestKeysRotationsAndPolicy(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("S3SEAL_DATA_DIR", dir)
+	t.Setenv("S3SEAL_MASTER_KEY_FILE", "")
+	t.Setenv("S3SEAL_KEYRING_PASSPHRASE", "")
+	out, err := runKeys(t, "--json", "create", "--alias", "alias/r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md kms.KeyMetadata
+	if err := json.Unmarshal([]byte(out), &md); err != nil {
+		t.Fatal(err)
+	}
+	kr, err := keyring.Open(keyring.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kr.Close()
+	if err := kr.EnableRotation(md.KeyID, 90); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runKeys(t, "rotate", "alias/r"); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runKeys(t, "rotations", "alias/r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(t, out, "automatic rotation every 90 days, next ")
+	want(t, out, "VERSION  STATE")
+	want(t, out, "ON_DEMAND")
+	want(t, out, keyring.MaterialID(md.KeyID, 2))
+	out, err = runKeys(t, "--json", "rotations", md.KeyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v rotationsView
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatal(err)
+	}
+	if !v.RotationEnabled || v.RotationPeriodInDays != 90 || len(v.Versions) != 2 || v.Versions[1].State != "CURRENT" || v.Versions[0].RotationType != "" {
+		t.Fatalf("%+v", v)
+	}
+
+	out, err = runKeys(t, "policy", "alias/r")
+	if err != nil || strings.TrimSpace(out) != keyring.DefaultPolicy {
+		t.Fatalf("policy: %v\n%s", err, out)
+	}
+	pol := filepath.Join(t.TempDir(), "p.json")
+	locked := `{"Statement":{"Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*"}}`
+	if err := os.WriteFile(pol, []byte(locked), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err = runKeys(t, "policy", "alias/r", "--set", pol); err != nil || strings.TrimSpace(out) != locked {
+		t.Fatalf("policy --set: %v\n%s", err, out)
+	}
+	if out, err = runKeys(t, "policy", "alias/r", "--default"); err != nil || strings.TrimSpace(out) != keyring.DefaultPolicy {
+		t.Fatalf("policy --default: %v\n%s", err, out)
+	}
+	if err := os.WriteFile(pol, []byte(`{"Statement":"x"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runKeys(t, "policy", "alias/r", "--set", pol); err == nil || !strings.Contains(err.Error(), "policy") {
+		t.Fatalf("malformed policy accepted: %v", err)
 	}
 }

@@ -21,6 +21,7 @@ var version = "dev"
 type cli struct {
 	Serve   ServeCmd         `cmd:"" help:"Run the proxy."`
 	Keys    KeysCmd          `cmd:"" help:"Manage the embedded keyring's keys (create, list, rotate, disable, schedule deletion, ...)."`
+	KMS     KMSCmd           `cmd:"" name:"kms" help:"Serve the embedded keyring over the AWS KMS API (kms serve)."`
 	Decrypt DecryptCmd       `cmd:"" help:"Decrypt an object straight from the store with the KMS, without a proxy (or show its envelope with --info)."`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 	Config  kong.ConfigFlag  `env:"S3SEAL_CONFIG" help:"JSON file of option values, keyed by flag name with '-' as '_' (\"upstream\", \"bucket_keys\", \"allow_sigv2\", ...); an unknown key is an error; flags and environment variables win over it (${env})."`

@@ -40,6 +40,8 @@ type ServeCmd struct {
 	KMSKeyID   string `env:"S3SEAL_KMS_KEY_ID" default:"alias/s3seal-default" help:"Default KMS key (id, ARN or alias) for buckets without a mapping. With the embedded keyring the default alias is created on first start (${env})."`
 	BucketKeys string `env:"S3SEAL_BUCKET_KEYS" help:"Per-bucket KMS keys, comma separated bucket=key pairs (${env})."`
 
+	KMSAPIOptions `embed:"" envprefix:"S3SEAL_"`
+
 	KeyringOptions `embed:"" envprefix:"S3SEAL_"`
 
 	CacheMaxAge  time.Duration `env:"S3SEAL_DEK_CACHE_MAX_AGE" default:"5m" help:"How long a data key is reused for new objects (${env})."`
@@ -93,6 +95,7 @@ func (c *ServeCmd) Run() error {
 	// (each retry too), retries sit above it, and the cache on top keeps
 	// most requests from reaching the KMS at all.
 	client := backend
+	var auditLog *kms.AuditLog // shared with the KMS API
 	if c.AuditLog != "" {
 		w := os.Stdout
 		if c.AuditLog != "-" {
@@ -103,7 +106,8 @@ func (c *ServeCmd) Run() error {
 			defer f.Close()
 			w = f
 		}
-		client = kms.NewAudit(client, w, nil)
+		auditLog = kms.NewAuditLog(w)
+		client = kms.NewAuditTo(client, auditLog, nil)
 	}
 	client = kms.NewRetry(client, kms.RetryConfig{})
 	cacheCfg := kms.DefaultCacheConfig()
@@ -113,6 +117,15 @@ func (c *ServeCmd) Run() error {
 	flushOnHangup(ctx, cache, log)
 	if c.KMS == "local" {
 		flushOnKeyringChange(ctx, filepath.Join(c.DataDir, keyring.FileName), 2*time.Second, cache, log)
+	}
+	if kr, ok := backend.(*keyring.Keyring); ok {
+		stopKMS, err := c.startKeyring(ctx, kr, identities, singleIdentity(c), auditLog, log)
+		if err != nil {
+			return err
+		}
+		defer stopKMS()
+	} else if c.KMSListen != "" {
+		return errors.New("--kms-listen serves the embedded keyring: it needs --kms local")
 	}
 	if c.Pprof != "" {
 		stopPprof, err := startPprof(c.Pprof, log)

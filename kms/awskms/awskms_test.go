@@ -138,6 +138,8 @@ func TestErrorMapping(t *testing.T) {
 		{"not found", 400, `{"__type":"NotFoundException","message":"x"}`, kms.CodeNotFound, false},
 		{"access denied", 400, `{"__type":"AccessDeniedException","message":"x"}`, kms.CodeAccessDenied, false},
 		{"bad signature", 400, `{"__type":"UnrecognizedClientException","message":"x"}`, kms.CodeAccessDenied, false},
+		{"unsigned", 400, `{"__type":"MissingAuthenticationTokenException","message":"x"}`, kms.CodeAccessDenied, false},
+		{"malformed signature", 400, `{"__type":"IncompleteSignatureException","message":"x"}`, kms.CodeAccessDenied, false},
 		{"namespaced type", 400, `{"__type":"com.amazonaws.kms#IncorrectKeyException","message":"x"}`, kms.CodeIncorrectKey, false},
 	}
 	for _, tc := range tests {

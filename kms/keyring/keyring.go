@@ -33,6 +33,19 @@
 // opened under another key, version or context fails authentication
 // (InvalidCiphertextException).
 //
+// # Policies, tags, rotation and grants (file format 2)
+//
+// For the KMS API (kmsapi) a key also carries a key policy (the text
+// as set; DefaultPolicy unless one was), tags, an automatic rotation
+// schedule (RotateDue adds a version once a period of 90 to 2560 days has
+// passed; versions record whether they were rotated automatically) and
+// grants. The keyring stores them and keeps their invariants; it does not
+// decide who may do what. A keyring file that uses none of them is still
+// written as file format 1, so a keyring written before them opens
+// unchanged and an older s3seal still reads one that never used them; any
+// of them makes the file format 2, which an older s3seal refuses instead
+// of ignoring a policy. The wrapped-key format is the same in both.
+//
 // # At rest
 //
 // The keyring file (keyring.json, mode 0600) holds metadata in clear and
@@ -241,7 +254,7 @@ func (k *Keyring) create() error {
 	if err != nil {
 		return err
 	}
-	df := &diskFile{Format: fileFormat, KDF: kdf, Check: chk, Keys: []*keyRecord{}, Aliases: map[string]string{}}
+	df := &diskFile{Format: fileFormatV1, KDF: kdf, Check: chk, Keys: []*keyRecord{}, Aliases: map[string]string{}}
 	st, err := k.decode(df)
 	if err != nil {
 		return err
@@ -275,6 +288,7 @@ func (k *Keyring) decode(df *diskFile) (*state, error) {
 
 // store writes st to disk and publishes it (file lock held).
 func (k *Keyring) store(st *state) error {
+	st.df.Format = st.df.format()
 	data, err := json.MarshalIndent(st.df, "", "  ")
 	if err != nil {
 		return err
@@ -560,7 +574,7 @@ func (k *Keyring) newKey(st *state, desc string) (*keyRecord, error) {
 	id := formatUUID(u)
 	now := k.cfg.Now().UTC()
 	kr := &keyRecord{ID: id, Description: desc, CreationDate: now, State: kms.KeyEnabled}
-	if err := k.addVersion(st, kr, now); err != nil {
+	if err := k.addVersion(st, kr, now, false); err != nil {
 		return nil, err
 	}
 	st.df.Keys = append(st.df.Keys, kr)
@@ -568,7 +582,7 @@ func (k *Keyring) newKey(st *state, desc string) (*keyRecord, error) {
 	return kr, nil
 }
 
-func (k *Keyring) addVersion(st *state, kr *keyRecord, now time.Time) error {
+func (k *Keyring) addVersion(st *state, kr *keyRecord, now time.Time, automatic bool) error {
 	m := make([]byte, 32)
 	if _, err := io.ReadFull(k.cfg.Rand, m); err != nil {
 		return err
@@ -578,7 +592,7 @@ func (k *Keyring) addVersion(st *state, kr *keyRecord, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	kr.Versions = append(kr.Versions, versionRecord{Version: v, Created: now, Material: sealed})
+	kr.Versions = append(kr.Versions, versionRecord{Version: v, Created: now, Material: sealed, Automatic: automatic})
 	st.material[kr.ID] = append(st.material[kr.ID], m)
 	return nil
 }

@@ -214,10 +214,6 @@ func TestLifecycle(t *testing.T) {
 	})
 }
 
-func blobVersion(b []byte) int {
-	return int(b[17])<<24 | int(b[18])<<16 | int(b[19])<<8 | int(b[20])
-}
-
 func TestDefaultKey(t *testing.T) {
 	dir := t.TempDir()
 	k := open(t, Config{Dir: dir})

@@ -157,7 +157,7 @@ func (k *Keyring) RotateKey(keyID string) (int, error) {
 		if err := usable(kr); err != nil {
 			return err
 		}
-		if err := k.addVersion(st, kr, k.cfg.Now().UTC()); err != nil {
+		if err := k.addVersion(st, kr, k.cfg.Now().UTC(), false); err != nil {
 			return err
 		}
 		v = len(kr.Versions)

@@ -30,8 +30,14 @@ const (
 	MasterKeyFileName = "master.key"
 )
 
+// File formats. Format 2 adds, per key, a key policy, tags, automatic
+// rotation and grants, and marks automatically rotated versions. A file
+// that uses none of these is written as format 1, so that an older s3seal
+// still opens it; one that uses any is written as format 2, which an older
+// s3seal refuses rather than silently ignoring a policy or a grant.
 const (
-	fileFormat = 1
+	fileFormatV1 = 1
+	fileFormatV2 = 2
 
 	kdfFile   = "file"
 	kdfScrypt = "scrypt"
@@ -72,12 +78,53 @@ type keyRecord struct {
 	State        kms.KeyState    `json:"state"`
 	DeletionDate time.Time       `json:"deletionDate,omitzero"`
 	Versions     []versionRecord `json:"versions"`
+
+	// Format 2.
+
+	// Policy is the key policy as set (CreateKey, PutKeyPolicy); ""
+	// means DefaultPolicy.
+	Policy string            `json:"policy,omitempty"`
+	Tags   map[string]string `json:"tags,omitempty"`
+	// Rotation is set while automatic rotation is on.
+	Rotation *rotationRecord `json:"rotation,omitempty"`
+	Grants   []*Grant        `json:"grants,omitempty"`
 }
 
 type versionRecord struct {
 	Version  uint32    `json:"version"`
 	Created  time.Time `json:"created"`
 	Material []byte    `json:"material"` // nonce ‖ AES-256-GCM(material), AAD = materialAAD
+	// Automatic marks a version made by automatic rotation (format 2);
+	// other versions after the first were rotated on demand.
+	Automatic bool `json:"automatic,omitempty"`
+}
+
+// rotationRecord is a key's automatic rotation schedule: the next
+// rotation is due PeriodDays after Since (when rotation was turned on, or
+// the last automatic rotation).
+type rotationRecord struct {
+	PeriodDays int       `json:"periodDays"`
+	Since      time.Time `json:"since"`
+}
+
+func (r *rotationRecord) next() time.Time {
+	return r.Since.Add(time.Duration(r.PeriodDays) * 24 * time.Hour)
+}
+
+// format returns the file format df needs: 2 if any key uses a format 2
+// field, else 1.
+func (df *diskFile) format() int {
+	for _, kr := range df.Keys {
+		if kr.Policy != "" || len(kr.Tags) > 0 || kr.Rotation != nil || len(kr.Grants) > 0 {
+			return fileFormatV2
+		}
+		for _, v := range kr.Versions {
+			if v.Automatic {
+				return fileFormatV2
+			}
+		}
+	}
+	return fileFormatV1
 }
 
 // sealer seals key material at rest.
@@ -306,8 +353,8 @@ func readDiskFile(path string) (*diskFile, os.FileInfo, error) {
 	if err := dec.Decode(&df); err != nil {
 		return nil, nil, fmt.Errorf("keyring: %s: %w", path, err)
 	}
-	if df.Format != fileFormat {
-		return nil, nil, fmt.Errorf("keyring: %s: unsupported format %d", path, df.Format)
+	if df.Format != fileFormatV1 && df.Format != fileFormatV2 {
+		return nil, nil, fmt.Errorf("keyring: %s: unsupported format %d (written by a newer s3seal?)", path, df.Format)
 	}
 	if df.Aliases == nil {
 		df.Aliases = map[string]string{}
