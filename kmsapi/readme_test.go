@@ -11,7 +11,7 @@ import (
 // TestREADMEPolicy checks the example key policy of the README's KMS API
 // section says what the README says it does.
 func TestREADMEPolicy(t *testing.T) {
-	raw, err := os.ReadFile("../../README.md")
+	raw, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
