@@ -113,7 +113,7 @@ func TestAuthFailuresReachNothing(t *testing.T) {
 		}
 	})
 	t.Run("awscli-wrong-secret", func(t *testing.T) {
-		cli := newAWSCLI(t, p.Endpoint, p.AccessKey, testenv.RandomKey(20), cliConfigSinglePut)
+		cli := newAWSCLI(t, testenv.AWSCLIs(t)[0].Path, p.Endpoint, p.AccessKey, testenv.RandomKey(20), cliConfigSinglePut)
 		in := writePlainFile(t, t.TempDir(), "in", []byte("must not be stored"))
 		_, stderr, err := cli.run("s3api", "put-object", "--bucket", bucket, "--key", "auth/cli", "--body", in)
 		if err == nil || !strings.Contains(stderr, "SignatureDoesNotMatch") {

@@ -32,6 +32,7 @@ func sizeName(n int) string {
 // config file of its own: nothing from the host's ~/.aws or AWS_* variables
 // is used.
 type awsCLI struct {
+	bin      string // the aws cli of one major version (testenv.AWSCLIs)
 	endpoint string
 	env      []string
 }
@@ -55,11 +56,8 @@ s3 =
     addressing_style = path
 `
 
-func newAWSCLI(t *testing.T, endpoint, accessKey, secretKey, config string) *awsCLI {
+func newAWSCLI(t *testing.T, bin, endpoint, accessKey, secretKey, config string) *awsCLI {
 	t.Helper()
-	if _, err := exec.LookPath("aws"); err != nil {
-		t.Fatalf("aws cli not found (.ci/run installs it): %v", err)
-	}
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config")
 	creds := filepath.Join(dir, "credentials")
@@ -69,7 +67,7 @@ func newAWSCLI(t *testing.T, endpoint, accessKey, secretKey, config string) *aws
 	if err := os.WriteFile(creds, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return &awsCLI{endpoint: endpoint, env: clientEnv(dir, accessKey, secretKey, cfg, creds)}
+	return &awsCLI{bin: bin, endpoint: endpoint, env: clientEnv(dir, accessKey, secretKey, cfg, creds)}
 }
 
 // clientEnv is the environment for a CLI or boto3 child process.
@@ -98,7 +96,7 @@ func clientEnv(home, accessKey, secretKey, config, credentials string) []string 
 
 // run runs `aws --endpoint-url E args...` and returns stdout and stderr.
 func (a *awsCLI) run(args ...string) ([]byte, string, error) {
-	cmd := exec.Command("aws", append([]string{"--endpoint-url", a.endpoint}, args...)...)
+	cmd := exec.Command(a.bin, append([]string{"--endpoint-url", a.endpoint}, args...)...)
 	cmd.Env = a.env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -173,12 +171,19 @@ func assertETagsEqual(t *testing.T, what string, etags ...string) {
 	}
 }
 
-func TestAWSCLI(t *testing.T) { forEachStore(t, testAWSCLI) }
+// TestAWSCLI runs aws cli v1 and v2 through s3seal on each store.
+func TestAWSCLI(t *testing.T) {
+	for _, v := range testenv.AWSCLIs(t) {
+		t.Run(v.Name, func(t *testing.T) {
+			forEachStore(t, func(t *testing.T, st *storeEnv) { testAWSCLI(t, st, v.Path) })
+		})
+	}
+}
 
-func testAWSCLI(t *testing.T, st *storeEnv) {
+func testAWSCLI(t *testing.T, st *storeEnv, bin string) {
 	p := st.startProxy(t)
 	bucket := st.newBucket(t, "awscli")
-	cli := newAWSCLI(t, p.Endpoint, p.AccessKey, p.SecretKey, cliConfigSinglePut)
+	cli := newAWSCLI(t, bin, p.Endpoint, p.AccessKey, p.SecretKey, cliConfigSinglePut)
 	dir := t.TempDir()
 	plains := map[string][]byte{}
 	etags := map[string]string{}
@@ -307,7 +312,7 @@ func testAWSCLI(t *testing.T, st *storeEnv) {
 	t.Run("s3-cp-ranged-download", func(t *testing.T) {
 		// With default settings the cli downloads a 100 MiB object as
 		// parallel 8 MiB ranged GETs.
-		def := newAWSCLI(t, p.Endpoint, p.AccessKey, p.SecretKey, cliConfigDefault)
+		def := newAWSCLI(t, bin, p.Endpoint, p.AccessKey, p.SecretKey, cliConfigDefault)
 		key := "objects/100MiB"
 		out := filepath.Join(dir, "ranged.out")
 		def.ok(t, "s3", "cp", "s3://"+bucket+"/"+key, out)
@@ -316,7 +321,7 @@ func testAWSCLI(t *testing.T, st *storeEnv) {
 	})
 
 	t.Run("s3-cp-multipart", func(t *testing.T) {
-		def := newAWSCLI(t, p.Endpoint, p.AccessKey, p.SecretKey, cliConfigDefault)
+		def := newAWSCLI(t, bin, p.Endpoint, p.AccessKey, p.SecretKey, cliConfigDefault)
 		key := "multipart/20MiB"
 		plain := plaintext("awscli/"+key, 20<<20)
 		in := writePlainFile(t, dir, "mp.in", plain)

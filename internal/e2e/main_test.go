@@ -135,7 +135,7 @@ type storeEnv struct {
 // forEachStore runs f as a subtest per store: "minio" and "embedded".
 func forEachStore(t *testing.T, f func(t *testing.T, st *storeEnv)) {
 	for _, embedded := range []bool{false, true} {
-		name := "minio"
+		name := store.Name
 		if embedded {
 			name = "embedded"
 		}

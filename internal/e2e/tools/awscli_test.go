@@ -24,12 +24,11 @@ s3 =
 // awsPartSize is the cli's default multipart_chunksize.
 const awsPartSize = 8 << 20
 
-// newAWSCLI returns the aws cli (v1) talking to endpoint, with a config and
-// credentials file of its own: nothing from the host's ~/.aws or AWS_*
-// variables is used.
-func newAWSCLI(t *testing.T, endpoint, accessKey, secretKey string) *awsCLI {
+// newAWSCLI returns the aws cli bin (testenv.AWSCLIs) talking to endpoint,
+// with a config and credentials file of its own: nothing from the host's
+// ~/.aws or AWS_* variables is used.
+func newAWSCLI(t *testing.T, bin, endpoint, accessKey, secretKey string) *awsCLI {
 	t.Helper()
-	requireTool(t, "aws")
 	home := t.TempDir()
 	cfg := filepath.Join(home, "config")
 	creds := filepath.Join(home, "credentials")
@@ -39,7 +38,7 @@ func newAWSCLI(t *testing.T, endpoint, accessKey, secretKey string) *awsCLI {
 	if err := os.WriteFile(creds, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return &awsCLI{endpoint: endpoint, tool: tool{name: "aws", env: childEnv(home,
+	return &awsCLI{endpoint: endpoint, tool: tool{name: bin, env: childEnv(home,
 		"AWS_ACCESS_KEY_ID="+accessKey,
 		"AWS_SECRET_ACCESS_KEY="+secretKey,
 		"AWS_DEFAULT_REGION=us-east-1",
@@ -124,12 +123,19 @@ func mixedTree(seed uint64) []fileSpec {
 	return specs
 }
 
-func TestAWSCLI(t *testing.T) { forEachStore(t, testAWSCLI) }
+// TestAWSCLI runs aws cli v1 and v2 through s3seal on each store.
+func TestAWSCLI(t *testing.T) {
+	for _, v := range testenv.AWSCLIs(t) {
+		t.Run(v.Name, func(t *testing.T) {
+			forEachStore(t, func(t *testing.T, st *storeEnv) { testAWSCLI(t, st, v.Path) })
+		})
+	}
+}
 
-func testAWSCLI(t *testing.T, st *storeEnv) {
+func testAWSCLI(t *testing.T, st *storeEnv, bin string) {
 	p := st.startProxy(t, nil)
 	bucket := st.newBucket(t, "awscli")
-	cli := newAWSCLI(t, p.Endpoint, p.AccessKey, p.SecretKey)
+	cli := newAWSCLI(t, bin, p.Endpoint, p.AccessKey, p.SecretKey)
 	work := t.TempDir()
 
 	t.Run("cp-100MiB", func(t *testing.T) {
