@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/kms"
@@ -41,14 +40,11 @@ func (c *DecryptCmd) Validate() error {
 
 func (c *DecryptCmd) Run() error {
 	ctx := context.Background()
-	bucket, key, ok := strings.Cut(strings.TrimPrefix(c.Object, "s3://"), "/")
-	if !ok || bucket == "" || key == "" || !strings.HasPrefix(c.Object, "s3://") {
-		return fmt.Errorf("%q: want s3://bucket/key", c.Object)
+	bucket, key, err := parseObjectURL(c.Object)
+	if err != nil {
+		return err
 	}
-	store := s3.New(s3.Options{
-		Region: c.UpstreamRegion, BaseEndpoint: aws.String(c.Upstream), UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider(c.UpstreamAccessKey, c.UpstreamSecretKey, ""),
-	})
+	store := c.store().S3
 	head, err := store.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
 	if err != nil {
 		return err

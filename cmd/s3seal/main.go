@@ -22,6 +22,7 @@ type cli struct {
 	Serve   ServeCmd         `cmd:"" help:"Run the proxy."`
 	Keys    KeysCmd          `cmd:"" help:"Manage the embedded keyring's keys (create, list, rotate, disable, schedule deletion, ...)."`
 	Decrypt DecryptCmd       `cmd:"" help:"Decrypt an object straight from the store with the KMS, without a proxy (or show its envelope with --info)."`
+	Inspect InspectCmd       `cmd:"" help:"Show an object's envelope as the store holds it (format, layout, KMS key, parts, sizes), with no key."`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 	Config  kong.ConfigFlag  `env:"S3SEAL_CONFIG" help:"JSON file of option values, keyed by flag name with '-' as '_' (\"upstream\", \"bucket_keys\", \"allow_sigv2\", ...); an unknown key is an error; flags and environment variables win over it (${env})."`
 }
