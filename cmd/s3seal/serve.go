@@ -36,8 +36,7 @@ type ServeCmd struct {
 	AllowSigV2 bool `name:"allow-sigv2" env:"S3SEAL_ALLOW_SIGV2" default:"true" negatable:"" help:"Accept AWS Signature V2 (HMAC-SHA1) from clients. On by default because boto3's generate_presigned_url and 'aws s3 presign' (aws cli v1) make V2 URLs unless configured for s3v4, and S3 and MinIO accept them. V2 signs with HMAC-SHA1 (not broken as a MAC), but it signs no payload hash, no region and only some query parameters, and a V2 URL's expiry has no upper bound; turn it off when every client signs V4 (${env})."`
 
 	KMSOptions `embed:"" envprefix:"S3SEAL_"`
-	KMSKeyID   string `env:"S3SEAL_KMS_KEY_ID" default:"alias/s3seal-default" help:"Default KMS key (id, ARN or alias) for buckets without a mapping. With the embedded keyring the default alias is created on first start (${env})."`
-	BucketKeys string `env:"S3SEAL_BUCKET_KEYS" help:"Per-bucket KMS keys, comma separated bucket=key pairs (${env})."`
+	KeyOptions `embed:"" envprefix:"S3SEAL_"`
 
 	KeyringOptions `embed:"" envprefix:"S3SEAL_"`
 
