@@ -134,6 +134,16 @@ func write(t *testing.T, c *s3.Client, bucket string, objs []object) []object {
 // metadata, content type, checksum, listed size and part count.
 func check(t *testing.T, c *s3.Client, bucket, prefix string, objs []object) {
 	t.Helper()
+	n := checkObjects(t, c, bucket, prefix, objs)
+	if n != len(objs) {
+		t.Errorf("%d objects listed in %s, want %d", n, bucket, len(objs))
+	}
+}
+
+// checkObjects checks objs under prefix and returns how many objects the
+// bucket lists in all.
+func checkObjects(t *testing.T, c *s3.Client, bucket, prefix string, objs []object) int {
+	t.Helper()
 	ctx := context.Background()
 	listed := map[string]int64{}
 	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: &bucket})
@@ -145,9 +155,6 @@ func check(t *testing.T, c *s3.Client, bucket, prefix string, objs []object) {
 		for _, o := range page.Contents {
 			listed[aws.ToString(o.Key)] = aws.ToInt64(o.Size)
 		}
-	}
-	if len(listed) != len(objs) {
-		t.Errorf("%d objects listed in %s, want %d", len(listed), bucket, len(objs))
 	}
 	for _, o := range objs {
 		key := prefix + o.key
@@ -190,6 +197,7 @@ func check(t *testing.T, c *s3.Client, bucket, prefix string, objs []object) {
 			t.Errorf("%s: ETag %s, want %d parts", key, aws.ToString(out.ETag), len(o.parts))
 		}
 	}
+	return len(listed)
 }
 
 func createBucket(t *testing.T, u *testenv.Upstream, bucket string) {

@@ -161,16 +161,11 @@ type Report struct {
 	Bytes   int64 `json:"bytes_copied"`
 	// Failures lists every failed object with its reason; Objects every
 	// object's result.
-	Failures []Result     `json:"failures"`
-	Objects  []Result     `json:"objects"`
-	Started  time.Time    `json:"started"`
-	Elapsed  jsonDuration `json:"elapsed"`
-}
-
-type jsonDuration time.Duration
-
-func (d jsonDuration) MarshalJSON() ([]byte, error) {
-	return []byte(fmt.Sprintf("%q", time.Duration(d).Round(time.Millisecond))), nil
+	Failures []Result  `json:"failures"`
+	Objects  []Result  `json:"objects"`
+	Started  time.Time `json:"started"`
+	// Seconds is how long the run took.
+	Seconds float64 `json:"seconds"`
 }
 
 // MaxListedObjects bounds how many results a Report keeps in Objects
@@ -253,7 +248,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := ctx.Err(); err != nil {
 		return rep, err
 	}
-	rep.Elapsed = jsonDuration(j.now().Sub(rep.Started))
+	rep.Seconds = j.now().Sub(rep.Started).Seconds()
 	return rep, nil
 }
 

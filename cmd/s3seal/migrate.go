@@ -386,7 +386,7 @@ func (ob *observer) close() {
 
 func (o *JobOptions) writeReport(rep *migrate.Report, dry bool) {
 	w := o.stdout()
-	el := time.Duration(rep.Elapsed)
+	el := time.Duration(rep.Seconds * float64(time.Second))
 	if dry {
 		fmt.Fprintf(w, "dry run: %d objects to copy, %d skipped, %d failed\n", rep.Planned, rep.Skipped, rep.Failed)
 	} else {
