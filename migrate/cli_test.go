@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -215,6 +216,16 @@ func TestShardedInventory(t *testing.T) {
 		t.Errorf("%d objects migrated, want %d", len(seen), len(objs))
 	}
 	check(t, keyringProxy(t, dst, dir).S3Client(), "shard-dst", "", objs)
+
+	// A plain list of keys, into another prefix.
+	list := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(list, []byte(objs[3].key+"\n# a comment\nnot-listed\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := runJSON(t, cliEnv(src, dst, dir), "migrate", "s3://shard-src", "s3://shard-dst/from-list/", "--keys", list)
+	if err != nil || rep.Copied != 2 || rep.Objects[1].Dest != "s3://shard-dst/from-list/not-listed" {
+		t.Fatalf("--keys: %v %+v", err, rep)
+	}
 }
 
 // rewrap re-wraps a bucket in place under a new key: afterwards the old
