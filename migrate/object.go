@@ -537,26 +537,15 @@ func (t *task) encryptPlaintext(ctx context.Context) error {
 	if size <= j.cfg.PlainPartSize {
 		var sum []byte
 		if tag := strings.Trim(t.so.ETag, `"`); len(tag) == 32 {
-			if b, err := hex.DecodeString(tag); err == nil {
-				sum = b
-				meta.MD5 = base64.StdEncoding.EncodeToString(b)
-			}
+			sum, _ = hex.DecodeString(tag)
 		}
-		o, err := envelope.NewObject(t.dk.Plaintext, t.keyInfo(), j.cfg.Dst.Bucket, t.dkey, envelope.LayoutSingle, meta.Encode())
-		if err != nil {
-			return fmt.Errorf("seal the destination header: %w", err)
+		err := t.putPlain(ctx, meta, sum)
+		if errors.Is(err, errNotMD5) {
+			// The store's ETag was no MD5 (SSE, compression, ...): the PUT
+			// failed before it completed; store it without one.
+			err = t.putPlain(ctx, meta, nil)
 		}
-		defer o.Close()
-		rc, err := j.cfg.Src.Store.Range(ctx, t.so, 0, size)
-		if err != nil {
-			return fmt.Errorf("read the source: %w", err)
-		}
-		defer rc.Close()
-		var plain io.Reader = rc
-		if sum != nil {
-			plain = &md5Check{r: rc, h: md5.New(), want: sum}
-		}
-		return j.put(ctx, t.dkey, o.HeaderValue(), o.EncryptReader(plain, size), envelope.CiphertextSize(size))
+		return err
 	}
 	upload, err := envelope.NewUploadID()
 	if err != nil {
@@ -609,20 +598,56 @@ func (t *task) encryptPlaintext(ctx context.Context) error {
 	return j.multipart(ctx, t.dkey, o.HeaderValue(), parts)
 }
 
+// putPlain encrypts the plaintext source as a single object, with sum as
+// its sealed MD5 if not nil (checked over the body: errNotMD5 if wrong).
+func (t *task) putPlain(ctx context.Context, meta *envelope.Meta, sum []byte) error {
+	j := t.job
+	size := t.so.Size
+	m := *meta
+	if sum != nil {
+		m.MD5 = base64.StdEncoding.EncodeToString(sum)
+	}
+	o, err := envelope.NewObject(t.dk.Plaintext, t.keyInfo(), j.cfg.Dst.Bucket, t.dkey, envelope.LayoutSingle, m.Encode())
+	if err != nil {
+		return fmt.Errorf("seal the destination header: %w", err)
+	}
+	defer o.Close()
+	rc, err := j.cfg.Src.Store.Range(ctx, t.so, 0, size)
+	if err != nil {
+		return fmt.Errorf("read the source: %w", err)
+	}
+	defer rc.Close()
+	var plain io.Reader = rc
+	check := &md5Check{r: rc, h: md5.New(), want: sum}
+	if sum != nil {
+		plain = check
+	}
+	err = j.put(ctx, t.dkey, o.HeaderValue(), o.EncryptReader(plain, size), envelope.CiphertextSize(size))
+	if err != nil && check.mismatch {
+		return errNotMD5
+	}
+	return err
+}
+
+// errNotMD5: a source's ETag is not the MD5 of its body.
+var errNotMD5 = errors.New("the source's ETag is not the MD5 of its body")
+
 // md5Check passes r through and fails at its end, before io.EOF, when the
 // MD5 of what passed is not want: the encrypting reader then never emits
 // the final segment, and the upload fails.
 type md5Check struct {
-	r    io.Reader
-	h    hash.Hash
-	want []byte
+	r        io.Reader
+	h        hash.Hash
+	want     []byte
+	mismatch bool
 }
 
 func (m *md5Check) Read(p []byte) (int, error) {
 	n, err := m.r.Read(p)
 	m.h.Write(p[:n])
 	if err == io.EOF && !bytes.Equal(m.h.Sum(nil), m.want) {
-		return n, fmt.Errorf("the source's ETag %x is not the MD5 of its body (not recorded as such)", m.want)
+		m.mismatch = true
+		return n, errNotMD5
 	}
 	return n, err
 }

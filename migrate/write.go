@@ -103,7 +103,10 @@ type partUpload struct {
 func (j *job) multipart(ctx context.Context, key, header string, parts []partUpload) (err error) {
 	dst := j.cfg.Dst
 	s3c := dst.Store.S3
-	j.abortStale(ctx, key)
+	if !j.cfg.Rewrap {
+		// Not in place: there, an upload at the key may be a client's.
+		j.abortStale(ctx, key)
+	}
 	up, err := s3c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(dst.Bucket), Key: aws.String(key),
 		Metadata: sealMetadata(header)})
 	if err != nil {
