@@ -2,6 +2,7 @@ package migrate_test
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -75,6 +76,19 @@ func TestAcrossRegions(t *testing.T) {
 	dstProxy := testenv.StartS3seal(t, regB.proxyEnv())
 	check(t, dstProxy.S3Client(), "photos-b", "", objs)
 
-	rep, err = migrate.Run(context.Background(), cfg)
-	report(t, rep, err, 0, len(objs), 0)
+	// The same through the CLI, each side's options prefixed: src- for A
+	// (whose KMS is gone), dst- for B.
+	env := []string{"HOME=" + t.TempDir(), "AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing",
+		"AWS_CONFIG_FILE=" + os.DevNull, "AWS_SHARED_CREDENTIALS_FILE=" + os.DevNull, "AWS_EC2_METADATA_DISABLED=true"}
+	for side, r := range map[string]*region{"SRC": regA, "DST": regB} {
+		u := r.store.Upstream
+		env = append(env, "S3SEAL_"+side+"_UPSTREAM="+u.Endpoint, "S3SEAL_"+side+"_UPSTREAM_ACCESS_KEY="+u.AccessKey,
+			"S3SEAL_"+side+"_UPSTREAM_SECRET_KEY="+u.SecretKey, "S3SEAL_"+side+"_KMS=aws", "S3SEAL_"+side+"_KMS_REGION="+r.name)
+	}
+	env = append(env, "S3SEAL_DST_KMS_ENDPOINT="+regB.moto.Endpoint, "S3SEAL_DST_KMS_KEY_ID="+regB.key,
+		"S3SEAL_SRC_KMS_ENDPOINT=http://127.0.0.1:1")
+	rep, err = runJSON(t, env, "migrate", "s3://photos", "s3://photos-b", "--verify")
+	if err != nil || rep.Skipped != len(objs) {
+		t.Fatalf("CLI re-run: %v %+v", err, rep)
+	}
 }

@@ -166,7 +166,9 @@ func (c *ServeCmd) kmsBackend(ctx context.Context, log *slog.Logger) (kms.Client
 // or the embedded keyring.
 func openKMS(ctx context.Context, kind, region, endpoint string, local keyring.Config) (kms.Client, error) {
 	if kind == "aws" {
-		return awskms.New(ctx, awskms.Config{Region: region, Endpoint: endpoint})
+		// A key named by its ARN is used in its own region: objects
+		// migrated or copied between regions name keys of several.
+		return awskms.New(ctx, awskms.Config{Region: region, Endpoint: endpoint, FollowARNRegion: true})
 	}
 	kr, err := keyring.Open(local)
 	if err != nil {

@@ -51,6 +51,11 @@ type Config struct {
 	Credentials aws.CredentialsProvider
 	// HTTPClient overrides the SDK's HTTP client if set.
 	HTTPClient aws.HTTPClient
+	// FollowARNRegion sends each call about a key named by its ARN to the
+	// ARN's region rather than Region: object headers carry ARNs, and
+	// data moved between regions names keys of both. Off, a key of
+	// another region is not found, as in AWS's own clients.
+	FollowARNRegion bool
 }
 
 // Client is a kms.Client over AWS KMS.
@@ -59,10 +64,11 @@ type Client struct {
 	keyID   string
 	timeout time.Duration
 	region  string
+	follow  bool // FollowARNRegion
 }
 
 // inRegion sends a call about keyID to the region its ARN names, when that
-// is not the client's own: a KMS key lives in one region, and the object
+// is not the client's own and Config.FollowARNRegion is set: a KMS key lives in one region, and the object
 // headers of data moved between regions name keys of both. With a custom
 // Endpoint the call still goes there, signed for that region (a
 // KMS-compatible service that serves every region, such as moto, tells
@@ -70,7 +76,7 @@ type Client struct {
 // client's region.
 func (c *Client) inRegion(keyID string) []func(*awskms.Options) {
 	a, ok := kms.ParseARN(keyID)
-	if !ok || a.Region == c.region {
+	if !c.follow || !ok || a.Region == c.region {
 		return nil
 	}
 	return []func(*awskms.Options){func(o *awskms.Options) { o.Region = a.Region }}
@@ -113,7 +119,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if timeout <= 0 {
 		timeout = DefaultCallTimeout
 	}
-	return &Client{api: api, keyID: cfg.KeyID, timeout: timeout, region: awsCfg.Region}, nil
+	return &Client{api: api, keyID: cfg.KeyID, timeout: timeout, region: awsCfg.Region, follow: cfg.FollowARNRegion}, nil
 }
 
 // API returns the SDK client (for key management in tools and tests).

@@ -91,9 +91,21 @@ func TestOtherRegion(t *testing.T) {
 	} else {
 		t.Logf("ciphertext from another region: %v", err)
 	}
-	// A key named by its ARN is used in the ARN's region, whatever the
-	// client's: object headers carry ARNs, and data moved between regions
-	// names keys of both.
+	if _, err := west.GenerateDataKey(ctx, arn, nil); err == nil {
+		t.Fatal("us-east-1 ARN used from eu-west-1 without FollowARNRegion")
+	}
+	// With FollowARNRegion a key named by its ARN is used in the ARN's
+	// region, whatever the client's: object headers carry ARNs, and data
+	// moved between regions names keys of both.
+	west, err = New(ctx, Config{Region: "eu-west-1", Endpoint: motoEndpoint, FollowARNRegion: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{id, alias} { // a bare id or alias stays in the client's region
+		if _, err := west.DescribeKey(ctx, k); kms.ErrorCode(err) != kms.CodeNotFound {
+			t.Fatalf("us-east-1 key %q described from eu-west-1: %v", k, err)
+		}
+	}
 	dk2, err := west.GenerateDataKey(ctx, arn, nil)
 	if err != nil {
 		t.Fatalf("us-east-1 ARN from a eu-west-1 client: %v", err)
