@@ -1,15 +1,14 @@
 package proxy
 
 import (
-	"strings"
-
 	"bytes"
 	"errors"
-	"github.com/s3seal/s3seal/sigv4"
 	"io"
 	"net/http"
 	"strconv"
 	"sync"
+
+	"github.com/s3seal/s3seal/proxy/s3wire"
 )
 
 // plainLength is the length of the payload the client sends: the decoded
@@ -18,13 +17,13 @@ func plainLength(r *request) (int64, error) {
 	if v := r.header.Get("X-Amz-Decoded-Content-Length"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			return 0, errInvalidArgument("Invalid x-amz-decoded-content-length")
+			return 0, s3wire.InvalidArgument("Invalid x-amz-decoded-content-length")
 		}
 		return n, nil
 	}
 	n := r.ctx.Request.Header.ContentLength()
 	if n < 0 {
-		return 0, errMissingContentLength
+		return 0, s3wire.ErrMissingContentLength
 	}
 	return int64(n), nil
 }
@@ -40,9 +39,38 @@ func clientBody(r *request, plainLen int64) (io.Reader, error) {
 	}
 	body, err := r.auth.Body(src, plainLen)
 	if err != nil {
-		return nil, fromAuthError(err)
+		return nil, s3wire.FromAuthError(err)
 	}
 	return body, nil
+}
+
+// readSmallBody reads a body that is configuration, not object data, whole
+// (at most s3wire.MaxSmallBody), checking its payload hash and
+// Content-MD5. A request without one gives nil.
+func (s *Server) readSmallBody(r *request) ([]byte, error) {
+	n := r.ctx.Request.Header.ContentLength()
+	decoded, err := plainLength(r)
+	if err != nil {
+		if n <= 0 {
+			return nil, nil
+		}
+		return nil, err
+	}
+	if decoded > s3wire.MaxSmallBody {
+		return nil, s3wire.ErrEntityTooLarge
+	}
+	if decoded <= 0 && n <= 0 {
+		return nil, nil
+	}
+	body, err := clientBody(r, decoded)
+	if err != nil {
+		return nil, err
+	}
+	buf, err := io.ReadAll(io.LimitReader(body, s3wire.MaxSmallBody+1))
+	if err != nil {
+		return nil, bodyError(err)
+	}
+	return buf, nil
 }
 
 // errRecorder remembers the first error its reader returned other than
@@ -75,31 +103,16 @@ func (e *errRecorder) Err() error {
 // bodyError turns a failure while reading the client's body into the S3
 // error to report.
 func bodyError(err error) error {
-	var e *Error
+	var e *s3wire.Error
 	if errors.As(err, &e) {
 		return e
 	}
-	if ae := fromAuthError(err); ae != err {
+	if ae := s3wire.FromAuthError(err); ae != err {
 		return ae
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return errIncompleteBody
+		return s3wire.ErrIncompleteBody
 	}
-	return &Error{Status: http.StatusBadRequest, Code: "IncompleteBody",
+	return &s3wire.Error{Status: http.StatusBadRequest, Code: "IncompleteBody",
 		Message: "The request body could not be read completely.", Cause: err}
-}
-
-// echoChecksums repeats the client's verified checksum (header or trailer)
-// in the write response, as S3 does.
-func echoChecksums(r *request, body io.Reader) {
-	if alg := r.auth.ChecksumAlgorithm; alg != "" {
-		r.ctx.Response.Header.Set(alg, r.auth.ChecksumValue)
-	}
-	if tr, ok := body.(sigv4.TrailerReader); ok {
-		for name, vs := range tr.Trailer() {
-			if strings.HasPrefix(name, "X-Amz-Checksum-") && len(vs) > 0 {
-				r.ctx.Response.Header.Set(strings.ToLower(name), vs[0])
-			}
-		}
-	}
 }

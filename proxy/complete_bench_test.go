@@ -43,16 +43,23 @@ func countingStore(t testing.TB) (string, *atomic.Int64) {
 	return "http://" + ln.Addr().String(), &n
 }
 
-// BenchmarkCompleteMultipart times CompleteMultipartUpload through the
-// proxy for objects of N parts of 5 MiB, and reports the store requests it
-// causes (store-requests/op). The parts are uploaded outside the timer.
-func BenchmarkCompleteMultipart(b *testing.B) {
+// startCountedProxy runs a proxy whose store requests go through
+// countingStore, with a client for it.
+func startCountedProxy(b *testing.B) (*env, *atomic.Int64) {
 	endpoint, count := countingStore(b)
 	e := startProxyWith(b, func(c *proxy.Config) {
 		c.UpstreamURL = endpoint
 		c.Identities = proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: "bench", SecretKey: "bench-secret", Buckets: []string{"*"}}}, nil)
 	})
 	e.client = testenv.NewS3Client(e.endpoint, "bench", "bench-secret")
+	return e, count
+}
+
+// BenchmarkCompleteMultipart times CompleteMultipartUpload through the
+// proxy for objects of N parts of 5 MiB, and reports the store requests it
+// causes (store-requests/op). The parts are uploaded outside the timer.
+func BenchmarkCompleteMultipart(b *testing.B) {
+	e, count := startCountedProxy(b)
 	bucket := newBucket(b, e)
 	part := pattern(5 << 20)
 	ctx := context.Background()
@@ -95,12 +102,7 @@ func BenchmarkCompleteMultipart(b *testing.B) {
 // per part header), against a HEAD whose map is cached; store-requests/op
 // counts what each costs the store.
 func BenchmarkMultipartFirstHead(b *testing.B) {
-	endpoint, count := countingStore(b)
-	e := startProxyWith(b, func(c *proxy.Config) {
-		c.UpstreamURL = endpoint
-		c.Identities = proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: "bench", SecretKey: "bench-secret", Buckets: []string{"*"}}}, nil)
-	})
-	e.client = testenv.NewS3Client(e.endpoint, "bench", "bench-secret")
+	e, count := startCountedProxy(b)
 	bucket := newBucket(b, e)
 	ctx := context.Background()
 	const parts = 32

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/http"
 	"testing"
 	"time"
 
@@ -22,17 +23,12 @@ func TestContentHeadersSealed(t *testing.T) {
 	expires := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	want := map[string]string{
 		"type": "text/plain; charset=utf-8", "disposition": `attachment; filename="a b.txt"`,
-		"encoding": "gzip", "language": "de-CH", "cache": "max-age=60", "expires": expires.Format(time.RFC1123),
+		"encoding": "gzip", "language": "de-CH", "cache": "max-age=60", "expires": expires.Format(http.TimeFormat),
 	}
-	check := func(t *testing.T, what string, ct, cd, ce, cl, cc *string, exp *time.Time, w map[string]string) {
+	check := func(t *testing.T, what string, ct, cd, ce, cl, cc, exp *string, w map[string]string) {
 		t.Helper()
 		got := map[string]string{"type": aws.ToString(ct), "disposition": aws.ToString(cd), "encoding": aws.ToString(ce),
-			"language": aws.ToString(cl), "cache": aws.ToString(cc)}
-		if exp != nil {
-			got["expires"] = exp.UTC().Format(time.RFC1123)
-		} else {
-			got["expires"] = ""
-		}
+			"language": aws.ToString(cl), "cache": aws.ToString(cc), "expires": aws.ToString(exp)}
 		for k, v := range w {
 			if got[k] != v {
 				t.Errorf("%s: %s is %q, want %q", what, k, got[k], v)
@@ -60,7 +56,7 @@ func TestContentHeadersSealed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check(t, "HEAD", head.ContentType, head.ContentDisposition, head.ContentEncoding, head.ContentLanguage, head.CacheControl, head.Expires, want)
+	check(t, "HEAD", head.ContentType, head.ContentDisposition, head.ContentEncoding, head.ContentLanguage, head.CacheControl, head.ExpiresString, want)
 
 	// The store changes the object's Content-Type (and drops nothing else):
 	// the client still sees the sealed headers.
@@ -78,7 +74,7 @@ func TestContentHeadersSealed(t *testing.T) {
 	if !bytes.Equal(got, body) {
 		t.Fatalf("GET body %q", got)
 	}
-	check(t, "GET after the store changed Content-Type", get.ContentType, get.ContentDisposition, get.ContentEncoding, get.ContentLanguage, get.CacheControl, get.Expires, want)
+	check(t, "GET after the store changed Content-Type", get.ContentType, get.ContentDisposition, get.ContentEncoding, get.ContentLanguage, get.CacheControl, get.ExpiresString, want)
 
 	// response-* parameters still override, as on S3.
 	get, err = e.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("doc"), ResponseContentType: aws.String("application/x-override")})
@@ -98,7 +94,7 @@ func TestContentHeadersSealed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check(t, "HEAD of a COPY copy", head.ContentType, head.ContentDisposition, head.ContentEncoding, head.ContentLanguage, head.CacheControl, head.Expires, want)
+	check(t, "HEAD of a COPY copy", head.ContentType, head.ContentDisposition, head.ContentEncoding, head.ContentLanguage, head.CacheControl, head.ExpiresString, want)
 	if _, err := e.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &bucket, Key: aws.String("replaced"), CopySource: aws.String(bucket + "/doc"),
 		MetadataDirective: types.MetadataDirectiveReplace, ContentType: aws.String("image/png")}); err != nil {
 		t.Fatal(err)
@@ -107,7 +103,7 @@ func TestContentHeadersSealed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check(t, "HEAD of a REPLACE copy", head.ContentType, head.ContentDisposition, head.ContentEncoding, head.ContentLanguage, head.CacheControl, head.Expires,
+	check(t, "HEAD of a REPLACE copy", head.ContentType, head.ContentDisposition, head.ContentEncoding, head.ContentLanguage, head.CacheControl, head.ExpiresString,
 		map[string]string{"type": "image/png", "disposition": "", "encoding": "", "cache": ""})
 
 	// A multipart object keeps the headers of its CreateMultipartUpload.
@@ -129,6 +125,6 @@ func TestContentHeadersSealed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check(t, "HEAD of a multipart object", head.ContentType, head.ContentDisposition, head.ContentEncoding, head.ContentLanguage, head.CacheControl, head.Expires,
+	check(t, "HEAD of a multipart object", head.ContentType, head.ContentDisposition, head.ContentEncoding, head.ContentLanguage, head.CacheControl, head.ExpiresString,
 		map[string]string{"type": "video/mp4", "disposition": "inline"})
 }

@@ -2,19 +2,18 @@ package proxy
 
 import (
 	"bytes"
-	"crypto/md5"
-	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/kms"
+	"github.com/s3seal/s3seal/proxy/s3wire"
+	"github.com/s3seal/s3seal/proxy/upstream"
 	"github.com/valyala/fasthttp"
 	"golang.org/x/sync/errgroup"
 )
@@ -40,40 +39,31 @@ import (
 // completeMultipart forwards CompleteMultipartUpload with the part ETags
 // mapped back to the store's, then finalizes the object.
 func (s *Server) completeMultipart(r *request) error {
-	if r.upload.upload == nil {
-		return errForeignUpload()
+	if r.upload.Upload == nil {
+		return s3wire.ErrForeignUpload
 	}
 	body, err := s.readSmallBody(r)
 	if err != nil {
 		return err
 	}
-	var asked completeUpload
+	var asked s3wire.CompleteMultipartUpload
 	if err := xml.Unmarshal(body, &asked); err != nil || len(asked.Parts) == 0 {
-		return s3err(http.StatusBadRequest, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema")
+		return s3wire.ErrMalformedXML
 	}
-	// The store gets the part list alone, its ETags mapped back to the
-	// store's: the client's part checksums are of the plaintext, and a
-	// strict store (AWS, versitygw) refuses parts whose checksums it does
-	// not have (InvalidPart).
-	forward := completeUpload{Parts: make([]completePart, len(asked.Parts))}
-	for i, p := range asked.Parts {
-		forward.Parts[i] = completePart{PartNumber: p.PartNumber, ETag: storeETag(strings.TrimSpace(p.ETag))}
-	}
-	body, _ = xml.Marshal(forward)
-	out := newOut(http.MethodPost, r.t.RawPath, forwardQuery(r.t.RawQuery))
-	copyRequestHeaders(out.Header, r.header)
+	body = s3wire.StoreComplete(asked)
+	out := r.outbound(http.MethodPost)
 	out.Body, out.BodyLen = bytes.NewReader(body), int64(len(body))
-	var done completeResult
-	resp, err := s.doXMLResp(out, &done)
+	var done s3wire.CompleteMultipartUploadResult
+	resp, err := s.up.DoXMLResp(out, &done)
 	if err != nil {
-		var e *Error
+		var e *s3wire.Error
 		if errors.As(err, &e) && e.Code == "NoSuchUpload" {
 			// A retry of a Complete whose finalizing failed: the store
 			// completed the upload already. Finalize what is at the key if
 			// it is this upload, made of exactly the parts the client
 			// lists (the multipart ETag they give, S3's MD5 of the part
 			// MD5s); a store whose ETags are not MD5s gets no second try.
-			if tag, ok := multipartETag(asked.Parts); ok {
+			if tag, ok := s3wire.MultipartETag(asked.Parts); ok {
 				if tag, version, ferr := s.finalize(r, tag, "", asked.Parts); ferr == nil {
 					return s.writeCompleted(r, tag, version)
 				}
@@ -90,37 +80,15 @@ func (s *Server) completeMultipart(r *request) error {
 	return s.writeCompleted(r, tag, finalVersion)
 }
 
-// multipartETag is the store ETag S3 gives an object completed from parts
-// with these (client) ETags: the MD5 of their binary MD5s, "-N".
-func multipartETag(parts []completePart) (string, bool) {
-	h := md5.New()
-	for _, p := range parts {
-		sum, err := hex.DecodeString(strings.Trim(storeETag(strings.TrimSpace(p.ETag)), `"`))
-		if err != nil || len(sum) != md5.Size {
-			return "", false
-		}
-		h.Write(sum)
-	}
-	return fmt.Sprintf(`"%x-%d"`, h.Sum(nil), len(parts)), true
-}
-
-type completeResult struct {
-	XMLName  xml.Name `xml:"CompleteMultipartUploadResult"`
-	XMLNS    string   `xml:"xmlns,attr,omitempty"`
-	Location string   `xml:"Location"`
-	Bucket   string   `xml:"Bucket"`
-	Key      string   `xml:"Key"`
-	ETag     string   `xml:"ETag"`
-}
-
 func (s *Server) writeCompleted(r *request, storeTag, version string) error {
 	if version != "" {
 		r.ctx.Response.Header.Set("X-Amz-Version-Id", version)
 	}
 	// The object's location as the client addresses it, never the store's.
 	loc := "http://" + string(r.ctx.Host()) + r.t.SignedPath
-	writeXML(r.ctx, http.StatusOK, completeResult{XMLNS: s3NS, Location: loc,
-		Bucket: r.t.Bucket, Key: r.t.Key, ETag: clientETag(storeTag)})
+	writeXML(r.ctx, http.StatusOK, s3wire.CompleteMultipartUploadResult{XMLNS: s3wire.NS, Location: loc,
+		Bucket: r.t.Bucket, Key: r.t.Key, ETag: s3wire.ClientETag(storeTag)})
+	r.echoSSE()
 	return nil
 }
 
@@ -128,23 +96,23 @@ func (s *Server) writeCompleted(r *request, storeTag, version string) error {
 // (version `version`, store ETag storeTag; both empty: whatever is at the
 // key now) with a finalized one, and returns the final store ETag and
 // version id. parts is the client's part list, which the completed object
-// must match.
-func (s *Server) finalize(r *request, storeTag, version string, parts []completePart) (string, string, error) {
+// must match. The response will say that the object's key protects it.
+func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.CompletePart) (string, string, error) {
 	rq := &readReq{bucket: r.t.Bucket, key: r.t.Key, rawPath: r.t.RawPath}
 	if version != "" {
 		rq.query = "versionId=" + url.QueryEscape(version)
 	}
-	head := newOut(http.MethodHead, rq.rawPath, rq.query)
+	head := upstream.NewRequest(http.MethodHead, rq.rawPath, rq.query)
 	if storeTag != "" {
 		head.Header.Set("If-Match", storeTag)
 	}
-	resp, err := s.up.do(head)
+	resp, err := s.up.Do(head)
 	if err != nil {
-		return "", "", errInternal(err)
+		return "", "", s3wire.Internal(err)
 	}
 	defer fasthttp.ReleaseResponse(resp)
 	if st := resp.StatusCode(); st != http.StatusOK {
-		return "", "", errInternal(fmt.Errorf("finalizing %s: the completed object answers %d (replaced before it could be finalized?)", rq.rawPath, st))
+		return "", "", s3wire.Internal(fmt.Errorf("finalizing %s: the completed object answers %d (replaced before it could be finalized?)", rq.rawPath, st))
 	}
 	storeTag = string(resp.Header.Peek("ETag"))
 	if version == "" {
@@ -156,31 +124,31 @@ func (s *Server) finalize(r *request, storeTag, version string, parts []complete
 	stored := int64(resp.Header.ContentLength())
 	n := envelope.PartsInETag(storeTag)
 	if n == 0 || n != len(parts) {
-		return "", "", errInternal(fmt.Errorf("finalizing %s: store ETag %s for %d parts", rq.rawPath, storeTag, len(parts)))
+		return "", "", s3wire.Internal(fmt.Errorf("finalizing %s: store ETag %s for %d parts", rq.rawPath, storeTag, len(parts)))
 	}
 
-	h, err := envelope.ParseHeader(string(resp.Header.Peek(sealHeader)))
+	h, err := envelope.ParseHeader(string(resp.Header.Peek(s3wire.SealHeader)))
 	if err != nil {
-		return "", "", errDecrypt(err)
+		return "", "", s3wire.Damaged(err)
 	}
 	ki := h.KeyInfo()
 	dek, err := s.kms.Decrypt(kmsContext(r, rq.bucket, rq.key), ki.KeyID, ki.Wrapped, kms.BucketContext(rq.bucket))
 	if err != nil {
-		return "", "", fromKMSError(err)
+		return "", "", s3wire.FromKMSError(err)
 	}
 	defer kms.Zero(dek)
-	noteSSE(r, ki.KeyID, sseKMS)
+	r.sse = sse{alg: s3wire.SSEKMS, keyID: ki.KeyID}
 	obj, err := envelope.Open(h, dek, rq.bucket, rq.key)
 	if err != nil {
-		return "", "", errDecrypt(err)
+		return "", "", s3wire.Damaged(err)
 	}
 	defer obj.Close()
 	meta, err := envelope.DecodeMeta(obj.Meta())
 	if err != nil {
-		return "", "", errDecrypt(err)
+		return "", "", s3wire.Damaged(err)
 	}
-	if !bytes.Equal(meta.Upload, r.upload.upload) {
-		return "", "", errInternal(fmt.Errorf("finalizing %s: the object there is not this upload's", rq.rawPath))
+	if !bytes.Equal(meta.Upload, r.upload.Upload) {
+		return "", "", s3wire.Internal(fmt.Errorf("finalizing %s: the object there is not this upload's", rq.rawPath))
 	}
 	if meta.Manifest != nil {
 		return storeTag, version, nil // finalized by an earlier attempt
@@ -200,13 +168,13 @@ func (s *Server) finalize(r *request, storeTag, version string, parts []complete
 		return ph, err
 	})
 	if err != nil {
-		return "", "", errDecrypt(err)
+		return "", "", s3wire.Damaged(err)
 	}
 	open := s.partOpener(r, rq.bucket, rq.key, meta)
 	for i := range pm.Parts() {
 		num, _, _, off := pm.Part(i)
 		if num != parts[i].PartNumber {
-			return "", "", errInternal(fmt.Errorf("finalizing %s: part %d of the completed object is number %d, client asked for %d", rq.rawPath, i+1, num, parts[i].PartNumber))
+			return "", "", s3wire.Internal(fmt.Errorf("finalizing %s: part %d of the completed object is number %d, client asked for %d", rq.rawPath, i+1, num, parts[i].PartNumber))
 		}
 		p, err := open(read[off])
 		if err != nil {
@@ -216,7 +184,7 @@ func (s *Server) finalize(r *request, storeTag, version string, parts []complete
 	}
 	mf, err := pm.Manifest(meta.Upload)
 	if err != nil {
-		return "", "", errDecrypt(err)
+		return "", "", s3wire.Damaged(err)
 	}
 	applied := meta.Create
 	meta.Manifest, meta.Create = mf, nil
@@ -229,7 +197,7 @@ func (s *Server) finalize(r *request, storeTag, version string, parts []complete
 	for k, v := range applied {
 		hdr.Set(k, v)
 	}
-	hdr.Set(sealHeader, value)
+	hdr.Set(s3wire.SealHeader, value)
 	if err := s.copyTags(hdr, resp, rq); err != nil {
 		return "", "", err
 	}
@@ -259,42 +227,42 @@ func (s *Server) copyParts(dstPath string, hdr http.Header, src *readReq, srcTag
 	if src.query != "" {
 		source += "?" + src.query
 	}
-	create := newOut(http.MethodPost, dstPath, "uploads")
+	create := upstream.NewRequest(http.MethodPost, dstPath, "uploads")
 	for k, v := range hdr {
 		create.Header[k] = v
 	}
 	var init struct {
 		UploadID string `xml:"UploadId"`
 	}
-	if err := s.doXML(create, &init); err != nil {
+	if err := s.up.DoXML(create, &init); err != nil {
 		return "", "", err
 	}
 	uploadID := url.QueryEscape(init.UploadID)
 	abort := func() {
-		if resp, err := s.up.do(newOut(http.MethodDelete, dstPath, "uploadId="+uploadID)); err == nil {
+		if resp, err := s.up.Do(upstream.NewRequest(http.MethodDelete, dstPath, "uploadId="+uploadID)); err == nil {
 			fasthttp.ReleaseResponse(resp)
 		}
 	}
 	// The parts are copied in parallel: each UploadPartCopy is a store-side
 	// copy of up to 5 GiB, and their latencies add up otherwise.
-	done := completeUpload{Parts: make([]completePart, pm.Parts())}
+	done := s3wire.CompleteMultipartUpload{Parts: make([]s3wire.CompletePart, pm.Parts())}
 	var g errgroup.Group
 	g.SetLimit(copyParallel)
 	for i := range pm.Parts() {
 		g.Go(func() error {
 			_, _, plainLen, from := pm.Part(i)
 			to := from + envelope.PartCiphertextSize(plainLen) - 1
-			pc := newOut(http.MethodPut, dstPath, "partNumber="+strconv.Itoa(i+1)+"&uploadId="+uploadID)
+			pc := upstream.NewRequest(http.MethodPut, dstPath, "partNumber="+strconv.Itoa(i+1)+"&uploadId="+uploadID)
 			pc.Header.Set("X-Amz-Copy-Source", source)
 			pc.Header.Set("X-Amz-Copy-Source-Range", fmt.Sprintf("bytes=%d-%d", from, to))
 			pc.Header.Set("X-Amz-Copy-Source-If-Match", srcTag)
 			var res struct {
 				ETag string `xml:"ETag"`
 			}
-			if err := s.doXML(pc, &res); err != nil {
+			if err := s.up.DoXML(pc, &res); err != nil {
 				return err
 			}
-			done.Parts[i] = completePart{PartNumber: i + 1, ETag: res.ETag}
+			done.Parts[i] = s3wire.CompletePart{PartNumber: i + 1, ETag: res.ETag}
 			return nil
 		})
 	}
@@ -303,10 +271,10 @@ func (s *Server) copyParts(dstPath string, hdr http.Header, src *readReq, srcTag
 		return "", "", err
 	}
 	body, _ := xml.Marshal(done)
-	complete := newOut(http.MethodPost, dstPath, "uploadId="+uploadID)
+	complete := upstream.NewRequest(http.MethodPost, dstPath, "uploadId="+uploadID)
 	complete.Body, complete.BodyLen = bytes.NewReader(body), int64(len(body))
-	var result completeResult
-	resp, err := s.doXMLResp(complete, &result)
+	var result s3wire.CompleteMultipartUploadResult
+	resp, err := s.up.DoXMLResp(complete, &result)
 	if err != nil {
 		abort()
 		return "", "", err
@@ -334,7 +302,7 @@ func (s *Server) copyTags(hdr http.Header, head *fasthttp.Response, src *readReq
 			Value string `xml:"Value"`
 		} `xml:"TagSet>Tag"`
 	}
-	if err := s.doXML(newOut(http.MethodGet, src.rawPath, q), &tagging); err != nil {
+	if err := s.up.DoXML(upstream.NewRequest(http.MethodGet, src.rawPath, q), &tagging); err != nil {
 		return err
 	}
 	v := url.Values{}
@@ -347,7 +315,7 @@ func (s *Server) copyTags(hdr http.Header, head *fasthttp.Response, src *readReq
 
 // deleteVersion removes one version of an object, best effort.
 func (s *Server) deleteVersion(rawPath, version string) {
-	resp, err := s.up.do(newOut(http.MethodDelete, rawPath, "versionId="+url.QueryEscape(version)))
+	resp, err := s.up.Do(upstream.NewRequest(http.MethodDelete, rawPath, "versionId="+url.QueryEscape(version)))
 	if err != nil {
 		s.log.Warn("could not remove a pending object version", "path", rawPath, "version", version, "err", err)
 		return

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/s3seal/s3seal/kms"
+	"github.com/s3seal/s3seal/proxy/s3wire"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 )
@@ -114,16 +115,12 @@ func registerKMSMetrics(reg *prometheus.Registry, client kms.Client) {
 	}
 }
 
-// observe counts one answered request.
-func (m *metrics) observe(r *request, err error, start time.Time) {
-	name := r.op.String()
-	if r.t == nil {
-		name = "Invalid"
-	}
-	m.requests.WithLabelValues(name, strconv.Itoa(r.ctx.Response.StatusCode())).Inc()
+// observe counts one answered request of operation name.
+func (m *metrics) observe(name string, status int, err error, start time.Time) {
+	m.requests.WithLabelValues(name, strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(name).Observe(time.Since(start).Seconds())
 	if err != nil {
-		m.errors.WithLabelValues(name, asS3Error(err).Code).Inc()
+		m.errors.WithLabelValues(name, s3wire.AsError(err).Code).Inc()
 	}
 }
 
@@ -142,10 +139,3 @@ func (s *Server) serveMetrics(ctx *fasthttp.RequestCtx) bool {
 // MetricsRegistry returns the proxy's Prometheus registry, so that the
 // caller can add its own collectors or gather without HTTP.
 func (s *Server) MetricsRegistry() *prometheus.Registry { return s.metrics.reg }
-
-// finish runs after every S3 request: it adds the SSE response headers
-// and counts the request.
-func (s *Server) finish(r *request, err error, start time.Time) {
-	s.echoSSE(r)
-	s.metrics.observe(r, err, start)
-}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,27 +10,17 @@ import (
 	"strings"
 
 	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/proxy/s3wire"
+	"github.com/s3seal/s3seal/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
-
-// conditionHeaders are the GET/HEAD conditions forwarded to the store
-// (ETags mapped) so that it evaluates them against the stored version.
-var conditionHeaders = []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"}
-
-// responseOverrides are GetObject's query parameters that set a response
-// header.
-var responseOverrides = map[string]string{
-	"response-content-type": "Content-Type", "response-content-language": "Content-Language",
-	"response-expires": "Expires", "response-cache-control": "Cache-Control",
-	"response-content-disposition": "Content-Disposition", "response-content-encoding": "Content-Encoding",
-}
 
 // readReq is a GET or HEAD of an object's plaintext, or a range of it.
 type readReq struct {
 	bucket, key    string
 	rawPath, query string // query: the client's, auth parameters removed
 	cond           http.Header
-	br             *byteRange // nil: whole object
+	br             *s3wire.ByteRange // nil: whole object
 	head           bool
 	partNumber     int // > 0: GET/HEAD ?partNumber=
 }
@@ -40,8 +31,9 @@ type plainObject struct {
 	resp     *fasthttp.Response // headers to relay; owned until Close
 	storeTag string
 	size     int64
-	parts    int // 0 for single-part objects
-	version  int // format version of the object's header
+	parts    int    // 0 for single-part objects
+	version  int    // format version of the object's header
+	keyID    string // the KMS key of the object's header
 	meta     *envelope.Meta
 	off, n   int64
 	ranged   bool
@@ -63,30 +55,23 @@ type upstreamReply struct{ resp *fasthttp.Response }
 func (u *upstreamReply) Error() string { return fmt.Sprintf("store answered %d", u.resp.StatusCode()) }
 
 // getObject serves GetObject and HeadObject.
-func (s *Server) getObject(r *request, head bool) error {
+func (s *Server) getObject(r *request) error {
+	head := r.op == s3wire.HeadObject
 	rq := &readReq{
 		bucket: r.t.Bucket, key: r.t.Key, rawPath: r.t.RawPath,
-		query: forwardQuery(r.t.RawQuery), cond: http.Header{}, head: head,
-	}
-	for _, h := range conditionHeaders {
-		if v := r.header.Get(h); v != "" {
-			if strings.HasSuffix(h, "Match") {
-				v = storeETagList(v)
-			}
-			rq.cond.Set(h, v)
-		}
+		query: r.storeQuery, cond: s3wire.Conditions(r.header), head: head,
 	}
 	if pn := r.t.Query.Get("partNumber"); pn != "" {
-		n, err := strconv.Atoi(pn)
-		if err != nil || n < 1 || n > 10000 {
-			return errInvalidArgument("Part number must be an integer between 1 and 10000, inclusive")
+		n, err := s3wire.ParsePartNumber(pn)
+		if err != nil {
+			return err
 		}
 		rq.partNumber = n
 		// The store's part n is ciphertext framing; the proxy finds the
 		// part's plaintext itself.
-		rq.query = dropParam(rq.query, "partNumber")
+		rq.query = s3wire.DropParam(rq.query, "partNumber")
 	}
-	if br, ok := parseRange(r.header.Get("Range")); ok && rq.partNumber == 0 {
+	if br, ok := s3wire.ParseRange(r.header.Get("Range")); ok && rq.partNumber == 0 {
 		rq.br = br
 	}
 	po, err := s.openPlain(r, rq)
@@ -95,7 +80,7 @@ func (s *Server) getObject(r *request, head bool) error {
 			status := ur.resp.StatusCode()
 			s.sendUpstream(r, ur.resp, status == http.StatusNotModified)
 			if status == http.StatusNotModified {
-				r.ctx.Response.Header.Set("ETag", clientETag(string(ur.resp.Header.Peek("ETag"))))
+				r.ctx.Response.Header.Set("ETag", s3wire.ClientETag(string(ur.resp.Header.Peek("ETag"))))
 			}
 			return nil
 		}
@@ -106,7 +91,7 @@ func (s *Server) getObject(r *request, head bool) error {
 	if po.version >= 2 {
 		// Content headers come from the sealed metadata only: the store
 		// must not be able to make a browser render an object as HTML.
-		for _, k := range contentHeaders {
+		for _, k := range s3wire.ContentHeaders {
 			ctx.Response.Header.Del(k)
 		}
 		ctx.Response.Header.Set("Content-Type", "binary/octet-stream") // S3's default
@@ -115,15 +100,15 @@ func (s *Server) getObject(r *request, head bool) error {
 		}
 		// GetObject's response-* parameters (presigned downloads) still
 		// override them, as S3 does for the client that signed them.
-		for param, k := range responseOverrides {
+		for param, k := range s3wire.ResponseOverrides {
 			if v := r.t.Query.Get(param); v != "" {
 				ctx.Response.Header.Set(k, v)
 			}
 		}
 	}
-	ctx.Response.Header.Set("ETag", clientETag(po.storeTag))
+	ctx.Response.Header.Set("ETag", s3wire.ClientETag(po.storeTag))
 	ctx.Response.Header.Set("Accept-Ranges", "bytes")
-	setUserMetadata(ctx.Response.Header.Set, po.meta.User)
+	s3wire.SetUserMetadata(ctx.Response.Header.Set, po.meta.User)
 	if md5 := po.meta.MD5; md5 != "" && po.meta.User["md5chksum"] == "" {
 		// Our ETags are not MD5s, so sync tools look for the plaintext MD5
 		// where rclone keeps it; serve the one the proxy verified.
@@ -145,10 +130,12 @@ func (s *Server) getObject(r *request, head bool) error {
 	} else {
 		ctx.SetStatusCode(http.StatusOK)
 	}
+	r.sse = sse{alg: s3wire.SSEKMS, keyID: po.keyID}
 	if head {
 		po.Close()
 		ctx.Response.Header.SetContentLength(int(po.n))
 		ctx.Response.SkipBody = true
+		r.echoSSE()
 		return nil
 	}
 	// Decrypt the first piece before committing to a status, so that a
@@ -157,12 +144,13 @@ func (s *Server) getObject(r *request, head bool) error {
 	first := make([]byte, min(po.n, 64<<10))
 	if _, err := io.ReadFull(po.body, first); err != nil {
 		po.Close()
-		return errDecrypt(fmt.Errorf("%s/%s: %w", r.t.Bucket, r.t.Key, err))
+		return s3wire.Damaged(fmt.Errorf("%s/%s: %w", r.t.Bucket, r.t.Key, err))
 	}
 	ctx.SetBodyStream(&plainBody{
 		r: io.MultiReader(bytes.NewReader(first), po.body), po: po, s: s,
 		what: r.t.Bucket + "/" + r.t.Key, id: r.id,
 	}, int(po.n))
+	r.echoSSE()
 	return nil
 }
 
@@ -177,23 +165,23 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 	}
 	br := rq.br
 	cond := rq.cond.Clone()
-	if br != nil && br.suffixSet {
+	if br != nil && br.SuffixSet {
 		// A suffix range needs the plaintext size to find its first
 		// segment: ask for it first, and pin the version we will read.
 		size, etag, err := s.statSize(rq, cond)
 		if err != nil {
 			return nil, err
 		}
-		off, n, ok := br.resolve(size)
+		off, n, ok := br.Resolve(size)
 		if !ok {
-			return nil, errInvalidRange(size, br.raw)
+			return nil, s3wire.InvalidRange(size, br.Raw)
 		}
-		br = &byteRange{start: off, end: off + n - 1, raw: br.raw}
+		br = &s3wire.ByteRange{Start: off, End: off + n - 1, Raw: br.Raw}
 		if cond.Get("If-Match") == "" {
 			cond.Set("If-Match", etag)
 		}
 	}
-	out := newOut(method, rq.rawPath, rq.query)
+	out := upstream.NewRequest(method, rq.rawPath, rq.query)
 	for k, v := range cond {
 		out.Header[k] = v
 	}
@@ -201,21 +189,21 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 		// Ask for whole segments, assuming a single-part object (the usual
 		// case); the store clamps the end to the object. An open range
 		// stays open: not every store clamps a far end.
-		end := br.end
+		end := br.End
 		if end < 0 {
-			end = br.start
+			end = br.Start
 		}
 		alignedEnd := (end/envelope.SegmentSize + 1) * envelope.SegmentSize
-		coff, clen := envelope.CipherRange(alignedEnd, br.start, end-br.start+1)
-		if br.end < 0 {
+		coff, clen := envelope.CipherRange(alignedEnd, br.Start, end-br.Start+1)
+		if br.End < 0 {
 			out.Header.Set("Range", fmt.Sprintf("bytes=%d-", coff))
 		} else {
 			out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", coff, coff+clen-1))
 		}
 	}
-	resp, err := s.up.do(out)
+	resp, err := s.up.Do(out)
 	if err != nil {
-		return nil, errInternal(fmt.Errorf("upstream %s: %w", method, err))
+		return nil, s3wire.Internal(fmt.Errorf("upstream %s: %w", method, err))
 	}
 	status := resp.StatusCode()
 	if status == http.StatusRequestedRangeNotSatisfiable {
@@ -224,7 +212,7 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 		if err != nil {
 			return nil, err
 		}
-		return nil, errInvalidRange(size, br.raw)
+		return nil, s3wire.InvalidRange(size, br.Raw)
 	}
 	if status != http.StatusOK && status != http.StatusPartialContent {
 		return nil, &upstreamReply{resp}
@@ -235,18 +223,18 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 
 	stored, cipherOff, err := storedExtent(resp, status)
 	if err != nil {
-		return fail(errInternal(err))
+		return fail(s3wire.Internal(err))
 	}
-	headerValue := string(resp.Header.Peek(sealHeader))
+	headerValue := string(resp.Header.Peek(s3wire.SealHeader))
 	obj, meta, err := s.openSealed(r, headerValue, rq.bucket, rq.key)
 	if err != nil {
 		return fail(err)
 	}
 	po.closers = append(po.closers, obj.Close)
-	po.meta, po.version = meta, obj.Version()
+	po.meta, po.version, po.keyID = meta, obj.Version(), obj.KeyInfo().KeyID
 	po.parts = envelope.PartsInETag(po.storeTag)
 	if po.size, err = obj.PlainSize(meta, stored, po.storeTag); err != nil {
-		return fail(errDecrypt(fmt.Errorf("%s/%s: %w", rq.bucket, rq.key, err)))
+		return fail(s3wire.Damaged(fmt.Errorf("%s/%s: %w", rq.bucket, rq.key, err)))
 	}
 	// A multipart object is read only through its part map, verified
 	// against the sealed manifest before any plaintext is read. HEAD checks
@@ -266,17 +254,17 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 	switch {
 	case rq.partNumber > 0 && po.parts == 0:
 		if rq.partNumber != 1 {
-			return fail(errInvalidPartNumber())
+			return fail(s3wire.ErrInvalidPartNumber)
 		}
 	case rq.partNumber > 0:
 		if rq.partNumber > po.parts {
-			return fail(errInvalidPartNumber())
+			return fail(s3wire.ErrInvalidPartNumber)
 		}
 		_, po.off, po.n, _ = pm.Part(rq.partNumber - 1)
 		po.ranged = true
 	case br != nil:
-		if po.off, po.n, ok = br.resolve(po.size); !ok {
-			return fail(errInvalidRange(po.size, br.raw))
+		if po.off, po.n, ok = br.Resolve(po.size); !ok {
+			return fail(s3wire.InvalidRange(po.size, br.Raw))
 		}
 		po.ranged = true
 	}
@@ -284,13 +272,10 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 		return po, nil
 	}
 
-	src := resp.BodyStream()
-	if src == nil {
-		src = bytes.NewReader(resp.Body())
-	}
+	src := upstream.Body(resp)
 	if po.parts == 0 {
 		if want, _ := envelope.CipherRange(po.size, po.off, po.n); want != cipherOff {
-			return fail(errInternal(fmt.Errorf("store returned range at %d, want %d", cipherOff, want)))
+			return fail(s3wire.Internal(fmt.Errorf("store returned range at %d, want %d", cipherOff, want)))
 		}
 		po.body = obj.DecryptReader(src, po.size, po.off, po.n)
 		return po, nil
@@ -311,7 +296,7 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 	resp.CloseBodyStream()
 	f, err := pm.FetchRange(po.off, po.n)
 	if err != nil {
-		return fail(errInternal(err))
+		return fail(s3wire.Internal(err))
 	}
 	var first *envelope.PartHeader
 	if !f.HeaderInline {
@@ -319,51 +304,30 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 			return fail(err)
 		}
 	}
-	out = newOut(http.MethodGet, rq.rawPath, rq.query)
+	out = upstream.NewRequest(http.MethodGet, rq.rawPath, rq.query)
 	out.Header.Set("If-Match", po.storeTag)
 	out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", f.From, f.To-1))
-	rresp, err := s.up.do(out)
+	rresp, err := s.up.Do(out)
 	if err != nil {
-		return fail(errInternal(err))
+		return fail(s3wire.Internal(err))
 	}
 	po.closers = append(po.closers, func() { rresp.CloseBodyStream(); fasthttp.ReleaseResponse(rresp) })
 	if st := rresp.StatusCode(); st != http.StatusPartialContent {
-		return fail(errInternal(fmt.Errorf("range of multipart object: store answered %d", st)))
+		return fail(s3wire.Internal(fmt.Errorf("range of multipart object: store answered %d", st)))
 	}
-	rsrc := rresp.BodyStream()
-	if rsrc == nil {
-		rsrc = bytes.NewReader(rresp.Body())
-	}
-	po.body = envelope.MultipartReader(rsrc, pm, first, po.off, po.n, open)
+	po.body = envelope.MultipartReader(upstream.Body(rresp), pm, first, po.off, po.n, open)
 	return po, nil
-}
-
-func errInvalidPartNumber() *Error {
-	return s3err(http.StatusRequestedRangeNotSatisfiable, "InvalidPartNumber", "The requested partnumber is not satisfiable")
-}
-
-// dropParam removes one parameter from a raw query, leaving the rest byte
-// for byte.
-func dropParam(rawQuery, name string) string {
-	parts := strings.Split(rawQuery, "&")
-	kept := parts[:0]
-	for _, p := range parts {
-		if k, _, _ := strings.Cut(p, "="); k != name {
-			kept = append(kept, p)
-		}
-	}
-	return strings.Join(kept, "&")
 }
 
 // statSize HEADs the object for its plaintext size and store ETag.
 func (s *Server) statSize(rq *readReq, cond http.Header) (int64, string, error) {
-	out := newOut(http.MethodHead, rq.rawPath, rq.query)
+	out := upstream.NewRequest(http.MethodHead, rq.rawPath, rq.query)
 	for k, v := range cond {
 		out.Header[k] = v
 	}
-	resp, err := s.up.do(out)
+	resp, err := s.up.Do(out)
 	if err != nil {
-		return 0, "", errInternal(err)
+		return 0, "", s3wire.Internal(err)
 	}
 	if resp.StatusCode() != http.StatusOK {
 		return 0, "", &upstreamReply{resp}
@@ -372,7 +336,7 @@ func (s *Server) statSize(rq *readReq, cond http.Header) (int64, string, error) 
 	tag := string(resp.Header.Peek("ETag"))
 	size, ok := envelope.ListedSize(int64(resp.Header.ContentLength()), tag)
 	if !ok {
-		return 0, "", errNotSealed
+		return 0, "", s3wire.ErrNotSealed
 	}
 	return size, tag, nil
 }
@@ -418,4 +382,18 @@ func writeThrough(w io.Writer, r io.Reader) (int64, error) {
 func (b *plainBody) Close() error {
 	b.po.Close()
 	return nil
+}
+
+// storedExtent reads the stored object size and the offset of the returned
+// bytes from an upstream GET/HEAD response.
+func storedExtent(resp *fasthttp.Response, status int) (size, off int64, err error) {
+	if status == http.StatusPartialContent {
+		first, total, err := s3wire.ParseContentRange(string(resp.Header.Peek("Content-Range")))
+		return total, first, err
+	}
+	n := resp.Header.ContentLength()
+	if n < 0 {
+		return 0, 0, errors.New("store sent no Content-Length")
+	}
+	return int64(n), 0, nil
 }

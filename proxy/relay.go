@@ -4,132 +4,50 @@ import (
 	"bytes"
 	"crypto/md5"
 	"encoding/base64"
+	"encoding/xml"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 
+	"github.com/s3seal/s3seal/proxy/s3wire"
+	"github.com/s3seal/s3seal/proxy/upstream"
+	"github.com/s3seal/s3seal/sigv4"
 	"github.com/valyala/fasthttp"
 )
 
-// maxSmallBody bounds request bodies that are configuration rather than
-// object data (DeleteObjects lists, bucket policies, tagging, ...); they are
-// read whole so their integrity can be checked before anything is sent.
-const maxSmallBody = 4 << 20
+// What the client gets back: the store's answer relayed, or a document of
+// the proxy's own, and the headers that say what the proxy verified and
+// what protects the object.
 
-// dropRequestHeaders are client headers never forwarded as they are: they
-// authenticate or describe the client's request, not the upstream one.
-var dropRequestHeaders = map[string]bool{
-	"Authorization": true, "Host": true, "Content-Length": true, "Content-Md5": true,
-	"Connection": true, "Keep-Alive": true, "Transfer-Encoding": true, "Te": true, "Trailer": true,
-	"Upgrade": true, "Expect": true, "Proxy-Authorization": true, "Proxy-Connection": true,
-	"User-Agent": true, "Accept-Encoding": true, "Range": true,
-	"X-Amz-Content-Sha256": true, "X-Amz-Date": true, "X-Amz-Decoded-Content-Length": true,
-	"X-Amz-Trailer": true, "X-Amz-Sdk-Checksum-Algorithm": true, "X-Amz-Security-Token": true,
-	"X-Amz-Checksum-Algorithm": true, "X-Amz-Checksum-Type": true, "X-Amz-Checksum-Mode": true,
-	"X-Amz-User-Agent": true, "Amz-Sdk-Invocation-Id": true, "Amz-Sdk-Request": true,
-	"X-Amz-Copy-Source": true,
-}
-
-// forwardable reports whether a client header may be copied upstream.
-func forwardable(k string) bool {
-	if dropRequestHeaders[k] {
-		return false
-	}
-	switch {
-	case strings.HasPrefix(k, "X-Amz-Checksum-"),
-		strings.HasPrefix(k, "X-Amz-Server-Side-Encryption"),
-		strings.HasPrefix(k, userMetaPrefix),
-		strings.HasPrefix(k, "X-Amz-Copy-Source-"):
-		return false
-	case strings.HasPrefix(k, "X-Amz-"):
-		return true
-	}
-	switch k {
-	case "Content-Type", "Content-Disposition", "Content-Language", "Cache-Control", "Expires",
-		"If-Modified-Since", "If-Unmodified-Since", "Accept":
-		return true
-	}
-	return false
-}
-
-// copyRequestHeaders copies the forwardable client headers to out, mapping
-// ETags in conditions and removing aws-chunked from Content-Encoding.
-func copyRequestHeaders(out http.Header, in http.Header) {
-	for k, vs := range in {
-		switch k {
-		case "If-Match", "If-None-Match":
-			out[k] = []string{storeETagList(strings.Join(vs, ", "))}
-			continue
-		case "Content-Encoding":
-			if enc := stripAWSChunked(strings.Join(vs, ",")); enc != "" {
-				out[k] = []string{enc}
-			}
-			continue
-		}
-		if forwardable(k) {
-			out[k] = append([]string(nil), vs...)
+// relay serves an operation whose request and answer need no rewriting: it
+// forwards the request, with its body only if the operation's Spec says
+// the body is configuration (read whole, bounded and verified first), and
+// streams the store's answer back unchanged apart from hop-by-hop headers.
+func (s *Server) relay(r *request) error {
+	var body []byte
+	if r.spec.Body == s3wire.BodyConfig {
+		var err error
+		if body, err = s.readSmallBody(r); err != nil {
+			return err
 		}
 	}
+	return s.relayWith(r, body)
 }
 
-func stripAWSChunked(v string) string {
-	var kept []string
-	for _, p := range strings.Split(v, ",") {
-		p = strings.TrimSpace(p)
-		if p != "" && !strings.EqualFold(p, "aws-chunked") {
-			kept = append(kept, p)
-		}
-	}
-	return strings.Join(kept, ",")
-}
-
-// dropResponseHeaders are upstream response headers the client never sees
-// as they are.
-var dropResponseHeaders = map[string]bool{
-	"Content-Length": true, "Connection": true, "Keep-Alive": true, "Transfer-Encoding": true,
-	"Server": true, "X-Amz-Request-Id": true, "X-Amz-Id-2": true, "Strict-Transport-Security": true,
-	"X-Content-Type-Options": true, "X-Xss-Protection": true, "Vary": true,
-	"X-Ratelimit-Limit": true, "X-Ratelimit-Remaining": true, "Accept-Ranges": true,
-}
-
-// relayHeaders copies upstream response headers to the client, except
-// hop-by-hop ones and (when sealed) anything describing the ciphertext.
-func relayHeaders(dst *fasthttp.ResponseHeader, src *fasthttp.ResponseHeader, sealed bool) {
-	for k, v := range src.All() {
-		key := http.CanonicalHeaderKey(string(k))
-		if dropResponseHeaders[key] {
-			continue
-		}
-		if sealed {
-			switch {
-			case strings.HasPrefix(key, userMetaPrefix),
-				strings.HasPrefix(key, "X-Amz-Checksum-"),
-				strings.HasPrefix(key, "X-Amz-Server-Side-Encryption"),
-				key == "Content-Range", key == "Etag", key == "Content-Md5":
-				continue
-			}
-		} else if key == "Etag" {
-			dst.Set("ETag", clientETag(string(v)))
-			continue
-		}
-		dst.Add(key, string(v))
-	}
-}
-
-// relay forwards a request with the given small body (or none) and streams
-// the store's answer back unchanged apart from hop-by-hop headers.
-func (s *Server) relay(r *request, body []byte) error {
-	out := newOut(string(r.ctx.Method()), r.t.RawPath, forwardQuery(r.t.RawQuery))
-	copyRequestHeaders(out.Header, r.header)
+// relayWith is relay with the request's configuration body already read
+// (nil: none).
+func (s *Server) relayWith(r *request, body []byte) error {
+	out := r.outbound(string(r.ctx.Method()))
 	if body != nil {
 		out.Body = bytes.NewReader(body)
 		out.BodyLen = int64(len(body))
 		sum := md5.Sum(body)
 		out.Header.Set("Content-Md5", base64.StdEncoding.EncodeToString(sum[:]))
 	}
-	resp, err := s.up.do(out)
+	resp, err := s.up.Do(out)
 	if err != nil {
-		return errInternal(err)
+		return s3wire.Internal(err)
 	}
 	s.sendUpstream(r, resp, false)
 	return nil
@@ -150,67 +68,88 @@ func (s *Server) sendUpstream(r *request, resp *fasthttp.Response, sealed bool) 
 		fasthttp.ReleaseResponse(resp)
 		return
 	}
-	ctx.SetBodyStream(&upstreamBody{resp: resp}, resp.Header.ContentLength())
+	ctx.SetBodyStream(upstream.NewReleasingBody(resp), resp.Header.ContentLength())
 }
 
-// upstreamBody streams an upstream response body to the client and
-// releases the upstream response once the client side is done with it.
-type upstreamBody struct {
-	resp *fasthttp.Response
-	r    io.Reader
-}
-
-func (b *upstreamBody) Read(p []byte) (int, error) {
-	if b.r == nil {
-		b.r = b.resp.BodyStream()
-		if b.r == nil {
-			b.r = bytes.NewReader(b.resp.Body())
+// relayHeaders copies upstream response headers to the client, except
+// those s3wire.DropResponseHeader names, with ETags as clients see them.
+func relayHeaders(dst *fasthttp.ResponseHeader, src *fasthttp.ResponseHeader, sealed bool) {
+	for k, v := range src.All() {
+		key := http.CanonicalHeaderKey(string(k))
+		switch {
+		case s3wire.DropResponseHeader(key, sealed):
+		case key == "Etag":
+			dst.Set("ETag", s3wire.ClientETag(string(v)))
+		default:
+			dst.Add(key, string(v))
 		}
 	}
-	return b.r.Read(p)
 }
 
-func (b *upstreamBody) Close() error {
-	if b.resp != nil {
-		b.resp.CloseBodyStream()
-		fasthttp.ReleaseResponse(b.resp)
-		b.resp = nil
-	}
-	return nil
-}
-
-// relaySmallBody forwards a request whose body is configuration, after
-// reading it whole (bounded) and checking its payload hash and Content-MD5.
-func (s *Server) relaySmallBody(r *request) error {
-	body, err := s.readSmallBody(r)
+// fetchDocument sends a request whose successful answer is an XML document
+// the proxy rewrites (listings, copy results, upload ids). It returns the
+// response (which the caller releases) and its body, at most limit bytes;
+// a store error goes to the client as it is and nil is returned.
+func (s *Server) fetchDocument(r *request, out *upstream.Request, limit int64) (*fasthttp.Response, []byte, error) {
+	resp, err := s.up.Do(out)
 	if err != nil {
-		return err
+		return nil, nil, s3wire.Internal(err)
 	}
-	return s.relay(r, body)
+	if resp.StatusCode() != http.StatusOK {
+		s.sendUpstream(r, resp, false)
+		return nil, nil, nil
+	}
+	body, err := upstream.ReadBody(resp, limit)
+	if err != nil {
+		fasthttp.ReleaseResponse(resp)
+		return nil, nil, s3wire.Internal(err)
+	}
+	return resp, body, nil
 }
 
-func (s *Server) readSmallBody(r *request) ([]byte, error) {
-	n := r.ctx.Request.Header.ContentLength()
-	decoded, err := plainLength(r)
+// relayBody sends an already-read upstream body with the upstream status.
+func relayBody(r *request, resp *fasthttp.Response, body []byte) {
+	r.ctx.SetStatusCode(resp.StatusCode())
+	relayHeaders(&r.ctx.Response.Header, &resp.Header, false)
+	r.ctx.SetBody(body)
+}
+
+// writeXML answers with a document of the proxy's own.
+func writeXML(ctx *fasthttp.RequestCtx, status int, v any) {
+	body, err := xml.Marshal(v)
 	if err != nil {
-		if n <= 0 {
-			return nil, nil
+		panic(fmt.Sprintf("marshal %T: %v", v, err)) // our own types only
+	}
+	ctx.SetStatusCode(status)
+	ctx.Response.Header.SetContentType("application/xml")
+	ctx.SetBody(append([]byte(xml.Header), body...))
+}
+
+// echoChecksums repeats the client's verified checksum (header or trailer)
+// in the write response, as S3 does.
+func echoChecksums(r *request, body io.Reader) {
+	if alg := r.auth.ChecksumAlgorithm; alg != "" {
+		r.ctx.Response.Header.Set(alg, r.auth.ChecksumValue)
+	}
+	if tr, ok := body.(sigv4.TrailerReader); ok {
+		for name, vs := range tr.Trailer() {
+			if strings.HasPrefix(name, "X-Amz-Checksum-") && len(vs) > 0 {
+				r.ctx.Response.Header.Set(strings.ToLower(name), vs[0])
+			}
 		}
-		return nil, err
 	}
-	if decoded > maxSmallBody {
-		return nil, errEntityTooLarge
+}
+
+// echoSSE adds the SSE headers S3 sends for an SSE-KMS object to a
+// successful response; the handler that sealed or opened the object calls
+// it once its status is set.
+func (r *request) echoSSE() {
+	ctx := r.ctx
+	if st := ctx.Response.StatusCode(); st < 200 || st > 299 || r.sse.keyID == "" {
+		return
 	}
-	if decoded <= 0 && n <= 0 {
-		return nil, nil
+	ctx.Response.Header.Set(s3wire.HeaderSSE, r.sse.alg)
+	if r.sse.alg == s3wire.SSEKMS {
+		ctx.Response.Header.Set(s3wire.HeaderSSEKeyID, r.sse.keyID)
 	}
-	body, err := clientBody(r, decoded)
-	if err != nil {
-		return nil, err
-	}
-	buf, err := io.ReadAll(io.LimitReader(body, maxSmallBody+1))
-	if err != nil {
-		return nil, bodyError(err)
-	}
-	return buf, nil
 }

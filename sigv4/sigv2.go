@@ -55,8 +55,17 @@ import (
 //   - The payload is not signed: Auth.PayloadHash is UNSIGNED-PAYLOAD unless
 //     the client sent (and so signed) an x-amz-content-sha256 hash, which Body
 //     then verifies, as it verifies Content-MD5 and x-amz-checksum-*.
-//   - Query authentication has no upper bound on Expires (S3 has none for V2),
-//     header authentication the Verifier's MaxSkew on its date.
+//   - A query-authenticated URL may expire at most MaxV2Expiry (7 days, V4's
+//     limit) plus MaxSkew after the request: S3 sets no bound for V2, so a
+//     leaked URL would otherwise work for a century. Header authentication
+//     is bounded by the Verifier's MaxSkew on its date.
+//   - V2 signs only the sub-resources below, so a request carrying any other
+//     query parameter that could change the operation (publicAccessBlock,
+//     ownershipControls, intelligent-tiering, attributes, ...) is refused
+//     (ErrV2UnsignedParameter): added to a signed PUT /bucket, such a
+//     parameter would turn it into a configuration write nobody signed.
+//     Only pagination and listing parameters, botocore's x-id, and header
+//     stand-ins (x-amz-*, Content-Type, Content-MD5) pass.
 
 // v2SubResources are the query parameters that are part of the
 // CanonicalizedResource, sorted. It is the union of the lists in S3's
@@ -84,6 +93,40 @@ func isV2SubResource(name string) bool {
 	return ok
 }
 
+// v2UnsignedParams are the query parameters V2 leaves unsigned that cannot
+// change which operation a request is: they page or filter listings, or name
+// the operation for logs (botocore's x-id).
+var v2UnsignedParams = map[string]bool{
+	"prefix": true, "delimiter": true, "marker": true, "max-keys": true, "encoding-type": true,
+	"list-type": true, "continuation-token": true, "start-after": true, "fetch-owner": true,
+	"allow-unordered": true, "max-parts": true, "part-number-marker": true, "max-uploads": true,
+	"key-marker": true, "upload-id-marker": true, "version-id-marker": true, "x-id": true,
+}
+
+// MaxV2Expiry bounds how far in the future a Signature V2 presigned URL may
+// expire: 7 days, as Signature V4 allows.
+const MaxV2Expiry = 7 * 24 * time.Hour
+
+// checkV2Params refuses a V2 request with a query parameter its signature
+// does not cover and that could change the operation. x-amz-*, Content-Type
+// and Content-MD5 parameters pass: with query authentication they stand in
+// for headers and are signed as such, and they name no operation.
+func checkV2Params(params []queryParam) error {
+	for _, p := range params {
+		n := strings.ToLower(p.name)
+		switch {
+		case isV2SubResource(p.name), v2UnsignedParams[p.name],
+			p.name == v2QueryAccessKey, p.name == v2QuerySignature, p.name == v2QueryExpires:
+		case strings.HasPrefix(n, "x-amz-") || n == "content-type" || n == "content-md5":
+		default:
+			e := clone(ErrV2UnsignedParameter)
+			e.Details = []Detail{{"Parameter", p.name}}
+			return e
+		}
+	}
+	return nil
+}
+
 // Signature V2 query parameters.
 const (
 	v2QueryAccessKey = "AWSAccessKeyId"
@@ -99,6 +142,12 @@ var (
 		Message: "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters"}
 	ErrV2MalformedHeader = &Error{Code: "InvalidArgument", Status: http.StatusBadRequest,
 		Message: "AWS authorization header is invalid.  Expected AwsAccessKeyId:signature"}
+	// ErrV2UnsignedParameter: see checkV2Params.
+	ErrV2UnsignedParameter = &Error{Code: "AccessDenied", Status: http.StatusForbidden,
+		Message: "Signature V2 does not sign the query parameter named here, which could change the operation; sign the request with Signature Version 4."}
+	// ErrV2ExpiryTooFar: see MaxV2Expiry.
+	ErrV2ExpiryTooFar = &Error{Code: "AccessDenied", Status: http.StatusForbidden,
+		Message: "Signature V2 presigned URLs may expire at most 7 days ahead (604800 seconds); sign a shorter expiry or use Signature Version 4."}
 )
 
 // isV2Authorization reports whether an Authorization header is of the
@@ -422,6 +471,9 @@ func (v *Verifier) verifyV2Header(r *Request, authz string, params []queryParam)
 	if err := checkV2(c, accessKey, secret, sig); err != nil {
 		return nil, err
 	}
+	if err := checkV2Params(params); err != nil {
+		return nil, err
+	}
 	return v.v2Auth(r, c, accessKey, sig, false, t)
 }
 
@@ -462,7 +514,8 @@ func (v *Verifier) verifyV2Query(r *Request, params []queryParam) (*Auth, error)
 		return nil, e
 	}
 	exp := time.Unix(secs, 0).UTC()
-	if now := v.now(); now.After(exp) {
+	now := v.now()
+	if now.After(exp) {
 		e := clone(ErrExpired)
 		e.Details = []Detail{
 			{"Expires", exp.Format(time.RFC3339)},
@@ -470,8 +523,18 @@ func (v *Verifier) verifyV2Query(r *Request, params []queryParam) (*Auth, error)
 		}
 		return nil, e
 	}
+	if exp.Sub(now) > MaxV2Expiry+v.maxSkew() {
+		e := clone(ErrV2ExpiryTooFar)
+		e.Details = []Detail{{"Expires", exp.Format(time.RFC3339)}, {"ServerTime", now.UTC().Format(time.RFC3339)}}
+		return nil, e
+	}
 	c := newV2Request(r, params, true, expires)
 	if err := checkV2(c, accessKey, secret, sig); err != nil {
+		return nil, err
+	}
+	// Only a request signed as it is learns that V2 leaves one of its
+	// parameters unsigned; a tampered one is a signature mismatch.
+	if err := checkV2Params(params); err != nil {
 		return nil, err
 	}
 	return v.v2Auth(r, c, accessKey, sig, true, exp)

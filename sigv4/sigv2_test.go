@@ -762,3 +762,38 @@ func FuzzSigV2(f *testing.F) {
 		}
 	})
 }
+
+// TestV2Bounds: a V2 presigned URL expires at most 7 days ahead, and a V2
+// request with a query parameter that V2 does not sign and that could change
+// the operation is refused, however it is authenticated.
+func TestV2Bounds(t *testing.T) {
+	f := newV2Fixture(t)
+	if _, err := f.v.Verify(f.query(v2Base(), 7*24*time.Hour)); err != nil {
+		t.Errorf("7 days: %v", err)
+	}
+	for _, d := range []time.Duration{7*24*time.Hour + 16*time.Minute, 100 * 365 * 24 * time.Hour} {
+		_, err := f.v.Verify(f.query(v2Base(), d))
+		wantV2Err(t, "expires in "+d.String(), err, ErrV2ExpiryTooFar)
+	}
+	for _, q := range []string{"publicAccessBlock", "ownershipControls", "intelligent-tiering&id=x", "attributes", "unknown=1"} {
+		r := &Request{Method: "PUT", RawPath: "/bucket", RawQuery: q, Header: http.Header{}}
+		for name, signed := range map[string]*Request{"header": f.header(r), "query": f.query(r, time.Hour)} {
+			_, err := f.v.Verify(signed)
+			e := wantV2Err(t, name+" ?"+q, err, ErrV2UnsignedParameter)
+			if want := strings.Split(strings.Split(q, "&")[0], "=")[0]; e.detail("Parameter") != want {
+				t.Errorf("%s ?%s: Parameter %q, want %q", name, q, e.detail("Parameter"), want)
+			}
+		}
+	}
+	// Listing and pagination parameters, botocore's x-id and header
+	// stand-ins cannot change the operation: they pass.
+	for _, q := range []string{"prefix=a&delimiter=%2F&max-keys=10&marker=m", "list-type=2&continuation-token=t&start-after=s",
+		"uploads&max-uploads=5&key-marker=k", "x-id=GetObject", "x-amz-meta-who=me&Content-Type=text%2Fplain"} {
+		r := &Request{Method: "GET", RawPath: "/bucket/", RawQuery: q, Header: http.Header{}}
+		for name, signed := range map[string]*Request{"header": f.header(r), "query": f.query(r, time.Hour)} {
+			if _, err := f.v.Verify(signed); err != nil {
+				t.Errorf("%s ?%s: %v", name, q, err)
+			}
+		}
+	}
+}

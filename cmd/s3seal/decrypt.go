@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/internal/embedstore"
+	"github.com/s3seal/s3seal/internal/objstore"
 	"github.com/s3seal/s3seal/kms"
 	"github.com/s3seal/s3seal/kms/keyring"
 )
@@ -28,23 +31,27 @@ type DecryptCmd struct {
 	KeyringOptions  `embed:"" envprefix:"S3SEAL_"`
 }
 
-// Validate requires the store's URL, which the shared UpstreamOptions
-// cannot mark required (serve runs without it): with no endpoint the AWS
-// SDK would address AWS's own S3.
-func (c *DecryptCmd) Validate() error {
-	if c.Upstream == "" {
-		return fmt.Errorf("missing flag --upstream or S3SEAL_UPSTREAM: the store to read %s from", c.Object)
-	}
-	return nil
-}
-
 func (c *DecryptCmd) Run() error {
 	ctx := context.Background()
 	bucket, key, err := parseObjectURL(c.Object)
 	if err != nil {
 		return err
 	}
-	store := c.store().S3
+	st := c.store()
+	if c.Upstream == "" {
+		// No upstream: the embedded store of the data dir, opened here
+		// (serve must not be running: the store has one owner).
+		es, err := embedstore.Open(filepath.Join(c.DataDir, "store"), embedstore.Options{})
+		if err != nil {
+			return fmt.Errorf("%w (with no --upstream, decrypt reads the embedded store itself: stop serve, or read through it)", err)
+		}
+		defer es.Close()
+		inproc := es.Serve()
+		defer inproc.Close(ctx)
+		st = objstore.New(objstore.Config{Endpoint: embedstore.URL, Region: c.UpstreamRegion,
+			AccessKey: "embedded", SecretKey: "embedded", HTTPClient: inproc.HTTPClient()})
+	}
+	store := st.S3
 	head, err := store.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
 	if err != nil {
 		return err

@@ -10,7 +10,7 @@ package main
 
 // UpstreamOptions locate the S3 store that holds the encrypted objects.
 type UpstreamOptions struct {
-	Upstream          string `env:"UPSTREAM" help:"URL of the S3 store, e.g. http://127.0.0.1:9000. Unset, serve runs an embedded filesystem store under the data dir; decrypt needs it (${env})."`
+	Upstream          string `env:"UPSTREAM" help:"URL of the S3 store, e.g. http://127.0.0.1:9000. Unset, serve runs the embedded store in the data dir, and decrypt reads that store (${env})."`
 	UpstreamRegion    string `env:"UPSTREAM_REGION" default:"us-east-1" help:"Region to sign requests to the store for (${env})."`
 	UpstreamAccessKey string `env:"UPSTREAM_ACCESS_KEY" help:"Access key for the store (${env})."`
 	UpstreamSecretKey string `env:"UPSTREAM_SECRET_KEY" help:"Secret key for the store (${env})."`

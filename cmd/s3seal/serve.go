@@ -33,7 +33,8 @@ type ServeCmd struct {
 	CredentialsFile string `env:"S3SEAL_CREDENTIALS_FILE" help:"JSON file of client identities ({\"identities\":[{\"access_key\",\"secret_key\",\"buckets\":[\"*\"]}],\"anonymous_read_buckets\":[]}), re-read when it changes (${env})."`
 	Domains         string `env:"S3SEAL_DOMAINS" help:"Base domains for virtual-hosted-style requests (bucket.domain), comma separated; path style always works (${env})."`
 	// Named explicitly: kong would derive --allow-sig-v-2 from the field.
-	AllowSigV2 bool `name:"allow-sigv2" env:"S3SEAL_ALLOW_SIGV2" default:"true" negatable:"" help:"Accept AWS Signature V2 (HMAC-SHA1) from clients. On by default because boto3's generate_presigned_url and 'aws s3 presign' (aws cli v1) make V2 URLs unless configured for s3v4, and S3 and MinIO accept them. V2 signs with HMAC-SHA1 (not broken as a MAC), but it signs no payload hash, no region and only some query parameters, and a V2 URL's expiry has no upper bound; turn it off when every client signs V4 (${env})."`
+	AllowDotSegments bool `env:"S3SEAL_ALLOW_DOT_SEGMENTS" help:"Forward object keys with '.' or '..' path segments (a/../b) instead of refusing them with XMinioInvalidResourceName as MinIO does. S3 and the embedded store keep such keys literally; a store that maps keys to file paths may resolve them into another bucket, so turn this on only for a store known to keep keys literally (${env})."`
+	AllowSigV2       bool `name:"allow-sigv2" env:"S3SEAL_ALLOW_SIGV2" default:"true" negatable:"" help:"Accept AWS Signature V2 (HMAC-SHA1) from clients. On by default because boto3's generate_presigned_url and 'aws s3 presign' (aws cli v1) make V2 URLs unless configured for s3v4, and S3 and MinIO accept them. V2 signs with HMAC-SHA1 (not broken as a MAC), but it signs no payload hash, no region and only some query parameters (s3seal refuses V2 URLs valid for more than 7 days and V2 requests with unsigned parameters that could change the operation); turn it off when every client signs V4 (${env})."`
 
 	KMSOptions `embed:"" envprefix:"S3SEAL_"`
 	KeyOptions `embed:"" envprefix:"S3SEAL_"`
@@ -68,14 +69,19 @@ func (c *ServeCmd) Run() error {
 	}
 
 	upURL, upAccess, upSecret := c.Upstream, c.UpstreamAccessKey, c.UpstreamSecretKey
+	var upDial func(string) (net.Conn, error)
 	if upURL == "" {
-		store, err := embedstore.Start(filepath.Join(c.DataDir, "store"), log)
+		dir := filepath.Join(c.DataDir, "store")
+		store, err := embedstore.Open(dir, embedstore.Options{Logger: log})
 		if err != nil {
 			return err
 		}
-		defer store.Close(context.Background())
-		upURL, upAccess, upSecret = store.URL, "embedded", "embedded"
-		log.Info("using the embedded store", "dir", filepath.Join(c.DataDir, "store"))
+		defer store.Close()
+		// In-process: the store has no port of its own.
+		inproc := store.Serve()
+		defer inproc.Close(context.Background())
+		upURL, upAccess, upSecret, upDial = embedstore.URL, "embedded", "embedded", inproc.Dial
+		log.Info("using the embedded store", "dir", dir)
 	}
 
 	backend, err := c.kmsBackend(ctx, log)
@@ -126,6 +132,7 @@ func (c *ServeCmd) Run() error {
 		Identities: identities, Domains: splitList(c.Domains),
 		KMS: client, DefaultKeyID: c.KMSKeyID, BucketKeys: bucketKeys,
 		Metrics: c.Metrics, AllowSigV2: c.AllowSigV2,
+		AllowDotSegments: c.AllowDotSegments, UpstreamDial: upDial,
 		Logger: log,
 	})
 	if err != nil {

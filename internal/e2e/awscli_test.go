@@ -173,9 +173,11 @@ func assertETagsEqual(t *testing.T, what string, etags ...string) {
 	}
 }
 
-func TestAWSCLI(t *testing.T) {
-	p := startProxy(t)
-	bucket := newBucket(t, "awscli")
+func TestAWSCLI(t *testing.T) { forEachStore(t, testAWSCLI) }
+
+func testAWSCLI(t *testing.T, st *storeEnv) {
+	p := st.startProxy(t)
+	bucket := st.newBucket(t, "awscli")
 	cli := newAWSCLI(t, p.Endpoint, p.AccessKey, p.SecretKey, cliConfigSinglePut)
 	dir := t.TempDir()
 	plains := map[string][]byte{}
@@ -200,7 +202,7 @@ func TestAWSCLI(t *testing.T) {
 			testenv.AssertSame(t, "get-object "+key, testenv.ReadFile(t, out), plain)
 			assertETagsEqual(t, key+" (put, head, get)", etag, jsonStr(head["ETag"]), jsonStr(get["ETag"]))
 			assertETagRule(t, key, etag, plain)
-			assertCiphertextAtRest(t, bucket, key, plain)
+			st.assertCiphertextAtRest(t, bucket, key, plain)
 			plains[key] = plain
 			etags[key] = etag
 		})
@@ -262,7 +264,7 @@ func TestAWSCLI(t *testing.T) {
 			out := filepath.Join(dir, "copy.out")
 			cli.json(t, "s3api", "get-object", "--bucket", bucket, "--key", dst, out)
 			testenv.AssertSame(t, "copy "+dst, testenv.ReadFile(t, out), plains[src])
-			assertCiphertextAtRest(t, bucket, dst, plains[src])
+			st.assertCiphertextAtRest(t, bucket, dst, plains[src])
 		}
 	})
 
@@ -275,7 +277,7 @@ func TestAWSCLI(t *testing.T) {
 			} else if !strings.Contains(stderr, "404") && !strings.Contains(stderr, "Not Found") {
 				t.Errorf("head-object %s after delete: %s", key, stderr)
 			}
-			if existsInStore(t, bucket, key) {
+			if st.existsInStore(t, bucket, key) {
 				t.Errorf("%s still in MinIO after delete", key)
 			}
 		}
@@ -290,7 +292,7 @@ func TestAWSCLI(t *testing.T) {
 			out := filepath.Join(dir, "cp.out")
 			cli.ok(t, "s3", "cp", "s3://"+bucket+"/"+key, out)
 			testenv.AssertSame(t, "s3 cp "+key, testenv.ReadFile(t, out), plain)
-			assertCiphertextAtRest(t, bucket, key, plain)
+			st.assertCiphertextAtRest(t, bucket, key, plain)
 		}
 		// aws s3 ls shows plaintext sizes.
 		ls := string(cli.ok(t, "s3", "ls", "s3://"+bucket+"/cp/"))
@@ -324,7 +326,7 @@ func TestAWSCLI(t *testing.T) {
 		out := filepath.Join(dir, "mp.out")
 		def.ok(t, "s3", "cp", "s3://"+bucket+"/"+key, out)
 		testenv.AssertSame(t, "multipart "+key, testenv.ReadFile(t, out), plain)
-		assertCiphertextAtRest(t, bucket, key, plain)
+		st.assertCiphertextAtRest(t, bucket, key, plain)
 	})
 
 }

@@ -108,9 +108,11 @@ func (w *testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func TestBoto3(t *testing.T) {
-	p := startProxy(t)
-	bucket := newBucket(t, "boto3")
+func TestBoto3(t *testing.T) { forEachStore(t, testBoto3) }
+
+func testBoto3(t *testing.T, st *storeEnv) {
+	p := st.startProxy(t)
+	bucket := st.newBucket(t, "boto3")
 	py := startBoto3(t, p.Endpoint, p.AccessKey, p.SecretKey)
 	dir := t.TempDir()
 	plains := map[string][]byte{}
@@ -140,7 +142,7 @@ func TestBoto3(t *testing.T) {
 					t.Errorf("user metadata read back as %v", m)
 				}
 			}
-			assertCiphertextAtRest(t, bucket, key, plain)
+			st.assertCiphertextAtRest(t, bucket, key, plain)
 			plains[key] = plain
 			etags[key] = put.ETag
 		})
@@ -207,7 +209,7 @@ func TestBoto3(t *testing.T) {
 			get := py.ok(t, map[string]any{"op": "get", "bucket": bucket, "key": dst, "file": out})
 			testenv.AssertSame(t, "copy "+dst, testenv.ReadFile(t, out), plains[src])
 			assertETagsEqual(t, dst+" (copy, get)", c.ETag, get.ETag)
-			assertCiphertextAtRest(t, bucket, dst, plains[src])
+			st.assertCiphertextAtRest(t, bucket, dst, plains[src])
 		}
 	})
 
@@ -218,7 +220,7 @@ func TestBoto3(t *testing.T) {
 			if r := py.do(t, map[string]any{"op": "head", "bucket": bucket, "key": key}); r.OK || r.Status != 404 {
 				t.Errorf("head %s after delete: ok=%v status %d", key, r.OK, r.Status)
 			}
-			if existsInStore(t, bucket, key) {
+			if st.existsInStore(t, bucket, key) {
 				t.Errorf("%s still in MinIO after delete", key)
 			}
 		}
@@ -235,7 +237,7 @@ func TestBoto3(t *testing.T) {
 			out := filepath.Join(dir, "transfer.out")
 			py.ok(t, map[string]any{"op": "download", "bucket": bucket, "key": key, "file": out})
 			testenv.AssertSame(t, "download_file "+key, testenv.ReadFile(t, out), plain)
-			assertCiphertextAtRest(t, bucket, key, plain)
+			st.assertCiphertextAtRest(t, bucket, key, plain)
 		}
 		// 100 MiB comes back as parallel 8 MiB ranged GETs.
 		key := "objects/100MiB"

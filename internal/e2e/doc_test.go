@@ -1,5 +1,6 @@
 // Package e2e holds end-to-end tests: real S3 clients (aws cli, boto3,
-// aws-sdk-go-v2) talk to a real `s3seal serve` in front of a real MinIO, and
+// aws-sdk-go-v2, minio-go, @aws-sdk/client-s3) talk to a real `s3seal serve` in
+// front of a real MinIO (the client tests also on its embedded store), and
 // the tests read what MinIO stored directly to check that it is ciphertext,
 // that tampering with it is detected, and that bad signatures never reach
 // the store.

@@ -84,7 +84,9 @@ type jsPutGetResult struct {
 // PAYLOAD-TRAILER, a trailing CRC32, Transfer-Encoding: chunked), then
 // GetObject, compared bit for bit. The script passes ContentLength: the SDK
 // cannot send a stream of unknown length (see put-get.mjs).
-func TestJSSDK(t *testing.T) {
+func TestJSSDK(t *testing.T) { forEachStore(t, testJSSDK) }
+
+func testJSSDK(t *testing.T, st *storeEnv) {
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Fatalf("node is needed for the JavaScript SDK test: %v", err)
@@ -107,8 +109,8 @@ func TestJSSDK(t *testing.T) {
 	ver, _ := exec.Command(node, "--version").Output()
 	t.Logf("node %s", strings.TrimSpace(string(ver)))
 
-	p := startProxy(t)
-	bucket := newBucket(t, "jssdk")
+	p := st.startProxy(t)
+	bucket := st.newBucket(t, "jssdk")
 	for _, size := range []int{0, 1, 1<<20 + 7, 12 << 20} {
 		t.Run(sizeName(size), func(t *testing.T) {
 			key := "js/" + sizeName(size)
@@ -139,7 +141,7 @@ func TestJSSDK(t *testing.T) {
 				t.Errorf("PutObject %s was not sent aws-chunked (content-encoding %q): the streaming path is not exercised", key, r.Sent["content-encoding"])
 			}
 			assertETagRule(t, key, r.ETag, plain)
-			assertCiphertextAtRest(t, bucket, key, plain)
+			st.assertCiphertextAtRest(t, bucket, key, plain)
 		})
 	}
 }

@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -119,4 +122,93 @@ func keysOf(m map[string]string) []string {
 		ks = append(ks, k)
 	}
 	return ks
+}
+
+// storeEnv is the store a client test runs against: s3seal in front of
+// the package's MinIO, or s3seal on its embedded store (serve's defaults,
+// no S3SEAL_UPSTREAM), which must serve every client the same.
+type storeEnv struct {
+	embedded bool
+	p        *testenv.S3seal
+}
+
+// forEachStore runs f as a subtest per store: "minio" and "embedded".
+func forEachStore(t *testing.T, f func(t *testing.T, st *storeEnv)) {
+	for _, embedded := range []bool{false, true} {
+		name := "minio"
+		if embedded {
+			name = "embedded"
+		}
+		t.Run(name, func(t *testing.T) { f(t, &storeEnv{embedded: embedded}) })
+	}
+}
+
+func (s *storeEnv) startProxy(t *testing.T) *testenv.S3seal {
+	t.Helper()
+	if s.embedded {
+		s.p = testenv.StartS3seal(t, nil)
+	} else {
+		s.p = startProxy(t)
+	}
+	return s.p
+}
+
+// newBucket creates a bucket with a unique name: directly in MinIO, or
+// through the proxy on the embedded store (which has no other door).
+func (s *storeEnv) newBucket(t *testing.T, prefix string) string {
+	t.Helper()
+	if !s.embedded {
+		return newBucket(t, prefix)
+	}
+	name := strings.ToLower(prefix) + "-" + testenv.RandomKey(4)
+	if _, err := s.p.S3Client().CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+		t.Fatalf("create bucket %s on the embedded store: %v", name, err)
+	}
+	return name
+}
+
+// assertCiphertextAtRest checks what the store holds for bucket/key: in
+// MinIO, the object itself (assertCiphertextAtRest); in the embedded store,
+// which a running serve keeps locked, no data file on disk holds a window
+// of the plaintext.
+func (s *storeEnv) assertCiphertextAtRest(t *testing.T, bucket, key string, plain []byte) {
+	t.Helper()
+	if !s.embedded {
+		assertCiphertextAtRest(t, bucket, key, plain)
+		return
+	}
+	err := filepath.WalkDir(filepath.Join(s.p.DataDir, "store", "data"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if off, w, found := findPlaintextWindow(b, plain); found {
+			t.Errorf("%s/%s: the embedded store's file %s holds plaintext: %q at offset %d", bucket, key, d.Name(), w, off)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("scan the embedded store's files: %v", err)
+	}
+}
+
+// existsInStore reports whether the store holds bucket/key (the embedded
+// store's listings and HEADs through the proxy are the store's own).
+func (s *storeEnv) existsInStore(t *testing.T, bucket, key string) bool {
+	t.Helper()
+	if !s.embedded {
+		return existsInStore(t, bucket, key)
+	}
+	_, err := s.p.S3Client().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err == nil {
+		return true
+	}
+	if _, status := testenv.APIError(err); status == 404 {
+		return false
+	}
+	t.Fatalf("HEAD %s/%s through the proxy: %v", bucket, key, err)
+	return false
 }

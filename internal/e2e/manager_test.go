@@ -19,9 +19,11 @@ import (
 // TestGoSDKManager: aws-sdk-go-v2's upload and download managers at their
 // default settings (5 MiB parts, 5 uploads in parallel; ranged parallel
 // downloads) through s3seal, from a non-seekable reader of unknown length.
-func TestGoSDKManager(t *testing.T) {
-	p := startProxy(t)
-	bucket := newBucket(t, "manager")
+func TestGoSDKManager(t *testing.T) { forEachStore(t, testGoSDKManager) }
+
+func testGoSDKManager(t *testing.T, st *storeEnv) {
+	p := st.startProxy(t)
+	bucket := st.newBucket(t, "manager")
 	ctx := context.Background()
 	c := p.S3Client()
 	for _, size := range []int{3 << 20, 23<<20 + 5} {
@@ -43,6 +45,6 @@ func TestGoSDKManager(t *testing.T) {
 			t.Fatalf("download %s: %d bytes, %v", key, n, err)
 		}
 		testenv.AssertSame(t, "manager "+key, buf.Bytes(), plain)
-		assertCiphertextAtRest(t, bucket, key, plain)
+		st.assertCiphertextAtRest(t, bucket, key, plain)
 	}
 }

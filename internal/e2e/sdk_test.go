@@ -16,9 +16,11 @@ import (
 // TestGoSDKs uses aws-sdk-go-v2 with its default checksum settings and
 // minio-go (which signs bodies as STREAMING-AWS4-HMAC-SHA256-PAYLOAD chunks
 // over plain HTTP) against the proxy.
-func TestGoSDKs(t *testing.T) {
-	p := startProxy(t)
-	bucket := newBucket(t, "sdks")
+func TestGoSDKs(t *testing.T) { forEachStore(t, testGoSDKs) }
+
+func testGoSDKs(t *testing.T, env *storeEnv) {
+	p := env.startProxy(t)
+	bucket := env.newBucket(t, "sdks")
 	ctx := context.Background()
 	sizes := []int{0, 1, 64<<10 - 1, 64<<10 + 1, 1 << 20}
 
@@ -44,7 +46,7 @@ func TestGoSDKs(t *testing.T) {
 			}
 			testenv.AssertSame(t, "GetObject "+key, r.body, plain)
 			assertETagsEqual(t, key, aws.ToString(put.ETag), aws.ToString(head.ETag))
-			assertCiphertextAtRest(t, bucket, key, plain)
+			env.assertCiphertextAtRest(t, bucket, key, plain)
 		}
 	})
 
@@ -84,7 +86,7 @@ func TestGoSDKs(t *testing.T) {
 				t.Fatalf("GetObject %s: %v", key, err)
 			}
 			testenv.AssertSame(t, "GetObject "+key, got, plain)
-			assertCiphertextAtRest(t, bucket, key, plain)
+			env.assertCiphertextAtRest(t, bucket, key, plain)
 			if size > 64<<10 {
 				var o minio.GetObjectOptions
 				if err := o.SetRange(65535, 65536); err != nil {

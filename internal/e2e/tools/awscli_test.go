@@ -124,9 +124,11 @@ func mixedTree(seed uint64) []fileSpec {
 	return specs
 }
 
-func TestAWSCLI(t *testing.T) {
-	p := startProxy(t, nil)
-	bucket := newBucket(t, "awscli")
+func TestAWSCLI(t *testing.T) { forEachStore(t, testAWSCLI) }
+
+func testAWSCLI(t *testing.T, st *storeEnv) {
+	p := st.startProxy(t, nil)
+	bucket := st.newBucket(t, "awscli")
 	cli := newAWSCLI(t, p.Endpoint, p.AccessKey, p.SecretKey)
 	work := t.TempDir()
 
@@ -158,8 +160,8 @@ func TestAWSCLI(t *testing.T) {
 		if want := fmt.Sprintf("-%d\"", parts); !strings.HasSuffix(etag, want) {
 			t.Errorf("list-objects-v2: ETag %s, want a multipart ETag ending in %s", etag, want)
 		}
-		if storedPlaintextWindow(t, bucket, key, plain) {
-			t.Errorf("MinIO holds plaintext of %s", key)
+		if st.storedPlaintextWindow(t, bucket, key, plain) {
+			t.Errorf("the store holds plaintext of %s", key)
 		}
 
 		// Default settings download it as parallel 8 MiB ranged GETs.

@@ -72,9 +72,11 @@ func transferredFiles(t *testing.T, stderr string) int {
 	return n
 }
 
-func TestRclone(t *testing.T) {
-	p := startProxy(t, nil)
-	bucket := newBucket(t, "rclone")
+func TestRclone(t *testing.T) { forEachStore(t, testRclone) }
+
+func testRclone(t *testing.T, st *storeEnv) {
+	p := st.startProxy(t, nil)
+	bucket := st.newBucket(t, "rclone")
 	rc := newRclone(t, p)
 	work := t.TempDir()
 	src := filepath.Join(work, "src")
@@ -89,8 +91,8 @@ func TestRclone(t *testing.T) {
 			t.Errorf("copy: %d files transferred, want %d\n%s", n, len(specs), tail(stderr, 4<<10))
 		}
 		for _, key := range []string{"tree/a/b/multipart-3", "tree/a/under-cutoff"} {
-			if storedPlaintextWindow(t, bucket, key, testenv.ReadFile(t, filepath.Join(src, strings.TrimPrefix(key, "tree/")))) {
-				t.Errorf("MinIO holds plaintext of %s", key)
+			if st.storedPlaintextWindow(t, bucket, key, testenv.ReadFile(t, filepath.Join(src, strings.TrimPrefix(key, "tree/")))) {
+				t.Errorf("the store holds plaintext of %s", key)
 			}
 		}
 	})
@@ -159,16 +161,16 @@ func TestRclone(t *testing.T) {
 			if strings.TrimSpace(stdout) != "" {
 				t.Errorf("source still listed after moveto: %q", stdout)
 			}
-			if keys := storedKeys(t, bucket, "tree/"+c.from); len(keys) != 0 {
-				t.Errorf("source still in MinIO after moveto: %q", keys)
+			if keys := st.storedKeys(t, bucket, "tree/"+c.from); len(keys) != 0 {
+				t.Errorf("source still in the store after moveto: %q", keys)
 			}
 			// The moved object still has its size and MD5.
 			stdout, _ = rc.ok(t, "md5sum", to)
 			if got, want := strings.Fields(stdout), md5hex(plain); len(got) == 0 || got[0] != want {
 				t.Errorf("md5sum after moveto = %q, want %s", stdout, want)
 			}
-			if storedPlaintextWindow(t, bucket, "moved/"+c.from, plain) {
-				t.Errorf("MinIO holds plaintext of moved/%s", c.from)
+			if st.storedPlaintextWindow(t, bucket, "moved/"+c.from, plain) {
+				t.Errorf("the store holds plaintext of moved/%s", c.from)
 			}
 		})
 	}

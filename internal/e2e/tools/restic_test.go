@@ -50,10 +50,12 @@ func resticAddedBytes(t *testing.T, out string) float64 {
 	return v * unit
 }
 
-func TestRestic(t *testing.T) {
+func TestRestic(t *testing.T) { forEachStore(t, testRestic) }
+
+func testRestic(t *testing.T, st *storeEnv) {
 	requireTool(t, "restic")
-	p := startProxy(t, nil)
-	bucket := newBucket(t, "restic")
+	p := st.startProxy(t, nil)
+	bucket := st.newBucket(t, "restic")
 	work := t.TempDir()
 	home := t.TempDir()
 	rs := &tool{name: "restic", env: childEnv(home,

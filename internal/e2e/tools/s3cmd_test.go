@@ -55,9 +55,11 @@ func s3cmdUploads(out string) []string {
 	return up
 }
 
-func TestS3cmd(t *testing.T) {
-	p := startProxy(t, nil)
-	bucket := newBucket(t, "s3cmd")
+func TestS3cmd(t *testing.T) { forEachStore(t, testS3cmd) }
+
+func testS3cmd(t *testing.T, st *storeEnv) {
+	p := st.startProxy(t, nil)
+	bucket := st.newBucket(t, "s3cmd")
 	sc := newS3cmd(t, p)
 	cfg := filepath.Join(envValue(sc.env, "HOME"), "s3cfg")
 	withCfg := func(args ...string) []string { return append([]string{"-c", cfg}, args...) }
@@ -116,8 +118,8 @@ func TestS3cmd(t *testing.T) {
 		if strings.Contains(out, victim) {
 			t.Errorf("s3cmd ls still shows %s after del:\n%s", victim, out)
 		}
-		if keys := storedKeys(t, bucket, "sync/"+victim); len(keys) != 0 {
-			t.Errorf("MinIO still holds %q after del", keys)
+		if keys := st.storedKeys(t, bucket, "sync/"+victim); len(keys) != 0 {
+			t.Errorf("the store still holds %q after del", keys)
 		}
 		// sync puts it back, and only it.
 		out, _ = sc.ok(t, withCfg("sync", src+"/", "s3://"+bucket+"/sync/")...)
@@ -157,8 +159,8 @@ func TestS3cmd(t *testing.T) {
 		if !strings.Contains(ls, strconv.Itoa(12<<20)) {
 			t.Errorf("s3cmd ls does not show the plaintext size %d:\n%s", 12<<20, ls)
 		}
-		if storedPlaintextWindow(t, bucket, "mp/12MiB", plain) {
-			t.Errorf("MinIO holds plaintext of mp/12MiB")
+		if st.storedPlaintextWindow(t, bucket, "mp/12MiB", plain) {
+			t.Errorf("the store holds plaintext of mp/12MiB")
 		}
 	})
 

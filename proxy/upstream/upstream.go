@@ -1,36 +1,53 @@
-package proxy
+// Package upstream is the proxy's client of the real S3 store: requests
+// built from scratch (never client headers copied wholesale), signed with
+// the store's credentials, and sent over one fasthttp HostClient with
+// streamed bodies.
+package upstream
 
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/s3seal/s3seal/sigv4"
 	"github.com/valyala/fasthttp"
 )
 
-// upstream is the real S3 store behind the proxy.
-type upstream struct {
+// Config says where the store is and how to sign for it.
+type Config struct {
+	URL       string // http(s)://host[:port], no path
+	Region    string
+	AccessKey string
+	SecretKey string
+	Now       func() time.Time
+	// Dial, if set, opens connections to the store instead of TCP (the
+	// embedded store is served in process, with no port).
+	Dial func(addr string) (net.Conn, error)
+}
+
+// Client is the real S3 store behind the proxy. It is safe for concurrent
+// use.
+type Client struct {
 	client *fasthttp.HostClient
 	host   string // Host header value for upstream requests
-	scheme string
 	signer *sigv4.Signer
 	now    func() time.Time
 }
 
-func newUpstream(rawURL, region, accessKey, secretKey string, now func() time.Time) (*upstream, error) {
-	u, err := url.Parse(rawURL)
+// New checks cfg and builds a Client.
+func New(cfg Config) (*Client, error) {
+	u, err := url.Parse(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("upstream URL: %w", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("upstream URL %q: want http(s)://host[:port]", rawURL)
+		return nil, fmt.Errorf("upstream URL %q: want http(s)://host[:port]", cfg.URL)
 	}
 	if u.Path != "" && u.Path != "/" {
-		return nil, fmt.Errorf("upstream URL %q: a path prefix is not supported", rawURL)
+		return nil, fmt.Errorf("upstream URL %q: a path prefix is not supported", cfg.URL)
 	}
 	addr := u.Host
 	if u.Port() == "" {
@@ -40,9 +57,10 @@ func newUpstream(rawURL, region, accessKey, secretKey string, now func() time.Ti
 			addr += ":80"
 		}
 	}
-	return &upstream{
+	return &Client{
 		client: &fasthttp.HostClient{
 			Addr:  addr,
+			Dial:  cfg.Dial,
 			IsTLS: u.Scheme == "https",
 			// Keys may contain "//", "%2F" or "..": never rewrite the path.
 			DisablePathNormalizing:   true,
@@ -64,15 +82,14 @@ func newUpstream(rawURL, region, accessKey, secretKey string, now func() time.Ti
 			},
 		},
 		host:   u.Host,
-		scheme: u.Scheme,
-		signer: &sigv4.Signer{AccessKey: accessKey, SecretKey: secretKey, Region: region, Service: "s3"},
-		now:    now,
+		signer: &sigv4.Signer{AccessKey: cfg.AccessKey, SecretKey: cfg.SecretKey, Region: cfg.Region, Service: "s3"},
+		now:    cfg.Now,
 	}, nil
 }
 
-// outRequest is an upstream request under construction. Headers are set
+// Request is an upstream request under construction. Headers are set
 // explicitly, never copied wholesale from the client.
-type outRequest struct {
+type Request struct {
 	Method   string
 	RawPath  string
 	RawQuery string
@@ -81,14 +98,15 @@ type outRequest struct {
 	BodyLen  int64     // exact length of Body
 }
 
-func newOut(method, rawPath, rawQuery string) *outRequest {
-	return &outRequest{Method: method, RawPath: rawPath, RawQuery: rawQuery, Header: http.Header{}}
+// NewRequest starts a request for path and query as they go on the wire.
+func NewRequest(method, rawPath, rawQuery string) *Request {
+	return &Request{Method: method, RawPath: rawPath, RawQuery: rawQuery, Header: http.Header{}}
 }
 
-// do signs and sends r. The caller owns the returned response and must
+// Do signs and sends r. The caller owns the returned response and must
 // release it with fasthttp.ReleaseResponse after reading or closing its
 // body stream.
-func (u *upstream) do(r *outRequest) (*fasthttp.Response, error) {
+func (c *Client) Do(r *Request) (*fasthttp.Response, error) {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
 	uri := r.RawPath
@@ -98,14 +116,14 @@ func (u *upstream) do(r *outRequest) (*fasthttp.Response, error) {
 	req.SetRequestURI(uri)
 	req.URI().DisablePathNormalizing = true
 	req.Header.SetMethod(r.Method)
-	req.SetHost(u.host)
+	req.SetHost(c.host)
 	payload := "UNSIGNED-PAYLOAD"
 	if r.Body == nil && r.Method != http.MethodPut && r.Method != http.MethodPost {
 		payload = emptySHA256
 	}
-	signed := u.signer.Sign(&sigv4.Request{
-		Method: r.Method, RawPath: r.RawPath, RawQuery: r.RawQuery, Host: u.host, Header: r.Header,
-	}, payload, u.now())
+	signed := c.signer.Sign(&sigv4.Request{
+		Method: r.Method, RawPath: r.RawPath, RawQuery: r.RawQuery, Host: c.host, Header: r.Header,
+	}, payload, c.now())
 	for k, vs := range r.Header {
 		for _, v := range vs {
 			req.Header.Add(k, v)
@@ -125,7 +143,7 @@ func (u *upstream) do(r *outRequest) (*fasthttp.Response, error) {
 	if r.Method == http.MethodHead {
 		resp.SkipBody = true
 	}
-	if err := u.client.Do(req, resp); err != nil {
+	if err := c.client.Do(req, resp); err != nil {
 		fasthttp.ReleaseResponse(resp)
 		return nil, err
 	}
@@ -133,21 +151,3 @@ func (u *upstream) do(r *outRequest) (*fasthttp.Response, error) {
 }
 
 const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-
-// forwardQuery is the client's query without its presigned auth
-// parameters, kept byte for byte otherwise.
-func forwardQuery(rawQuery string) string {
-	if rawQuery == "" {
-		return ""
-	}
-	parts := strings.Split(rawQuery, "&")
-	kept := parts[:0]
-	for _, p := range parts {
-		name, _, _ := strings.Cut(p, "=")
-		if n, err := url.QueryUnescape(name); err == nil && (isAuthParam(n) || isHeaderParam(n)) {
-			continue
-		}
-		kept = append(kept, p)
-	}
-	return strings.Join(kept, "&")
-}

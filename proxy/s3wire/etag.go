@@ -1,6 +1,9 @@
-package proxy
+package s3wire
 
 import (
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
 	"strings"
 
 	"github.com/s3seal/s3seal/envelope"
@@ -13,8 +16,8 @@ import (
 // 0), a multipart ETag "<hex>-N" is shown as is. The mapping is reversible,
 // so If-Match, If-None-Match and copy conditions keep working.
 
-// clientETag maps a store ETag to the one clients see.
-func clientETag(store string) string {
+// ClientETag maps a store ETag to the one clients see.
+func ClientETag(store string) string {
 	if store == "" || store == "*" {
 		return store
 	}
@@ -32,8 +35,8 @@ func clientETag(store string) string {
 	return inner + "-0"
 }
 
-// storeETag maps a client-supplied ETag back to the store's.
-func storeETag(client string) string {
+// StoreETag maps a client-supplied ETag back to the store's.
+func StoreETag(client string) string {
 	quoted := strings.HasPrefix(client, `"`) && strings.HasSuffix(client, `"`) && len(client) >= 2
 	inner := client
 	if quoted {
@@ -59,11 +62,38 @@ func storeETagList(v string) string {
 		p = strings.TrimSpace(p)
 		weak := strings.HasPrefix(p, "W/")
 		p = strings.TrimPrefix(p, "W/")
-		p = storeETag(p)
+		p = StoreETag(p)
 		if weak {
 			p = "W/" + p
 		}
 		parts[i] = p
 	}
 	return strings.Join(parts, ", ")
+}
+
+// etagMatches reports whether a condition ("*", or a list of ETags, weak
+// or strong) names tag.
+func etagMatches(cond, tag string) bool {
+	tag = strings.Trim(tag, `"`)
+	for _, c := range strings.Split(cond, ",") {
+		c = strings.Trim(strings.TrimPrefix(strings.TrimSpace(c), "W/"), `"`)
+		if c == "*" || c == tag {
+			return true
+		}
+	}
+	return false
+}
+
+// MultipartETag is the store ETag S3 gives an object completed from parts
+// with these (client) ETags: the MD5 of their binary MD5s, "-N".
+func MultipartETag(parts []CompletePart) (string, bool) {
+	h := md5.New()
+	for _, p := range parts {
+		sum, err := hex.DecodeString(strings.Trim(StoreETag(strings.TrimSpace(p.ETag)), `"`))
+		if err != nil || len(sum) != md5.Size {
+			return "", false
+		}
+		h.Write(sum)
+	}
+	return fmt.Sprintf(`"%x-%d"`, h.Sum(nil), len(parts)), true
 }

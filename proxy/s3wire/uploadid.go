@@ -1,9 +1,8 @@
-package proxy
+package s3wire
 
 import (
 	"encoding/base64"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/s3seal/s3seal/envelope"
@@ -30,24 +29,28 @@ import (
 
 const uploadIDPrefix = "s3seal2~"
 
-// uploadRef is what a client upload id says.
-type uploadRef struct {
-	storeID string
-	upload  []byte // nil: not an s3seal2 id
-	keyID   string
-	client  string // the id as the client sent it
+// UploadRef is what a client upload id says.
+type UploadRef struct {
+	StoreID string
+	Upload  []byte // nil: not an s3seal2 id
+	KeyID   string
+	Client  string // the id as the client sent it
 }
 
-// clientUploadID is the upload id the client sees.
-func clientUploadID(storeID string, upload []byte, keyID string) string {
+// Mapped reports whether the store knows the upload by another id than
+// the client.
+func (u UploadRef) Mapped() bool { return u.StoreID != u.Client }
+
+// ClientUploadID is the upload id the client sees.
+func ClientUploadID(storeID string, upload []byte, keyID string) string {
 	enc := base64.RawURLEncoding
 	return uploadIDPrefix + enc.EncodeToString(upload) + "~" + enc.EncodeToString([]byte(keyID)) + "~" + storeID
 }
 
-// parseUploadID splits a client upload id. A foreign id is kept whole as
+// ParseUploadID splits a client upload id. A foreign id is kept whole as
 // the store's id.
-func parseUploadID(client string) uploadRef {
-	ref := uploadRef{storeID: client, client: client}
+func ParseUploadID(client string) UploadRef {
+	ref := UploadRef{StoreID: client, Client: client}
 	rest, ok := strings.CutPrefix(client, uploadIDPrefix)
 	if !ok {
 		return ref
@@ -62,36 +65,12 @@ func parseUploadID(client string) uploadRef {
 	if err1 != nil || err2 != nil || len(upload) != envelope.UploadIDSize {
 		return ref
 	}
-	return uploadRef{storeID: fields[2], upload: upload, keyID: string(key), client: client}
+	return UploadRef{StoreID: fields[2], Upload: upload, KeyID: string(key), Client: client}
 }
 
-// mapUploadID rewrites the request's uploadId parameter to the store's id
-// and remembers what the client's id carried. It runs after
-// authentication: the client signed the id it sent.
-func mapUploadID(r *request) {
-	client := r.t.Query.Get("uploadId")
-	if client == "" {
-		return
-	}
-	r.upload = parseUploadID(client)
-	if r.upload.storeID == client {
-		return
-	}
-	r.t.Query.Set("uploadId", r.upload.storeID)
-	parts := strings.Split(r.t.RawQuery, "&")
-	for i, p := range parts {
-		if name, _, _ := strings.Cut(p, "="); name == "uploadId" {
-			parts[i] = "uploadId=" + url.QueryEscape(r.upload.storeID)
-		}
-	}
-	r.t.RawQuery = strings.Join(parts, "&")
-}
-
-// errForeignUpload answers an UploadPart or CompleteMultipartUpload whose
+// ErrForeignUpload answers an UploadPart or CompleteMultipartUpload whose
 // upload id s3seal did not hand out: S3's answer for an unknown upload, so
 // clients start a new one.
-func errForeignUpload() *Error {
-	return s3err(http.StatusNotFound, "NoSuchUpload",
-		"The specified upload does not exist. s3seal upload ids carry the upload's binding (s3seal2~...); "+
-			"ids from ListMultipartUploads or from s3seal before format version 2 cannot be uploaded to: start a new upload.")
-}
+var ErrForeignUpload = NewError(http.StatusNotFound, "NoSuchUpload",
+	"The specified upload does not exist. s3seal upload ids carry the upload's binding (s3seal2~...); "+
+		"ids from ListMultipartUploads or from s3seal before format version 2 cannot be uploaded to: start a new upload.")

@@ -1,0 +1,57 @@
+package s3wire
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/s3seal/s3seal/sigv4"
+)
+
+func TestRender(t *testing.T) {
+	body := string(InvalidRange(100, "bytes=200-").Render("/b/k", "req1"))
+	want := `<?xml version="1.0" encoding="UTF-8"?>` + "\n" + `<Error><Code>InvalidRange</Code><Message>The requested range is not satisfiable</Message>` +
+		`<RangeRequested>bytes=200-</RangeRequested><ActualObjectSize>100</ActualObjectSize><Resource>/b/k</Resource><RequestId>req1</RequestId><HostId>req1</HostId></Error>`
+	if body != want {
+		t.Errorf("got  %s\nwant %s", body, want)
+	}
+	if body := string(ErrAccessDenied.Render("", "r")); strings.Contains(body, "<Resource>") {
+		t.Errorf("empty resource rendered: %s", body)
+	}
+}
+
+func TestAsError(t *testing.T) {
+	if e := AsError(ErrSlowDown); e != ErrSlowDown {
+		t.Errorf("an S3 error changed: %v", e)
+	}
+	cause := errors.New("disk on fire")
+	if e := AsError(cause); e.Code != "InternalError" || e.Status != 500 || !errors.Is(e, cause) || strings.Contains(string(e.Render("", "")), "fire") {
+		t.Errorf("a plain error: %+v", e)
+	}
+}
+
+func TestFromAuthError(t *testing.T) {
+	err := FromAuthError(&sigv4.Error{Status: http.StatusForbidden, Code: "SignatureDoesNotMatch", Message: "m",
+		AccessKeyID: "AK", StringToSign: "AB", SignatureProvided: "sig"})
+	e := AsError(err)
+	var got []string
+	for _, x := range e.Extra {
+		got = append(got, x.XMLName.Local+"="+x.Value)
+	}
+	if e.Code != "SignatureDoesNotMatch" || strings.Join(got, " ") != "AWSAccessKeyId=AK StringToSign=AB StringToSignBytes=41 42 SignatureProvided=sig" {
+		t.Errorf("got %s %v", e.Code, got)
+	}
+	plain := errors.New("x")
+	if FromAuthError(plain) != plain {
+		t.Error("a non-sigv4 error was converted")
+	}
+}
+
+func TestStatusError(t *testing.T) {
+	for st, code := range map[int]string{404: "NoSuchKey", 403: "AccessDenied", 412: "PreconditionFailed", 304: "NotModified", 500: "InternalError"} {
+		if e := StatusError(st); e.Code != code || e.Status != st || e.Message != http.StatusText(st) {
+			t.Errorf("%d: %+v", st, e)
+		}
+	}
+}

@@ -1,0 +1,155 @@
+package s3wire
+
+import (
+	"bytes"
+	"encoding/xml"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/s3seal/s3seal/envelope"
+)
+
+// Rewrites of the store's documents so that they describe plaintext
+// objects: sizes, ETags and checksums.
+
+// RewriteListing replaces <Size> and <ETag> inside every <Contents> and
+// <Version> element of a ListObjects (V1, V2) or ListObjectVersions page.
+func RewriteListing(doc []byte) []byte {
+	return rewriteElements(doc, []string{"Contents", "Version"}, rewriteEntry)
+}
+
+func rewriteEntry(e []byte) []byte {
+	etagRaw, ei, ej, hasTag := Element(e, "ETag")
+	sizeRaw, si, sj, hasSize := Element(e, "Size")
+	if !hasTag || !hasSize {
+		return e
+	}
+	storeTag := unescapeQuotes(string(etagRaw))
+	stored, err := strconv.ParseInt(string(sizeRaw), 10, 64)
+	if err != nil {
+		return e
+	}
+	plain, ok := envelope.ListedSize(stored, storeTag)
+	if !ok {
+		return e // not an s3seal object: leave it as the store described it
+	}
+	newTag := escapeQuotes(ClientETag(storeTag))
+	newSize := strconv.FormatInt(plain, 10)
+	// Replace the later element first so earlier offsets stay valid.
+	type repl struct {
+		i, j int
+		v    string
+	}
+	a, b := repl{ei, ej, newTag}, repl{si, sj, newSize}
+	if a.i > b.i {
+		a, b = b, a
+	}
+	var out bytes.Buffer
+	out.Grow(len(e) + 8)
+	out.Write(e[:a.i])
+	out.WriteString(a.v)
+	out.Write(e[a.j:b.i])
+	out.WriteString(b.v)
+	out.Write(e[b.j:])
+	return out.Bytes()
+}
+
+// partPlainSize rewrites the <Size> of a <Part> element from its stored to
+// its plaintext size.
+func partPlainSize(e []byte) []byte {
+	raw, i, j, ok := Element(e, "Size")
+	if !ok {
+		return e
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil || n < envelope.PartOverhead {
+		return e
+	}
+	return splice(e, i, j, strconv.FormatInt(n-envelope.PartOverhead, 10))
+}
+
+// RewriteParts rewrites a ListParts page: each part's ETag as clients see
+// it and its plaintext size, and the upload id as the client knows it.
+func RewriteParts(doc []byte, upload UploadRef) []byte {
+	if upload.Mapped() {
+		doc = SetUploadID(doc, upload.Client)
+	}
+	return rewriteElements(doc, []string{"Part"}, func(e []byte) []byte {
+		if tag, i, j, ok := Element(e, "ETag"); ok {
+			e = splice(e, i, j, mapETagText(tag, ClientETag))
+		}
+		return partPlainSize(e)
+	})
+}
+
+// StoreComplete is the CompleteMultipartUpload body the store gets for the
+// client's: the part list alone, part ETags mapped back to the store's. The
+// client's part checksums are of the plaintext, and a strict store (AWS,
+// versitygw) refuses parts whose checksums it does not have (InvalidPart).
+func StoreComplete(client CompleteMultipartUpload) []byte {
+	forward := CompleteMultipartUpload{Parts: make([]CompletePart, len(client.Parts))}
+	for i, p := range client.Parts {
+		forward.Parts[i] = CompletePart{PartNumber: p.PartNumber, ETag: StoreETag(strings.TrimSpace(p.ETag))}
+	}
+	body, _ := xml.Marshal(forward) // cannot fail: ints and strings
+	return body
+}
+
+// AttributesAsked are the attributes an x-amz-object-attributes header
+// asks GetObjectAttributes for.
+func AttributesAsked(h http.Header) []string {
+	var asked []string
+	for _, v := range h.Values("X-Amz-Object-Attributes") {
+		for _, a := range strings.Split(v, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				asked = append(asked, a)
+			}
+		}
+	}
+	return asked
+}
+
+// AttributesFetched are the attributes the proxy always asks the store
+// for: the part count in the ETag is what turns a stored size into a
+// plaintext size.
+const AttributesFetched = "ETag,ObjectSize,ObjectParts,StorageClass"
+
+// checksumElements match the object's <Checksum> element, then any
+// checksum left in a <Part>. The object's goes whole first: its children
+// are checksum elements too, and a pattern for both would end the
+// <Checksum> at its first child's closing tag.
+var checksumElements = []*regexp.Regexp{
+	regexp.MustCompile(`(?s)<Checksum>.*?</Checksum>`),
+	regexp.MustCompile(`(?s)<Checksum(CRC32|CRC32C|CRC64NVME|SHA1|SHA256|Type)>.*?</Checksum(CRC32|CRC32C|CRC64NVME|SHA1|SHA256|Type)>`),
+}
+
+// RewriteAttributes rewrites a GetObjectAttributes answer to AttributesFetched
+// into the plaintext object's answer to asked. Checksums are the store's, of
+// the ciphertext, and are never shown as the object's.
+func RewriteAttributes(body []byte, asked []string) []byte {
+	tag, _, _, _ := Element(body, "ETag")
+	storeTag := `"` + strings.Trim(unescapeQuotes(string(tag)), `"`) + `"`
+	sizeRaw, si, sj, ok := Element(body, "ObjectSize")
+	if ok {
+		stored, err := strconv.ParseInt(string(sizeRaw), 10, 64)
+		if plain, valid := envelope.ListedSize(stored, storeTag); err == nil && valid {
+			body = splice(body, si, sj, strconv.FormatInt(plain, 10))
+		}
+	}
+	if _, ei, ej, ok := Element(body, "ETag"); ok {
+		body = splice(body, ei, ej, strings.Trim(ClientETag(storeTag), `"`))
+	}
+	body = rewriteElements(body, []string{"Part"}, partPlainSize)
+	for _, re := range checksumElements {
+		body = re.ReplaceAll(body, nil)
+	}
+	for _, name := range strings.Split(AttributesFetched, ",") {
+		if !slices.ContainsFunc(asked, func(a string) bool { return strings.EqualFold(a, name) }) {
+			body = regexp.MustCompile(`(?s)<`+name+`>.*?</`+name+`>`).ReplaceAll(body, nil)
+		}
+	}
+	return body
+}
