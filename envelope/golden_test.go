@@ -206,7 +206,8 @@ func goldenCases(t testing.TB) []goldenCase {
 		single("v2-single-small", "single layout, 200-byte object: one final segment; the sealed Meta has content headers (h), user metadata, MD5 and a CRC32C",
 			2, plain, "golden-bucket", "dir/small-v2.txt", string(meta.Encode()))
 	}
-	cases = append(cases, goldenMultipartV2(t, cfg))
+	mp := goldenMultipartV2(t, cfg)
+	cases = append(cases, mp, goldenMultipartMigrated(t, cfg, mp))
 	for i := range cases {
 		cases[i].m.PlaintextFile = cases[i].name + ".plain"
 		cases[i].m.BodyFile = cases[i].name + ".body"
@@ -283,6 +284,84 @@ func goldenMultipartV2(t testing.TB, cfg func(string, byte) Config) goldenCase {
 	m.ManifestDigestHex = hex.EncodeToString(mf.Digest)
 	m.PlaintextSize, m.StoredSize, m.StoreETag = int64(len(plain)), int64(len(body)), s3ETag(true, stored...)
 	return goldenCase{name: name, m: m, plain: plain, body: body}
+}
+
+// goldenMultipartMigrated is v2-multipart re-wrapped for another bucket,
+// key and data key as s3seal migrate writes it (FORMAT.md 11.10): each
+// part header resealed (same part key, upload identity and part number;
+// the segments byte for byte those of v2-multipart), the manifest over the
+// new headers, and a fresh object header with the source marker. It has no
+// pending header: the destination upload is created with the final one.
+func goldenMultipartMigrated(t testing.TB, cfg func(string, byte) Config, src goldenCase) goldenCase {
+	t.Helper()
+	const name, bucket, key = "v2-multipart-migrated", "golden-bucket-b", "moved/part-v2.bin"
+	dek, ki := goldenDEK(4)
+	upload := unhexT(t, src.m.UploadHex)
+	srcMeta, err := DecodeMeta([]byte(src.m.Meta))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := goldenManifest{
+		FormatVersion: 2, Layout: LayoutMultipart.String(), Bucket: bucket, Key: key,
+		Description: "v2-multipart re-wrapped (FORMAT.md 11.10) for another bucket, key and data key (key 4): every part header " +
+			"resealed, the segments unchanged, a new manifest and object header with the source marker (mg)",
+		DEKHex: hex.EncodeToString(dek), KeyID: ki.KeyID, WrappedHex: hex.EncodeToString(ki.Wrapped), UploadHex: src.m.UploadHex,
+	}
+	var body []byte
+	var stored [][]byte
+	var hdrs []*PartHeader
+	rest := src.body
+	for i, gp := range src.m.Parts {
+		ph, err := ParsePartHeader(rest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := OpenPart(ph, unhexT(t, gp.DEKHex), src.m.Bucket, src.m.Key, upload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nph, err := cfg(fmt.Sprint(name, i), 2).ResealPart(p, dek, ki, bucket, key)
+		p.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		size := ph.CiphertextSize()
+		b := append(nph.Bytes(), rest[PartHeaderSize:size]...)
+		rest = rest[size:]
+		body = append(body, b...)
+		stored = append(stored, b)
+		hdrs = append(hdrs, nph)
+		m.Parts = append(m.Parts, goldenPart{PartNumber: gp.PartNumber, PlaintextSize: gp.PlaintextSize, SegmentSize: gp.SegmentSize,
+			KeyID: ki.KeyID, DEKHex: hex.EncodeToString(dek), WrappedHex: hex.EncodeToString(ki.Wrapped)})
+	}
+	pm, err := PartMapOf(hdrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := *srcMeta
+	if meta.Manifest, err = pm.Manifest(upload); err != nil {
+		t.Fatal(err)
+	}
+	meta.Source = &Source{ETag: `"` + src.m.StoreETag + `"`, Size: src.m.StoredSize}
+	m.Meta = string(meta.Encode())
+	o, err := cfg(name, 2).NewObject(dek, ki, bucket, key, LayoutMultipart, []byte(m.Meta))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	m.HeaderValue = o.HeaderValue()
+	m.ManifestDigestHex = hex.EncodeToString(meta.Manifest.Digest)
+	m.PlaintextSize, m.StoredSize, m.StoreETag = src.m.PlaintextSize, int64(len(body)), s3ETag(true, stored...)
+	return goldenCase{name: name, m: m, plain: src.plain, body: body}
+}
+
+func unhexT(t testing.TB, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func TestGolden(t *testing.T) {

@@ -129,6 +129,20 @@ func guessMap(first *PartHeader, parts int, stored int64, fetch HeaderFetcher) (
 	return pm, err == nil
 }
 
+// PartMapOf is the map of an object made of the parts whose headers are
+// hdrs, in stored order: what a writer that knows its parts' headers before
+// it uploads them (a migration, a rewrap) builds the manifest from.
+func PartMapOf(hdrs []*PartHeader) (*PartMap, error) {
+	if len(hdrs) < 1 || len(hdrs) > MaxPartNumber {
+		return nil, fmt.Errorf("%w: %d parts", ErrSize, len(hdrs))
+	}
+	var stored int64
+	for _, ph := range hdrs {
+		stored += ph.CiphertextSize()
+	}
+	return newPartMap(hdrs, stored)
+}
+
 func newPartMap(hdrs []*PartHeader, stored int64) (*PartMap, error) {
 	n := len(hdrs)
 	pm := &PartMap{nums: make([]int, n), lens: make([]int64, n), digests: make([][32]byte, n),

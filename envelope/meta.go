@@ -46,6 +46,22 @@ type Meta struct {
 	// so that the copy which finalizes the upload can ask for them again.
 	// Only the pending header carries it.
 	Create map[string]string `json:"w,omitempty"`
+	// Source marks an object written by s3seal migrate (or rewrap) with
+	// the source object version it was made from, so that a re-run can
+	// tell, from the sealed (authenticated) header alone, that this
+	// destination is that source's copy and skip it.
+	Source *Source `json:"mg,omitempty"`
+}
+
+// Source names the stored object version a migrated object was made from,
+// as the source store described it.
+type Source struct {
+	// ETag is the source store's ETag, quotes included as it sent them.
+	ETag string `json:"e"`
+	// Size is the source's stored size.
+	Size int64 `json:"z"`
+	// Version is the source's version id, if its bucket is versioned.
+	Version string `json:"v,omitempty"`
 }
 
 // Path is a bucket and object key.
@@ -73,7 +89,7 @@ func (m *Meta) Encode() []byte { return m.EncodeFor(Version) }
 func (m *Meta) EncodeFor(version int) []byte {
 	v := *m
 	if version < 2 {
-		v.Headers, v.Upload, v.Manifest, v.Create = nil, nil, nil, nil
+		v.Headers, v.Upload, v.Manifest, v.Create, v.Source = nil, nil, nil, nil, nil
 	}
 	b, _ := json.Marshal(&v) // cannot fail: strings, ints and bytes only
 	return b

@@ -59,6 +59,9 @@ func (ph *PartHeader) Version() int { return int(ph.version) }
 // bytes): what a manifest commits to for this part.
 func (ph *PartHeader) Digest() [32]byte { return sha256.Sum256(ph.raw[:]) }
 
+// Bytes returns a copy of the PartHeaderSize stored bytes of the header.
+func (ph *PartHeader) Bytes() []byte { return append([]byte(nil), ph.raw[:]...) }
+
 // PartNumber returns the S3 part number the part was sealed for.
 func (ph *PartHeader) PartNumber() int { return ph.partNumber }
 
@@ -131,6 +134,7 @@ func ParsePartHeader(b []byte) (*PartHeader, error) {
 type Part struct {
 	ph     *PartHeader
 	pk     []byte
+	upload []byte // the upload identity the part key is sealed to (nil: version 1)
 	keys   *derived
 	body   cipher.AEAD
 	sealed atomic.Bool
@@ -164,11 +168,8 @@ func (c Config) NewPart(dek []byte, ki KeyInfo, bucket, key string, upload []byt
 	if plainLen < 0 || plainLen > MaxPartSize {
 		return nil, fmt.Errorf("%w: part of %d bytes (limit %d)", ErrTooLarge, plainLen, MaxPartSize)
 	}
-	if err := checkKeyInfo(ki); err != nil {
+	if err := partKeyFits(ki); err != nil {
 		return nil, err
-	}
-	if partFixedHead+2+len(ki.KeyID)+2+len(ki.Wrapped)+NonceSize+KeySize+TagSize+CommitmentSize > partTagOffset {
-		return nil, fmt.Errorf("%w: key id and wrapped key do not fit the part header", ErrTooLarge)
 	}
 	aad, err := keyAAD(version, LayoutMultipart, bucket, key, uint32(partNumber), upload)
 	if err != nil {
@@ -184,9 +185,33 @@ func (c Config) NewPart(dek []byte, ki KeyInfo, bucket, key string, upload []byt
 		clear(pk)
 		return nil, err
 	}
-	nonce, sealedKey, err := sealKey(rnd, dek, pk, aad)
+	p.upload = append([]byte(nil), upload...)
+	ph, err := p.sealHeader(rnd, dek, ki, aad, version, partNumber, plainLen)
 	if err != nil {
 		p.Close()
+		return nil, err
+	}
+	p.ph = ph
+	return p, nil
+}
+
+// partKeyFits reports whether a key id and wrapped key leave room for the
+// rest of a part header.
+func partKeyFits(ki KeyInfo) error {
+	if err := checkKeyInfo(ki); err != nil {
+		return err
+	}
+	if partFixedHead+2+len(ki.KeyID)+2+len(ki.Wrapped)+NonceSize+KeySize+TagSize+CommitmentSize > partTagOffset {
+		return fmt.Errorf("%w: key id and wrapped key do not fit the part header", ErrTooLarge)
+	}
+	return nil
+}
+
+// sealHeader seals p's part key with dek under aad (a fresh nonce from
+// rnd) and builds the part header around it, header tag included.
+func (p *Part) sealHeader(rnd io.Reader, dek []byte, ki KeyInfo, aad []byte, version byte, partNumber int, plainLen int64) (*PartHeader, error) {
+	nonce, sealedKey, err := sealKey(rnd, dek, p.pk, aad)
+	if err != nil {
 		return nil, err
 	}
 	ph := &PartHeader{version: version, partNumber: partNumber, plainLen: plainLen, segSize: PartSegmentSize(plainLen)}
@@ -201,16 +226,52 @@ func (c Config) NewPart(dek []byte, ki KeyInfo, bucket, key string, upload []byt
 	b = append(b, sealedKey...)
 	b = append(b, p.keys.commit[:]...)
 	if &b[0] != &ph.raw[0] {
-		panic("envelope: part header outgrew its array") // guarded by the size check above
+		panic("envelope: part header outgrew its array") // guarded by partKeyFits
 	}
 	ph.keyID = ki.KeyID
 	ph.wrapped = append([]byte(nil), ki.Wrapped...)
+	off := partFixedHead + 2 + len(ki.KeyID) + 2 + len(ki.Wrapped)
+	ph.nonce = ph.raw[off : off+NonceSize : off+NonceSize]
+	off += NonceSize
+	ph.sealedKey = ph.raw[off : off+KeySize+TagSize : off+KeySize+TagSize]
+	off += KeySize + TagSize
+	ph.commitment = ph.raw[off : off+CommitmentSize : off+CommitmentSize]
 	if err := p.headerTag(ph.raw[partTagOffset:partTagOffset], ph.raw[:partTagOffset]); err != nil {
-		p.Close()
 		return nil, err
 	}
-	p.ph = ph
-	return p, nil
+	return ph, nil
+}
+
+// Reseal returns a new header for the same part (same part key, part
+// number, plaintext length and upload identity, so the same segments),
+// its part key sealed with dek for another path (bucket, key) and data key
+// (ki): the re-wrap of FORMAT.md 11.10, which moves a part to another
+// bucket, key or KMS key without re-encrypting a segment. The stored part
+// at the new path is the new header followed by the old part's bytes after
+// its header, unchanged. p must come from OpenPart (or NewPart); p itself
+// and its header are not modified. Randomness from crypto/rand; see
+// Config.ResealPart.
+func (p *Part) Reseal(dek []byte, ki KeyInfo, bucket, key string) (*PartHeader, error) {
+	return Config{}.ResealPart(p, dek, ki, bucket, key)
+}
+
+// ResealPart is Part.Reseal with c's randomness (for the nonce).
+func (c Config) ResealPart(p *Part, dek []byte, ki KeyInfo, bucket, key string) (*PartHeader, error) {
+	if p.closed.Load() {
+		return nil, ErrClosed
+	}
+	if len(dek) != KeySize {
+		return nil, ErrKeySize
+	}
+	if err := partKeyFits(ki); err != nil {
+		return nil, err
+	}
+	ph := p.ph
+	aad, err := keyAAD(ph.version, LayoutMultipart, bucket, key, uint32(ph.partNumber), p.upload)
+	if err != nil {
+		return nil, err
+	}
+	return p.sealHeader(c.rand(), dek, ki, aad, ph.version, ph.partNumber, ph.plainLen)
 }
 
 func newPart(pk []byte, version byte) (*Part, error) {
@@ -278,6 +339,7 @@ func OpenPart(ph *PartHeader, dek []byte, bucket, key string, upload []byte) (*P
 		return nil, fmt.Errorf("%w: part header tag", ErrAuth)
 	}
 	p.ph = ph
+	p.upload = append([]byte(nil), upload...)
 	p.sealed.Store(true)
 	return p, nil
 }

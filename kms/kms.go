@@ -28,6 +28,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -163,4 +164,20 @@ func Zero(b []byte) {
 // to.
 func BucketContext(bucket string) map[string]string {
 	return map[string]string{"s3seal:bucket": bucket}
+}
+
+// ARN is the parsed form of a KMS key or alias ARN,
+// arn:PARTITION:kms:REGION:ACCOUNT:key/ID (or alias/NAME).
+type ARN struct {
+	Partition, Region, Account, Resource string
+}
+
+// ParseARN parses a KMS key or alias ARN; ok is false for anything else (a
+// bare key id, an alias name).
+func ParseARN(keyID string) (a ARN, ok bool) {
+	f := strings.SplitN(keyID, ":", 6)
+	if len(f) != 6 || f[0] != "arn" || f[2] != "kms" || f[1] == "" || f[3] == "" || f[5] == "" {
+		return ARN{}, false
+	}
+	return ARN{Partition: f[1], Region: f[3], Account: f[4], Resource: f[5]}, true
 }

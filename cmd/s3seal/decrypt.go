@@ -10,10 +10,10 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/internal/embedstore"
+	"github.com/s3seal/s3seal/internal/objstore"
 	"github.com/s3seal/s3seal/kms"
 	"github.com/s3seal/s3seal/kms/keyring"
 )
@@ -33,14 +33,11 @@ type DecryptCmd struct {
 
 func (c *DecryptCmd) Run() error {
 	ctx := context.Background()
-	bucket, key, ok := strings.Cut(strings.TrimPrefix(c.Object, "s3://"), "/")
-	if !ok || bucket == "" || key == "" || !strings.HasPrefix(c.Object, "s3://") {
-		return fmt.Errorf("%q: want s3://bucket/key", c.Object)
+	bucket, key, err := parseObjectURL(c.Object)
+	if err != nil {
+		return err
 	}
-	opts := s3.Options{
-		Region: c.UpstreamRegion, BaseEndpoint: aws.String(c.Upstream), UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider(c.UpstreamAccessKey, c.UpstreamSecretKey, ""),
-	}
+	st := c.store()
 	if c.Upstream == "" {
 		// No upstream: the embedded store of the data dir, opened here
 		// (serve must not be running: the store has one owner).
@@ -51,10 +48,10 @@ func (c *DecryptCmd) Run() error {
 		defer es.Close()
 		inproc := es.Serve()
 		defer inproc.Close(ctx)
-		opts.BaseEndpoint, opts.HTTPClient = aws.String(embedstore.URL), inproc.HTTPClient()
-		opts.Credentials = credentials.NewStaticCredentialsProvider("embedded", "embedded", "")
+		st = objstore.New(objstore.Config{Endpoint: embedstore.URL, Region: c.UpstreamRegion,
+			AccessKey: "embedded", SecretKey: "embedded", HTTPClient: inproc.HTTPClient()})
 	}
-	store := s3.New(opts)
+	store := st.S3
 	head, err := store.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
 	if err != nil {
 		return err

@@ -23,6 +23,9 @@ type cli struct {
 	Keys    KeysCmd          `cmd:"" help:"Manage the embedded keyring's keys (create, list, rotate, disable, schedule deletion, ...)."`
 	KMS     KMSCmd           `cmd:"" name:"kms" help:"Serve the embedded keyring over the AWS KMS API (kms serve)."`
 	Decrypt DecryptCmd       `cmd:"" help:"Decrypt an object straight from the store with the KMS, without a proxy (or show its envelope with --info)."`
+	Inspect InspectCmd       `cmd:"" help:"Show an object's envelope as the store holds it (format, layout, KMS key, parts, sizes), with no key."`
+	Migrate MigrateCmd       `cmd:"" help:"Copy objects to another bucket, store, region or KMS key without decrypting them (their keys re-wrapped, their ciphertext copied)."`
+	Rewrap  RewrapCmd        `cmd:"" help:"Re-wrap objects in place under another KMS key."`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 	Config  kong.ConfigFlag  `env:"S3SEAL_CONFIG" help:"JSON file of option values, keyed by flag name with '-' as '_' (\"upstream\", \"bucket_keys\", \"allow_sigv2\", ...); an unknown key is an error; flags and environment variables win over it (${env})."`
 }

@@ -29,3 +29,22 @@ type KeyringOptions struct {
 	MasterKeyFile string `env:"MASTER_KEY_FILE" help:"Key file protecting the embedded keyring at rest; default <data-dir>/master.key (${env})."`
 	Passphrase    string `env:"KEYRING_PASSPHRASE" help:"Passphrase protecting the embedded keyring instead of a key file; prefer the environment variable to the flag, which other users can see in the process list (${env})."`
 }
+
+// KeyOptions choose the KMS key that wraps new data keys: serve's for the
+// objects it writes, migrate's for the destination's.
+type KeyOptions struct {
+	KMSKeyID   string `env:"KMS_KEY_ID" default:"alias/s3seal-default" help:"Default KMS key (id, ARN or alias) for buckets without a mapping. With the embedded keyring serve creates the default alias on first start (${env})."`
+	BucketKeys string `env:"BUCKET_KEYS" help:"Per-bucket KMS keys, comma separated bucket=key pairs (${env})."`
+}
+
+// keyFor returns the key for new objects in bucket.
+func (o *KeyOptions) keyFor(bucket string) (string, error) {
+	m, err := parseBucketKeys(o.BucketKeys)
+	if err != nil {
+		return "", err
+	}
+	if k, ok := m[bucket]; ok {
+		return k, nil
+	}
+	return o.KMSKeyID, nil
+}

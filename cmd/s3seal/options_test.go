@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/s3seal/s3seal/migrate"
 )
 
 // A command that needs a group twice embeds it with a prefix; kong then
@@ -81,5 +83,40 @@ func TestDecryptWithoutUpstream(t *testing.T) {
 	unsetenv(t, "S3SEAL_UPSTREAM")
 	if _, err := parseCLI(t, "decrypt", "s3://b/k"); err != nil {
 		t.Errorf("decrypt without an upstream: %v", err)
+	}
+}
+
+// migrate takes serve's options twice, with src- and dst- prefixes, from
+// flags, the environment and the config file.
+func TestMigrateOptions(t *testing.T) {
+	for _, name := range []string{"S3SEAL_SRC_KMS", "S3SEAL_DST_KMS_KEY_ID", "S3SEAL_DST_KMS_REGION", "S3SEAL_SRC_DATA_DIR"} {
+		unsetenv(t, name)
+	}
+	t.Setenv("S3SEAL_SRC_KMS_REGION", "eu-west-1")
+	t.Setenv("S3SEAL_DST_UPSTREAM", "http://dst:9000")
+	path := writeConfig(t, `{"dst_kms_region": "us-west-2", "src_upstream_access_key": "AK"}`)
+	c, err := parseCLI(t, "migrate", "s3://a/p/", "s3://b", "--config", path, "--src-upstream", "http://src:9000",
+		"--src-kms", "aws", "--dst-kms", "aws", "--dst-kms-key-id", "arn:aws:kms:us-west-2:1:key/k", "--verify", "--workers", "8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.Migrate
+	if m.SrcUpstream.Upstream != "http://src:9000" || m.DstUpstream.Upstream != "http://dst:9000" || m.SrcUpstream.UpstreamAccessKey != "AK" ||
+		m.SrcKMS.KMS != "aws" || m.SrcKMS.KMSRegion != "eu-west-1" || m.DstKMS.KMSRegion != "us-west-2" ||
+		m.DstKey.KMSKeyID != "arn:aws:kms:us-west-2:1:key/k" || m.Verify.v != migrate.VerifyHeader || m.Workers != 8 || m.SrcKeyring.DataDir != "./s3seal-data" {
+		t.Errorf("%+v", m)
+	}
+	c, err = parseCLI(t, "migrate", "s3://a", "s3://b", "--src-upstream", "x", "--verify=full", "--dst-bucket-keys", "b=alias/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, err := c.Migrate.DstKey.keyFor("b"); c.Migrate.Verify.v != migrate.VerifyFull || k != "alias/b" || err != nil {
+		t.Errorf("--verify=full: %v; key for b: %q %v", c.Migrate.Verify.v, k, err)
+	}
+	if _, err := parseCLI(t, "migrate", "s3://a", "s3://b", "--src-upstream", "x", "--verify=most"); err == nil {
+		t.Error("--verify=most accepted")
+	}
+	if _, err := parseCLI(t, "rewrap", "s3://a", "--upstream", "x"); err == nil || !strings.Contains(err.Error(), "--to") {
+		t.Errorf("rewrap without --to: %v", err)
 	}
 }

@@ -37,8 +37,7 @@ type ServeCmd struct {
 	AllowSigV2       bool `name:"allow-sigv2" env:"S3SEAL_ALLOW_SIGV2" default:"true" negatable:"" help:"Accept AWS Signature V2 (HMAC-SHA1) from clients. On by default because boto3's generate_presigned_url and 'aws s3 presign' (aws cli v1) make V2 URLs unless configured for s3v4, and S3 and MinIO accept them. V2 signs with HMAC-SHA1 (not broken as a MAC), but it signs no payload hash, no region and only some query parameters (s3seal refuses V2 URLs valid for more than 7 days and V2 requests with unsigned parameters that could change the operation); turn it off when every client signs V4 (${env})."`
 
 	KMSOptions `embed:"" envprefix:"S3SEAL_"`
-	KMSKeyID   string `env:"S3SEAL_KMS_KEY_ID" default:"alias/s3seal-default" help:"Default KMS key (id, ARN or alias) for buckets without a mapping. With the embedded keyring the default alias is created on first start (${env})."`
-	BucketKeys string `env:"S3SEAL_BUCKET_KEYS" help:"Per-bucket KMS keys, comma separated bucket=key pairs (${env})."`
+	KeyOptions `embed:"" envprefix:"S3SEAL_"`
 
 	KMSAPIOptions `embed:"" envprefix:"S3SEAL_"`
 
@@ -187,7 +186,9 @@ func (c *ServeCmd) kmsBackend(ctx context.Context, log *slog.Logger) (kms.Client
 // or the embedded keyring.
 func openKMS(ctx context.Context, kind, region, endpoint string, local keyring.Config) (kms.Client, error) {
 	if kind == "aws" {
-		return awskms.New(ctx, awskms.Config{Region: region, Endpoint: endpoint})
+		// A key named by its ARN is used in its own region: objects
+		// migrated or copied between regions name keys of several.
+		return awskms.New(ctx, awskms.Config{Region: region, Endpoint: endpoint, FollowARNRegion: true})
 	}
 	kr, err := keyring.Open(local)
 	if err != nil {

@@ -51,6 +51,11 @@ type Config struct {
 	Credentials aws.CredentialsProvider
 	// HTTPClient overrides the SDK's HTTP client if set.
 	HTTPClient aws.HTTPClient
+	// FollowARNRegion sends each call about a key named by its ARN to the
+	// ARN's region rather than Region: object headers carry ARNs, and
+	// data moved between regions names keys of both. Off, a key of
+	// another region is not found, as in AWS's own clients.
+	FollowARNRegion bool
 }
 
 // Client is a kms.Client over AWS KMS.
@@ -58,6 +63,23 @@ type Client struct {
 	api     *awskms.Client
 	keyID   string
 	timeout time.Duration
+	region  string
+	follow  bool // FollowARNRegion
+}
+
+// inRegion sends a call about keyID to the region its ARN names, when that
+// is not the client's own and Config.FollowARNRegion is set: a KMS key lives in one region, and the object
+// headers of data moved between regions name keys of both. With a custom
+// Endpoint the call still goes there, signed for that region (a
+// KMS-compatible service that serves every region, such as moto, tells
+// them apart by the signature). A bare key id or alias stays in the
+// client's region.
+func (c *Client) inRegion(keyID string) []func(*awskms.Options) {
+	a, ok := kms.ParseARN(keyID)
+	if !c.follow || !ok || a.Region == c.region {
+		return nil
+	}
+	return []func(*awskms.Options){func(o *awskms.Options) { o.Region = a.Region }}
 }
 
 var _ kms.Client = (*Client)(nil)
@@ -97,7 +119,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if timeout <= 0 {
 		timeout = DefaultCallTimeout
 	}
-	return &Client{api: api, keyID: cfg.KeyID, timeout: timeout}, nil
+	return &Client{api: api, keyID: cfg.KeyID, timeout: timeout, region: awsCfg.Region, follow: cfg.FollowARNRegion}, nil
 }
 
 // API returns the SDK client (for key management in tools and tests).
@@ -136,7 +158,7 @@ func (c *Client) GenerateDataKey(ctx context.Context, keyID string, encCtx map[s
 		KeyId:             aws.String(id),
 		KeySpec:           types.DataKeySpecAes256,
 		EncryptionContext: ctxMap(encCtx),
-	})
+	}, c.inRegion(id)...)
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -155,7 +177,7 @@ func (c *Client) Decrypt(ctx context.Context, keyID string, wrapped []byte, encC
 	if keyID != "" {
 		in.KeyId = aws.String(keyID)
 	}
-	out, err := c.api.Decrypt(ctx, in)
+	out, err := c.api.Decrypt(ctx, in, c.inRegion(keyID)...)
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -170,7 +192,7 @@ func (c *Client) Encrypt(ctx context.Context, keyID string, plaintext []byte, en
 	}
 	ctx, cancel := c.callCtx(ctx)
 	defer cancel()
-	out, err := c.api.Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(id), Plaintext: plaintext, EncryptionContext: ctxMap(encCtx)})
+	out, err := c.api.Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(id), Plaintext: plaintext, EncryptionContext: ctxMap(encCtx)}, c.inRegion(id)...)
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -194,7 +216,7 @@ func (c *Client) ReEncrypt(ctx context.Context, srcKeyID string, wrapped []byte,
 	if srcKeyID != "" {
 		in.SourceKeyId = aws.String(srcKeyID)
 	}
-	out, err := c.api.ReEncrypt(ctx, in)
+	out, err := c.api.ReEncrypt(ctx, in, c.inRegion(dst)...)
 	if err != nil {
 		return nil, "", mapError(err)
 	}
@@ -211,7 +233,7 @@ func (c *Client) DescribeKey(ctx context.Context, keyID string) (*kms.KeyMetadat
 	}
 	ctx, cancel := c.callCtx(ctx)
 	defer cancel()
-	out, err := c.api.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: aws.String(id)})
+	out, err := c.api.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: aws.String(id)}, c.inRegion(id)...)
 	if err != nil {
 		return nil, mapError(err)
 	}

@@ -86,15 +86,45 @@ func TestOtherRegion(t *testing.T) {
 			t.Fatalf("us-east-1 key %q described from eu-west-1: %v", k, err)
 		}
 	}
-	if _, err := west.GenerateDataKey(ctx, arn, nil); err == nil {
-		t.Fatal("us-east-1 ARN used from eu-west-1")
-	} else {
-		t.Logf("ARN from another region: %v", err)
-	}
 	if _, err := west.Decrypt(ctx, "", dk.Ciphertext, nil); err == nil {
-		t.Fatal("us-east-1 ciphertext decrypted in eu-west-1")
+		t.Fatal("us-east-1 ciphertext decrypted in eu-west-1 without its key's ARN")
 	} else {
 		t.Logf("ciphertext from another region: %v", err)
+	}
+	if _, err := west.GenerateDataKey(ctx, arn, nil); err == nil {
+		t.Fatal("us-east-1 ARN used from eu-west-1 without FollowARNRegion")
+	}
+	// With FollowARNRegion a key named by its ARN is used in the ARN's
+	// region, whatever the client's: object headers carry ARNs, and data
+	// moved between regions names keys of both.
+	west, err = New(ctx, Config{Region: "eu-west-1", Endpoint: motoEndpoint, FollowARNRegion: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{id, alias} { // a bare id or alias stays in the client's region
+		if _, err := west.DescribeKey(ctx, k); kms.ErrorCode(err) != kms.CodeNotFound {
+			t.Fatalf("us-east-1 key %q described from eu-west-1: %v", k, err)
+		}
+	}
+	dk2, err := west.GenerateDataKey(ctx, arn, nil)
+	if err != nil {
+		t.Fatalf("us-east-1 ARN from a eu-west-1 client: %v", err)
+	}
+	if dk2.KeyID != arn {
+		t.Errorf("GenerateDataKey by ARN: key %q, want %q", dk2.KeyID, arn)
+	}
+	for _, wrapped := range [][]byte{dk.Ciphertext, dk2.Ciphertext} {
+		pt, err := west.Decrypt(ctx, arn, wrapped, nil)
+		if err != nil {
+			t.Fatalf("Decrypt by ARN from another region: %v", err)
+		}
+		kms.Zero(pt)
+	}
+	if md, err := west.DescribeKey(ctx, arn); err != nil || md.Arn != arn {
+		t.Fatalf("DescribeKey by ARN from another region: %+v, %v", md, err)
+	}
+	if _, err := west.Encrypt(ctx, arn, make([]byte, 32), nil); err != nil {
+		t.Fatalf("Encrypt by ARN from another region: %v", err)
 	}
 }
 

@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/internal/objstore"
+	"github.com/s3seal/s3seal/kms"
+)
+
+// InspectCmd shows an object's envelope as the store holds it, without any
+// key: everything it prints is what anyone who can read the store sees.
+type InspectCmd struct {
+	Object string `arg:"" help:"The object, as s3://bucket/key."`
+	JSON   bool   `name:"json" help:"Print JSON instead of text."`
+
+	UpstreamOptions `embed:"" envprefix:"S3SEAL_"`
+
+	out io.Writer // nil: os.Stdout
+}
+
+// Validate requires the store's URL (see DecryptCmd.Validate).
+func (c *InspectCmd) Validate() error {
+	if c.Upstream == "" {
+		return fmt.Errorf("missing flag --upstream or S3SEAL_UPSTREAM: the store to read %s from", c.Object)
+	}
+	return nil
+}
+
+// Inspection is what inspect reports (its --json form).
+type Inspection struct {
+	Object       string    `json:"object"`
+	StoreETag    string    `json:"store_etag"`
+	VersionID    string    `json:"version_id,omitempty"`
+	LastModified time.Time `json:"last_modified"`
+	StoredSize   int64     `json:"stored_size"`
+	// Sealed is false for an object s3seal did not write.
+	Sealed        bool   `json:"sealed"`
+	FormatVersion int    `json:"format_version,omitempty"`
+	Layout        string `json:"layout,omitempty"`
+	PlaintextSize *int64 `json:"plaintext_size,omitempty"`
+	// KMSKey is the key that wrapped the object header's data key; region
+	// and account are read from it when it is an ARN.
+	KMSKey          string `json:"kms_key,omitempty"`
+	KMSRegion       string `json:"kms_region,omitempty"`
+	KMSAccount      string `json:"kms_account,omitempty"`
+	WrappedKeyBytes int    `json:"wrapped_key_bytes,omitempty"`
+	// HeaderValueBytes is the length of the x-amz-meta-s3seal value (S3
+	// allows 2048 bytes of user metadata); SealedMetadataBytes that of the
+	// sealed metadata blob inside it.
+	HeaderValueBytes    int      `json:"header_value_bytes,omitempty"`
+	SealedMetadataBytes int      `json:"sealed_metadata_bytes,omitempty"`
+	SealedFields        []string `json:"sealed_fields,omitempty"`
+	// InClear lists what the store keeps readable besides the envelope.
+	InClear  map[string]string `json:"in_clear,omitempty"`
+	Parts    []InspectedPart   `json:"parts,omitempty"`
+	Warnings []string          `json:"warnings,omitempty"`
+}
+
+// InspectedPart is one part header of a multipart object.
+type InspectedPart struct {
+	Number        int    `json:"number"`
+	FormatVersion int    `json:"format_version"`
+	PlaintextSize int64  `json:"plaintext_size"`
+	StoredSize    int64  `json:"stored_size"`
+	StoredOffset  int64  `json:"stored_offset"`
+	SegmentSize   int    `json:"segment_size"`
+	KMSKey        string `json:"kms_key"`
+	KMSRegion     string `json:"kms_region,omitempty"`
+}
+
+// sealedFields says what a header of each version seals (FORMAT.md 6 and
+// 11.4): which of them an object has is itself sealed.
+var sealedFields = map[int][]string{
+	1: {"object key (OEK)", "plaintext size", "user metadata (x-amz-meta-*)", "plaintext MD5", "checksums", "origin path of copied parts"},
+	2: {"object key (OEK)", "plaintext size", "user metadata (x-amz-meta-*)", "content headers (Content-Type, ...)", "plaintext MD5", "checksums",
+		"origin path of copied parts", "upload identity", "part manifest", "migration source"},
+}
+
+func (c *InspectCmd) Run() error {
+	bucket, key, err := parseObjectURL(c.Object)
+	if err != nil {
+		return err
+	}
+	in, err := inspect(context.Background(), c.store(), bucket, key)
+	if err != nil {
+		return err
+	}
+	w := c.out
+	if w == nil {
+		w = os.Stdout
+	}
+	if c.JSON {
+		b, _ := json.MarshalIndent(in, "", "  ")
+		_, err := fmt.Fprintln(w, string(b))
+		return err
+	}
+	return in.writeText(w)
+}
+
+// parseObjectURL splits s3://bucket/key.
+func parseObjectURL(u string) (bucket, key string, err error) {
+	rest, ok := strings.CutPrefix(u, "s3://")
+	bucket, key, _ = strings.Cut(rest, "/")
+	if !ok || bucket == "" || key == "" {
+		return "", "", fmt.Errorf("%q: want s3://bucket/key", u)
+	}
+	return bucket, key, nil
+}
+
+func inspect(ctx context.Context, st *objstore.Store, bucket, key string) (*Inspection, error) {
+	o, err := st.Head(ctx, bucket, key)
+	if err != nil {
+		return nil, err
+	}
+	in := &Inspection{Object: "s3://" + bucket + "/" + key, StoreETag: o.ETag, VersionID: o.VersionID,
+		LastModified: o.Modified, StoredSize: o.Size, Sealed: o.Sealed()}
+	in.InClear = map[string]string{}
+	for k, v := range o.Content {
+		in.InClear[k] = v
+	}
+	for k, v := range o.User {
+		in.InClear["x-amz-meta-"+k] = v
+	}
+	if !o.Sealed() {
+		in.Warnings = append(in.Warnings, "no "+envelope.MetadataKey+" metadata: this object was not written by s3seal and is stored in clear")
+		return in, nil
+	}
+	h, err := envelope.ParseHeader(o.HeaderValue)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", in.Object, err)
+	}
+	ki := h.KeyInfo()
+	in.FormatVersion, in.Layout = h.Version(), h.Layout().String()
+	in.KMSKey, in.WrappedKeyBytes = ki.KeyID, len(ki.Wrapped)
+	if a, ok := kms.ParseARN(ki.KeyID); ok {
+		in.KMSRegion, in.KMSAccount = a.Region, a.Account
+	}
+	in.HeaderValueBytes, in.SealedMetadataBytes = len(o.HeaderValue), h.MetaSize()
+	in.SealedFields = sealedFields[h.Version()]
+	if h.Version() >= 2 {
+		for k, v := range o.Content {
+			if k == "Content-Type" && defaultContentType(v) {
+				continue // what the store answers for an object stored without one
+			}
+			in.Warnings = append(in.Warnings, fmt.Sprintf("the store holds a %s header in clear; a version 2 reader serves the sealed one", k))
+		}
+	}
+	for k := range o.User {
+		in.Warnings = append(in.Warnings, fmt.Sprintf("user metadata x-amz-meta-%s is stored in clear, outside the envelope (s3seal never writes one)", k))
+	}
+	parts := o.Parts()
+	switch {
+	case h.Layout() == envelope.LayoutSingle && parts == 0:
+		if p, err := envelope.PlaintextSize(o.Size); err == nil {
+			in.PlaintextSize = &p
+		} else {
+			in.Warnings = append(in.Warnings, err.Error())
+		}
+	case h.Layout() == envelope.LayoutMultipart && parts > 0:
+		pm, hdrs, err := st.PartHeaders(ctx, o)
+		if err != nil {
+			in.Warnings = append(in.Warnings, "part headers: "+err.Error())
+			break
+		}
+		p := pm.Size()
+		in.PlaintextSize = &p
+		for i, ph := range hdrs {
+			_, _, _, off := pm.Part(i)
+			pk := ph.KeyInfo()
+			ip := InspectedPart{Number: ph.PartNumber(), FormatVersion: ph.Version(), PlaintextSize: ph.PlainLen(),
+				StoredSize: ph.CiphertextSize(), StoredOffset: off, SegmentSize: ph.SegmentSize(), KMSKey: pk.KeyID}
+			if a, ok := kms.ParseARN(pk.KeyID); ok {
+				ip.KMSRegion = a.Region
+			}
+			in.Parts = append(in.Parts, ip)
+		}
+	default:
+		in.Warnings = append(in.Warnings, fmt.Sprintf("a %v header on an object whose store ETag is %s: readers refuse it", h.Layout(), o.ETag))
+	}
+	return in, nil
+}
+
+// defaultContentType reports whether v is what stores answer for an object
+// stored without a Content-Type.
+func defaultContentType(v string) bool {
+	return v == "application/octet-stream" || v == "binary/octet-stream"
+}
+
+func (in *Inspection) writeText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
+	row("object", in.Object)
+	row("store etag", in.StoreETag)
+	if in.VersionID != "" {
+		row("version id", in.VersionID)
+	}
+	row("last modified", in.LastModified.UTC().Format(time.RFC3339))
+	row("stored size", in.StoredSize)
+	row("sealed", in.Sealed)
+	if in.Sealed {
+		row("format version", in.FormatVersion)
+		row("layout", in.Layout)
+		if in.PlaintextSize != nil {
+			row("plaintext size", *in.PlaintextSize)
+		}
+		row("kms key", in.KMSKey)
+		if in.KMSRegion != "" {
+			row("kms region", in.KMSRegion)
+			row("kms account", in.KMSAccount)
+		}
+		row("wrapped data key", fmt.Sprintf("%d bytes", in.WrappedKeyBytes))
+		row("header value", fmt.Sprintf("%d of %d bytes", in.HeaderValueBytes, envelope.MaxHeaderValueLen))
+		row("sealed metadata", fmt.Sprintf("%d bytes", in.SealedMetadataBytes))
+		row("sealed (may hold)", strings.Join(in.SealedFields, ", "))
+	}
+	for k, v := range in.InClear {
+		row("in clear: "+k, v)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(in.Parts) > 0 {
+		fmt.Fprintf(w, "\n%d parts:\n", len(in.Parts))
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "part\tversion\tplaintext\tstored\toffset\tsegment\tkms key\t")
+		for _, p := range in.Parts {
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", p.Number, p.FormatVersion, p.PlaintextSize, p.StoredSize, p.StoredOffset, p.SegmentSize, p.KMSKey)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	for _, warn := range in.Warnings {
+		fmt.Fprintln(w, "warning:", warn)
+	}
+	return nil
+}
