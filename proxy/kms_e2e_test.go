@@ -961,3 +961,57 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Errorf("GET /metrics with metrics off: %s, want 403 (an anonymous S3 request)", resp.Status)
 	}
 }
+
+// TestCopyAcrossRegions copies objects between buckets mapped to KMS keys
+// in two regions (moto keeps them apart), with the AWS KMS client as serve
+// builds it (FollowARNRegion): the copy is resealed under the destination's
+// key instead of failing, and reads back bit-exact.
+func TestCopyAcrossRegions(t *testing.T) {
+	moto := testenv.StartMoto(t)
+	ctx := context.Background()
+	newClient := func(region string) *awskms.Client {
+		c, err := awskms.New(ctx, awskms.Config{Region: region, Endpoint: moto.Endpoint, FollowARNRegion: true,
+			Credentials: credentials.NewStaticCredentialsProvider(moto.AccessKey, moto.SecretKey, "")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	east, west := newClient("us-east-1"), newClient("us-west-2")
+	newKey := func(c *awskms.Client) string {
+		out, err := c.API().CreateKey(ctx, &kmsapi.CreateKeyInput{Description: aws.String("s3seal copy across regions")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(out.KeyMetadata.Arn)
+	}
+	eastKey, westKey := newKey(east), newKey(west)
+	eastBucket := "b-east-" + strings.ToLower(rand.Text()[:8])
+	westBucket := "b-west-" + strings.ToLower(rand.Text()[:8])
+	e := startKMSProxy(t, kmsProxyOpts{
+		kms:        kms.NewCache(east, kms.DefaultCacheConfig()),
+		defaultKey: eastKey, bucketKeys: map[string]string{eastBucket: eastKey, westBucket: westKey},
+	})
+	for _, b := range []string{eastBucket, westBucket} {
+		if _, err := e.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	single := pattern(3*envelope.SegmentSize + 5)
+	if _, err := put(ctx, e.client, eastBucket, "single", single); err != nil {
+		t.Fatal(err)
+	}
+	multi := pattern(5<<20 + 1000)
+	uploadParts(t, e.client, eastBucket, "multi", multi, []int{5 << 20, 1000}, []int32{1, 2})
+	for _, key := range []string{"single", "multi"} {
+		if _, err := e.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String(westBucket), Key: aws.String(key),
+			CopySource: aws.String(eastBucket + "/" + key)}); err != nil {
+			t.Fatalf("copy %s from a bucket under a us-east-1 key to one under a us-west-2 key: %v", key, err)
+		}
+		if ki := storedKeyInfo(t, e, westBucket, key); ki.KeyID != westKey {
+			t.Errorf("the copy of %s is sealed under %s, want the destination's %s", key, ki.KeyID, westKey)
+		}
+	}
+	getBack(t, e, westBucket, "single", single, westKey)
+	getBack(t, e, westBucket, "multi", multi, westKey)
+}
