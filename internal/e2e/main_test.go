@@ -124,54 +124,18 @@ func keysOf(m map[string]string) []string {
 	return ks
 }
 
-// storeEnv is the store a client test runs against: s3seal in front of
-// the package's MinIO, or s3seal on its embedded store (serve's defaults,
-// no S3SEAL_UPSTREAM), which must serve every client the same.
-type storeEnv struct {
-	embedded bool
-	p        *testenv.S3seal
-}
+// storeEnv is the store a client test runs against (testenv.StoreCase),
+// with this package's checks of what it holds.
+type storeEnv struct{ *testenv.StoreCase }
 
-// forEachStore runs f as a subtest per store: the package's (MinIO, or
-// the one testenv.StoreEnv names) and the embedded one. The embedded store
-// runs with MinIO only: a run against another store (CI's second pass)
-// would repeat it for nothing.
+// forEachStore runs f per store: the package's and the embedded one.
 func forEachStore(t *testing.T, f func(t *testing.T, st *storeEnv)) {
-	for _, embedded := range []bool{false, true} {
-		if embedded && store.Name != "minio" {
-			continue
-		}
-		name := store.Name
-		if embedded {
-			name = "embedded"
-		}
-		t.Run(name, func(t *testing.T) { f(t, &storeEnv{embedded: embedded}) })
-	}
+	testenv.ForEachStore(t, store, func(t *testing.T, c *testenv.StoreCase) { f(t, &storeEnv{c}) })
 }
 
-func (s *storeEnv) startProxy(t *testing.T) *testenv.S3seal {
-	t.Helper()
-	if s.embedded {
-		s.p = testenv.StartS3seal(t, nil)
-	} else {
-		s.p = startProxy(t)
-	}
-	return s.p
-}
+func (s *storeEnv) startProxy(t *testing.T) *testenv.S3seal { return s.StartProxy(t, nil) }
 
-// newBucket creates a bucket with a unique name: directly in MinIO, or
-// through the proxy on the embedded store (which has no other door).
-func (s *storeEnv) newBucket(t *testing.T, prefix string) string {
-	t.Helper()
-	if !s.embedded {
-		return newBucket(t, prefix)
-	}
-	name := strings.ToLower(prefix) + "-" + testenv.RandomKey(4)
-	if _, err := s.p.S3Client().CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
-		t.Fatalf("create bucket %s on the embedded store: %v", name, err)
-	}
-	return name
-}
+func (s *storeEnv) newBucket(t *testing.T, prefix string) string { return s.NewBucket(t, prefix) }
 
 // assertCiphertextAtRest checks what the store holds for bucket/key: in
 // MinIO, the object itself (assertCiphertextAtRest); in the embedded store,
@@ -179,11 +143,11 @@ func (s *storeEnv) newBucket(t *testing.T, prefix string) string {
 // of the plaintext.
 func (s *storeEnv) assertCiphertextAtRest(t *testing.T, bucket, key string, plain []byte) {
 	t.Helper()
-	if !s.embedded {
+	if !s.Embedded() {
 		assertCiphertextAtRest(t, bucket, key, plain)
 		return
 	}
-	err := filepath.WalkDir(filepath.Join(s.p.DataDir, "store", "data"), func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(filepath.Join(s.Proxy.DataDir, "store", "data"), func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -205,10 +169,10 @@ func (s *storeEnv) assertCiphertextAtRest(t *testing.T, bucket, key string, plai
 // store's listings and HEADs through the proxy are the store's own).
 func (s *storeEnv) existsInStore(t *testing.T, bucket, key string) bool {
 	t.Helper()
-	if !s.embedded {
+	if !s.Embedded() {
 		return existsInStore(t, bucket, key)
 	}
-	_, err := s.p.S3Client().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	_, err := s.Proxy.S3Client().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	if err == nil {
 		return true
 	}

@@ -321,65 +321,30 @@ func md5hex(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// storeEnv is the store a client test runs against: s3seal in front of
-// the package's MinIO, or s3seal on its embedded store (serve's defaults,
-// no S3SEAL_UPSTREAM), which must serve every client the same.
-type storeEnv struct {
-	embedded bool
-	p        *testenv.S3seal
-}
+// storeEnv is the store a client test runs against (testenv.StoreCase),
+// with this package's checks of what it holds.
+type storeEnv struct{ *testenv.StoreCase }
 
-// forEachStore runs f as a subtest per store: the package's (MinIO, or
-// the one testenv.StoreEnv names) and the embedded one. The embedded store
-// runs with MinIO only: a run against another store (CI's second pass)
-// would repeat it for nothing.
+// forEachStore runs f per store: the package's and the embedded one.
 func forEachStore(t *testing.T, f func(t *testing.T, st *storeEnv)) {
-	for _, embedded := range []bool{false, true} {
-		if embedded && store.Name != "minio" {
-			continue
-		}
-		name := store.Name
-		if embedded {
-			name = "embedded"
-		}
-		t.Run(name, func(t *testing.T) { f(t, &storeEnv{embedded: embedded}) })
-	}
+	testenv.ForEachStore(t, store, func(t *testing.T, c *testenv.StoreCase) { f(t, &storeEnv{c}) })
 }
 
-// startProxy starts the test's s3seal with extra settings from env.
 func (s *storeEnv) startProxy(t *testing.T, env map[string]string) *testenv.S3seal {
-	t.Helper()
-	if s.embedded {
-		s.p = testenv.StartS3seal(t, env)
-	} else {
-		s.p = startProxy(t, env)
-	}
-	return s.p
+	return s.StartProxy(t, env)
 }
 
-// newBucket creates a bucket with a unique name: directly in MinIO, or
-// through the proxy on the embedded store (which has no other door).
-func (s *storeEnv) newBucket(t *testing.T, prefix string) string {
-	t.Helper()
-	if !s.embedded {
-		return newBucket(t, prefix)
-	}
-	name := strings.ToLower(prefix) + "-" + testenv.RandomKey(4)
-	if _, err := s.p.S3Client().CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
-		t.Fatalf("create bucket %s on the embedded store: %v", name, err)
-	}
-	return name
-}
+func (s *storeEnv) newBucket(t *testing.T, prefix string) string { return s.NewBucket(t, prefix) }
 
 // storedKeys lists the keys the store holds under prefix (on the embedded
 // store, through the proxy: listings show the store's keys as they are).
 func (s *storeEnv) storedKeys(t *testing.T, bucket, prefix string) []string {
 	t.Helper()
-	if !s.embedded {
+	if !s.Embedded() {
 		return storedKeys(t, bucket, prefix)
 	}
 	var keys []string
-	p := s3.NewListObjectsV2Paginator(s.p.S3Client(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
+	p := s3.NewListObjectsV2Paginator(s.Proxy.S3Client(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(context.Background())
 		if err != nil {
@@ -397,11 +362,11 @@ func (s *storeEnv) storedKeys(t *testing.T, bucket, prefix string) []string {
 // embedded store, in any of its data files on disk.
 func (s *storeEnv) storedPlaintextWindow(t *testing.T, bucket, key string, plain []byte) bool {
 	t.Helper()
-	if !s.embedded {
+	if !s.Embedded() {
 		return storedPlaintextWindow(t, bucket, key, plain)
 	}
 	found := false
-	err := filepath.WalkDir(filepath.Join(s.p.DataDir, "store"), func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(filepath.Join(s.Proxy.DataDir, "store"), func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || found {
 			return err
 		}
