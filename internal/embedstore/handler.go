@@ -2,7 +2,6 @@ package embedstore
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
@@ -588,19 +587,9 @@ func (s *Store) putObject(q *request) error {
 	if err := s.bucketExists(q.bucket); err != nil {
 		return err
 	}
-	seg, err := s.writeData(q.r.Body, q.r.ContentLength)
+	seg, err := s.writeBody(q)
 	if err != nil {
 		return err
-	}
-	if v := q.r.Header.Get("Content-Md5"); v != "" {
-		want, err := base64.StdEncoding.DecodeString(v)
-		if err != nil || hex.EncodeToString(want) != seg.MD5 {
-			s.removeData([]segment{seg})
-			if err != nil {
-				return newErr(http.StatusBadRequest, "InvalidDigest", "The Content-MD5 you specified is not valid.")
-			}
-			return errBadDigest
-		}
 	}
 	obj := &object{Size: seg.Size, ETag: seg.MD5, Modified: s.now().UTC(), Header: hdr, Tags: tags, Segments: []segment{seg}}
 	if err := s.commitObject(q.bucket, q.key, obj, func(cur *object) error { return writeConditions(q.r.Header, cur) }); err != nil {

@@ -1,7 +1,6 @@
 package embedstore
 
 import (
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
@@ -110,16 +109,9 @@ func (s *Store) uploadPart(q *request) error {
 	if err := s.db.View(func(tx *bolt.Tx) error { _, err := readUpload(tx, q); return err }); err != nil {
 		return err
 	}
-	seg, err := s.writeData(q.r.Body, q.r.ContentLength)
+	seg, err := s.writeBody(q)
 	if err != nil {
 		return err
-	}
-	if v := q.r.Header.Get("Content-Md5"); v != "" {
-		want, err := base64.StdEncoding.DecodeString(v)
-		if err != nil || hex.EncodeToString(want) != seg.MD5 {
-			s.removeData([]segment{seg})
-			return errBadDigest
-		}
 	}
 	if err := s.commitPart(q, pn, seg); err != nil {
 		return err

@@ -20,6 +20,7 @@ package embedstore
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -27,6 +28,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -280,6 +282,26 @@ func putJSON(b *bolt.Bucket, key []byte, v any) error {
 // writeData streams r into a new data file, fsyncs it and returns its
 // segment (size and MD5 computed on the way). want < 0 accepts any length;
 // otherwise exactly want bytes must arrive.
+// writeBody stores a request's body as a data file, checked against its
+// Content-MD5 if it has one (nothing is kept when it does not match).
+func (s *Store) writeBody(q *request) (segment, error) {
+	seg, err := s.writeData(q.r.Body, q.r.ContentLength)
+	if err != nil {
+		return segment{}, err
+	}
+	if v := q.r.Header.Get("Content-Md5"); v != "" {
+		want, err := base64.StdEncoding.DecodeString(v)
+		if err != nil || hex.EncodeToString(want) != seg.MD5 {
+			s.removeData([]segment{seg})
+			if err != nil {
+				return segment{}, newErr(http.StatusBadRequest, "InvalidDigest", "The Content-MD5 you specified is not valid.")
+			}
+			return segment{}, errBadDigest
+		}
+	}
+	return seg, nil
+}
+
 func (s *Store) writeData(r io.Reader, want int64) (segment, error) {
 	id := newID()
 	tmp, err := os.CreateTemp(filepath.Join(s.dir, tmpDir), id+".*")
