@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/csv"
 	"fmt"
 	"io"
 	"strings"
@@ -93,4 +94,33 @@ func TestCopySource(t *testing.T) {
 			t.Errorf("copySource(%q) = %q, want %q", tc.key, got, tc.want)
 		}
 	}
+}
+
+// FuzzInventory feeds arbitrary manifests and CSV files to the inventory
+// reader: it may refuse them, never panic, and it returns at most one
+// object per CSV row of each file the manifest lists.
+func FuzzInventory(f *testing.F) {
+	f.Add([]byte(`{"sourceBucket":"src","fileFormat":"CSV","fileSchema":"Bucket, Key, Size, IsLatest","files":[{"key":"data/a.csv"}]}`),
+		[]byte("src,a+b%2Fc,10,true\nsrc,old,1,false\nother,x,1,true\n"))
+	f.Add([]byte(`{"fileFormat":"csv","fileSchema":"Key","files":[{"key":"f"},{"key":"g"}]}`), []byte("\"quoted,key\"\n"))
+	f.Fuzz(func(t *testing.T, manifest, data []byte) {
+		opened := 0
+		inv := Inventory{Manifest: manifest, Bucket: "src", Open: func(context.Context, string) (io.ReadCloser, error) {
+			opened++
+			return io.NopCloser(bytes.NewReader(data)), nil
+		}}
+		got, err := inv.Objects(context.Background())
+		if err != nil {
+			return
+		}
+		cr := csv.NewReader(bytes.NewReader(data))
+		cr.FieldsPerRecord = -1
+		rows, err := cr.ReadAll()
+		if err != nil {
+			t.Fatalf("the reader accepted a CSV file that does not parse: %v", err)
+		}
+		if len(got) > opened*len(rows) {
+			t.Fatalf("%d objects from %d files of %d rows", len(got), opened, len(rows))
+		}
+	})
 }
