@@ -15,7 +15,7 @@ import (
 // handler, or one whose Spec refuses its body, is answered NotImplemented:
 // nothing is forwarded.
 var handlers = map[s3wire.Op]func(*Server, *request) error{
-	s3wire.ListBuckets:          (*Server).relay,
+	s3wire.ListBuckets:          (*Server).listBuckets,
 	s3wire.BucketRead:           (*Server).relay,
 	s3wire.BucketWrite:          (*Server).relay,
 	s3wire.DeleteObjects:        (*Server).relay,

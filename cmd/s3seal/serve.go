@@ -230,7 +230,7 @@ func (c *ServeCmd) identities(log *slog.Logger) (proxy.Identities, error) {
 	if err != nil {
 		return nil, err
 	}
-	return proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: access, SecretKey: secret, Buckets: []string{"*"}}}, nil), nil
+	return proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: access, SecretKey: secret, Buckets: []string{"*"}, Permissions: proxy.AllPermissions}}, nil), nil
 }
 
 func splitList(s string) []string {

@@ -206,7 +206,7 @@ func TestFolderMarkersAndLiteralKeys(t *testing.T) {
 func TestDotSegmentsRefused(t *testing.T) {
 	creds := filepath.Join(t.TempDir(), "creds.json")
 	if err := os.WriteFile(creds, []byte(`{"identities":[
-		{"access_key":"admin","secret_key":"admin-secret","buckets":["*"]},
+		{"access_key":"admin","secret_key":"admin-secret","buckets":["*"],"permissions":["read","write","admin"]},
 		{"access_key":"narrow","secret_key":"narrow-secret","buckets":["allowed"]}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
