@@ -40,7 +40,8 @@ type ServeCmd struct {
 	KMSKeyID   string `env:"S3SEAL_KMS_KEY_ID" default:"alias/s3seal-default" help:"Default KMS key (id, ARN or alias) for buckets without a mapping. With the embedded keyring the default alias is created on first start (${env})."`
 	BucketKeys string `env:"S3SEAL_BUCKET_KEYS" help:"Per-bucket KMS keys, comma separated bucket=key pairs (${env})."`
 
-	KeyringOptions `embed:"" envprefix:"S3SEAL_"`
+	KeyringOptions          `embed:"" envprefix:"S3SEAL_"`
+	AllowMasterKeyInDataDir bool `env:"S3SEAL_ALLOW_MASTER_KEY_IN_DATA_DIR" help:"Start even though the embedded keyring's master key file is inside the data dir it protects (anyone who copies the data dir can then decrypt everything). By default the key file is made outside it, in the user's configuration directory (${env})."`
 
 	CacheMaxAge  time.Duration `env:"S3SEAL_DEK_CACHE_MAX_AGE" default:"5m" help:"How long a data key is reused for new objects (${env})."`
 	CacheMaxUses int           `env:"S3SEAL_DEK_CACHE_MAX_USES" default:"1000" help:"How many objects one data key encrypts; 0 disables reuse (${env})."`
@@ -158,16 +159,48 @@ func (c *ServeCmd) Run() error {
 }
 
 func (c *ServeCmd) kmsBackend(ctx context.Context, log *slog.Logger) (kms.Client, error) {
-	backend, err := openKMS(ctx, c.KMS, c.KMSRegion, c.KMSEndpoint, keyring.Config{Dir: c.DataDir, MasterKeyFile: c.MasterKeyFile, Passphrase: c.Passphrase})
+	krCfg, mk, err := c.keyringConfig()
+	if c.KMS == "local" {
+		if err != nil {
+			return nil, err
+		}
+		if err := c.checkMasterKey(mk, log); err != nil {
+			return nil, err
+		}
+	}
+	backend, err := openKMS(ctx, c.KMS, c.KMSRegion, c.KMSEndpoint, krCfg)
 	if err != nil {
 		return nil, err
 	}
 	if kr, ok := backend.(*keyring.Keyring); ok {
+		if kr.Created() && kr.MasterKeyFile() != "" {
+			log.Warn("created the embedded keyring's master key; back it up apart from the data dir: without it no object can be decrypted",
+				"master_key_file", kr.MasterKeyFile(), "data_dir", c.DataDir)
+		}
 		if err := ensureDefaultKey(ctx, kr, c.KMSKeyID, log); err != nil {
 			return nil, err
 		}
 	}
 	return backend, nil
+}
+
+// checkMasterKey refuses a master key file inside the data dir it protects,
+// unless accepted, and warns loudly of the one earlier versions made there.
+func (c *ServeCmd) checkMasterKey(mk masterKey, log *slog.Logger) error {
+	if !mk.inDataDir {
+		return mk.ensureDir()
+	}
+	if !mk.legacy && !c.AllowMasterKeyInDataDir {
+		return errMasterKeyInDataDir(mk.path, c.DataDir)
+	}
+	attrs := []any{"master_key_file", mk.path, "data_dir", c.DataDir}
+	if mk.moveTo != "" {
+		attrs = append(attrs, "move_to", mk.moveTo)
+	}
+	log.Warn("INSECURE: the master key file is inside the data dir it protects; whoever copies the data dir can decrypt every object. "+
+		"Stop s3seal, move the file out of the data dir (to move_to, or anywhere with S3SEAL_MASTER_KEY_FILE set to its new path) and back it up apart (README: Keeping the master key apart)",
+		attrs...)
+	return mk.ensureDir()
 }
 
 // openKMS opens the KMS backend: "aws" (AWS KMS or a compatible endpoint)
