@@ -59,14 +59,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			ctx.SetBodyString("ok\n")
 			return
 		case "/readyz":
-			if err := s.Ready(r.std); err != nil {
-				s.log.Warn("not ready", "err", err)
-				ctx.SetStatusCode(http.StatusServiceUnavailable)
-				ctx.SetBodyString("not ready\n")
-				return
-			}
-			ctx.SetStatusCode(http.StatusOK)
-			ctx.SetBodyString("ok\n")
+			s.serveReady(r)
 			return
 		case "/metrics":
 			if s.serveMetrics(ctx) {
@@ -80,8 +73,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.writeError(r, err)
 	}
 	s.metrics.observe(r.metricName(), ctx.Response.StatusCode(), err, start)
-	s.log.Debug("request", "id", r.id, "op", r.op.String(), "method", method, "uri", uri, "bucket", r.bucket(),
-		"status", ctx.Response.StatusCode(), "dur", time.Since(start))
+	s.accessLog(r, method, uri, start)
 }
 
 func (s *Server) serve(r *request, method, uri string) error {
@@ -125,7 +117,7 @@ func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
 }
 
 func (s *Server) writeError(r *request, err error) {
-	e := s3wire.AsError(err)
+	e := s3wire.AsError(storeUnavailable(err))
 	ctx := r.ctx
 	attrs := []any{"id", r.id, "op", r.op.String(), "code", e.Code, "status", e.Status}
 	if r.t != nil {

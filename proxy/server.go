@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"time"
 
 	"github.com/s3seal/s3seal/kms"
@@ -82,6 +81,7 @@ type Server struct {
 	srv      *fasthttp.Server
 	partMaps *partMaps
 	metrics  *metrics
+	ready    readiness
 }
 
 // New checks cfg and builds a Server.
@@ -165,23 +165,3 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.srv.ShutdownWith
 type slogPrinter struct{ l *slog.Logger }
 
 func (p slogPrinter) Printf(format string, args ...any) { p.l.Debug(fmt.Sprintf(format, args...)) }
-
-// Ready reports whether the upstream store and the KMS answer.
-func (s *Server) Ready(ctx context.Context) error {
-	resp, err := s.up.Do(upstream.NewRequest(http.MethodGet, "/", ""))
-	if err != nil {
-		return fmt.Errorf("upstream: %w", err)
-	}
-	status := resp.StatusCode()
-	resp.CloseBodyStream()
-	fasthttp.ReleaseResponse(resp)
-	if status >= 500 {
-		return fmt.Errorf("upstream: status %d", status)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if _, err := s.kms.DescribeKey(ctx, s.cfg.DefaultKeyID); err != nil {
-		return fmt.Errorf("kms: %w", err)
-	}
-	return nil
-}

@@ -145,7 +145,7 @@ func (c *Client) Do(r *Request) (*fasthttp.Response, error) {
 	}
 	if err := c.client.Do(req, resp); err != nil {
 		fasthttp.ReleaseResponse(resp)
-		return nil, err
+		return nil, unavailable(err)
 	}
 	return resp, nil
 }
