@@ -3,6 +3,8 @@ package proxy_test
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
@@ -147,5 +149,40 @@ func TestStoreErrorsRelayedAreLogged(t *testing.T) {
 	log := e.log.String()
 	if !strings.Contains(log, "store error relayed") || !strings.Contains(log, "disk on fire") || !strings.Contains(log, "op=PutObject") {
 		t.Errorf("the store's error is not logged:\n%s", log)
+	}
+}
+
+// TestUpstreamTLSVerified: an https store is verified against the
+// system's roots by default, so a store whose certificate another CA
+// signed is refused (503, not ready); given its CA, it is used. (The
+// store is a stub: what is tested is the handshake.)
+func TestUpstreamTLSVerified(t *testing.T) {
+	stub := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/xml")
+		io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><ListAllMyBucketsResult><Buckets></Buckets></ListAllMyBucketsResult>`)
+	}))
+	defer stub.Close()
+	access, secret := "client-"+rand.Text()[:8], rand.Text()
+	ids := proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: access, SecretKey: secret, Buckets: []string{"*"}, Permissions: proxy.AllPermissions}}, nil)
+	untrusted := startProxyWith(t, func(c *proxy.Config) { c.Identities, c.UpstreamURL = ids, stub.URL })
+	if st, body := get(t, untrusted.endpoint+"/readyz"); st != 503 || !strings.Contains(body, "store unreachable") {
+		t.Errorf("untrusted store: %d %q", st, body)
+	}
+	if !strings.Contains(untrusted.log.String(), "certificate") {
+		t.Error("the log does not say the certificate was refused")
+	}
+	c := testenv.NewS3Client(untrusted.endpoint, access, secret, func(o *s3.Options) { o.RetryMaxAttempts = 1 })
+	if _, err := c.ListBuckets(context.Background(), &s3.ListBucketsInput{}); err == nil {
+		t.Error("ListBuckets through an untrusted store")
+	}
+
+	pool := x509.NewCertPool()
+	pool.AddCert(stub.Certificate())
+	trusted := startProxyWith(t, func(c *proxy.Config) {
+		c.Identities, c.UpstreamURL = ids, stub.URL
+		c.UpstreamTLS = &tls.Config{RootCAs: pool}
+	})
+	if st, body := get(t, trusted.endpoint+"/readyz"); st != 200 {
+		t.Errorf("trusted store: %d %q", st, body)
 	}
 }

@@ -6,6 +6,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -66,6 +67,9 @@ type Config struct {
 	// UpstreamDial, if set, opens connections to the store instead of
 	// dialing UpstreamURL's host (the embedded store is in-process).
 	UpstreamDial func(addr string) (net.Conn, error)
+	// UpstreamTLS configures https to the store; nil: the system's roots.
+	// Certificates are always verified.
+	UpstreamTLS *tls.Config
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -111,7 +115,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("proxy: a default KMS key is required")
 	}
 	up, err := upstream.New(upstream.Config{URL: cfg.UpstreamURL, Region: cfg.UpstreamRegion,
-		AccessKey: cfg.UpstreamAccessKey, SecretKey: cfg.UpstreamSecretKey, Now: cfg.Now, Dial: cfg.UpstreamDial})
+		AccessKey: cfg.UpstreamAccessKey, SecretKey: cfg.UpstreamSecretKey, Now: cfg.Now, Dial: cfg.UpstreamDial,
+		TLS: cfg.UpstreamTLS})
 	if err != nil {
 		return nil, err
 	}

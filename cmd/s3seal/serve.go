@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +27,8 @@ import (
 // ServeCmd runs the proxy. Every option is also an environment variable.
 type ServeCmd struct {
 	Listen          string `env:"S3SEAL_LISTEN" default:"127.0.0.1:8080" help:"Address to listen on (${env})."`
+	TLSCert         string `env:"S3SEAL_TLS_CERT" help:"PEM certificate (chain) to serve HTTPS with; re-read when it changes (${env})."`
+	TLSKey          string `env:"S3SEAL_TLS_KEY" help:"PEM private key of the TLS certificate (${env})."`
 	UpstreamOptions `embed:"" envprefix:"S3SEAL_"`
 	Region          string `env:"S3SEAL_REGION" help:"Region clients sign for; defaults to the upstream region (${env})."`
 	AccessKey       string `env:"S3SEAL_ACCESS_KEY" help:"Access key clients sign with. If it, the secret and a credentials file are all unset, a pair is generated on first start, stored in the data dir (0600) and printed once (${env})."`
@@ -127,6 +130,14 @@ func (c *ServeCmd) Run() error {
 	if err != nil {
 		return err
 	}
+	listenTLS, err := serverTLS(c.TLSCert, c.TLSKey, log)
+	if err != nil {
+		return err
+	}
+	upTLS, err := upstreamTLS(c.UpstreamCAFile)
+	if err != nil {
+		return err
+	}
 	srv, err := proxy.New(proxy.Config{
 		UpstreamURL: upURL, UpstreamRegion: c.UpstreamRegion,
 		UpstreamAccessKey: upAccess, UpstreamSecretKey: upSecret,
@@ -134,7 +145,7 @@ func (c *ServeCmd) Run() error {
 		Identities: identities, Domains: splitList(c.Domains),
 		KMS: client, DefaultKeyID: c.KMSKeyID, BucketKeys: bucketKeys,
 		Metrics: c.Metrics, AllowSigV2: c.AllowSigV2,
-		AllowDotSegments: c.AllowDotSegments, UpstreamDial: upDial,
+		AllowDotSegments: c.AllowDotSegments, UpstreamDial: upDial, UpstreamTLS: upTLS,
 		Logger: log,
 	})
 	if err != nil {
@@ -144,7 +155,15 @@ func (c *ServeCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	log.Info("s3seal listening", "addr", ln.Addr().String(), "upstream", upURL, "kms", c.KMS, "key", c.KMSKeyID)
+	scheme := "http"
+	if listenTLS != nil {
+		ln, scheme = tls.NewListener(ln, listenTLS), "https"
+	} else if !loopbackOnly(c.Listen) {
+		log.Warn("INSECURE: listening on a non-loopback address without TLS: signatures protect requests from tampering, "+
+			"but object data, keys and metadata cross the network in the clear. Set S3SEAL_TLS_CERT and S3SEAL_TLS_KEY, "+
+			"or put a TLS-terminating proxy in front on the same host", "addr", c.Listen)
+	}
+	log.Info("s3seal listening", "addr", ln.Addr().String(), "scheme", scheme, "upstream", upURL, "kms", c.KMS, "key", c.KMSKeyID)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

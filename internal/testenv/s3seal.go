@@ -79,8 +79,8 @@ func buildS3seal() (string, error) {
 
 // S3seal is a running `s3seal serve`.
 type S3seal struct {
-	// Endpoint is http://127.0.0.1:PORT (it may change on Restart if the
-	// old port was taken meanwhile).
+	// Endpoint is http://127.0.0.1:PORT, https with S3SEAL_TLS_CERT set
+	// (it may change on Restart if the old port was taken meanwhile).
 	Endpoint string
 	// AccessKey and SecretKey are the credentials clients sign with
 	// (S3SEAL_ACCESS_KEY / S3SEAL_SECRET_KEY), generated per start unless
@@ -211,7 +211,11 @@ func (s *S3seal) startOnce() error {
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
-	s.Endpoint = "http://" + net.JoinHostPort(host, port)
+	scheme := "http"
+	if s.env["S3SEAL_TLS_CERT"] != "" {
+		scheme = "https"
+	}
+	s.Endpoint = scheme + "://" + net.JoinHostPort(host, port)
 
 	cmd := exec.Command(s.bin, "serve")
 	cmd.Env = hermeticEnv()
