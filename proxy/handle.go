@@ -68,6 +68,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	start := time.Now()
+	release, ok := s.admit(r)
+	if !ok {
+		s.accessLog(r, method, uri, start)
+		return
+	}
+	defer release()
 	err := s.serve(r, method, uri)
 	if err != nil {
 		s.writeError(r, err)

@@ -51,6 +51,13 @@ type Config struct {
 	// IdleTimeout closes connections that send or read nothing for this
 	// long; unlike a total timeout it lets a 5 GiB upload take its time.
 	IdleTimeout time.Duration
+	// HeaderTimeout bounds the time from a request's first byte to the end
+	// of its headers; a connection that sends them slower is closed.
+	// Default 30 s.
+	HeaderTimeout time.Duration
+	// MaxConcurrentRequests bounds the requests served at once; more are
+	// answered 503 SlowDown with Retry-After at once. 0: no bound.
+	MaxConcurrentRequests int
 
 	// Metrics serves Prometheus metrics at GET /metrics to unsigned
 	// requests, without authentication (metrics.go lists them).
@@ -86,6 +93,7 @@ type Server struct {
 	partMaps *partMaps
 	metrics  *metrics
 	ready    readiness
+	slots    chan struct{} // MaxConcurrentRequests; nil: no bound
 }
 
 // New checks cfg and builds a Server.
@@ -107,6 +115,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = 2 * time.Minute
+	}
+	if cfg.HeaderTimeout == 0 {
+		cfg.HeaderTimeout = 30 * time.Second
 	}
 	if cfg.KMS == nil || cfg.Identities == nil {
 		return nil, errors.New("proxy: KMS and Identities are required")
@@ -136,6 +147,9 @@ func New(cfg Config) (*Server, error) {
 			AllowV2: cfg.AllowSigV2,
 		},
 	}
+	if cfg.MaxConcurrentRequests > 0 {
+		s.slots = make(chan struct{}, cfg.MaxConcurrentRequests)
+	}
 	s.srv = &fasthttp.Server{
 		Handler:               s.handle,
 		Name:                  "",
@@ -149,14 +163,20 @@ func New(cfg Config) (*Server, error) {
 		ReadBufferSize:                64 << 10,
 		WriteBufferSize:               64 << 10,
 		IdleTimeout:                   cfg.IdleTimeout,
-		// Header reads are bounded by ReadTimeout; bodies stream under
-		// per-read deadlines set by the handler's readers.
-		ReadTimeout:        0,
+		// The request line and headers must arrive within HeaderTimeout
+		// (slowloris); the handler lifts the deadline for the body
+		// (limits.go), which a 5 GiB upload needs.
+		ReadTimeout:        cfg.HeaderTimeout,
 		MaxRequestBodySize: 0,
 		Logger:             slogPrinter{cfg.Logger},
 		// Refuse a request that cannot be authenticated before its body is
 		// sent (Expect: 100-continue), with the S3 error it deserves.
 		ExpectHandler: s.expect,
+		// fasthttp reads a body of up to 4 MiB before the handler runs:
+		// it gets IdleTimeout, not HeaderTimeout, to arrive.
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{ReadTimeout: cfg.IdleTimeout}
+		},
 	}
 	return s, nil
 }
