@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,13 +39,6 @@ func (c *DecryptCmd) Run() error {
 	opts := s3.Options{
 		Region: c.UpstreamRegion, BaseEndpoint: aws.String(c.Upstream), UsePathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider(c.UpstreamAccessKey, c.UpstreamSecretKey, ""),
-	}
-	if c.UpstreamCAFile != "" {
-		tc, err := upstreamTLS(c.UpstreamCAFile)
-		if err != nil {
-			return err
-		}
-		opts.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment}}
 	}
 	if c.Upstream == "" {
 		// No upstream: the embedded store of the data dir, opened here
