@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/s3seal/s3seal/proxy/s3wire"
-	"github.com/s3seal/s3seal/sigv4"
 	"github.com/valyala/fasthttp"
 )
 
@@ -100,23 +99,16 @@ func (s *Server) serve(r *request, method, uri string) error {
 }
 
 // expect runs before a body is accepted (Expect: 100-continue): a request
-// whose signature cannot verify gets its S3 error at once, and its body is
-// never sent. Full verification happens again in the handler.
+// that fails authentication or authorization (a signature that cannot
+// verify, an identity without write permission) gets its S3 error at once,
+// and its body is never sent. The handler reads the request again.
 func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
 	h := &ctx.Request.Header
-	t, err := s.parseRequestTarget(string(h.RequestURI()), h.Host())
-	if err == nil {
-		_, err = s.verifier.Verify(&sigv4.Request{
-			Method: string(h.Method()), RawPath: t.SignedPath, RawQuery: t.RawQuery,
-			Host: string(h.Host()), Header: clientHeader(h), Bucket: s.hostBucket(string(h.Host())),
-		})
-		err = s3wire.FromAuthError(err)
-	}
+	r := newRequest(ctx)
+	err := s.read(r, string(h.Method()), string(h.RequestURI()))
 	if err == nil {
 		return fasthttp.StatusContinue
 	}
-	r := newRequest(ctx)
-	r.t = t
 	ctx.Response.Header.Set("X-Amz-Request-Id", r.id)
 	s.writeError(r, err)
 	return ctx.Response.StatusCode()

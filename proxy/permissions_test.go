@@ -1,13 +1,19 @@
 package proxy_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -140,6 +146,46 @@ func TestPermissionsPerOperation(t *testing.T) {
 		}
 		if tc.status == 403 && tc.method != "HEAD" && !strings.Contains(string(body), "<Code>AccessDenied</Code>") {
 			t.Errorf("anonymous %s %s: %s", tc.method, tc.path, body)
+		}
+	}
+}
+
+// TestExpectContinueDeniedBeforeTheBody: an identity without the write
+// permission that asks Expect: 100-continue is refused before it sends
+// its body.
+func TestExpectContinueDeniedBeforeTheBody(t *testing.T) {
+	suffix := strings.ToLower(rand.Text()[:8])
+	bucket := "perm-expect-" + suffix
+	ids := proxy.NewStaticIdentities([]proxy.Identity{
+		{AccessKey: "admin-" + suffix, SecretKey: "admin-secret", Buckets: []string{"*"}, Permissions: proxy.AllPermissions},
+		{AccessKey: "reader-" + suffix, SecretKey: "reader-secret", Buckets: []string{bucket}, Permissions: []string{"read"}},
+	}, nil)
+	e := startProxyWith(t, func(c *proxy.Config) { c.Identities = ids })
+	ctx := context.Background()
+	admin := testenv.NewS3Client(e.endpoint, "admin-"+suffix, "admin-secret")
+	if _, err := admin.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		who, secret string
+		status      int
+	}{{"reader-" + suffix, "reader-secret", 403}, {"admin-" + suffix, "admin-secret", 100}} {
+		c := testenv.NewS3Client(e.endpoint, tc.who, tc.secret)
+		pre, err := s3.NewPresignClient(c).PresignPutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("k")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, _ := url.Parse(pre.URL)
+		conn, err := net.Dial("tcp", u.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "PUT %s HTTP/1.1\r\nHost: %s\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n", u.RequestURI(), u.Host)
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, err := bufio.NewReader(conn).ReadString('\n')
+		conn.Close()
+		if err != nil || !strings.HasPrefix(line, "HTTP/1.1 "+strconv.Itoa(tc.status)) {
+			t.Errorf("%s: %q %v, want %d", tc.who, line, err, tc.status)
 		}
 	}
 }
