@@ -72,7 +72,13 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.accessLog(r, method, uri, start)
 		return
 	}
-	defer release()
+	// A streamed response body takes the slot over (streamBody).
+	r.slot = release
+	defer func() {
+		if r.slot != nil {
+			r.slot()
+		}
+	}()
 	err := s.serve(r, method, uri)
 	if err != nil {
 		s.writeError(r, err)

@@ -1,7 +1,11 @@
 package proxy
 
 import (
+	"io"
+	"sync"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/s3seal/s3seal/proxy/s3wire"
 )
@@ -31,3 +35,45 @@ func (s *Server) admit(r *request) (release func(), ok bool) {
 	s.writeError(r, &e)
 	return nil, false
 }
+
+// streamBody sets a response body that fasthttp streams after the handler
+// returns; the request keeps its slot until the body is closed (sent,
+// failed, or dropped with the response), so downloads count against
+// MaxConcurrentRequests for as long as they last.
+func (r *request) streamBody(body io.Reader, size int) {
+	rel := r.slot
+	r.slot = nil
+	if rel != nil {
+		body = &slotBody{Reader: body, release: rel}
+	}
+	r.ctx.SetBodyStream(body, size)
+}
+
+// slotBody gives a request slot back when its body is closed.
+type slotBody struct {
+	io.Reader
+	release func()
+	once    sync.Once
+}
+
+func (b *slotBody) Close() error {
+	var err error
+	if c, ok := b.Reader.(io.Closer); ok {
+		err = c.Close()
+	}
+	b.once.Do(b.release)
+	return err
+}
+
+func (b *slotBody) CloseWithError(werr error) error {
+	var err error
+	if c, ok := b.Reader.(fasthttp.ReadCloserWithError); ok {
+		err = c.CloseWithError(werr)
+	}
+	b.once.Do(b.release)
+	return err
+}
+
+// WriteTo keeps the inner body's own WriteTo (the decrypting reader's
+// batched one) in use.
+func (b *slotBody) WriteTo(w io.Writer) (int64, error) { return writeThrough(w, b.Reader) }

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"net"
@@ -103,7 +104,7 @@ func TestLimits(t *testing.T) {
 		done <- err
 	}()
 	<-started
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond)
 	raw, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -125,6 +126,40 @@ func TestLimits(t *testing.T) {
 	head, err := e.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("slow")})
 	if err != nil || aws.ToInt64(head.ContentLength) != size {
 		t.Errorf("the slow upload: %v", err)
+	}
+
+	// A download holds its slot while its body streams, and gives it
+	// back when done.
+	big := pattern(24 << 20)
+	if _, err := e.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("big"), Body: bytes.NewReader(big)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("big")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(got.Body, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("big")}, func(o *s3.Options) { o.RetryMaxAttempts = 1 })
+	if code, status := testenv.APIError(err); status != 503 {
+		t.Errorf("a request beside a streaming download: %v %s", err, code)
+	}
+	rest, err := io.ReadAll(got.Body)
+	got.Body.Close()
+	if err != nil || len(rest) != len(big)-1000 {
+		t.Fatalf("the download: %d bytes, %v", len(rest), err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := e.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("big")}, func(o *s3.Options) { o.RetryMaxAttempts = 1 })
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the slot was not given back: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -80,7 +80,7 @@ func (s *Server) sendUpstream(r *request, resp *fasthttp.Response, sealed bool) 
 		fasthttp.ReleaseResponse(resp)
 		return
 	}
-	ctx.SetBodyStream(upstream.NewReleasingBody(resp), resp.Header.ContentLength())
+	r.streamBody(upstream.NewReleasingBody(resp), resp.Header.ContentLength())
 }
 
 // relayHeaders copies upstream response headers to the client, except

@@ -43,6 +43,10 @@ type request struct {
 	// store's upload id for the client's.
 	storeQuery string
 
+	// slot gives the request's MaxConcurrentRequests slot back; nil once
+	// a streamed response body holds it (streamBody).
+	slot func()
+
 	// sse is what protects the object a successful response is about,
 	// as the handler that sealed or opened it tells the client (echoSSE).
 	sse sse
