@@ -22,7 +22,7 @@ RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w" -o /out/s3seal ./cmd/s3seal \
- && mkdir -p /out/data
+ && mkdir -p /out/data /out/keys
 
 FROM golang:${GO_VERSION} AS minio-build
 ARG MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
@@ -42,10 +42,14 @@ CMD ["server", "/data", "--address", ":9000"]
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/s3seal /usr/local/bin/s3seal
 COPY --from=build --chown=65532:65532 /out/data /data
+COPY --from=build --chown=65532:65532 /out/keys /keys
+# The embedded keyring's master key lives on a volume of its own, apart
+# from the data it protects (README: Keeping the master key apart).
 ENV S3SEAL_LISTEN=0.0.0.0:8080 \
-    S3SEAL_DATA_DIR=/data
+    S3SEAL_DATA_DIR=/data \
+    S3SEAL_MASTER_KEY_FILE=/keys/master.key
 USER 65532:65532
 EXPOSE 8080
-VOLUME ["/data"]
+VOLUME ["/data", "/keys"]
 ENTRYPOINT ["/usr/local/bin/s3seal"]
 CMD ["serve"]

@@ -238,12 +238,15 @@ func startProxyOnce(bin string, upstream *testenv.MinIO, cpu int, pprofDir, dir 
 		out:       &tailBuffer{limit: 64 << 10},
 	}
 	env := map[string]string{
-		"S3SEAL_LISTEN":     "127.0.0.1:" + strconv.Itoa(port),
-		"S3SEAL_DATA_DIR":   dir,
-		"S3SEAL_ACCESS_KEY": p.accessKey,
-		"S3SEAL_SECRET_KEY": p.secretKey,
-		"S3SEAL_AUDIT_LOG":  p.auditLog,
-		"S3SEAL_LOG_LEVEL":  "warn",
+		"S3SEAL_LISTEN": "127.0.0.1:" + strconv.Itoa(port),
+		// The master key beside the data dir, not in it (serve refuses
+		// that) nor in the user's configuration directory.
+		"S3SEAL_DATA_DIR":        filepath.Join(dir, "data"),
+		"S3SEAL_MASTER_KEY_FILE": filepath.Join(dir, "master.key"),
+		"S3SEAL_ACCESS_KEY":      p.accessKey,
+		"S3SEAL_SECRET_KEY":      p.secretKey,
+		"S3SEAL_AUDIT_LOG":       p.auditLog,
+		"S3SEAL_LOG_LEVEL":       "warn",
 	}
 	for k, v := range upstream.UpstreamEnv() {
 		env[k] = v

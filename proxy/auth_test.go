@@ -28,7 +28,7 @@ func startWith(t *testing.T, ids proxy.Identities, domains []string) string {
 
 func TestVirtualHostedStyle(t *testing.T) {
 	access, secret := "vh-"+rand.Text()[:6], rand.Text()
-	addr := startWith(t, proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: access, SecretKey: secret, Buckets: []string{"*"}}}, nil),
+	addr := startWith(t, proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: access, SecretKey: secret, Buckets: []string{"*"}, Permissions: proxy.AllPermissions}}, nil),
 		[]string{"s3.test"})
 	_, port, _ := net.SplitHostPort(addr)
 	// Every host name dials the proxy, as a wildcard DNS record would.
@@ -77,7 +77,7 @@ func TestIdentitiesFileAndBuckets(t *testing.T) {
 	}
 	pub := "pub-" + strings.ToLower(rand.Text()[:8])
 	priv := "priv-" + strings.ToLower(rand.Text()[:8])
-	write(`{"identities":[{"access_key":"admin","secret_key":"admin-secret","buckets":["*"]},
+	write(`{"identities":[{"access_key":"admin","secret_key":"admin-secret","buckets":["*"],"permissions":["read","write","admin"]},
 	  {"access_key":"alice","secret_key":"alice-secret","buckets":["` + pub + `"]}],
 	  "anonymous_read_buckets":["` + pub + `"]}`)
 	ids, err := proxy.LoadIdentities(path, slog.Default())
@@ -129,7 +129,7 @@ func TestIdentitiesFileAndBuckets(t *testing.T) {
 	}
 	// Revoking alice takes effect without a restart.
 	time.Sleep(1100 * time.Millisecond)
-	write(`{"identities":[{"access_key":"admin","secret_key":"admin-secret","buckets":["*"]}]}`)
+	write(`{"identities":[{"access_key":"admin","secret_key":"admin-secret","buckets":["*"],"permissions":["read","write","admin"]}]}`)
 	time.Sleep(1100 * time.Millisecond)
 	_, err = alice.GetObject(ctx, &s3.GetObjectInput{Bucket: &pub, Key: aws.String("k")})
 	if apiCode(err) != "InvalidAccessKeyId" {

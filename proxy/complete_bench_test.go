@@ -49,7 +49,7 @@ func startCountedProxy(b *testing.B) (*env, *atomic.Int64) {
 	endpoint, count := countingStore(b)
 	e := startProxyWith(b, func(c *proxy.Config) {
 		c.UpstreamURL = endpoint
-		c.Identities = proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: "bench", SecretKey: "bench-secret", Buckets: []string{"*"}}}, nil)
+		c.Identities = proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: "bench", SecretKey: "bench-secret", Buckets: []string{"*"}, Permissions: proxy.AllPermissions}}, nil)
 	})
 	e.client = testenv.NewS3Client(e.endpoint, "bench", "bench-secret")
 	return e, count

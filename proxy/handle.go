@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/s3seal/s3seal/proxy/s3wire"
-	"github.com/s3seal/s3seal/sigv4"
 	"github.com/valyala/fasthttp"
 )
 
@@ -15,7 +14,7 @@ import (
 // handler, or one whose Spec refuses its body, is answered NotImplemented:
 // nothing is forwarded.
 var handlers = map[s3wire.Op]func(*Server, *request) error{
-	s3wire.ListBuckets:          (*Server).relay,
+	s3wire.ListBuckets:          (*Server).listBuckets,
 	s3wire.BucketRead:           (*Server).relay,
 	s3wire.BucketWrite:          (*Server).relay,
 	s3wire.DeleteObjects:        (*Server).relay,
@@ -59,14 +58,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			ctx.SetBodyString("ok\n")
 			return
 		case "/readyz":
-			if err := s.Ready(r.std); err != nil {
-				s.log.Warn("not ready", "err", err)
-				ctx.SetStatusCode(http.StatusServiceUnavailable)
-				ctx.SetBodyString("not ready\n")
-				return
-			}
-			ctx.SetStatusCode(http.StatusOK)
-			ctx.SetBodyString("ok\n")
+			s.serveReady(r)
 			return
 		case "/metrics":
 			if s.serveMetrics(ctx) {
@@ -75,13 +67,24 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	start := time.Now()
+	release, ok := s.admit(r)
+	if !ok {
+		s.accessLog(r, method, uri, start)
+		return
+	}
+	// A streamed response body takes the slot over (streamBody).
+	r.slot = release
+	defer func() {
+		if r.slot != nil {
+			r.slot()
+		}
+	}()
 	err := s.serve(r, method, uri)
 	if err != nil {
 		s.writeError(r, err)
 	}
 	s.metrics.observe(r.metricName(), ctx.Response.StatusCode(), err, start)
-	s.log.Debug("request", "id", r.id, "op", r.op.String(), "method", method, "uri", uri, "bucket", r.bucket(),
-		"status", ctx.Response.StatusCode(), "dur", time.Since(start))
+	s.accessLog(r, method, uri, start)
 }
 
 func (s *Server) serve(r *request, method, uri string) error {
@@ -102,30 +105,23 @@ func (s *Server) serve(r *request, method, uri string) error {
 }
 
 // expect runs before a body is accepted (Expect: 100-continue): a request
-// whose signature cannot verify gets its S3 error at once, and its body is
-// never sent. Full verification happens again in the handler.
+// that fails authentication or authorization (a signature that cannot
+// verify, an identity without write permission) gets its S3 error at once,
+// and its body is never sent. The handler reads the request again.
 func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
 	h := &ctx.Request.Header
-	t, err := s.parseRequestTarget(string(h.RequestURI()), h.Host())
-	if err == nil {
-		_, err = s.verifier.Verify(&sigv4.Request{
-			Method: string(h.Method()), RawPath: t.SignedPath, RawQuery: t.RawQuery,
-			Host: string(h.Host()), Header: clientHeader(h), Bucket: s.hostBucket(string(h.Host())),
-		})
-		err = s3wire.FromAuthError(err)
-	}
+	r := newRequest(ctx)
+	err := s.read(r, string(h.Method()), string(h.RequestURI()))
 	if err == nil {
 		return fasthttp.StatusContinue
 	}
-	r := newRequest(ctx)
-	r.t = t
 	ctx.Response.Header.Set("X-Amz-Request-Id", r.id)
 	s.writeError(r, err)
 	return ctx.Response.StatusCode()
 }
 
 func (s *Server) writeError(r *request, err error) {
-	e := s3wire.AsError(err)
+	e := s3wire.AsError(storeUnavailable(err))
 	ctx := r.ctx
 	attrs := []any{"id", r.id, "op", r.op.String(), "code", e.Code, "status", e.Status}
 	if r.t != nil {

@@ -2,12 +2,15 @@ package proxy
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/s3seal/s3seal/proxy/s3wire"
 )
 
 // Identity is one set of client credentials and what it may do.
@@ -20,11 +23,60 @@ type Identity struct {
 	// ids, ARNs or aliases); "*" means any. Empty: only each bucket's own
 	// key, which is always allowed.
 	KMSKeys []string `json:"kms_keys,omitempty"`
+	// Permissions the identity holds on its buckets: "read" (objects and
+	// listings), "write" (objects and uploads) and "admin" (create and
+	// delete buckets, write their configuration). Empty means read and
+	// write, what an identity without the field could always do with
+	// objects; "admin" is only ever granted explicitly.
+	Permissions []string `json:"permissions,omitempty"`
 }
+
+// Permission names of the credentials file.
+const (
+	PermRead  = "read"
+	PermWrite = "write"
+	PermAdmin = "admin"
+)
+
+// AllPermissions is every permission.
+var AllPermissions = []string{PermRead, PermWrite, PermAdmin}
 
 // allows reports whether the identity may use bucket.
 func (id *Identity) allows(bucket string) bool {
 	return slices.Contains(id.Buckets, "*") || slices.Contains(id.Buckets, bucket)
+}
+
+// holds reports whether the identity holds access on its buckets.
+func (id *Identity) holds(access s3wire.Access) bool {
+	if len(id.Permissions) == 0 {
+		return access == s3wire.AccessRead || access == s3wire.AccessWrite
+	}
+	return slices.Contains(id.Permissions, access.String())
+}
+
+// permit says why the identity may not call an operation needing access
+// on bucket, or "" if it may.
+func (id *Identity) permit(bucket string, access s3wire.Access) string {
+	if !id.allows(bucket) {
+		return "bucket " + bucket + " is not among the identity's buckets"
+	}
+	if !id.holds(access) {
+		return "the identity lacks the " + access.String() + " permission"
+	}
+	return ""
+}
+
+// validate checks the identity's fields as a credentials file gives them.
+func (id *Identity) validate() error {
+	if id.AccessKey == "" || id.SecretKey == "" {
+		return errors.New("lacks access_key or secret_key")
+	}
+	for _, p := range id.Permissions {
+		if p != PermRead && p != PermWrite && p != PermAdmin {
+			return fmt.Errorf("unknown permission %q (want read, write or admin)", p)
+		}
+	}
+	return nil
 }
 
 // Identities resolves client credentials and anonymous access. The proxy
@@ -108,8 +160,8 @@ func (f *FileIdentities) reload() error {
 		return fmt.Errorf("%s: %w", f.path, err)
 	}
 	for i, id := range cf.Identities {
-		if id.AccessKey == "" || id.SecretKey == "" {
-			return fmt.Errorf("%s: identity %d lacks access_key or secret_key", f.path, i)
+		if err := id.validate(); err != nil {
+			return fmt.Errorf("%s: identity %d: %w", f.path, i, err)
 		}
 	}
 	f.cur = NewStaticIdentities(cf.Identities, cf.AnonymousReadBuckets)

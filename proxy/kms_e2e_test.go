@@ -50,7 +50,7 @@ type kmsProxyOpts struct {
 func startKMSProxy(t *testing.T, o kmsProxyOpts) *env {
 	t.Helper()
 	if len(o.identities) == 0 {
-		o.identities = []proxy.Identity{{AccessKey: "client-" + rand.Text()[:8], SecretKey: rand.Text(), Buckets: []string{"*"}}}
+		o.identities = []proxy.Identity{{AccessKey: "client-" + rand.Text()[:8], SecretKey: rand.Text(), Buckets: []string{"*"}, Permissions: proxy.AllPermissions}}
 	}
 	logBuf := &bytes.Buffer{}
 	level := slog.LevelWarn
@@ -262,9 +262,9 @@ func TestSSEKMSRequestHeaders(t *testing.T) {
 	if err := kr.CreateAlias("alias/b", keyB); err != nil {
 		t.Fatal(err)
 	}
-	idB := proxy.Identity{AccessKey: "may-use-b", SecretKey: rand.Text(), Buckets: []string{"*"}, KMSKeys: []string{keyB}}
-	idNone := proxy.Identity{AccessKey: "bucket-keys-only", SecretKey: rand.Text(), Buckets: []string{"*"}}
-	idAny := proxy.Identity{AccessKey: "any-key", SecretKey: rand.Text(), Buckets: []string{"*"}, KMSKeys: []string{"*"}}
+	idB := proxy.Identity{AccessKey: "may-use-b", SecretKey: rand.Text(), Buckets: []string{"*"}, Permissions: proxy.AllPermissions, KMSKeys: []string{keyB}}
+	idNone := proxy.Identity{AccessKey: "bucket-keys-only", SecretKey: rand.Text(), Buckets: []string{"*"}, Permissions: proxy.AllPermissions}
+	idAny := proxy.Identity{AccessKey: "any-key", SecretKey: rand.Text(), Buckets: []string{"*"}, Permissions: proxy.AllPermissions, KMSKeys: []string{"*"}}
 	e := startKMSProxy(t, kmsProxyOpts{
 		kms: kms.NewCache(kr, kms.DefaultCacheConfig()), defaultKey: keyA,
 		identities: []proxy.Identity{idB, idNone, idAny}, verbose: true,
@@ -500,7 +500,7 @@ func TestAWSKMSThroughMoto(t *testing.T) {
 	e := startKMSProxy(t, kmsProxyOpts{
 		kms:        kms.NewCache(kms.NewRetry(east, kms.RetryConfig{MaxElapsed: 2 * time.Second}), kms.DefaultCacheConfig()),
 		defaultKey: eastKey, bucketKeys: map[string]string{westBucket: westKey},
-		identities: []proxy.Identity{{AccessKey: "aws-user", SecretKey: rand.Text(), Buckets: []string{"*"}, KMSKeys: []string{"*"}}},
+		identities: []proxy.Identity{{AccessKey: "aws-user", SecretKey: rand.Text(), Buckets: []string{"*"}, Permissions: proxy.AllPermissions, KMSKeys: []string{"*"}}},
 		verbose:    true,
 	})
 	bucket, other := newBucket(t, e), newBucket(t, e)

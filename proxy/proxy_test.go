@@ -54,7 +54,7 @@ func startProxy(t testing.TB) *env {
 	t.Helper()
 	access, secret := "client-"+rand.Text()[:8], rand.Text()
 	e := startProxyWith(t, func(c *proxy.Config) {
-		c.Identities = proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: access, SecretKey: secret, Buckets: []string{"*"}}}, nil)
+		c.Identities = proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: access, SecretKey: secret, Buckets: []string{"*"}, Permissions: proxy.AllPermissions}}, nil)
 	})
 	e.client = testenv.NewS3Client(e.endpoint, access, secret)
 	return e

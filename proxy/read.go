@@ -146,7 +146,7 @@ func (s *Server) getObject(r *request) error {
 		po.Close()
 		return s3wire.Damaged(fmt.Errorf("%s/%s: %w", r.t.Bucket, r.t.Key, err))
 	}
-	ctx.SetBodyStream(&plainBody{
+	r.streamBody(&plainBody{
 		r: io.MultiReader(bytes.NewReader(first), po.body), po: po, s: s,
 		what: r.t.Bucket + "/" + r.t.Key, id: r.id,
 	}, int(po.n))

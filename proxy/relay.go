@@ -57,6 +57,18 @@ func (s *Server) relayWith(r *request, body []byte) error {
 // takes ownership of resp.
 func (s *Server) sendUpstream(r *request, resp *fasthttp.Response, sealed bool) {
 	ctx := r.ctx
+	if resp.StatusCode() >= 500 {
+		body := s.logStoreError(r, resp)
+		defer fasthttp.ReleaseResponse(resp)
+		ctx.SetStatusCode(resp.StatusCode())
+		relayHeaders(&ctx.Response.Header, &resp.Header, sealed)
+		if ctx.IsHead() {
+			ctx.Response.SkipBody = true
+			return
+		}
+		ctx.SetBody(body)
+		return
+	}
 	ctx.SetStatusCode(resp.StatusCode())
 	relayHeaders(&ctx.Response.Header, &resp.Header, sealed)
 	if r.ctx.IsHead() {
@@ -68,7 +80,7 @@ func (s *Server) sendUpstream(r *request, resp *fasthttp.Response, sealed bool) 
 		fasthttp.ReleaseResponse(resp)
 		return
 	}
-	ctx.SetBodyStream(upstream.NewReleasingBody(resp), resp.Header.ContentLength())
+	r.streamBody(upstream.NewReleasingBody(resp), resp.Header.ContentLength())
 }
 
 // relayHeaders copies upstream response headers to the client, except

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/textproto"
@@ -27,6 +28,8 @@ type request struct {
 
 	t    *s3wire.Target // as the client sent it
 	auth *sigv4.Auth
+	// identity is who signed the request; nil for anonymous requests.
+	identity *Identity
 	// header is what the client's headers say: the canonical-key headers
 	// as verified and, for a presigned URL, the headers that its query's
 	// header stand-ins name.
@@ -39,6 +42,10 @@ type request struct {
 	// without its presigned auth parameters and header stand-ins, with the
 	// store's upload id for the client's.
 	storeQuery string
+
+	// slot gives the request's MaxConcurrentRequests slot back; nil once
+	// a streamed response body holds it (streamBody).
+	slot func()
 
 	// sse is what protects the object a successful response is about,
 	// as the handler that sealed or opened it tells the client (echoSSE).
@@ -152,7 +159,11 @@ func (s *Server) authenticate(r *request, method string) error {
 			r.auth = &sigv4.Auth{PayloadHash: "UNSIGNED-PAYLOAD"}
 			return nil
 		}
-		return s3wire.FromAuthError(err)
+		e := s3wire.FromAuthError(err)
+		if ae, ok := e.(*s3wire.Error); ok {
+			ae.Cause = fmt.Errorf("anonymous %s: %w", r.spec.Name, err)
+		}
+		return e
 	}
 	if err != nil {
 		return s3wire.FromAuthError(err)
@@ -172,16 +183,29 @@ func (s *Server) authenticate(r *request, method string) error {
 	if !ok {
 		return s3wire.FromAuthError(sigv4.ErrMissingAuth)
 	}
-	if r.spec.Perm == s3wire.PermBucket && r.t.Bucket != "" && !id.allows(r.t.Bucket) {
-		return s3wire.ErrAccessDenied
+	r.identity = id
+	if r.spec.Perm == s3wire.PermBucket && r.t.Bucket != "" {
+		if why := id.permit(r.t.Bucket, r.spec.Access); why != "" {
+			return denied(why)
+		}
 	}
-	// A copy source names a bucket too, whatever the operation.
+	// A copy source names a bucket too, whatever the operation: reading it
+	// needs read access there.
 	if src := r.header.Get("X-Amz-Copy-Source"); src != "" {
-		if cs, err := s3wire.ParseCopySource(src); err == nil && !id.allows(cs.Bucket) {
-			return s3wire.ErrAccessDenied
+		if cs, err := s3wire.ParseCopySource(src); err == nil {
+			if why := id.permit(cs.Bucket, s3wire.AccessRead); why != "" {
+				return denied("copy source: " + why)
+			}
 		}
 	}
 	return nil
+}
+
+// denied is AccessDenied, with the reason for the log only.
+func denied(why string) error {
+	e := *s3wire.ErrAccessDenied
+	e.Cause = errors.New(why)
+	return &e
 }
 
 // sameRegion compares a signature's region with ours. "US" is the legacy

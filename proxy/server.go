@@ -6,11 +6,11 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"time"
 
 	"github.com/s3seal/s3seal/kms"
@@ -51,6 +51,13 @@ type Config struct {
 	// IdleTimeout closes connections that send or read nothing for this
 	// long; unlike a total timeout it lets a 5 GiB upload take its time.
 	IdleTimeout time.Duration
+	// HeaderTimeout bounds the time from a request's first byte to the end
+	// of its headers; a connection that sends them slower is closed.
+	// Default 30 s.
+	HeaderTimeout time.Duration
+	// MaxConcurrentRequests bounds the requests served at once; more are
+	// answered 503 SlowDown with Retry-After at once. 0: no bound.
+	MaxConcurrentRequests int
 
 	// Metrics serves Prometheus metrics at GET /metrics to unsigned
 	// requests, without authentication (metrics.go lists them).
@@ -67,6 +74,9 @@ type Config struct {
 	// UpstreamDial, if set, opens connections to the store instead of
 	// dialing UpstreamURL's host (the embedded store is in-process).
 	UpstreamDial func(addr string) (net.Conn, error)
+	// UpstreamTLS configures https to the store; nil: the system's roots.
+	// Certificates are always verified.
+	UpstreamTLS *tls.Config
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -82,6 +92,8 @@ type Server struct {
 	srv      *fasthttp.Server
 	partMaps *partMaps
 	metrics  *metrics
+	ready    readiness
+	slots    chan struct{} // MaxConcurrentRequests; nil: no bound
 }
 
 // New checks cfg and builds a Server.
@@ -104,6 +116,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = 2 * time.Minute
 	}
+	if cfg.HeaderTimeout == 0 {
+		cfg.HeaderTimeout = 30 * time.Second
+	}
 	if cfg.KMS == nil || cfg.Identities == nil {
 		return nil, errors.New("proxy: KMS and Identities are required")
 	}
@@ -111,7 +126,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("proxy: a default KMS key is required")
 	}
 	up, err := upstream.New(upstream.Config{URL: cfg.UpstreamURL, Region: cfg.UpstreamRegion,
-		AccessKey: cfg.UpstreamAccessKey, SecretKey: cfg.UpstreamSecretKey, Now: cfg.Now, Dial: cfg.UpstreamDial})
+		AccessKey: cfg.UpstreamAccessKey, SecretKey: cfg.UpstreamSecretKey, Now: cfg.Now, Dial: cfg.UpstreamDial,
+		TLS: cfg.UpstreamTLS})
 	if err != nil {
 		return nil, err
 	}
@@ -131,6 +147,9 @@ func New(cfg Config) (*Server, error) {
 			AllowV2: cfg.AllowSigV2,
 		},
 	}
+	if cfg.MaxConcurrentRequests > 0 {
+		s.slots = make(chan struct{}, cfg.MaxConcurrentRequests)
+	}
 	s.srv = &fasthttp.Server{
 		Handler:               s.handle,
 		Name:                  "",
@@ -144,14 +163,20 @@ func New(cfg Config) (*Server, error) {
 		ReadBufferSize:                64 << 10,
 		WriteBufferSize:               64 << 10,
 		IdleTimeout:                   cfg.IdleTimeout,
-		// Header reads are bounded by ReadTimeout; bodies stream under
-		// per-read deadlines set by the handler's readers.
-		ReadTimeout:        0,
+		// The request line and headers must arrive within HeaderTimeout
+		// (slowloris); the handler lifts the deadline for the body
+		// (limits.go), which a 5 GiB upload needs.
+		ReadTimeout:        cfg.HeaderTimeout,
 		MaxRequestBodySize: 0,
 		Logger:             slogPrinter{cfg.Logger},
 		// Refuse a request that cannot be authenticated before its body is
 		// sent (Expect: 100-continue), with the S3 error it deserves.
 		ExpectHandler: s.expect,
+		// fasthttp reads a body of up to 4 MiB before the handler runs:
+		// it gets IdleTimeout, not HeaderTimeout, to arrive.
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{ReadTimeout: cfg.IdleTimeout}
+		},
 	}
 	return s, nil
 }
@@ -165,23 +190,3 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.srv.ShutdownWith
 type slogPrinter struct{ l *slog.Logger }
 
 func (p slogPrinter) Printf(format string, args ...any) { p.l.Debug(fmt.Sprintf(format, args...)) }
-
-// Ready reports whether the upstream store and the KMS answer.
-func (s *Server) Ready(ctx context.Context) error {
-	resp, err := s.up.Do(upstream.NewRequest(http.MethodGet, "/", ""))
-	if err != nil {
-		return fmt.Errorf("upstream: %w", err)
-	}
-	status := resp.StatusCode()
-	resp.CloseBodyStream()
-	fasthttp.ReleaseResponse(resp)
-	if status >= 500 {
-		return fmt.Errorf("upstream: status %d", status)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if _, err := s.kms.DescribeKey(ctx, s.cfg.DefaultKeyID); err != nil {
-		return fmt.Errorf("kms: %w", err)
-	}
-	return nil
-}

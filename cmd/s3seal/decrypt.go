@@ -15,7 +15,6 @@ import (
 	"github.com/s3seal/s3seal/internal/embedstore"
 	"github.com/s3seal/s3seal/internal/objstore"
 	"github.com/s3seal/s3seal/kms"
-	"github.com/s3seal/s3seal/kms/keyring"
 )
 
 // DecryptCmd reads an object straight from the store and decrypts it with
@@ -64,7 +63,11 @@ func (c *DecryptCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	backend, err := openKMS(ctx, c.KMS, c.KMSRegion, c.KMSEndpoint, keyring.Config{Dir: c.DataDir, MasterKeyFile: c.MasterKeyFile, Passphrase: c.Passphrase})
+	krCfg, _, err := c.keyringConfig()
+	if err != nil && c.KMS == "local" {
+		return err
+	}
+	backend, err := openKMS(ctx, c.KMS, c.KMSRegion, c.KMSEndpoint, krCfg)
 	if err != nil {
 		return err
 	}

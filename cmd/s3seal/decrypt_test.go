@@ -57,7 +57,7 @@ func TestDecryptWithoutProxy(t *testing.T) {
 		out := filepath.Join(dir, o.key)
 		cmd := &DecryptCmd{Object: "s3://" + bucket + "/" + o.key, Output: out,
 			UpstreamOptions: UpstreamOptions{Upstream: mi.Endpoint, UpstreamRegion: "us-east-1", UpstreamAccessKey: mi.AccessKey, UpstreamSecretKey: mi.SecretKey},
-			KMSOptions:      KMSOptions{KMS: "local"}, KeyringOptions: KeyringOptions{DataDir: proxy.DataDir}}
+			KMSOptions:      KMSOptions{KMS: "local"}, KeyringOptions: KeyringOptions{DataDir: proxy.DataDir, MasterKeyFile: proxy.MasterKeyFile}}
 		if err := cmd.Run(); err != nil {
 			t.Fatalf("decrypt %s: %v", o.key, err)
 		}
@@ -82,7 +82,7 @@ func TestDecryptWithoutProxy(t *testing.T) {
 	out := filepath.Join(dir, "damaged")
 	cmd := &DecryptCmd{Object: "s3://" + bucket + "/one", Output: out,
 		UpstreamOptions: UpstreamOptions{Upstream: mi.Endpoint, UpstreamRegion: "us-east-1", UpstreamAccessKey: mi.AccessKey, UpstreamSecretKey: mi.SecretKey},
-		KMSOptions:      KMSOptions{KMS: "local"}, KeyringOptions: KeyringOptions{DataDir: proxy.DataDir}}
+		KMSOptions:      KMSOptions{KMS: "local"}, KeyringOptions: KeyringOptions{DataDir: proxy.DataDir, MasterKeyFile: proxy.MasterKeyFile}}
 	if err := cmd.Run(); err == nil {
 		t.Error("a damaged object decrypted")
 	}

@@ -70,7 +70,16 @@ func (k *KeysCmd) open(create bool) (*keyring.Keyring, error) {
 			return nil, fmt.Errorf("no keyring in %s (create a key first, or set --data-dir / S3SEAL_DATA_DIR)", k.DataDir)
 		}
 	}
-	kr, err := keyring.Open(keyring.Config{Dir: k.DataDir, MasterKeyFile: k.MasterKeyFile, Passphrase: k.Passphrase})
+	cfg, mk, err := k.keyringConfig()
+	if err != nil {
+		return nil, err
+	}
+	if create {
+		if err := mk.ensureDir(); err != nil {
+			return nil, err
+		}
+	}
+	kr, err := keyring.Open(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -45,6 +45,11 @@ func TestKeysCommands(t *testing.T) {
 	t.Setenv("S3SEAL_DATA_DIR", dir)
 	t.Setenv("S3SEAL_MASTER_KEY_FILE", "")
 	t.Setenv("S3SEAL_KEYRING_PASSPHRASE", "")
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	masterKey, err := masterKeyDefault(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	if _, err := runKeys(t, "list"); err == nil || !strings.Contains(err.Error(), "no keyring") {
 		t.Fatalf("list before create: %v", err)
@@ -68,7 +73,7 @@ func TestKeysCommands(t *testing.T) {
 	}
 
 	// The server's view: a keyring opened on the same dir.
-	kr, err := keyring.Open(keyring.Config{Dir: dir})
+	kr, err := keyring.Open(keyring.Config{Dir: dir, MasterKeyFile: masterKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,6 +144,11 @@ func TestKeysRotationsAndPolicy(t *testing.T) {
 	t.Setenv("S3SEAL_DATA_DIR", dir)
 	t.Setenv("S3SEAL_MASTER_KEY_FILE", "")
 	t.Setenv("S3SEAL_KEYRING_PASSPHRASE", "")
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	masterKey, err := masterKeyDefault(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	out, err := runKeys(t, "--json", "create", "--alias", "alias/r")
 	if err != nil {
 		t.Fatal(err)
@@ -147,7 +157,7 @@ func TestKeysRotationsAndPolicy(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &md); err != nil {
 		t.Fatal(err)
 	}
-	kr, err := keyring.Open(keyring.Config{Dir: dir})
+	kr, err := keyring.Open(keyring.Config{Dir: dir, MasterKeyFile: masterKey})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -182,7 +182,11 @@ func (c *KMSServeCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	kr, err := keyring.Open(keyring.Config{Dir: c.DataDir, MasterKeyFile: c.MasterKeyFile, Passphrase: c.Passphrase})
+	krCfg, _, err := c.keyringConfig()
+	if err != nil {
+		return err
+	}
+	kr, err := keyring.Open(krCfg)
 	if err != nil {
 		return fmt.Errorf("keyring: %w", err)
 	}

@@ -120,7 +120,14 @@ func kmsStack(ctx context.Context, o KMSOptions, k KeyringOptions, shared map[st
 	if c, ok := shared[id]; ok {
 		return c, nil // one keyring file opened once
 	}
-	backend, err := openKMS(ctx, o.KMS, o.KMSRegion, o.KMSEndpoint, keyring.Config{Dir: k.DataDir, MasterKeyFile: k.MasterKeyFile, Passphrase: k.Passphrase})
+	var krCfg keyring.Config
+	if o.KMS == "local" {
+		var err error
+		if krCfg, _, err = k.keyringConfig(); err != nil {
+			return nil, err
+		}
+	}
+	backend, err := openKMS(ctx, o.KMS, o.KMSRegion, o.KMSEndpoint, krCfg)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,7 +27,11 @@ import (
 // ServeCmd runs the proxy. Every option is also an environment variable.
 type ServeCmd struct {
 	Listen          string `env:"S3SEAL_LISTEN" default:"127.0.0.1:8080" help:"Address to listen on (${env})."`
+	TLSCert         string `env:"S3SEAL_TLS_CERT" help:"PEM certificate (chain) to serve HTTPS with; re-read when it changes (${env})."`
+	TLSKey          string `env:"S3SEAL_TLS_KEY" help:"PEM private key of the TLS certificate (${env})."`
 	UpstreamOptions `embed:"" envprefix:"S3SEAL_"`
+	// Only serve's for now: decrypt's store client is the AWS SDK's.
+	UpstreamCAFile  string `env:"S3SEAL_UPSTREAM_CA_FILE" help:"PEM file of the certificate authorities an https store's certificate is verified against, instead of the system's (${env})."`
 	Region          string `env:"S3SEAL_REGION" help:"Region clients sign for; defaults to the upstream region (${env})."`
 	AccessKey       string `env:"S3SEAL_ACCESS_KEY" help:"Access key clients sign with. If it, the secret and a credentials file are all unset, a pair is generated on first start, stored in the data dir (0600) and printed once (${env})."`
 	SecretKey       string `env:"S3SEAL_SECRET_KEY" help:"Secret key clients sign with (${env})."`
@@ -41,11 +46,15 @@ type ServeCmd struct {
 
 	KMSAPIOptions `embed:"" envprefix:"S3SEAL_"`
 
-	KeyringOptions `embed:"" envprefix:"S3SEAL_"`
+	KeyringOptions          `embed:"" envprefix:"S3SEAL_"`
+	AllowMasterKeyInDataDir bool `env:"S3SEAL_ALLOW_MASTER_KEY_IN_DATA_DIR" help:"Start even though the embedded keyring's master key file is inside the data dir it protects (anyone who copies the data dir can then decrypt everything). By default the key file is made outside it, in the user's configuration directory (${env})."`
 
 	CacheMaxAge  time.Duration `env:"S3SEAL_DEK_CACHE_MAX_AGE" default:"5m" help:"How long a data key is reused for new objects (${env})."`
 	CacheMaxUses int           `env:"S3SEAL_DEK_CACHE_MAX_USES" default:"1000" help:"How many objects one data key encrypts; 0 disables reuse (${env})."`
 	AuditLog     string        `env:"S3SEAL_AUDIT_LOG" help:"Write a CloudTrail-shaped JSON line per KMS call to this file, or '-' for stdout (${env})."`
+
+	HeaderTimeout time.Duration `env:"S3SEAL_HEADER_TIMEOUT" default:"30s" help:"Time a client has from a request's first byte to the end of its headers (and from connecting to its first byte); slower connections are closed (${env})."`
+	MaxRequests   int           `env:"S3SEAL_MAX_REQUESTS" default:"1024" help:"Requests served at once; more are answered 503 SlowDown with Retry-After, which SDKs retry. 0: no bound (${env})."`
 
 	LogLevel string `env:"S3SEAL_LOG_LEVEL" enum:"debug,info,warn,error" default:"info" help:"Log level (${env})."`
 
@@ -138,6 +147,14 @@ func (c *ServeCmd) Run() error {
 	if err != nil {
 		return err
 	}
+	listenTLS, err := serverTLS(c.TLSCert, c.TLSKey, log)
+	if err != nil {
+		return err
+	}
+	upTLS, err := upstreamTLS(c.UpstreamCAFile)
+	if err != nil {
+		return err
+	}
 	srv, err := proxy.New(proxy.Config{
 		UpstreamURL: upURL, UpstreamRegion: c.UpstreamRegion,
 		UpstreamAccessKey: upAccess, UpstreamSecretKey: upSecret,
@@ -145,7 +162,8 @@ func (c *ServeCmd) Run() error {
 		Identities: identities, Domains: splitList(c.Domains),
 		KMS: client, DefaultKeyID: c.KMSKeyID, BucketKeys: bucketKeys,
 		Metrics: c.Metrics, AllowSigV2: c.AllowSigV2,
-		AllowDotSegments: c.AllowDotSegments, UpstreamDial: upDial,
+		AllowDotSegments: c.AllowDotSegments, UpstreamDial: upDial, UpstreamTLS: upTLS,
+		HeaderTimeout: c.HeaderTimeout, MaxConcurrentRequests: c.MaxRequests,
 		Logger: log,
 	})
 	if err != nil {
@@ -155,7 +173,15 @@ func (c *ServeCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	log.Info("s3seal listening", "addr", ln.Addr().String(), "upstream", upURL, "kms", c.KMS, "key", c.KMSKeyID)
+	scheme := "http"
+	if listenTLS != nil {
+		ln, scheme = tls.NewListener(ln, listenTLS), "https"
+	} else if !loopbackOnly(c.Listen) {
+		log.Warn("INSECURE: listening on a non-loopback address without TLS: signatures protect requests from tampering, "+
+			"but object data, keys and metadata cross the network in the clear. Set S3SEAL_TLS_CERT and S3SEAL_TLS_KEY, "+
+			"or put a TLS-terminating proxy in front on the same host", "addr", c.Listen)
+	}
+	log.Info("s3seal listening", "addr", ln.Addr().String(), "scheme", scheme, "upstream", upURL, "kms", c.KMS, "key", c.KMSKeyID)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -170,16 +196,48 @@ func (c *ServeCmd) Run() error {
 }
 
 func (c *ServeCmd) kmsBackend(ctx context.Context, log *slog.Logger) (kms.Client, error) {
-	backend, err := openKMS(ctx, c.KMS, c.KMSRegion, c.KMSEndpoint, keyring.Config{Dir: c.DataDir, MasterKeyFile: c.MasterKeyFile, Passphrase: c.Passphrase})
+	krCfg, mk, err := c.keyringConfig()
+	if c.KMS == "local" {
+		if err != nil {
+			return nil, err
+		}
+		if err := c.checkMasterKey(mk, log); err != nil {
+			return nil, err
+		}
+	}
+	backend, err := openKMS(ctx, c.KMS, c.KMSRegion, c.KMSEndpoint, krCfg)
 	if err != nil {
 		return nil, err
 	}
 	if kr, ok := backend.(*keyring.Keyring); ok {
+		if kr.Created() && kr.MasterKeyFile() != "" {
+			log.Warn("created the embedded keyring's master key; back it up apart from the data dir: without it no object can be decrypted",
+				"master_key_file", kr.MasterKeyFile(), "data_dir", c.DataDir)
+		}
 		if err := ensureDefaultKey(ctx, kr, c.KMSKeyID, log); err != nil {
 			return nil, err
 		}
 	}
 	return backend, nil
+}
+
+// checkMasterKey refuses a master key file inside the data dir it protects,
+// unless accepted, and warns loudly of the one earlier versions made there.
+func (c *ServeCmd) checkMasterKey(mk masterKey, log *slog.Logger) error {
+	if !mk.inDataDir {
+		return mk.ensureDir()
+	}
+	if !mk.legacy && !c.AllowMasterKeyInDataDir {
+		return errMasterKeyInDataDir(mk.path, c.DataDir)
+	}
+	attrs := []any{"master_key_file", mk.path, "data_dir", c.DataDir}
+	if mk.moveTo != "" {
+		attrs = append(attrs, "move_to", mk.moveTo)
+	}
+	log.Warn("INSECURE: the master key file is inside the data dir it protects; whoever copies the data dir can decrypt every object. "+
+		"Stop s3seal, move the file out of the data dir (to move_to, or anywhere with S3SEAL_MASTER_KEY_FILE set to its new path) and back it up apart (README: Keeping the master key apart)",
+		attrs...)
+	return mk.ensureDir()
 }
 
 // openKMS opens the KMS backend: "aws" (AWS KMS or a compatible endpoint)
@@ -244,7 +302,7 @@ func (c *ServeCmd) identities(log *slog.Logger) (proxy.Identities, error) {
 	if err != nil {
 		return nil, err
 	}
-	return proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: access, SecretKey: secret, Buckets: []string{"*"}}}, nil), nil
+	return proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: access, SecretKey: secret, Buckets: []string{"*"}, Permissions: proxy.AllPermissions}}, nil), nil
 }
 
 func splitList(s string) []string {

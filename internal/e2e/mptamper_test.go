@@ -116,7 +116,7 @@ func runDecrypt(t *testing.T, p *testenv.S3seal, bucket, key string) ([]byte, er
 	bin := testenv.BuildS3seal(t)
 	out := filepath.Join(t.TempDir(), "plain")
 	cmd := exec.Command(bin, "decrypt", "s3://"+bucket+"/"+key, "-o", out)
-	cmd.Env = append(os.Environ(), "S3SEAL_DATA_DIR="+p.DataDir)
+	cmd.Env = append(os.Environ(), "S3SEAL_DATA_DIR="+p.DataDir, "S3SEAL_MASTER_KEY_FILE="+p.MasterKeyFile)
 	for k, v := range store.UpstreamEnv() {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}

@@ -79,8 +79,8 @@ func buildS3seal() (string, error) {
 
 // S3seal is a running `s3seal serve`.
 type S3seal struct {
-	// Endpoint is http://127.0.0.1:PORT (it may change on Restart if the
-	// old port was taken meanwhile).
+	// Endpoint is http://127.0.0.1:PORT, https with S3SEAL_TLS_CERT set
+	// (it may change on Restart if the old port was taken meanwhile).
 	Endpoint string
 	// AccessKey and SecretKey are the credentials clients sign with
 	// (S3SEAL_ACCESS_KEY / S3SEAL_SECRET_KEY), generated per start unless
@@ -89,12 +89,16 @@ type S3seal struct {
 	// DataDir is S3SEAL_DATA_DIR (the embedded keyring lives there). It is
 	// kept across Restart.
 	DataDir string
+	// MasterKeyFile is S3SEAL_MASTER_KEY_FILE: by default a file in a
+	// temp dir of its own, apart from the data dir as s3seal wants it.
+	MasterKeyFile string
 
 	bin     string
 	env     map[string]string // as passed to the process, S3SEAL_LISTEN included
 	fixed   bool              // the caller chose S3SEAL_LISTEN
 	log     *logBuffer
 	ownsDir bool
+	keyDir  string // removed with the data dir when ownsDir
 
 	mu   sync.Mutex
 	proc *process
@@ -108,7 +112,7 @@ type S3seal struct {
 func StartS3seal(t testing.TB, env map[string]string) *S3seal {
 	t.Helper()
 	bin := BuildS3seal(t)
-	s, err := launchS3seal(bin, env, t.TempDir())
+	s, err := launchS3seal(bin, env, t.TempDir(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,24 +136,31 @@ func LaunchS3seal(env map[string]string) (*S3seal, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := launchS3seal(bin, env, dir)
+	keyDir, err := os.MkdirTemp("", "s3seal-key-*")
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	s.ownsDir = true
+	s, err := launchS3seal(bin, env, dir, keyDir)
+	if err != nil {
+		os.RemoveAll(dir)
+		os.RemoveAll(keyDir)
+		return nil, err
+	}
+	s.ownsDir, s.keyDir = true, keyDir
 	return s, nil
 }
 
-func launchS3seal(bin string, env map[string]string, dataDir string) (*S3seal, error) {
+func launchS3seal(bin string, env map[string]string, dataDir, keyDir string) (*S3seal, error) {
 	s := &S3seal{
 		bin:     bin,
 		DataDir: dataDir,
 		log:     &logBuffer{limit: logLimit},
 		env: map[string]string{
-			"S3SEAL_DATA_DIR":   dataDir,
-			"S3SEAL_ACCESS_KEY": "AK" + strings.ToUpper(RandomKey(9)),
-			"S3SEAL_SECRET_KEY": RandomKey(20),
+			"S3SEAL_DATA_DIR":        dataDir,
+			"S3SEAL_MASTER_KEY_FILE": filepath.Join(keyDir, "master.key"),
+			"S3SEAL_ACCESS_KEY":      "AK" + strings.ToUpper(RandomKey(9)),
+			"S3SEAL_SECRET_KEY":      RandomKey(20),
 		},
 	}
 	for k, v := range env {
@@ -159,6 +170,7 @@ func launchS3seal(bin string, env map[string]string, dataDir string) (*S3seal, e
 		s.fixed = true
 	}
 	s.AccessKey = s.env["S3SEAL_ACCESS_KEY"]
+	s.MasterKeyFile = s.env["S3SEAL_MASTER_KEY_FILE"]
 	s.SecretKey = s.env["S3SEAL_SECRET_KEY"]
 	if err := s.start(false); err != nil {
 		return nil, err
@@ -199,7 +211,11 @@ func (s *S3seal) startOnce() error {
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
-	s.Endpoint = "http://" + net.JoinHostPort(host, port)
+	scheme := "http"
+	if s.env["S3SEAL_TLS_CERT"] != "" {
+		scheme = "https"
+	}
+	s.Endpoint = scheme + "://" + net.JoinHostPort(host, port)
 
 	cmd := exec.Command(s.bin, "serve")
 	cmd.Env = hermeticEnv()
@@ -251,6 +267,7 @@ func (s *S3seal) Close() {
 	s.Stop()
 	if s.ownsDir {
 		os.RemoveAll(s.DataDir)
+		os.RemoveAll(s.keyDir)
 	}
 }
 

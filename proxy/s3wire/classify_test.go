@@ -199,3 +199,50 @@ func FuzzClassify(f *testing.F) {
 		}
 	})
 }
+
+// TestAccessLevels: what each request needs, from the one table. Bucket
+// configuration of any kind is administration; anonymous callers read
+// objects and listings, never a bucket's configuration.
+func TestAccessLevels(t *testing.T) {
+	for _, tt := range []struct {
+		method, uri string
+		access      Access
+		anonymous   bool
+	}{
+		{"GET", "/b/k", AccessRead, true},
+		{"HEAD", "/b/k", AccessRead, true},
+		{"GET", "/b?list-type=2&prefix=a", AccessRead, true},
+		{"GET", "/b", AccessRead, true},
+		{"GET", "/b?policy", AccessRead, false},
+		{"GET", "/b?acl", AccessRead, false},
+		{"GET", "/b?versioning", AccessRead, false},
+		{"GET", "/b?location", AccessRead, false},
+		{"HEAD", "/b", AccessRead, false},
+		{"GET", "/b?versions", AccessRead, false},
+		{"GET", "/b?uploads", AccessRead, false},
+		{"PUT", "/b/k", AccessWrite, false},
+		{"DELETE", "/b/k", AccessWrite, false},
+		{"POST", "/b?delete", AccessWrite, false},
+		{"POST", "/b/k?uploads", AccessWrite, false},
+		{"PUT", "/b", AccessAdmin, false},
+		{"DELETE", "/b", AccessAdmin, false},
+		{"PUT", "/b?policy", AccessAdmin, false},
+		{"DELETE", "/b?policy", AccessAdmin, false},
+		{"PUT", "/b?acl", AccessAdmin, false},
+		{"PUT", "/b?publicAccessBlock", AccessAdmin, false},
+		{"PUT", "/b?replication", AccessAdmin, false},
+		{"PUT", "/b?notification", AccessAdmin, false},
+		{"PUT", "/b?inventory&id=x", AccessAdmin, false},
+		{"PUT", "/b?lifecycle", AccessAdmin, false},
+		{"PUT", "/b?versioning", AccessAdmin, false},
+	} {
+		tg, err := ParseTarget(tt.uri)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec := Classify(tt.method, tg, false).Spec()
+		if spec.Access != tt.access || spec.Anonymous != tt.anonymous {
+			t.Errorf("%s %s: access %v anonymous %v, want %v %v", tt.method, tt.uri, spec.Access, spec.Anonymous, tt.access, tt.anonymous)
+		}
+	}
+}

@@ -230,21 +230,25 @@ func FromKMSError(err error) error {
 		e.Cause = err
 		return &e
 	case kms.CodeAccessDenied:
-		return &Error{Status: http.StatusForbidden, Code: "AccessDenied", Message: kmsMessage(err), Cause: err}
+		return &Error{Status: http.StatusForbidden, Code: "AccessDenied", Message: "Access Denied", Cause: err}
 	case kms.CodeInvalidCiphertext, kms.CodeIncorrectKey:
 		return &Error{Status: http.StatusForbidden, Code: "AccessDenied",
 			Message: "The ciphertext refers to a customer master key that does not exist, does not exist in this region, or you are not allowed to access.",
 			Cause:   err}
 	case kms.CodeDisabled, kms.CodeInvalidState, kms.CodeNotFound, kms.CodeInvalidKeyUsage, kms.CodeValidation, kms.CodeLimitExceeded:
-		return &Error{Status: http.StatusBadRequest, Code: "KMS." + code, Message: kmsMessage(err), Cause: err}
+		return &Error{Status: http.StatusBadRequest, Code: "KMS." + code, Message: kmsMessages[code], Cause: err}
 	}
 	return Internal(err)
 }
 
-func kmsMessage(err error) string {
-	var ke *kms.Error
-	if errors.As(err, &ke) && ke.Message != "" {
-		return ke.Message
-	}
-	return "The KMS request failed."
+// kmsMessages are what a client is told of a KMS failure. The KMS's own
+// message stays in the log (the error's Cause): it may name accounts,
+// roles, key ARNs and endpoints of the deployment.
+var kmsMessages = map[string]string{
+	kms.CodeDisabled:        "The KMS key that protects this request is disabled.",
+	kms.CodeInvalidState:    "The KMS key that protects this request is not usable in its current state.",
+	kms.CodeNotFound:        "The KMS key that protects this request does not exist or is not in this region.",
+	kms.CodeInvalidKeyUsage: "The KMS key that protects this request cannot be used for this operation.",
+	kms.CodeValidation:      "The KMS request was not valid.",
+	kms.CodeLimitExceeded:   "A KMS limit was exceeded.",
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/s3seal/s3seal/kms"
 	"github.com/s3seal/s3seal/sigv4"
 )
 
@@ -52,6 +53,25 @@ func TestStatusError(t *testing.T) {
 	for st, code := range map[int]string{404: "NoSuchKey", 403: "AccessDenied", 412: "PreconditionFailed", 304: "NotModified", 500: "InternalError"} {
 		if e := StatusError(st); e.Code != code || e.Status != st || e.Message != http.StatusText(st) {
 			t.Errorf("%d: %+v", st, e)
+		}
+	}
+}
+
+// TestFromKMSErrorHidesDetail: what the KMS says (accounts, roles, key
+// ARNs, endpoints) reaches the log through Cause, never the client.
+func TestFromKMSErrorHidesDetail(t *testing.T) {
+	const detail = "arn:aws:iam::123456789012:role/s3seal is not authorized on https://kms.internal:4566 key arn:aws:kms:eu-west-1:123456789012:key/k"
+	for _, code := range []string{kms.CodeAccessDenied, kms.CodeDisabled, kms.CodeInvalidState, kms.CodeNotFound,
+		kms.CodeInvalidKeyUsage, kms.CodeValidation, kms.CodeLimitExceeded, kms.CodeInvalidCiphertext,
+		kms.CodeThrottling, kms.CodeUnavailable, "SomethingNew"} {
+		cause := &kms.Error{Code: code, Message: detail}
+		e := AsError(FromKMSError(cause))
+		doc := string(e.Render("/b/k", "id"))
+		if strings.Contains(doc, "123456789012") || strings.Contains(doc, "kms.internal") || e.Message == "" {
+			t.Errorf("%s: %s", code, doc)
+		}
+		if !errors.Is(e, cause) {
+			t.Errorf("%s: the cause is not kept for the log", code)
 		}
 	}
 }

@@ -40,8 +40,13 @@ type Spec struct {
 	Name string
 	// Perm is what the caller's identity must hold.
 	Perm Perm
+	// Access is the permission the caller's identity must hold on the
+	// bucket: reading objects and listings, writing objects, or
+	// administering the bucket itself.
+	Access Access
 	// Anonymous: unsigned requests may call it on the buckets configured
-	// for anonymous reading.
+	// for anonymous reading. Only reads of object data and listings are:
+	// never a bucket's configuration (policy, ACL, versioning, location).
 	Anonymous bool
 	// Key is where the KMS key of what it writes comes from.
 	Key KeyFrom
@@ -60,6 +65,34 @@ const (
 	// no bucket.
 	PermSigned
 )
+
+// Access is a permission an identity holds on a bucket. The levels do not
+// nest: an identity granted only "admin" may configure a bucket but not
+// read its objects.
+type Access uint8
+
+const (
+	// AccessRead: read objects, their metadata and subresources, and list.
+	AccessRead Access = iota
+	// AccessWrite: create, overwrite and delete objects and uploads.
+	AccessWrite
+	// AccessAdmin: create and delete buckets and write their
+	// configuration (policy, ACL, public-access block, replication,
+	// notification, inventory, lifecycle, ...).
+	AccessAdmin
+)
+
+func (a Access) String() string {
+	switch a {
+	case AccessRead:
+		return "read"
+	case AccessWrite:
+		return "write"
+	case AccessAdmin:
+		return "admin"
+	}
+	return "unknown"
+}
 
 // KeyFrom says where the KMS key that seals what an operation writes
 // comes from.
@@ -98,27 +131,27 @@ const (
 // authorization, anonymous access, key choice and body handling.
 var specs = map[Op]Spec{
 	Unsupported:          {Name: "Unsupported", Body: BodyRefused},
-	ListBuckets:          {Name: "ListBuckets", Perm: PermSigned, Body: BodyNone},
-	BucketRead:           {Name: "BucketRead", Anonymous: true, Body: BodyNone},
-	BucketWrite:          {Name: "BucketWrite", Body: BodyConfig},
-	ListObjects:          {Name: "ListObjects", Anonymous: true, Body: BodyNone},
-	ListVersions:         {Name: "ListObjectVersions", Body: BodyNone},
-	DeleteObjects:        {Name: "DeleteObjects", Body: BodyConfig},
-	PutObject:            {Name: "PutObject", Key: KeyHeaders, Body: BodyObject},
-	CopyObject:           {Name: "CopyObject", Key: KeyHeaders, Body: BodyNone},
-	GetObject:            {Name: "GetObject", Anonymous: true, Body: BodyNone},
-	HeadObject:           {Name: "HeadObject", Anonymous: true, Body: BodyNone},
-	DeleteObject:         {Name: "DeleteObject", Body: BodyConfig},
-	ObjectRead:           {Name: "ObjectRead", Body: BodyNone},
-	ObjectWrite:          {Name: "ObjectWrite", Body: BodyConfig},
-	CreateMultipart:      {Name: "CreateMultipartUpload", Key: KeyHeaders, Body: BodyNone},
-	UploadPart:           {Name: "UploadPart", Key: KeyUpload, Body: BodyObject},
-	UploadPartCopy:       {Name: "UploadPartCopy", Key: KeyUpload, Body: BodyNone},
-	CompleteMultipart:    {Name: "CompleteMultipartUpload", Body: BodyConfig},
-	AbortMultipart:       {Name: "AbortMultipartUpload", Body: BodyNone},
-	ListParts:            {Name: "ListParts", Body: BodyNone},
-	ListMultipartUploads: {Name: "ListMultipartUploads", Body: BodyNone},
-	GetAttributes:        {Name: "GetObjectAttributes", Body: BodyNone},
+	ListBuckets:          {Name: "ListBuckets", Perm: PermSigned, Access: AccessRead, Body: BodyNone},
+	BucketRead:           {Name: "BucketRead", Access: AccessRead, Body: BodyNone},
+	BucketWrite:          {Name: "BucketWrite", Access: AccessAdmin, Body: BodyConfig},
+	ListObjects:          {Name: "ListObjects", Access: AccessRead, Anonymous: true, Body: BodyNone},
+	ListVersions:         {Name: "ListObjectVersions", Access: AccessRead, Body: BodyNone},
+	DeleteObjects:        {Name: "DeleteObjects", Access: AccessWrite, Body: BodyConfig},
+	PutObject:            {Name: "PutObject", Access: AccessWrite, Key: KeyHeaders, Body: BodyObject},
+	CopyObject:           {Name: "CopyObject", Access: AccessWrite, Key: KeyHeaders, Body: BodyNone},
+	GetObject:            {Name: "GetObject", Access: AccessRead, Anonymous: true, Body: BodyNone},
+	HeadObject:           {Name: "HeadObject", Access: AccessRead, Anonymous: true, Body: BodyNone},
+	DeleteObject:         {Name: "DeleteObject", Access: AccessWrite, Body: BodyConfig},
+	ObjectRead:           {Name: "ObjectRead", Access: AccessRead, Body: BodyNone},
+	ObjectWrite:          {Name: "ObjectWrite", Access: AccessWrite, Body: BodyConfig},
+	CreateMultipart:      {Name: "CreateMultipartUpload", Access: AccessWrite, Key: KeyHeaders, Body: BodyNone},
+	UploadPart:           {Name: "UploadPart", Access: AccessWrite, Key: KeyUpload, Body: BodyObject},
+	UploadPartCopy:       {Name: "UploadPartCopy", Access: AccessWrite, Key: KeyUpload, Body: BodyNone},
+	CompleteMultipart:    {Name: "CompleteMultipartUpload", Access: AccessWrite, Body: BodyConfig},
+	AbortMultipart:       {Name: "AbortMultipartUpload", Access: AccessWrite, Body: BodyNone},
+	ListParts:            {Name: "ListParts", Access: AccessRead, Body: BodyNone},
+	ListMultipartUploads: {Name: "ListMultipartUploads", Access: AccessRead, Body: BodyNone},
+	GetAttributes:        {Name: "GetObjectAttributes", Access: AccessRead, Body: BodyNone},
 }
 
 // Spec is the operation's row of specs.

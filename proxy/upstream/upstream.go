@@ -5,6 +5,7 @@
 package upstream
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -26,6 +27,9 @@ type Config struct {
 	// Dial, if set, opens connections to the store instead of TCP (the
 	// embedded store is served in process, with no port).
 	Dial func(addr string) (net.Conn, error)
+	// TLS configures https (nil: the system's roots); its certificate
+	// checks are never turned off here.
+	TLS *tls.Config
 }
 
 // Client is the real S3 store behind the proxy. It is safe for concurrent
@@ -59,9 +63,10 @@ func New(cfg Config) (*Client, error) {
 	}
 	return &Client{
 		client: &fasthttp.HostClient{
-			Addr:  addr,
-			Dial:  cfg.Dial,
-			IsTLS: u.Scheme == "https",
+			Addr:      addr,
+			Dial:      cfg.Dial,
+			IsTLS:     u.Scheme == "https",
+			TLSConfig: cfg.TLS,
 			// Keys may contain "//", "%2F" or "..": never rewrite the path.
 			DisablePathNormalizing:   true,
 			NoDefaultUserAgentHeader: true,
@@ -115,6 +120,11 @@ func (c *Client) Do(r *Request) (*fasthttp.Response, error) {
 	}
 	req.SetRequestURI(uri)
 	req.URI().DisablePathNormalizing = true
+	if c.client.IsTLS {
+		// HostClient refuses a request whose scheme is not its own (the
+		// URI's default is http): https stores failed every request.
+		req.URI().SetScheme("https")
+	}
 	req.Header.SetMethod(r.Method)
 	req.SetHost(c.host)
 	payload := "UNSIGNED-PAYLOAD"
@@ -145,7 +155,7 @@ func (c *Client) Do(r *Request) (*fasthttp.Response, error) {
 	}
 	if err := c.client.Do(req, resp); err != nil {
 		fasthttp.ReleaseResponse(resp)
-		return nil, err
+		return nil, unavailable(err)
 	}
 	return resp, nil
 }

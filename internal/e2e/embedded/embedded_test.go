@@ -206,7 +206,7 @@ func TestFolderMarkersAndLiteralKeys(t *testing.T) {
 func TestDotSegmentsRefused(t *testing.T) {
 	creds := filepath.Join(t.TempDir(), "creds.json")
 	if err := os.WriteFile(creds, []byte(`{"identities":[
-		{"access_key":"admin","secret_key":"admin-secret","buckets":["*"]},
+		{"access_key":"admin","secret_key":"admin-secret","buckets":["*"],"permissions":["read","write","admin"]},
 		{"access_key":"narrow","secret_key":"narrow-secret","buckets":["allowed"]}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -529,7 +529,7 @@ func TestSecondServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(testenv.BuildS3seal(t), "serve")
-	cmd.Env = append(os.Environ(), "S3SEAL_DATA_DIR="+p.DataDir, "S3SEAL_LISTEN=127.0.0.1:"+strconv.Itoa(port),
+	cmd.Env = append(os.Environ(), "S3SEAL_DATA_DIR="+p.DataDir, "S3SEAL_MASTER_KEY_FILE="+p.MasterKeyFile, "S3SEAL_LISTEN=127.0.0.1:"+strconv.Itoa(port),
 		"S3SEAL_ACCESS_KEY="+p.AccessKey, "S3SEAL_SECRET_KEY="+p.SecretKey, "S3SEAL_UPSTREAM=")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -688,7 +688,7 @@ func TestDecryptEmbedded(t *testing.T) {
 	decrypt := func(key string) ([]byte, string, error) {
 		out := filepath.Join(t.TempDir(), "out")
 		cmd := exec.Command(bin, "decrypt", "s3://dec/"+key, "-o", out)
-		cmd.Env = append(os.Environ(), "S3SEAL_DATA_DIR="+p.DataDir, "S3SEAL_UPSTREAM=")
+		cmd.Env = append(os.Environ(), "S3SEAL_DATA_DIR="+p.DataDir, "S3SEAL_MASTER_KEY_FILE="+p.MasterKeyFile, "S3SEAL_UPSTREAM=")
 		msg, err := cmd.CombinedOutput()
 		b, _ := os.ReadFile(out)
 		return b, string(msg), err
