@@ -182,8 +182,11 @@ func (c *KMSServeCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	krCfg, _, err := c.keyringConfig()
+	krCfg, mk, err := c.keyringConfig()
 	if err != nil {
+		return err
+	}
+	if err := mk.ensureDir(); err != nil {
 		return err
 	}
 	kr, err := keyring.Open(krCfg)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -39,9 +40,12 @@ func StartKMSServer(t testing.TB, env map[string]string) *KMSServer {
 		log:     &logBuffer{limit: logLimit},
 	}
 	k.env = map[string]string{
-		"S3SEAL_DATA_DIR":   k.DataDir,
-		"S3SEAL_ACCESS_KEY": "AK" + strings.ToUpper(RandomKey(9)),
-		"S3SEAL_SECRET_KEY": RandomKey(20),
+		"S3SEAL_DATA_DIR": k.DataDir,
+		// Apart from the data dir, and never in the user's own
+		// configuration directory.
+		"S3SEAL_MASTER_KEY_FILE": filepath.Join(t.TempDir(), "master.key"),
+		"S3SEAL_ACCESS_KEY":      "AK" + strings.ToUpper(RandomKey(9)),
+		"S3SEAL_SECRET_KEY":      RandomKey(20),
 	}
 	for key, v := range env {
 		k.env[key] = v

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -28,9 +29,10 @@ func TestMultipartAcrossProcesses(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 5))
 
 	shared := map[string]string{
-		"S3SEAL_DATA_DIR":   t.TempDir(),
-		"S3SEAL_ACCESS_KEY": "AK" + strings.ToUpper(testenv.RandomKey(9)),
-		"S3SEAL_SECRET_KEY": testenv.RandomKey(20),
+		"S3SEAL_DATA_DIR":        t.TempDir(),
+		"S3SEAL_MASTER_KEY_FILE": filepath.Join(t.TempDir(), "master.key"),
+		"S3SEAL_ACCESS_KEY":      "AK" + strings.ToUpper(testenv.RandomKey(9)),
+		"S3SEAL_SECRET_KEY":      testenv.RandomKey(20),
 	}
 	a := startProxy(t, shared) // creates the keyring
 	b := startProxy(t, shared) // loads it
