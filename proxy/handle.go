@@ -36,6 +36,7 @@ var handlers = map[s3wire.Op]func(*Server, *request) error{
 	s3wire.UploadPart:           (*Server).uploadPart,
 	s3wire.UploadPartCopy:       (*Server).uploadPartCopy,
 	s3wire.CompleteMultipart:    (*Server).completeMultipart,
+	s3wire.PostObject:           (*Server).postObject,
 }
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
@@ -107,6 +108,10 @@ func (s *Server) serve(r *request, method, uri string) error {
 func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
 	h := &ctx.Request.Header
 	t, err := s.parseRequestTarget(string(h.RequestURI()), h.Host())
+	if err == nil && s3wire.Classify(string(h.Method()), t, false) == s3wire.PostObject {
+		// A form's signature is in its body.
+		return fasthttp.StatusContinue
+	}
 	if err == nil {
 		_, err = s.verifier.Verify(&sigv4.Request{
 			Method: string(h.Method()), RawPath: t.SignedPath, RawQuery: t.RawQuery,

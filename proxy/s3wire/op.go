@@ -33,6 +33,7 @@ const (
 	ListParts
 	ListMultipartUploads
 	GetAttributes
+	PostObject // a browser form upload (POST to the bucket, multipart/form-data)
 )
 
 // Spec is what s3seal allows and forwards for one operation.
@@ -59,6 +60,9 @@ const (
 	// PermSigned: nothing but a verified signature; the operation names
 	// no bucket.
 	PermSigned
+	// PermForm: the signature is in the form's fields, over its policy;
+	// the handler verifies it, then the bucket as PermBucket does.
+	PermForm
 )
 
 // KeyFrom says where the KMS key that seals what an operation writes
@@ -119,6 +123,7 @@ var specs = map[Op]Spec{
 	ListParts:            {Name: "ListParts", Body: BodyNone},
 	ListMultipartUploads: {Name: "ListMultipartUploads", Body: BodyNone},
 	GetAttributes:        {Name: "GetObjectAttributes", Body: BodyNone},
+	PostObject:           {Name: "PostObject", Perm: PermForm, Key: KeyHeaders, Body: BodyObject},
 }
 
 // Spec is the operation's row of specs.
