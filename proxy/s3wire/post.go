@@ -26,6 +26,10 @@ var postHeaderFields = []string{
 func FormHeaders(fields map[string]string) http.Header {
 	h := http.Header{}
 	for k, v := range fields {
+		if k == "acl" {
+			h.Set("X-Amz-Acl", v)
+			continue
+		}
 		if strings.HasPrefix(k, "x-amz-meta-") || containsFold(postHeaderFields, k) {
 			h.Set(textproto.CanonicalMIMEHeaderKey(k), v)
 		}
