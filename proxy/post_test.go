@@ -112,10 +112,88 @@ func TestPostObjectIdentitiesAndSSE(t *testing.T) {
 			t.Fatalf("a KMS key the identity may not name: %d %s", st, body)
 		}
 	})
+	t.Run("malformed", func(t *testing.T) {
+		for name, body := range map[string]string{
+			"truncated":   "--XX\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nk\r\n--XX\r\nContent-Disp",
+			"no boundary": "garbage",
+		} {
+			resp, err := http.Post(url, "multipart/form-data; boundary=XX", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "<Code>MalformedPOSTRequest</Code>") {
+				t.Errorf("%s: %d %s", name, resp.StatusCode, b)
+			}
+		}
+		// The file cut short, after a valid policy.
+		fields := v4Form("all", "all-secret", "cut", []any{map[string]string{"bucket": bucket}})
+		var buf bytes.Buffer
+		w := multipart.NewWriter(&buf)
+		for _, f := range fields {
+			w.WriteField(f[0], f[1])
+		}
+		fw, _ := w.CreateFormFile("file", "f")
+		fw.Write(data)
+		resp, err := http.Post(url, w.FormDataContentType(), &buf) // no closing boundary
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "<Code>MalformedPOSTRequest</Code>") {
+			t.Errorf("file cut short: %d %s", resp.StatusCode, b)
+		}
+		if _, err := e.client.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("cut")}); err == nil {
+			t.Error("a cut-short form was stored")
+		}
+	})
 	t.Run("dot segments", func(t *testing.T) {
 		st, body, _ := form(t, url, v4Form("all", "all-secret", "a/../../other/k", []any{map[string]string{"bucket": bucket}}), data)
 		if st != http.StatusBadRequest {
 			t.Fatalf("%d %s", st, body)
 		}
 	})
+}
+
+// TestPutMultipartContentType: a PUT whose body is a multipart/form-data
+// document, and says so, is an object like any other: the server must not
+// parse (and buffer, and re-encode) it as a form.
+func TestPutMultipartContentType(t *testing.T) {
+	e := startProxy(t)
+	bucket := newBucket(t, e)
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	w.WriteField("a", "b")
+	fw, _ := w.CreateFormFile("file", "x")
+	fw.Write(pattern(100_000))
+	w.Close()
+	// A preamble, which a form parser drops.
+	body := append([]byte("preamble\r\n"), buf.Bytes()...)
+	ctx := context.Background()
+	// Presigned, so that the body goes as it is (the SDK would send it
+	// aws-chunked, which fasthttp never parses).
+	ps, err := s3.NewPresignClient(e.client).PresignPutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("form"),
+		ContentType: aws.String(w.FormDataContentType())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPut, ps.URL, bytes.NewReader(body))
+	req.Header.Set("Content-Type", w.FormDataContentType())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("presigned PUT: %d", resp.StatusCode)
+	}
+	out, err := e.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("form")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(out.Body)
+	out.Body.Close()
+	testenv.AssertSame(t, "multipart/form-data object", got, body)
 }
