@@ -42,8 +42,11 @@ import (
 // maxPostFields bounds the form fields before the file, as S3 does.
 const maxPostFields = 64 << 10
 
+// maxPostDrain is how much of a refused form is read before the answer.
+const maxPostDrain = 256 << 10
+
 // postObject serves a form upload.
-func (s *Server) postObject(r *request) error {
+func (s *Server) postObject(r *request) (err error) {
 	mt, params, err := mime.ParseMediaType(r.header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
 		return s3wire.ErrPOSTNotMultipart
@@ -52,6 +55,14 @@ func (s *Server) postObject(r *request) error {
 	if src == nil {
 		src = bytes.NewReader(r.ctx.Request.Body())
 	}
+	defer func() {
+		if err != nil {
+			// Refused before the file was read: read a little of it, as
+			// net/http does, so that a client still sending gets the
+			// answer rather than a reset; the connection closes after.
+			_, _ = io.Copy(io.Discard, io.LimitReader(src, maxPostDrain))
+		}
+	}()
 	mr := multipart.NewReader(src, params["boundary"])
 	fields := map[string]string{}
 	budget := int64(maxPostFields)
