@@ -95,7 +95,7 @@ func (s *Server) copyObject(r *request) error {
 		return sealError(err)
 	}
 	out.Header.Set(s3wire.SealHeader, value)
-	out.Header.Set("X-Amz-Copy-Source", r.header.Get("X-Amz-Copy-Source"))
+	out.Header.Set("X-Amz-Copy-Source", src.Header())
 	out.Header.Set("X-Amz-Copy-Source-If-Match", srcTag)
 	out.Header.Set("X-Amz-Metadata-Directive", "REPLACE")
 

@@ -52,7 +52,7 @@ func (s *Server) copyMultipart(r *request, src *readReq, head *fasthttp.Response
 			return err
 		}
 	}
-	tag, version, err := s.copyParts(r.t.RawPath, create, src, srcTag, pm)
+	tag, version, err := s.copyParts(r.t.RawPath, create, src, srcTag, pm, "")
 	if err != nil {
 		return err
 	}

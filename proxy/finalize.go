@@ -201,7 +201,16 @@ func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.C
 	if err := s.copyTags(hdr, resp, rq); err != nil {
 		return "", "", err
 	}
-	finalTag, finalVersion, err := s.copyParts(r.t.RawPath, hdr, rq, storeTag, pm)
+	// The copy replaces the object only if it is still the one completed:
+	// a write that lands in between (after the client's Complete, as S3
+	// orders them) is not overwritten by the copy. The client's Complete
+	// then succeeded, and was replaced, as on S3; its conditions
+	// (If-Match, If-None-Match) were the store's Complete's, evaluated
+	// against what the client sees (ETags mapped), before any of this.
+	finalTag, finalVersion, err := s.copyParts(r.t.RawPath, hdr, rq, storeTag, pm, storeTag)
+	if errors.Is(err, errReplaced) {
+		return storeTag, version, nil
+	}
 	if err != nil {
 		return "", "", err
 	}
@@ -213,6 +222,9 @@ func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.C
 	return finalTag, finalVersion, nil
 }
 
+// errReplaced: the object a copy was to replace was replaced meanwhile.
+var errReplaced = errors.New("the destination object was replaced during the copy")
+
 // copyParallel bounds the UploadPartCopy requests one copy runs at once.
 const copyParallel = 8
 
@@ -222,7 +234,10 @@ const copyParallel = 8
 // so that it has the same part count and boundaries, and no data passes
 // through the proxy. Tags are the caller's (copyTags). It returns the new
 // object's store ETag and version id.
-func (s *Server) copyParts(dstPath string, hdr http.Header, src *readReq, srcTag string, pm *envelope.PartMap) (string, string, error) {
+//
+// With dstIfMatch, the copy completes only over a destination object of
+// that store ETag, and gives errReplaced if another is there.
+func (s *Server) copyParts(dstPath string, hdr http.Header, src *readReq, srcTag string, pm *envelope.PartMap, dstIfMatch string) (string, string, error) {
 	source := src.rawPath
 	if src.query != "" {
 		source += "?" + src.query
@@ -273,10 +288,17 @@ func (s *Server) copyParts(dstPath string, hdr http.Header, src *readReq, srcTag
 	body, _ := xml.Marshal(done)
 	complete := upstream.NewRequest(http.MethodPost, dstPath, "uploadId="+uploadID)
 	complete.Body, complete.BodyLen = bytes.NewReader(body), int64(len(body))
+	if dstIfMatch != "" {
+		complete.Header.Set("If-Match", dstIfMatch)
+	}
 	var result s3wire.CompleteMultipartUploadResult
 	resp, err := s.up.DoXMLResp(complete, &result)
 	if err != nil {
 		abort()
+		var e *s3wire.Error
+		if dstIfMatch != "" && errors.As(err, &e) && e.Status == http.StatusPreconditionFailed {
+			return "", "", errReplaced
+		}
 		return "", "", err
 	}
 	version := string(resp.Header.Peek("X-Amz-Version-Id"))

@@ -35,6 +35,7 @@ var handlers = map[s3wire.Op]func(*Server, *request) error{
 	s3wire.UploadPart:           (*Server).uploadPart,
 	s3wire.UploadPartCopy:       (*Server).uploadPartCopy,
 	s3wire.CompleteMultipart:    (*Server).completeMultipart,
+	s3wire.PostObject:           (*Server).postObject,
 }
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {

@@ -80,7 +80,30 @@ func (s *Server) sendUpstream(r *request, resp *fasthttp.Response, sealed bool) 
 		fasthttp.ReleaseResponse(resp)
 		return
 	}
+	if resp.StatusCode() >= 300 && relayStoreError(r, resp) {
+		return
+	}
 	r.streamBody(upstream.NewReleasingBody(resp), resp.Header.ContentLength())
+}
+
+// relayStoreError sends a store's error document as the client's
+// (s3wire.StoreErrorDoc: the RequestId of the client's request), and
+// reports whether it did; a body that is not one is left to stream.
+func relayStoreError(r *request, resp *fasthttp.Response) bool {
+	if n := resp.Header.ContentLength(); n > s3wire.MaxSmallBody || n == 0 {
+		return false
+	}
+	body, err := upstream.ReadBody(resp, s3wire.MaxSmallBody)
+	doc, ok := s3wire.StoreErrorDoc(body, r.id)
+	if err != nil || !ok {
+		// Read already: send what was read.
+		doc = append([]byte(nil), body...)
+	}
+	resp.CloseBodyStream()
+	fasthttp.ReleaseResponse(resp)
+	r.ctx.Response.Header.Del("Content-Length")
+	r.ctx.SetBody(doc)
+	return true
 }
 
 // relayHeaders copies upstream response headers to the client, except

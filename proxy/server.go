@@ -151,12 +151,17 @@ func New(cfg Config) (*Server, error) {
 		s.slots = make(chan struct{}, cfg.MaxConcurrentRequests)
 	}
 	s.srv = &fasthttp.Server{
-		Handler:               s.handle,
-		Name:                  "",
-		StreamRequestBody:     true,
-		NoDefaultServerHeader: true,
-		NoDefaultDate:         false,
-		NoDefaultContentType:  true,
+		Handler:           s.handle,
+		Name:              "",
+		StreamRequestBody: true,
+		// fasthttp would otherwise read a multipart/form-data body whole
+		// before the handler runs, spilling its files to disk in plaintext,
+		// authenticated or not (and a PUT of such a content type would
+		// lose its body): form uploads stream through postObject.
+		DisablePreParseMultipartForm: true,
+		NoDefaultServerHeader:        true,
+		NoDefaultDate:                false,
+		NoDefaultContentType:         true,
 		// Header names go out as written: S3 sends user metadata names in
 		// lower case, and boto3 hands clients the case it receives.
 		DisableHeaderNamesNormalizing: true,

@@ -265,6 +265,10 @@ func fillBodyInfo(a *Auth, h http.Header) error {
 	}
 	if v := lookupHeader(h, "content-md5"); len(v) > 0 {
 		a.ContentMD5 = strings.TrimSpace(v[0])
+		if a.ContentMD5 == "" {
+			// Sent empty: S3 answers InvalidDigest, never "no digest".
+			return clone(ErrInvalidDigest)
+		}
 	}
 	return nil
 }

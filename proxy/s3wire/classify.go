@@ -129,8 +129,11 @@ func Classify(method string, t *Target, hasCopySource bool) Op {
 			if has("delete") {
 				return DeleteObjects
 			}
-			// A POST to a bucket without ?delete is a browser form upload:
-			// its body is object data we would have to parse to encrypt.
+			// A POST to a bucket without a subresource is a browser form
+			// upload: the handler parses the form and encrypts its file.
+			if len(q) == 0 {
+				return PostObject
+			}
 		}
 		return Unsupported
 	}

@@ -21,7 +21,8 @@ func TestClassify(t *testing.T) {
 		{"PUT", "/b?select", false, Unsupported},
 		{"DELETE", "/b", false, BucketWrite},
 		{"POST", "/b?delete", false, DeleteObjects},
-		{"POST", "/b", false, Unsupported}, // browser form upload
+		{"POST", "/b", false, PostObject}, // browser form upload
+		{"POST", "/b?foo", false, Unsupported},
 		{"PUT", "/b/k", false, PutObject},
 		{"PUT", "/b/k?x-id=PutObject", false, PutObject},
 		{"PUT", "/b/k", true, CopyObject},
@@ -125,7 +126,6 @@ func TestUnknownWithBodyRefused(t *testing.T) {
 		method, uri string
 		copySrc     bool
 	}{
-		{"POST", "/b", false},                        // browser form upload
 		{"POST", "/b?uploads", false},                // not a bucket operation
 		{"POST", "/b/k", false},                      // no operation named
 		{"POST", "/b/k?select&select-type=2", false}, // SelectObjectContent
@@ -173,6 +173,12 @@ func FuzzClassify(f *testing.F) {
 		}
 		switch spec.Body {
 		case BodyObject:
+			if o == PostObject {
+				if method != "POST" || tg.Key != "" || len(tg.Query) != 0 {
+					t.Fatalf("%s %s: %v is no form upload", method, uri, o)
+				}
+				break
+			}
 			if method != "PUT" || tg.Key == "" || copySrc {
 				t.Fatalf("%s %s (copy %v): %v encrypts the body", method, uri, copySrc, o)
 			}

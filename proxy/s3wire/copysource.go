@@ -9,22 +9,31 @@ import (
 // CopySource is a parsed x-amz-copy-source header.
 type CopySource struct {
 	Bucket, Key string
-	RawPath     string // "/bucket/key" as the client encoded it
-	VersionID   string
+	// RawPath is "/bucket/key" encoded canonically (EscapePath): what the
+	// proxy sends the store, in paths and in its own x-amz-copy-source, so
+	// that the store reads the same key the proxy parsed whatever the
+	// client's encoding.
+	RawPath   string
+	VersionID string
 }
 
 // ParseCopySource parses "bucket/key", "/bucket/key" and either with
-// "?versionId=".
+// "?versionId=", as S3 does: the value is URL-decoded as a form value is
+// ("%XX" and "+" for a space; AWS answers NoSuchKey for a raw "+" that
+// stands for itself), after "?" is split off, so a key holding "?" must
+// send it as "%3F"; any other character may come raw ("&", "=", ":",
+// spaces, UTF-8), as rclone sends "&". A bad "%" escape is InvalidArgument.
 func ParseCopySource(v string) (*CopySource, error) {
 	rawPath, rawQuery, _ := strings.Cut(v, "?")
-	if !strings.HasPrefix(rawPath, "/") {
-		rawPath = "/" + rawPath
+	path, err := url.QueryUnescape(strings.TrimPrefix(rawPath, "/"))
+	if err != nil {
+		return nil, InvalidArgument("Invalid copy source encoding")
 	}
-	t, err := ParseTarget(rawPath)
-	if err != nil || t.Bucket == "" || t.Key == "" {
+	bucket, key, _ := strings.Cut(path, "/")
+	if bucket == "" || key == "" {
 		return nil, InvalidArgument("Copy Source must mention the source bucket and key: sourcebucket/sourcekey")
 	}
-	cs := &CopySource{Bucket: t.Bucket, Key: t.Key, RawPath: rawPath}
+	cs := &CopySource{Bucket: bucket, Key: key, RawPath: EscapePath(bucket, key)}
 	if rawQuery != "" {
 		q, err := url.ParseQuery(rawQuery)
 		if err != nil {
@@ -33,6 +42,14 @@ func ParseCopySource(v string) (*CopySource, error) {
 		cs.VersionID = q.Get("versionId")
 	}
 	return cs, nil
+}
+
+// Header is the x-amz-copy-source to send the store.
+func (cs *CopySource) Header() string {
+	if cs.VersionID == "" {
+		return cs.RawPath
+	}
+	return cs.RawPath + "?" + cs.Query()
 }
 
 // Query is the store query that reads the source version.

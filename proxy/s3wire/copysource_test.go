@@ -12,8 +12,13 @@ func TestParseCopySource(t *testing.T) {
 		query                     string
 	}{
 		{"b/k", "b", "k", "/b/k", "", ""},
-		{"/b/a//b%2Fc", "b", "a//b/c", "/b/a//b%2Fc", "", ""},
+		{"/b/a//b%2Fc", "b", "a//b/c", "/b/a//b/c", "", ""},
 		{"b/k?versionId=v%2B1", "b", "k", "/b/k", "v+1", "versionId=v%2B1"},
+		{"b/amp&.txt", "b", "amp&.txt", "/b/amp%26.txt", "", ""},
+		{"b/a+b%2Bc", "b", "a b+c", "/b/a%20b%2Bc", "", ""},
+		{"b/100%25 %3F=x", "b", "100% ?=x", "/b/100%25%20%3F%3Dx", "", ""},
+		{"b/caf\u00e9 d", "b", "caf\u00e9 d", "/b/caf%C3%A9%20d", "", ""},
+		{"b/caf%C3%A9", "b", "caf\u00e9", "/b/caf%C3%A9", "", ""},
 	} {
 		cs, err := ParseCopySource(tt.in)
 		if err != nil {

@@ -33,6 +33,7 @@ const (
 	ListParts
 	ListMultipartUploads
 	GetAttributes
+	PostObject // a browser form upload (POST to the bucket, multipart/form-data)
 )
 
 // Spec is what s3seal allows and forwards for one operation.
@@ -64,6 +65,9 @@ const (
 	// PermSigned: nothing but a verified signature; the operation names
 	// no bucket.
 	PermSigned
+	// PermForm: the signature is in the form's fields, over its policy;
+	// the handler verifies it, then the bucket as PermBucket does.
+	PermForm
 )
 
 // Access is a permission an identity holds on a bucket. The levels do not
@@ -152,6 +156,7 @@ var specs = map[Op]Spec{
 	ListParts:            {Name: "ListParts", Access: AccessRead, Body: BodyNone},
 	ListMultipartUploads: {Name: "ListMultipartUploads", Access: AccessRead, Body: BodyNone},
 	GetAttributes:        {Name: "GetObjectAttributes", Access: AccessRead, Body: BodyNone},
+	PostObject:           {Name: "PostObject", Perm: PermForm, Access: AccessWrite, Key: KeyHeaders, Body: BodyObject},
 }
 
 // Spec is the operation's row of specs.
