@@ -52,7 +52,7 @@ func TestCompleteRacingWrite(t *testing.T) {
 
 	e := startProxyWith(t, func(c *proxy.Config) {
 		c.UpstreamURL = "http://" + ln.Addr().String()
-		c.Identities = proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: "k", SecretKey: "s", Buckets: []string{"*"}}}, nil)
+		c.Identities = proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: "k", SecretKey: "s", Buckets: []string{"*"}, Permissions: proxy.AllPermissions}}, nil)
 	})
 	e.client = testenv.NewS3Client(e.endpoint, "k", "s")
 	c := e.client

@@ -63,7 +63,7 @@ func TestPostObjectIdentitiesAndSSE(t *testing.T) {
 	e := startProxyWith(t, func(c *proxy.Config) {
 		c.AllowSigV2 = true
 		c.Identities = proxy.NewStaticIdentities([]proxy.Identity{
-			{AccessKey: "all", SecretKey: "all-secret", Buckets: []string{"*"}},
+			{AccessKey: "all", SecretKey: "all-secret", Buckets: []string{"*"}, Permissions: proxy.AllPermissions},
 			{AccessKey: "one", SecretKey: "one-secret", Buckets: []string{"only-this"}},
 		}, nil)
 	})
