@@ -1,6 +1,7 @@
 package tools_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -8,7 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/s3seal/s3seal/internal/testenv"
 )
 
@@ -71,6 +75,19 @@ func (a *awsCLI) json(t *testing.T, v any, args ...string) {
 	if err := json.Unmarshal([]byte(out), v); err != nil {
 		t.Fatalf("aws %s: output is not JSON: %v\n%s", strings.Join(args, " "), err, out)
 	}
+}
+
+// resyncsStraight syncs src twice straight to the store up, with no
+// s3seal between, and reports whether the second sync transferred files.
+func resyncsStraight(t *testing.T, up *testenv.Upstream, bin, src string) bool {
+	t.Helper()
+	bucket := strings.ToLower("straight-") + testenv.RandomKey(4)
+	if _, err := up.S3Client().CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatalf("create bucket in %s: %v", up.Name, err)
+	}
+	straight := newAWSCLI(t, bin, up.Endpoint, up.AccessKey, up.SecretKey)
+	straight.ok(t, "s3", "sync", src, "s3://"+bucket+"/tree")
+	return len(transfers(straight.ok(t, "s3", "sync", src, "s3://"+bucket+"/tree"))) > 0
 }
 
 // transfers returns the lines of `aws s3 sync/cp` output that report a
@@ -223,6 +240,17 @@ func testAWSCLI(t *testing.T, st *storeEnv, bin string) {
 		src := filepath.Join(work, "src")
 		specs := mixedTree(6)
 		writeTree(t, src, specs, 6)
+		// Files last changed a few seconds ago, as a tree being backed up
+		// usually is: a store that keeps LastModified to the second (not
+		// to the millisecond, as S3 and MinIO do) would otherwise look
+		// older than a file written in the second of its upload, and the
+		// cli re-uploads such files on every sync.
+		past := time.Now().Add(-3 * time.Second)
+		for _, sp := range specs {
+			if err := os.Chtimes(filepath.Join(src, filepath.FromSlash(sp.path)), past, past); err != nil {
+				t.Fatal(err)
+			}
+		}
 		dst := "s3://" + bucket + "/tree"
 
 		out := cli.ok(t, "s3", "sync", src, dst)
@@ -231,7 +259,14 @@ func testAWSCLI(t *testing.T, st *storeEnv, bin string) {
 		}
 		out = cli.ok(t, "s3", "sync", src, dst)
 		if tr := transfers(out); len(tr) != 0 {
-			t.Errorf("second sync of an unchanged tree transferred %d files, want 0: %q", len(tr), first(tr, 10))
+			// versitygw v1.8.0 makes the cli re-upload some unchanged
+			// files straight too (it compares modification times): only
+			// then is this one check left out for the store.
+			if st.Upstream != nil && st.Upstream.Name != "minio" && resyncsStraight(t, st.Upstream, bin, src) {
+				t.Logf("second sync re-uploaded %d files; straight against %s it re-uploads too, so the check is left out for this store", len(tr), st.Upstream.Name)
+			} else {
+				t.Errorf("second sync of an unchanged tree transferred %d files, want 0: %q", len(tr), first(tr, 10))
+			}
 		}
 
 		// Listings carry plaintext sizes, multipart ETags for the files
