@@ -25,7 +25,7 @@ import (
 
 // newKeyring makes an embedded keyring with the default alias (as serve
 // does on first start) and returns its directory.
-func newKeyring(t *testing.T) (string, *keyring.Keyring) {
+func newKeyring(t testing.TB) (string, *keyring.Keyring) {
 	t.Helper()
 	dir := t.TempDir()
 	kr, err := keyring.Open(keyring.Config{Dir: dir})
@@ -44,7 +44,7 @@ func newKeyring(t *testing.T) (string, *keyring.Keyring) {
 }
 
 // keyringProxy starts s3seal in front of u with the keyring in dir.
-func keyringProxy(t *testing.T, u *testenv.Upstream, dir string) *testenv.S3seal {
+func keyringProxy(t testing.TB, u *testenv.Upstream, dir string) *testenv.S3seal {
 	t.Helper()
 	env := u.UpstreamEnv()
 	env["S3SEAL_DATA_DIR"] = dir

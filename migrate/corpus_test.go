@@ -70,7 +70,7 @@ func corpus(scale int) []object {
 }
 
 // write puts the corpus through a proxy.
-func write(t *testing.T, c *s3.Client, bucket string, objs []object) []object {
+func write(t testing.TB, c *s3.Client, bucket string, objs []object) []object {
 	t.Helper()
 	ctx := context.Background()
 	byKey := map[string]object{}
@@ -200,7 +200,7 @@ func checkObjects(t *testing.T, c *s3.Client, bucket, prefix string, objs []obje
 	return len(listed)
 }
 
-func createBucket(t *testing.T, u *testenv.Upstream, bucket string) {
+func createBucket(t testing.TB, u *testenv.Upstream, bucket string) {
 	t.Helper()
 	if _, err := u.S3Client().CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
 		t.Fatal(err)
@@ -229,7 +229,7 @@ func (c *counter) Finished(r migrate.Result) {
 
 // report fails the test unless the run copied, skipped and failed these
 // many objects.
-func report(t *testing.T, rep *migrate.Report, err error, copied, skipped, failed int) {
+func report(t testing.TB, rep *migrate.Report, err error, copied, skipped, failed int) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

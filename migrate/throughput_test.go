@@ -17,24 +17,29 @@ import (
 	"github.com/s3seal/s3seal/migrate"
 )
 
-// TestThroughput compares a migration with rclone copying the same
-// ciphertext between the same two stores, one run each. It is a
-// measurement, not a check: it runs when S3SEAL_MIGRATE_BENCH is set (its
-// value the MiB to move, e.g. 1024).
+// BenchmarkMigrateVsRclone compares a migration with rclone copying the
+// same ciphertext between the same two stores, in one run: the ratio
+// (migrate/rclone, above 1 is faster) is its metric. The MiB to move come
+// from S3SEAL_MIGRATE_BENCH (default 256):
 //
-//	S3SEAL_MIGRATE_BENCH=1024 go test ./migrate -run TestThroughput -v
-func TestThroughput(t *testing.T) {
-	mib := 0
+//	S3SEAL_MIGRATE_BENCH=1024 go test ./migrate -run '^$' -bench MigrateVsRclone -benchtime 1x
+func BenchmarkMigrateVsRclone(b *testing.B) {
+	mib := 256
 	if v := os.Getenv("S3SEAL_MIGRATE_BENCH"); v != "" {
-		fmt.Sscan(v, &mib)
-	}
-	if mib == 0 {
-		t.Skip("set S3SEAL_MIGRATE_BENCH=<MiB> to measure")
+		if _, err := fmt.Sscan(v, &mib); err != nil || mib < 64 {
+			b.Fatalf("S3SEAL_MIGRATE_BENCH=%q: want MiB, at least 64", v)
+		}
 	}
 	rclone, err := exec.LookPath("rclone")
 	if err != nil {
-		t.Fatal(err)
+		b.Fatalf("rclone not found (.ci/run installs it): %v", err)
 	}
+	for b.Loop() {
+		migrateVsRclone(b, rclone, mib)
+	}
+}
+
+func migrateVsRclone(t *testing.B, rclone string, mib int) {
 	dir, kr := newKeyring(t)
 	src, dst := &regA.store.Upstream, &regB.store.Upstream
 	createBucket(t, src, "bench-src")
@@ -83,7 +88,7 @@ func TestThroughput(t *testing.T) {
 	}
 	rcloneTime := time.Since(start)
 	mb := float64(stored) / 1e6
-	t.Logf("%d objects, %.0f MB of ciphertext: migrate %.2fs (%.0f MB/s), rclone copy %.2fs (%.0f MB/s); migrate/rclone throughput %.2f",
-		len(objs), mb, migrateTime.Seconds(), mb/migrateTime.Seconds(), rcloneTime.Seconds(), mb/rcloneTime.Seconds(),
-		rcloneTime.Seconds()/migrateTime.Seconds())
+	t.Logf("%d objects, %.0f MB of ciphertext: migrate %.2fs (%.0f MB/s), rclone copy %.2fs (%.0f MB/s)",
+		len(objs), mb, migrateTime.Seconds(), mb/migrateTime.Seconds(), rcloneTime.Seconds(), mb/rcloneTime.Seconds())
+	t.ReportMetric(rcloneTime.Seconds()/migrateTime.Seconds(), "migrate/rclone")
 }
