@@ -49,6 +49,19 @@ type request struct {
 	q      url.Values
 }
 
+// decodeXML reads the request's XML body (at most limit bytes) into v; a
+// body that does not decode is MalformedXML.
+func (q *request) decodeXML(v any, limit int64) error {
+	body, err := io.ReadAll(io.LimitReader(q.r.Body, limit))
+	if err != nil {
+		return err
+	}
+	if xml.Unmarshal(body, v) != nil {
+		return errMalformedXML
+	}
+	return nil
+}
+
 func (q *request) has(name string) bool { _, ok := q.q[name]; return ok }
 
 // only refuses any query parameter but the named ones, x-id (which SDKs
@@ -641,12 +654,8 @@ func (s *Store) deleteObjects(q *request) error {
 			VersionId string
 		} `xml:"Object"`
 	}
-	body, err := io.ReadAll(io.LimitReader(q.r.Body, 4<<20))
-	if err != nil {
+	if err := q.decodeXML(&req, 4<<20); err != nil {
 		return err
-	}
-	if err := xml.Unmarshal(body, &req); err != nil {
-		return errMalformedXML
 	}
 	if len(req.Objects) > maxDeleteKeys {
 		return errMalformedXML
@@ -1064,12 +1073,8 @@ func (s *Store) getTagging(q *request) error {
 
 func (s *Store) putTagging(q *request) error {
 	var in tagSet
-	body, err := io.ReadAll(io.LimitReader(q.r.Body, 64<<10))
-	if err != nil {
+	if err := q.decodeXML(&in, 64<<10); err != nil {
 		return err
-	}
-	if err := xml.Unmarshal(body, &in); err != nil {
-		return errMalformedXML
 	}
 	v := url.Values{}
 	for _, t := range in.Tags {

@@ -5,7 +5,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"slices"
@@ -243,11 +242,10 @@ func (s *Store) completeUpload(q *request) error {
 			ETag       string
 		} `xml:"Part"`
 	}
-	body, err := io.ReadAll(io.LimitReader(q.r.Body, 4<<20))
-	if err != nil {
+	if err := q.decodeXML(&req, 4<<20); err != nil {
 		return err
 	}
-	if err := xml.Unmarshal(body, &req); err != nil || len(req.Parts) == 0 {
+	if len(req.Parts) == 0 {
 		return errMalformedXML
 	}
 	for i := 1; i < len(req.Parts); i++ {
@@ -258,7 +256,7 @@ func (s *Store) completeUpload(q *request) error {
 	id := q.q.Get("uploadId")
 	var obj *object
 	var garbage []segment
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		u, err := readUpload(tx, q)
 		if err != nil {
 			return err
