@@ -36,7 +36,8 @@ func MultipartReader(src io.Reader, pm *PartMap, first *PartHeader, off, n int64
 	if f.HeaderInline != (first == nil) {
 		return &errReader{fmt.Errorf("%w: first part header given for a range that includes it, or missing", ErrRange)}
 	}
-	return &mpReader{src: src, pm: pm, open: open, first: first, idx: pm.find(off), off: off - pm.plainStart[pm.find(off)], remaining: n}
+	i := pm.find(off)
+	return &mpReader{src: src, pm: pm, open: open, first: first, idx: i, off: off - pm.plainStart[i], remaining: n}
 }
 
 type mpReader struct {
