@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -33,11 +32,7 @@ func plainLength(r *request) (int64, error) {
 // sigv4.Auth.Body). A failed check surfaces as an error in place of io.EOF,
 // so a reader downstream (the encryptor) never completes a bad upload.
 func clientBody(r *request, plainLen int64) (io.Reader, error) {
-	src := r.ctx.RequestBodyStream()
-	if src == nil {
-		src = bytes.NewReader(r.ctx.Request.Body())
-	}
-	body, err := r.auth.Body(src, plainLen)
+	body, err := r.auth.Body(r.bodyStream(), plainLen)
 	if err != nil {
 		return nil, s3wire.FromAuthError(err)
 	}

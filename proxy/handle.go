@@ -92,6 +92,9 @@ func (s *Server) serve(r *request, method, uri string) error {
 	if err := s.read(r, method, uri); err != nil {
 		return err
 	}
+	if err := s.admitIdentity(r); err != nil {
+		return err
+	}
 	if s3wire.HasSSEC(r.header) {
 		return s3wire.NotImplemented("SSE-C (customer-provided keys) cannot be combined with s3seal's encryption")
 	}
@@ -138,6 +141,11 @@ func (s *Server) writeError(r *request, err error) {
 	}
 	ctx.Response.ResetBody()
 	ctx.Response.Header.Del("ETag")
+	if e.Code == s3wire.ErrSlowDown.Code {
+		// Load refusals (limits.go, a busy store, a throttled KMS): when
+		// to try again, for clients that read it.
+		ctx.Response.Header.Set("Retry-After", "1")
+	}
 	ctx.SetStatusCode(e.Status)
 	if string(ctx.Method()) == http.MethodHead {
 		return

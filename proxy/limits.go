@@ -1,7 +1,13 @@
 package proxy
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -11,17 +17,23 @@ import (
 )
 
 // Limits that keep a hostile or overeager client from exhausting the
-// proxy: headers must arrive within HeaderTimeout (fasthttp's ReadTimeout,
-// lifted here once they have), and at most MaxConcurrentRequests are
-// served at once.
+// proxy (issue #19): headers must arrive within HeaderTimeout (fasthttp's
+// ReadTimeout, replaced here once they have), a body may not pause for
+// longer than BodyTimeout, at most MaxConcurrentRequests are served at
+// once and at most MaxRequestsPerIdentity for one access key. A request
+// waits at most UpstreamConnWait for a store connection (upstream).
+// Every refusal for load is 503 SlowDown with Retry-After (writeError),
+// which SDKs retry with backoff.
 
-// admit lifts the header deadline for the body and takes a request slot.
-// It returns the function that gives the slot back, or false when none
-// is free: the request has then been answered 503 SlowDown.
+// admit replaces the header deadline with per-read body deadlines
+// (bodyStream) and takes a request slot. It returns the function that
+// gives the slot back, or false when none is free: the request has then
+// been answered 503 SlowDown.
 func (s *Server) admit(r *request) (release func(), ok bool) {
-	// The body streams with no deadline but IdleTimeout's between
-	// requests, as before the header deadline existed.
+	// Until the handler reads the body, the connection has no deadline:
+	// bodyStream sets one before each read.
 	_ = r.ctx.SetReadDeadline(time.Time{})
+	r.bodyTimeout = s.cfg.BodyTimeout
 	if s.slots == nil {
 		return func() {}, true
 	}
@@ -30,10 +42,119 @@ func (s *Server) admit(r *request) (release func(), ok bool) {
 		return func() { <-s.slots }, true
 	default:
 	}
-	r.ctx.Response.Header.Set("Retry-After", "1")
 	e := *s3wire.ErrSlowDown
+	e.Cause = fmt.Errorf("all %d request slots in use", cap(s.slots))
 	s.writeError(r, &e)
 	return nil, false
+}
+
+// admitIdentity takes one of the slots of the identity that signed r
+// (authenticated by now) and chains its release to the request slot's, so
+// that a streamed response holds both.
+func (s *Server) admitIdentity(r *request) error {
+	if s.idSlots == nil {
+		return nil
+	}
+	// Anonymous requests, and form uploads whose signature is checked in
+	// the handler, share one count.
+	key := ""
+	if r.identity != nil {
+		key = r.identity.AccessKey
+	}
+	if !s.idSlots.take(key) {
+		e := *s3wire.ErrSlowDown
+		e.Cause = fmt.Errorf("identity %q has %d requests in service", key, s.idSlots.max)
+		return &e
+	}
+	prev := r.slot
+	r.slot = func() {
+		s.idSlots.give(key)
+		if prev != nil {
+			prev()
+		}
+	}
+	return nil
+}
+
+// identitySlots counts the requests each identity has in service; an
+// identity with none has no entry, so the map is bounded by the requests
+// in service.
+type identitySlots struct {
+	max int
+	mu  sync.Mutex
+	n   map[string]int
+}
+
+func (l *identitySlots) take(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n[key] >= l.max {
+		return false
+	}
+	l.n[key]++
+	return true
+}
+
+func (l *identitySlots) give(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n[key]--; l.n[key] <= 0 {
+		delete(l.n, key)
+	}
+}
+
+// errRequestTimeout is S3's answer to a client that stopped sending its
+// body.
+var errRequestTimeout = s3wire.NewError(http.StatusBadRequest, "RequestTimeout",
+	"Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed.")
+
+// bodyStream is the client's request body, read with a deadline before
+// each read: a client that sends nothing for BodyTimeout gets
+// RequestTimeout in place of its next bytes, so the upload fed from it
+// fails (the store connection carrying it is closed, never completed) and
+// its slots are given back. The body as fasthttp read it whole when
+// there is no stream.
+func (r *request) bodyStream() io.Reader {
+	src := r.ctx.RequestBodyStream()
+	if src == nil {
+		return bytes.NewReader(r.ctx.Request.Body())
+	}
+	if r.bodyTimeout <= 0 {
+		return src
+	}
+	return &idleBody{r: src, ctx: r.ctx, timeout: r.bodyTimeout}
+}
+
+// idleBody sets the connection's read deadline before reads. Setting it
+// costs a timer update, so it is moved only when an eighth of the timeout
+// has passed since: a client is cut off after 7/8 to 8/8 of the timeout
+// without sending.
+type idleBody struct {
+	r       io.Reader
+	ctx     *fasthttp.RequestCtx
+	timeout time.Duration
+	set     time.Time
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	if now := time.Now(); now.Sub(b.set) >= b.timeout/8 {
+		if err := b.ctx.SetReadDeadline(now.Add(b.timeout)); err == nil {
+			b.set = now
+		}
+	}
+	n, err := b.r.Read(p)
+	if err != nil && isTimeout(err) {
+		b.ctx.SetConnectionClose()
+		e := *errRequestTimeout
+		e.Cause = err
+		return n, &e
+	}
+	return n, err
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // streamBody sets a response body that fasthttp streams after the handler

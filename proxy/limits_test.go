@@ -4,14 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	neturl "net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/s3seal/s3seal/internal/testenv"
 	"github.com/s3seal/s3seal/proxy"
@@ -169,3 +173,202 @@ type httpStatusError struct {
 }
 
 func (e *httpStatusError) Error() string { return http.StatusText(e.status) + ": " + e.body }
+
+// stallPut starts a PUT to a presigned URL that declares declared bytes,
+// sends the first sent of them and then nothing: the connection is
+// returned for the caller to read the answer from or close.
+func stallPut(t *testing.T, url string, declared, sent int) net.Conn {
+	t.Helper()
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	head := "PUT " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host + "\r\nContent-Length: " + strconv.Itoa(declared) + "\r\n\r\n"
+	if _, err := conn.Write(append([]byte(head), pattern(sent)...)); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// TestIdentityCap: an identity at its cap of concurrent requests gets 503
+// SlowDown with Retry-After, while another identity is served as usual;
+// once its requests end, the first is served again.
+func TestIdentityCap(t *testing.T) {
+	ids := proxy.NewStaticIdentities([]proxy.Identity{
+		{AccessKey: "tenant-busy", SecretKey: "busy-secret", Buckets: []string{"*"}, Permissions: proxy.AllPermissions},
+		{AccessKey: "tenant-calm", SecretKey: "calm-secret", Buckets: []string{"*"}, Permissions: proxy.AllPermissions},
+	}, nil)
+	e := startProxyWith(t, func(c *proxy.Config) {
+		c.Identities = ids
+		c.MaxRequestsPerIdentity = 2
+	})
+	busy := testenv.NewS3Client(e.endpoint, "tenant-busy", "busy-secret", func(o *s3.Options) { o.RetryMaxAttempts = 1 })
+	calm := testenv.NewS3Client(e.endpoint, "tenant-calm", "calm-secret", func(o *s3.Options) { o.RetryMaxAttempts = 1 })
+	e.client = busy
+	bucket := newBucket(t, e)
+	ctx := context.Background()
+	if _, err := busy.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("k"), Body: strings.NewReader("v")}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Two uploads that stall after 70 KB of a declared 1 MB (past the
+	// 8 KiB fasthttp reads before the handler runs) hold both of
+	// tenant-busy's slots.
+	stalled := make([]net.Conn, 2)
+	for i := range stalled {
+		pre, err := s3.NewPresignClient(busy).PresignPutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("stalled-" + strconv.Itoa(i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Opened one after the other, each admitted (no answer yet)
+		// before the next: two at once may race for the last slot.
+		for attempt := 0; ; attempt++ {
+			stalled[i] = stallPut(t, pre.URL, 1<<20, 70<<10)
+			time.Sleep(200 * time.Millisecond)
+			stalled[i].SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			if _, err := stalled[i].Read(make([]byte, 1)); isTimeout(err) {
+				stalled[i].SetReadDeadline(time.Time{})
+				break
+			}
+			if attempt == 5 {
+				t.Fatalf("stalled upload %d: answered before its body was sent", i)
+			}
+		}
+	}
+	var err error
+	// GET, not HEAD: the error's code is in the body.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var got *s3.GetObjectOutput
+		got, err = busy.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("k")})
+		if err != nil || time.Now().After(deadline) {
+			break
+		}
+		got.Body.Close()
+	}
+	var re *awshttp.ResponseError
+	if code, status := testenv.APIError(err); status != 503 || code != "SlowDown" || !errors.As(err, &re) || re.Response.Header.Get("Retry-After") == "" {
+		t.Fatalf("tenant-busy past its cap: %v", err)
+	}
+	// tenant-calm is served meanwhile.
+	for i := range 5 {
+		key := "calm-" + strconv.Itoa(i)
+		if _, err := calm.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: strings.NewReader(key)}); err != nil {
+			t.Fatalf("tenant-calm PUT beside a tenant at its cap: %v", err)
+		}
+		got, err := calm.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})
+		if err != nil {
+			t.Fatalf("tenant-calm GET beside a tenant at its cap: %v", err)
+		}
+		b, _ := io.ReadAll(got.Body)
+		got.Body.Close()
+		if string(b) != key {
+			t.Fatalf("tenant-calm GET %q: %q", key, b)
+		}
+	}
+	// The stalled uploads end (their clients go away): the slots return.
+	for _, c := range stalled {
+		c.Close()
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		_, err := busy.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("k")})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tenant-busy's slots were not given back: %v", err)
+		}
+	}
+}
+
+// TestStalledBodyAndStoreConnWait: uploads that stop sending mid-body hold
+// the only store connections; a request that needs one waits
+// UpstreamConnWait and gets 503 SlowDown with Retry-After, never 500.
+// After BodyTimeout without a byte, the stalled uploads are answered 400
+// RequestTimeout and disconnected, their store connections are freed,
+// and nothing of them is stored.
+func TestStalledBodyAndStoreConnWait(t *testing.T) {
+	access, secret := "client-stall", "stall-secret"
+	const bodyTimeout = 3 * time.Second
+	e := startProxyWith(t, func(c *proxy.Config) {
+		c.Identities = proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: access, SecretKey: secret, Buckets: []string{"*"}, Permissions: proxy.AllPermissions}}, nil)
+		c.BodyTimeout = bodyTimeout
+		c.UpstreamMaxConns = 2
+		c.UpstreamConnWait = 300 * time.Millisecond
+	})
+	e.client = testenv.NewS3Client(e.endpoint, access, secret, func(o *s3.Options) { o.RetryMaxAttempts = 1 })
+	bucket := newBucket(t, e)
+	ctx := context.Background()
+	if _, err := e.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("k"), Body: strings.NewReader("v")}); err != nil {
+		t.Fatal(err)
+	}
+	var stalled []net.Conn
+	for i := range 2 {
+		pre, err := s3.NewPresignClient(e.client).PresignPutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("stalled-" + strconv.Itoa(i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stalled = append(stalled, stallPut(t, pre.URL, 1<<20, 70<<10))
+	}
+	started := time.Now()
+
+	var err error
+	var took time.Duration
+	// GET, not HEAD: the error's code is in the body.
+	for time.Since(started) < bodyTimeout/2 {
+		t0 := time.Now()
+		var got *s3.GetObjectOutput
+		got, err = e.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("k")})
+		took = time.Since(t0)
+		if err != nil {
+			break
+		}
+		got.Body.Close()
+		time.Sleep(20 * time.Millisecond)
+	}
+	var re *awshttp.ResponseError
+	if code, status := testenv.APIError(err); status != 503 || code != "SlowDown" || !errors.As(err, &re) || re.Response.Header.Get("Retry-After") == "" {
+		t.Fatalf("with every store connection held by a stalled upload: %v", err)
+	}
+	if took < 250*time.Millisecond || took > 2*time.Second {
+		t.Errorf("answered after %v, want about UpstreamConnWait (300ms)", took)
+	}
+
+	for i, c := range stalled {
+		c.SetReadDeadline(time.Now().Add(bodyTimeout + 10*time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("stalled upload %d: no answer: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if d := time.Since(started); resp.StatusCode != 400 || !strings.Contains(string(b), "<Code>RequestTimeout</Code>") || d < bodyTimeout*3/4 {
+			t.Errorf("stalled upload %d after %v: %d %s", i, d, resp.StatusCode, b)
+		}
+		if n, err := c.Read(make([]byte, 1)); err == nil {
+			t.Errorf("stalled upload %d: the connection stays open (read %d)", i, n)
+		}
+		_, err = e.direct.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("stalled-" + strconv.Itoa(i))})
+		if _, status := testenv.APIError(err); status != 404 {
+			t.Errorf("stalled upload %d is at the store: %v", i, err)
+		}
+	}
+	// The store connections are free again.
+	for i := range 3 {
+		if _, err := e.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("k")}); err != nil {
+			t.Fatalf("HEAD %d after the stalled uploads were cut off: %v", i, err)
+		}
+	}
+	if log := e.log.String(); strings.Contains(log, "no free connections") && strings.Contains(log, "status=500") {
+		t.Error("a busy store connection pool was answered 500")
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

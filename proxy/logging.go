@@ -70,6 +70,13 @@ func storeUnavailable(err error) error {
 	if !errors.As(err, &ue) {
 		return err
 	}
+	if errors.Is(ue, fasthttp.ErrNoFreeConns) {
+		// Every store connection stayed busy for UpstreamConnWait: the
+		// proxy is loaded, not the store gone.
+		e := *s3wire.ErrSlowDown
+		e.Cause = err
+		return &e
+	}
 	return &s3wire.Error{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable",
 		Message: "Service is unable to handle request.", Cause: err}
 }

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -51,10 +50,7 @@ func (s *Server) postObject(r *request) (err error) {
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
 		return s3wire.ErrPOSTNotMultipart
 	}
-	src := r.ctx.RequestBodyStream()
-	if src == nil {
-		src = bytes.NewReader(r.ctx.Request.Body())
-	}
+	src := r.bodyStream()
 	defer func() {
 		if err != nil {
 			// Refused before the file was read: read a little of it, as

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+	"time"
 
 	"github.com/s3seal/s3seal/proxy/s3wire"
 	"github.com/s3seal/s3seal/proxy/upstream"
@@ -46,6 +47,9 @@ type request struct {
 	// slot gives the request's MaxConcurrentRequests slot back; nil once
 	// a streamed response body holds it (streamBody).
 	slot func()
+	// bodyTimeout bounds each wait for more of the request body
+	// (bodyStream); 0 until the request is admitted.
+	bodyTimeout time.Duration
 
 	// sse is what protects the object a successful response is about,
 	// as the handler that sealed or opened it tells the client (echoSSE).

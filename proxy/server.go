@@ -48,16 +48,32 @@ type Config struct {
 	// MaxObjectSize bounds the plaintext of single PUTs; the default is
 	// the most whose ciphertext fits S3's limit of 5 GiB.
 	MaxObjectSize int64
-	// IdleTimeout closes connections that send or read nothing for this
-	// long; unlike a total timeout it lets a 5 GiB upload take its time.
+	// IdleTimeout closes keep-alive connections idle this long between
+	// requests (fasthttp's IdleTimeout); within a request, HeaderTimeout
+	// and BodyTimeout apply.
 	IdleTimeout time.Duration
 	// HeaderTimeout bounds the time from a request's first byte to the end
 	// of its headers; a connection that sends them slower is closed.
 	// Default 30 s.
 	HeaderTimeout time.Duration
+	// BodyTimeout bounds each wait for more of a request body: a client
+	// that sends nothing for this long mid-body is cut off (400
+	// RequestTimeout, connection closed), and the upload it fed to the
+	// store is abandoned, freeing its store connection. Default 30 s.
+	BodyTimeout time.Duration
 	// MaxConcurrentRequests bounds the requests served at once; more are
 	// answered 503 SlowDown with Retry-After at once. 0: no bound.
 	MaxConcurrentRequests int
+	// MaxRequestsPerIdentity bounds the requests one access key has in
+	// service at once (anonymous requests and form uploads count as one
+	// identity), so that one tenant cannot take every slot; more are
+	// answered 503 SlowDown with Retry-After. 0: no bound.
+	MaxRequestsPerIdentity int
+	// UpstreamMaxConns bounds the connections to the store (default
+	// 1024); UpstreamConnWait how long a request waits for one when all
+	// are busy before it is answered 503 SlowDown (default 5 s).
+	UpstreamMaxConns int
+	UpstreamConnWait time.Duration
 
 	// Metrics serves Prometheus metrics at GET /metrics to unsigned
 	// requests, without authentication (metrics.go lists them).
@@ -94,6 +110,7 @@ type Server struct {
 	metrics  *metrics
 	ready    readiness
 	slots    chan struct{} // MaxConcurrentRequests; nil: no bound
+	idSlots  *identitySlots
 }
 
 // New checks cfg and builds a Server.
@@ -119,6 +136,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.HeaderTimeout == 0 {
 		cfg.HeaderTimeout = 30 * time.Second
 	}
+	if cfg.BodyTimeout == 0 {
+		cfg.BodyTimeout = 30 * time.Second
+	}
 	if cfg.KMS == nil || cfg.Identities == nil {
 		return nil, errors.New("proxy: KMS and Identities are required")
 	}
@@ -127,7 +147,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	up, err := upstream.New(upstream.Config{URL: cfg.UpstreamURL, Region: cfg.UpstreamRegion,
 		AccessKey: cfg.UpstreamAccessKey, SecretKey: cfg.UpstreamSecretKey, Now: cfg.Now, Dial: cfg.UpstreamDial,
-		TLS: cfg.UpstreamTLS})
+		TLS: cfg.UpstreamTLS, MaxConns: cfg.UpstreamMaxConns, MaxConnWait: cfg.UpstreamConnWait})
 	if err != nil {
 		return nil, err
 	}
@@ -150,6 +170,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxConcurrentRequests > 0 {
 		s.slots = make(chan struct{}, cfg.MaxConcurrentRequests)
 	}
+	if cfg.MaxRequestsPerIdentity > 0 {
+		s.idSlots = &identitySlots{max: cfg.MaxRequestsPerIdentity, n: map[string]int{}}
+	}
 	s.srv = &fasthttp.Server{
 		Handler:           s.handle,
 		Name:              "",
@@ -169,18 +192,20 @@ func New(cfg Config) (*Server, error) {
 		WriteBufferSize:               64 << 10,
 		IdleTimeout:                   cfg.IdleTimeout,
 		// The request line and headers must arrive within HeaderTimeout
-		// (slowloris); the handler lifts the deadline for the body
-		// (limits.go), which a 5 GiB upload needs.
+		// (slowloris); the handler replaces that deadline with one per
+		// read of the body (limits.go): a 5 GiB upload may take hours but
+		// may not pause for longer than BodyTimeout.
 		ReadTimeout:        cfg.HeaderTimeout,
 		MaxRequestBodySize: 0,
 		Logger:             slogPrinter{cfg.Logger},
 		// Refuse a request that cannot be authenticated before its body is
 		// sent (Expect: 100-continue), with the S3 error it deserves.
 		ExpectHandler: s.expect,
-		// fasthttp reads a body of up to 4 MiB before the handler runs:
-		// it gets IdleTimeout, not HeaderTimeout, to arrive.
+		// fasthttp reads the first 8 KiB of a body before the handler
+		// runs (readBodyWithStreaming in fasthttp 1.78): they get
+		// BodyTimeout, not HeaderTimeout, to arrive.
 		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
-			return fasthttp.RequestConfig{ReadTimeout: cfg.IdleTimeout}
+			return fasthttp.RequestConfig{ReadTimeout: cfg.BodyTimeout}
 		},
 	}
 	return s, nil

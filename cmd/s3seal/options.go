@@ -1,5 +1,7 @@
 package main
 
+import "time"
+
 // The option groups several commands share, each declared once and
 // embedded with kong's embed:"". Their env tags lack the S3SEAL_ prefix
 // because kong prepends the embedding's envprefix to them: a command
@@ -14,6 +16,18 @@ type UpstreamOptions struct {
 	UpstreamRegion    string `env:"UPSTREAM_REGION" default:"us-east-1" help:"Region to sign requests to the store for (${env})."`
 	UpstreamAccessKey string `env:"UPSTREAM_ACCESS_KEY" help:"Access key for the store (${env})."`
 	UpstreamSecretKey string `env:"UPSTREAM_SECRET_KEY" help:"Secret key for the store (${env})."`
+}
+
+// LimitOptions bound what clients can hold of the proxy (issue #19); the
+// defaults held in the load test (internal/load). Every refusal for load
+// is 503 SlowDown with Retry-After, which SDKs retry.
+type LimitOptions struct {
+	HeaderTimeout          time.Duration `env:"HEADER_TIMEOUT" default:"30s" help:"Time a client has from a request's first byte to the end of its headers (and from connecting to its first byte); slower connections are closed (${env})."`
+	BodyTimeout            time.Duration `env:"BODY_TIMEOUT" default:"30s" help:"Longest pause allowed while a client sends a request body; a client that sends nothing for this long is answered 400 RequestTimeout and disconnected, and nothing is stored (${env})."`
+	MaxRequests            int           `env:"MAX_REQUESTS" default:"1024" help:"Requests served at once; more are answered 503 SlowDown with Retry-After, which SDKs retry. 0: no bound (${env})."`
+	MaxRequestsPerIdentity int           `env:"MAX_REQUESTS_PER_IDENTITY" default:"256" help:"Requests one access key may have in service at once (anonymous requests count as one identity), so that one client cannot take every slot; more are answered 503 SlowDown with Retry-After. 0: no bound (${env})."`
+	UpstreamMaxConns       int           `env:"UPSTREAM_MAX_CONNS" default:"1024" help:"Connections open to the store at most (${env})."`
+	UpstreamConnWait       time.Duration `env:"UPSTREAM_CONN_WAIT" default:"5s" help:"How long a request waits for a store connection when all are busy before it is answered 503 SlowDown with Retry-After (${env})."`
 }
 
 // KMSOptions choose the KMS that wraps and unwraps data keys.

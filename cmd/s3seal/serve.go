@@ -53,8 +53,7 @@ type ServeCmd struct {
 	CacheMaxUses int           `env:"S3SEAL_DEK_CACHE_MAX_USES" default:"1000" help:"How many objects one data key encrypts; 0 disables reuse (${env})."`
 	AuditLog     string        `env:"S3SEAL_AUDIT_LOG" help:"Write a CloudTrail-shaped JSON line per KMS call to this file, or '-' for stdout (${env})."`
 
-	HeaderTimeout time.Duration `env:"S3SEAL_HEADER_TIMEOUT" default:"30s" help:"Time a client has from a request's first byte to the end of its headers (and from connecting to its first byte); slower connections are closed (${env})."`
-	MaxRequests   int           `env:"S3SEAL_MAX_REQUESTS" default:"1024" help:"Requests served at once; more are answered 503 SlowDown with Retry-After, which SDKs retry. 0: no bound (${env})."`
+	LimitOptions `embed:"" envprefix:"S3SEAL_"`
 
 	LogLevel string `env:"S3SEAL_LOG_LEVEL" enum:"debug,info,warn,error" default:"info" help:"Log level (${env})."`
 
@@ -163,7 +162,9 @@ func (c *ServeCmd) Run() error {
 		KMS: client, DefaultKeyID: c.KMSKeyID, BucketKeys: bucketKeys,
 		Metrics: c.Metrics, AllowSigV2: c.AllowSigV2,
 		AllowDotSegments: c.AllowDotSegments, UpstreamDial: upDial, UpstreamTLS: upTLS,
-		HeaderTimeout: c.HeaderTimeout, MaxConcurrentRequests: c.MaxRequests,
+		HeaderTimeout: c.HeaderTimeout, BodyTimeout: c.BodyTimeout,
+		MaxConcurrentRequests: c.MaxRequests, MaxRequestsPerIdentity: c.MaxRequestsPerIdentity,
+		UpstreamMaxConns: c.UpstreamMaxConns, UpstreamConnWait: c.UpstreamConnWait,
 		Logger: log,
 	})
 	if err != nil {

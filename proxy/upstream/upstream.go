@@ -30,6 +30,12 @@ type Config struct {
 	// TLS configures https (nil: the system's roots); its certificate
 	// checks are never turned off here.
 	TLS *tls.Config
+	// MaxConns bounds the connections open to the store; 0: 1024.
+	MaxConns int
+	// MaxConnWait bounds how long a request waits for a connection when
+	// MaxConns are busy; it then fails with fasthttp.ErrNoFreeConns
+	// (wrapped in UnavailableError). 0: 5 s.
+	MaxConnWait time.Duration
 }
 
 // Client is the real S3 store behind the proxy. It is safe for concurrent
@@ -53,6 +59,12 @@ func New(cfg Config) (*Client, error) {
 	if u.Path != "" && u.Path != "/" {
 		return nil, fmt.Errorf("upstream URL %q: a path prefix is not supported", cfg.URL)
 	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 1024
+	}
+	if cfg.MaxConnWait <= 0 {
+		cfg.MaxConnWait = 5 * time.Second
+	}
 	addr := u.Host
 	if u.Port() == "" {
 		if u.Scheme == "https" {
@@ -74,7 +86,11 @@ func New(cfg Config) (*Client, error) {
 			// Shorter than common store idle timeouts (MinIO, S3 ~20 s),
 			// so a pooled connection is not found dead on the next request.
 			MaxIdleConnDuration: 10 * time.Second,
-			MaxConns:            1024,
+			MaxConns:            cfg.MaxConns,
+			// Without a wait, a request finding every connection busy
+			// failed at once with "no free connections" (issue #19); with
+			// an unbounded one, it would queue behind stalled uploads.
+			MaxConnWaitTimeout: cfg.MaxConnWait,
 			// Several segments per read syscall (a segment is 64 KiB + 16).
 			ReadBufferSize:  256 << 10,
 			WriteBufferSize: 64 << 10,
