@@ -247,7 +247,9 @@ func (w *worker) run(deadline time.Time) {
 // pickSize draws an object size: mostly small, a few large, log-uniform
 // within each band.
 func pickSize(r *rand.Rand) int64 {
-	logUniform := func(lo, hi float64) int64 { return int64(math.Exp(math.Log(lo) + r.Float64()*(math.Log(hi)-math.Log(lo)))) }
+	logUniform := func(lo, hi float64) int64 {
+		return int64(math.Exp(math.Log(lo) + r.Float64()*(math.Log(hi)-math.Log(lo))))
+	}
 	x := r.Float64()
 	switch {
 	case x < 0.75:
