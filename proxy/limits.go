@@ -160,21 +160,47 @@ func isTimeout(err error) bool {
 // streamBody sets a response body that fasthttp streams after the handler
 // returns; the request keeps its slot until the body is closed (sent,
 // failed, or dropped with the response), so downloads count against
-// MaxConcurrentRequests for as long as they last.
+// MaxConcurrentRequests for as long as they last. A client that takes
+// nothing of it for BodyTimeout is cut off, so that a download nobody
+// reads does not keep its slots and store connection.
 func (r *request) streamBody(body io.Reader, size int) {
 	rel := r.slot
 	r.slot = nil
-	if rel != nil {
-		body = &slotBody{Reader: body, release: rel}
+	if rel == nil {
+		rel = func() {}
 	}
-	r.ctx.SetBodyStream(body, size)
+	r.ctx.SetBodyStream(&slotBody{Reader: body, release: rel, ctx: r.ctx, timeout: r.bodyTimeout}, size)
 }
 
-// slotBody gives a request slot back when its body is closed.
+// slotBody gives a request slot back when its body is closed, and sets
+// the connection's write deadline as its bytes go out (as idleBody does
+// for reads): fasthttp has only a deadline for the whole response, which
+// a 5 GiB download cannot meet.
 type slotBody struct {
 	io.Reader
 	release func()
 	once    sync.Once
+
+	ctx     *fasthttp.RequestCtx
+	timeout time.Duration // 0: no deadline
+	set     time.Time
+}
+
+func (b *slotBody) push() {
+	if b.timeout <= 0 {
+		return
+	}
+	if now := time.Now(); now.Sub(b.set) >= b.timeout/8 {
+		if err := b.ctx.SetWriteDeadline(now.Add(b.timeout)); err == nil {
+			b.set = now
+		}
+	}
+}
+
+// Read is what fasthttp calls before it writes what it read.
+func (b *slotBody) Read(p []byte) (int, error) {
+	b.push()
+	return b.Reader.Read(p)
 }
 
 func (b *slotBody) Close() error {
@@ -196,5 +222,17 @@ func (b *slotBody) CloseWithError(werr error) error {
 }
 
 // WriteTo keeps the inner body's own WriteTo (the decrypting reader's
-// batched one) in use.
-func (b *slotBody) WriteTo(w io.Writer) (int64, error) { return writeThrough(w, b.Reader) }
+// batched one) in use, pushing the deadline before each of its writes.
+func (b *slotBody) WriteTo(w io.Writer) (int64, error) {
+	return writeThrough(deadlineWriter{w: w, b: b}, b.Reader)
+}
+
+type deadlineWriter struct {
+	w io.Writer
+	b *slotBody
+}
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	d.b.push()
+	return d.w.Write(p)
+}

@@ -372,3 +372,70 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// TestStalledDownload: a client that stops reading a download is cut off
+// after BodyTimeout without progress, and its request slot is given back.
+func TestStalledDownload(t *testing.T) {
+	access, secret := "client-dl", "dl-secret"
+	e := startProxyWith(t, func(c *proxy.Config) {
+		c.Identities = proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: access, SecretKey: secret, Buckets: []string{"*"}, Permissions: proxy.AllPermissions}}, nil)
+		c.BodyTimeout = time.Second
+		c.MaxConcurrentRequests = 1
+	})
+	e.client = testenv.NewS3Client(e.endpoint, access, secret, func(o *s3.Options) { o.RetryMaxAttempts = 1 })
+	bucket := newBucket(t, e)
+	ctx := context.Background()
+	// More than loopback's socket buffers hold, so that the proxy's
+	// writes block.
+	const size = 48 << 20
+	if _, err := e.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("big"), Body: bytes.NewReader(pattern(size))}); err != nil {
+		t.Fatal(err)
+	}
+	pre, err := s3.NewPresignClient(e.client).PresignGetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("big")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := neturl.Parse(pre.URL)
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// A small receive buffer, so that the proxy's writes block soon.
+	conn.(*net.TCPConn).SetReadBuffer(64 << 10)
+	io.WriteString(conn, "GET "+u.RequestURI()+" HTTP/1.1\r\nHost: "+u.Host+"\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET: %v %v", resp, err)
+	}
+	if _, err := io.ReadFull(resp.Body, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now()
+	// The download holds the only slot ...
+	_, err = e.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("big")})
+	if _, status := testenv.APIError(err); status != 503 {
+		t.Fatalf("beside a download: %v", err)
+	}
+	// ... until it is cut off.
+	for {
+		_, err := e.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("big")})
+		if err == nil {
+			break
+		}
+		if time.Since(started) > 15*time.Second {
+			t.Fatalf("the stalled download still holds its slot: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if d := time.Since(started); d < 700*time.Millisecond {
+		t.Errorf("the slot came back %v after the client stopped reading, before BodyTimeout", d)
+	}
+	// The client gets less than the object: the connection was closed.
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err == nil && n == size-1000 {
+		t.Errorf("the stalled download was sent whole")
+	}
+}

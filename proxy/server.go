@@ -59,7 +59,9 @@ type Config struct {
 	// BodyTimeout bounds each wait for more of a request body: a client
 	// that sends nothing for this long mid-body is cut off (400
 	// RequestTimeout, connection closed), and the upload it fed to the
-	// store is abandoned, freeing its store connection. Default 30 s.
+	// store is abandoned, freeing its store connection. A client that
+	// takes nothing of a response body for this long is disconnected.
+	// Default 30 s.
 	BodyTimeout time.Duration
 	// MaxConcurrentRequests bounds the requests served at once; more are
 	// answered 503 SlowDown with Retry-After at once. 0: no bound.

@@ -23,7 +23,7 @@ type UpstreamOptions struct {
 // is 503 SlowDown with Retry-After, which SDKs retry.
 type LimitOptions struct {
 	HeaderTimeout          time.Duration `env:"HEADER_TIMEOUT" default:"30s" help:"Time a client has from a request's first byte to the end of its headers (and from connecting to its first byte); slower connections are closed (${env})."`
-	BodyTimeout            time.Duration `env:"BODY_TIMEOUT" default:"30s" help:"Longest pause allowed while a client sends a request body; a client that sends nothing for this long is answered 400 RequestTimeout and disconnected, and nothing is stored (${env})."`
+	BodyTimeout            time.Duration `env:"BODY_TIMEOUT" default:"30s" help:"Longest pause allowed while a client sends a request body or takes a response body: a client that sends nothing for this long mid-upload is answered 400 RequestTimeout and disconnected, and nothing is stored; one that reads nothing of a download for this long is disconnected (${env})."`
 	MaxRequests            int           `env:"MAX_REQUESTS" default:"1024" help:"Requests served at once; more are answered 503 SlowDown with Retry-After, which SDKs retry. 0: no bound (${env})."`
 	MaxRequestsPerIdentity int           `env:"MAX_REQUESTS_PER_IDENTITY" default:"256" help:"Requests one access key may have in service at once (anonymous requests count as one identity), so that one client cannot take every slot; more are answered 503 SlowDown with Retry-After. 0: no bound (${env})."`
 	UpstreamMaxConns       int           `env:"UPSTREAM_MAX_CONNS" default:"1024" help:"Connections open to the store at most (${env})."`
