@@ -108,6 +108,27 @@ func (l *identitySlots) give(key string) {
 var errRequestTimeout = s3wire.NewError(http.StatusBadRequest, "RequestTimeout",
 	"Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed.")
 
+// protocolError answers a request fasthttp could not read, in S3's words;
+// fasthttp closes the connection after it.
+func (s *Server) protocolError(ctx *fasthttp.RequestCtx, err error) {
+	var e *s3wire.Error
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.As(err, &small):
+		e = s3wire.NewError(http.StatusBadRequest, "RequestHeaderSectionTooLarge",
+			"Your request header section exceeds the maximum allowed size.")
+	case isTimeout(err):
+		c := *errRequestTimeout
+		e = &c
+	default:
+		e = s3wire.NewError(http.StatusBadRequest, "BadRequest", "An error occurred when parsing the HTTP request.")
+	}
+	e.Cause = err
+	r := newRequest(ctx)
+	ctx.Response.Header.Set("X-Amz-Request-Id", r.id)
+	s.writeError(r, e)
+}
+
 // bodyStream is the client's request body, read with a deadline before
 // each read: a client that sends nothing for BodyTimeout gets
 // RequestTimeout in place of its next bytes, so the upload fed from it

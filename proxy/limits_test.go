@@ -439,3 +439,34 @@ func TestStalledDownload(t *testing.T) {
 		t.Errorf("the stalled download was sent whole")
 	}
 }
+
+// TestProtocolErrorsAreS3XML: a request whose headers exceed what the
+// proxy reads is answered with S3's error document, not fasthttp's text.
+func TestProtocolErrorsAreS3XML(t *testing.T) {
+	e := startProxy(t)
+	addr := strings.TrimPrefix(e.endpoint, "http://")
+	for name, req := range map[string]string{
+		"oversized headers": "GET /b/k HTTP/1.1\r\nHost: " + addr + "\r\nX-Amz-Meta-Big: " + strings.Repeat("x", 100<<10) + "\r\n\r\n",
+		"malformed":         "GET /b/k HTTP/1.1\r\nHost: " + addr + "\r\nno colon here\r\n\r\n",
+	} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(conn, req)
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		conn.Close()
+		if resp.StatusCode != 400 || resp.Header.Get("Content-Type") != "application/xml" || !strings.Contains(string(b), "<Error><Code>") {
+			t.Errorf("%s: %d %q %s", name, resp.StatusCode, resp.Header.Get("Content-Type"), b)
+		}
+		if name == "oversized headers" && !strings.Contains(string(b), "<Code>RequestHeaderSectionTooLarge</Code>") {
+			t.Errorf("%s: %s", name, b)
+		}
+	}
+}

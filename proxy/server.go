@@ -200,6 +200,9 @@ func New(cfg Config) (*Server, error) {
 		ReadTimeout:        cfg.HeaderTimeout,
 		MaxRequestBodySize: 0,
 		Logger:             slogPrinter{cfg.Logger},
+		// Requests fasthttp cannot read (headers over ReadBufferSize, too
+		// slow, malformed) get S3 XML too, not fasthttp's plain text.
+		ErrorHandler: s.protocolError,
 		// Refuse a request that cannot be authenticated before its body is
 		// sent (Expect: 100-continue), with the S3 error it deserves.
 		ExpectHandler: s.expect,
