@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/alecthomas/kong"
 )
@@ -104,5 +105,34 @@ func TestAllowSigV2Flag(t *testing.T) {
 	t.Setenv("S3SEAL_ALLOW_SIGV2", "false")
 	if c, err := parseCLI(t, "serve"); err != nil || c.Serve.AllowSigV2 {
 		t.Errorf("S3SEAL_ALLOW_SIGV2=false: allow sigv2 %v (%v)", c.Serve.AllowSigV2, err)
+	}
+}
+
+// The limits are options like any other: flag, environment and --config
+// key, with their defaults when unset.
+func TestLimitOptions(t *testing.T) {
+	for _, name := range []string{"S3SEAL_HEADER_TIMEOUT", "S3SEAL_BODY_TIMEOUT", "S3SEAL_MAX_REQUESTS",
+		"S3SEAL_MAX_REQUESTS_PER_IDENTITY", "S3SEAL_UPSTREAM_MAX_CONNS", "S3SEAL_UPSTREAM_CONN_WAIT"} {
+		unsetenv(t, name)
+	}
+	c, err := parseCLI(t, "serve")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := LimitOptions{HeaderTimeout: 30 * time.Second, BodyTimeout: 30 * time.Second, MaxRequests: 1024,
+		MaxRequestsPerIdentity: 256, UpstreamMaxConns: 1024, UpstreamConnWait: 5 * time.Second}
+	if c.Serve.LimitOptions != want {
+		t.Errorf("defaults: %+v, want %+v", c.Serve.LimitOptions, want)
+	}
+	path := writeConfig(t, `{"body_timeout": "1m", "max_requests_per_identity": 8, "upstream_conn_wait": "2s"}`)
+	t.Setenv("S3SEAL_UPSTREAM_MAX_CONNS", "2048")
+	c, err = parseCLI(t, "serve", "--config", path, "--max-requests", "512")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = LimitOptions{HeaderTimeout: 30 * time.Second, BodyTimeout: time.Minute, MaxRequests: 512,
+		MaxRequestsPerIdentity: 8, UpstreamMaxConns: 2048, UpstreamConnWait: 2 * time.Second}
+	if c.Serve.LimitOptions != want {
+		t.Errorf("set: %+v, want %+v", c.Serve.LimitOptions, want)
 	}
 }
