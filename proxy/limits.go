@@ -118,7 +118,11 @@ func (s *Server) protocolError(ctx *fasthttp.RequestCtx, err error) {
 		e = s3wire.NewError(http.StatusBadRequest, "RequestHeaderSectionTooLarge",
 			"Your request header section exceeds the maximum allowed size.")
 	case isTimeout(err):
+		// 408, not S3's 400: a connection a client opened and never used
+		// times out here too, and clients (Go's net/http among them) drop
+		// an idle connection that is answered 408 without a word.
 		c := *errRequestTimeout
+		c.Status = http.StatusRequestTimeout
 		e = &c
 	default:
 		e = s3wire.NewError(http.StatusBadRequest, "BadRequest", "An error occurred when parsing the HTTP request.")

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"math"
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,7 +24,8 @@ import (
 )
 
 // The load test's shape; S3SEAL_LOAD_DURATION and S3SEAL_LOAD_CLIENTS
-// change it for longer local runs.
+// change it for longer local runs, and S3SEAL_LOAD_PROFILE_DIR names a
+// directory for a heap profile of the proxy.
 const (
 	defaultDuration = 60 * time.Second
 	defaultClients  = 200
@@ -74,6 +77,11 @@ func TestLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := newRawClient(p.Endpoint, p.AccessKey, p.SecretKey, clients)
+	// net/http logs what the proxy says out of turn ("Unsolicited
+	// response received on idle HTTP channel"): there must be nothing.
+	var clientLog lockedBuffer
+	log.SetOutput(&clientLog)
+	defer log.SetOutput(os.Stderr)
 
 	stopRSS := make(chan struct{})
 	rssDone := make(chan []rssSample)
@@ -83,6 +91,14 @@ func TestLoad(t *testing.T) {
 
 	start := time.Now()
 	deadline := start.Add(duration)
+	if dir := os.Getenv("S3SEAL_LOAD_PROFILE_DIR"); dir != "" {
+		// For looking into the proxy's memory: its heap two thirds in.
+		time.AfterFunc(duration*2/3, func() {
+			if b, err := httpGet(pprof + "/debug/pprof/heap"); err == nil {
+				os.WriteFile(filepath.Join(dir, "load-heap.pprof"), b, 0o644)
+			}
+		})
+	}
 	workers := make([]*worker, clients)
 	var wg sync.WaitGroup
 	for i := range workers {
@@ -203,6 +219,9 @@ func TestLoad(t *testing.T) {
 	t.Logf("after the run: %d goroutines, %d open files in the proxy", goroutines, len(fds))
 	if goroutines >= 100 {
 		t.Errorf("%d goroutines left in the proxy after the clients hung up", goroutines)
+	}
+	if l := clientLog.String(); l != "" {
+		t.Errorf("the HTTP client logged:\n%.4000s", l)
 	}
 	if log := p.Log(); strings.Contains(log, "panic") {
 		t.Errorf("the proxy panicked:\n%s", log)
@@ -520,4 +539,21 @@ func rssByTenth(samples []rssSample, d time.Duration) string {
 		parts[i] = strconv.Itoa(int(mib(n) + 0.5))
 	}
 	return strings.Join(parts, " ")
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

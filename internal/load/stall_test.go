@@ -151,7 +151,8 @@ func TestStalledUploadsDoNotStarve(t *testing.T) {
 			break
 		}
 	}
-	t.Logf("the proxy holds %d more open files than before the attack", held)
+	rss, _ := testenv.ProcStatusBytes(p.PID(), "VmRSS")
+	t.Logf("the proxy holds %d more open files than before the attack; RSS %.1f MiB", held, float64(rss)/(1<<20))
 	if held < 2*stalledN-50 {
 		t.Fatalf("the stalled uploads hold %d sockets in the proxy, want about %d (client and store side each)", held, 2*stalledN)
 	}
