@@ -88,8 +88,8 @@ func TestLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Over the 4 MiB fasthttp reads before the handler runs, so that the
-	// handler streams the slow part.
+	// fasthttp reads the first 8 KiB before the handler runs; the
+	// handler streams the rest, the slow part included.
 	const size = 4<<20 + 300<<10
 	body := &slowReader{n: size, fast: 4<<20 + 16<<10, pause: 300 * time.Millisecond, slow: make(chan struct{})}
 	started := body.slow
