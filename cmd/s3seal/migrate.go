@@ -160,9 +160,17 @@ func (c *MigrateCmd) Run() error {
 	if err != nil {
 		return err
 	}
+	srcStore, err := c.SrcUpstream.store()
+	if err != nil {
+		return fmt.Errorf("source store: %w", err)
+	}
+	dstStore, err := c.DstUpstream.store()
+	if err != nil {
+		return fmt.Errorf("destination store: %w", err)
+	}
 	cfg := migrate.Config{
-		Src:              migrate.Side{Store: c.SrcUpstream.store(), Bucket: sb, Prefix: sp, KMS: srcKMS},
-		Dst:              migrate.Side{Store: c.DstUpstream.store(), Bucket: db, Prefix: dp, KMS: dstKMS},
+		Src:              migrate.Side{Store: srcStore, Bucket: sb, Prefix: sp, KMS: srcKMS},
+		Dst:              migrate.Side{Store: dstStore, Bucket: db, Prefix: dp, KMS: dstKMS},
 		DstKeyID:         key,
 		EncryptPlaintext: c.EncryptPlaintext,
 		ReencryptData:    c.ReencryptData,
@@ -182,14 +190,6 @@ type RewrapCmd struct {
 	JobOptions `embed:""`
 }
 
-// Validate requires the store's URL.
-func (c *RewrapCmd) Validate() error {
-	if c.Upstream == "" {
-		return errors.New("missing flag --upstream or S3SEAL_UPSTREAM: the store that holds the objects")
-	}
-	return nil
-}
-
 func (c *RewrapCmd) Run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -201,7 +201,12 @@ func (c *RewrapCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	side := migrate.Side{Store: c.store(), Bucket: b, Prefix: p, KMS: client}
+	st, closeStore, err := c.storeOrEmbedded(c.DataDir)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	side := migrate.Side{Store: st, Bucket: b, Prefix: p, KMS: client}
 	return c.JobOptions.run(ctx, migrate.Config{Src: side, Dst: side, DstKeyID: c.To, Rewrap: true})
 }
 

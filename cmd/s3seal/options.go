@@ -14,6 +14,7 @@ type UpstreamOptions struct {
 	UpstreamRegion    string `env:"UPSTREAM_REGION" default:"us-east-1" help:"Region to sign requests to the store for (${env})."`
 	UpstreamAccessKey string `env:"UPSTREAM_ACCESS_KEY" help:"Access key for the store (${env})."`
 	UpstreamSecretKey string `env:"UPSTREAM_SECRET_KEY" help:"Secret key for the store (${env})."`
+	UpstreamCAFile    string `env:"UPSTREAM_CA_FILE" help:"PEM file of the certificate authorities an https store's certificate is verified against, instead of the system's (${env})."`
 }
 
 // KMSOptions choose the KMS that wraps and unwraps data keys.

@@ -30,8 +30,6 @@ type ServeCmd struct {
 	TLSCert         string `env:"S3SEAL_TLS_CERT" help:"PEM certificate (chain) to serve HTTPS with; re-read when it changes (${env})."`
 	TLSKey          string `env:"S3SEAL_TLS_KEY" help:"PEM private key of the TLS certificate (${env})."`
 	UpstreamOptions `embed:"" envprefix:"S3SEAL_"`
-	// Only serve's for now: decrypt's store client is the AWS SDK's.
-	UpstreamCAFile  string `env:"S3SEAL_UPSTREAM_CA_FILE" help:"PEM file of the certificate authorities an https store's certificate is verified against, instead of the system's (${env})."`
 	Region          string `env:"S3SEAL_REGION" help:"Region clients sign for; defaults to the upstream region (${env})."`
 	AccessKey       string `env:"S3SEAL_ACCESS_KEY" help:"Access key clients sign with. If it, the secret and a credentials file are all unset, a pair is generated on first start, stored in the data dir (0600) and printed once (${env})."`
 	SecretKey       string `env:"S3SEAL_SECRET_KEY" help:"Secret key clients sign with (${env})."`
