@@ -48,6 +48,11 @@ type Config struct {
 	// MaxObjectSize bounds the plaintext of single PUTs; the default is
 	// the most whose ciphertext fits S3's limit of 5 GiB.
 	MaxObjectSize int64
+	// PostSpoolBytes bounds the bytes all POST (form) uploads hold in
+	// temporary files at once (post.go says why they spool); a form that
+	// would exceed it is answered 503 SlowDown. Default 8 GiB; negative:
+	// no bound.
+	PostSpoolBytes int64
 	// IdleTimeout closes connections that send or read nothing for this
 	// long; unlike a total timeout it lets a 5 GiB upload take its time.
 	IdleTimeout time.Duration
@@ -91,6 +96,7 @@ type Server struct {
 	kms      kms.Client
 	srv      *fasthttp.Server
 	partMaps *partMaps
+	spool    spoolBudget // PostSpoolBytes
 	metrics  *metrics
 	ready    readiness
 	slots    chan struct{} // MaxConcurrentRequests; nil: no bound
@@ -116,6 +122,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = 2 * time.Minute
 	}
+	if cfg.PostSpoolBytes == 0 {
+		cfg.PostSpoolBytes = DefaultPostSpoolBytes
+	}
 	if cfg.HeaderTimeout == 0 {
 		cfg.HeaderTimeout = 30 * time.Second
 	}
@@ -134,6 +143,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, up: up, kms: cfg.KMS,
 		partMaps: newPartMaps(4096), metrics: newMetrics(cfg.KMS),
+		spool: spoolBudget{limit: cfg.PostSpoolBytes},
 		verifier: &sigv4.Verifier{
 			Lookup: func(k string) (string, bool) {
 				if id, ok := cfg.Identities.Lookup(k); ok {

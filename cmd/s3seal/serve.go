@@ -53,6 +53,7 @@ type ServeCmd struct {
 
 	HeaderTimeout time.Duration `env:"S3SEAL_HEADER_TIMEOUT" default:"30s" help:"Time a client has from a request's first byte to the end of its headers (and from connecting to its first byte); slower connections are closed (${env})."`
 	MaxRequests   int           `env:"S3SEAL_MAX_REQUESTS" default:"1024" help:"Requests served at once; more are answered 503 SlowDown with Retry-After, which SDKs retry. 0: no bound (${env})."`
+	PostSpoolMiB  int64         `name:"post-spool-mib" env:"S3SEAL_POST_SPOOL_MIB" default:"8192" help:"MiB that browser form (POST) uploads may hold at once in temporary files (TMPDIR; encrypted under per-upload keys) while their length is learnt; a form over it is answered 503 SlowDown. 0: no bound (${env})."`
 
 	LogLevel string `env:"S3SEAL_LOG_LEVEL" enum:"debug,info,warn,error" default:"info" help:"Log level (${env})."`
 
@@ -162,7 +163,8 @@ func (c *ServeCmd) Run() error {
 		Metrics: c.Metrics, AllowSigV2: c.AllowSigV2,
 		AllowDotSegments: c.AllowDotSegments, UpstreamDial: upDial, UpstreamTLS: upTLS,
 		HeaderTimeout: c.HeaderTimeout, MaxConcurrentRequests: c.MaxRequests,
-		Logger: log,
+		PostSpoolBytes: spoolBytes(c.PostSpoolMiB),
+		Logger:         log,
 	})
 	if err != nil {
 		return err
@@ -373,4 +375,13 @@ func randomString(n int, alphabet string) string {
 		b[i] = alphabet[int(b[i])%len(alphabet)]
 	}
 	return string(b)
+}
+
+// spoolBytes converts --post-spool-mib to proxy.Config.PostSpoolBytes:
+// 0 (like --max-requests 0) means no bound, which the proxy spells -1.
+func spoolBytes(mib int64) int64 {
+	if mib <= 0 {
+		return -1
+	}
+	return mib << 20
 }
