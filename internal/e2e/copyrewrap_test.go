@@ -9,13 +9,53 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/s3seal/s3seal/internal/testenv"
+	"github.com/s3seal/s3seal/kms"
 	"github.com/s3seal/s3seal/kms/keyring"
 )
+
+// twoKeys is an s3seal with an embedded keyring of two keys: bucketA
+// under a (the default), bucketB under b.
+type twoKeys struct {
+	kr               *keyring.Keyring
+	a, b             *kms.KeyMetadata
+	p                *testenv.S3seal
+	bucketA, bucketB string
+}
+
+func startTwoKeys(t *testing.T, start func(*testing.T, map[string]string) *testenv.S3seal) *twoKeys {
+	t.Helper()
+	dir, keyDir := t.TempDir(), t.TempDir()
+	mk := filepath.Join(keyDir, "master.key")
+	kr, err := keyring.Open(keyring.Config{Dir: dir, MasterKeyFile: mk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { kr.Close() })
+	k := &twoKeys{kr: kr}
+	if k.a, err = kr.CreateKey("copy source"); err != nil {
+		t.Fatal(err)
+	}
+	if k.b, err = kr.CreateKey("copy destination"); err != nil {
+		t.Fatal(err)
+	}
+	suffix := strings.ToLower(rand.Text()[:8])
+	k.bucketA, k.bucketB = "rewrap-a-"+suffix, "rewrap-b-"+suffix
+	k.p = start(t, map[string]string{"S3SEAL_DATA_DIR": dir, "S3SEAL_MASTER_KEY_FILE": mk,
+		"S3SEAL_KMS_KEY_ID": k.a.KeyID, "S3SEAL_BUCKET_KEYS": k.bucketB + "=" + k.b.KeyID})
+	for _, bk := range []string{k.bucketA, k.bucketB} {
+		if _, err := k.p.S3Client().CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(bk)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return k
+}
 
 // TestCopyMultipartUnderAnotherKey, on every store, through the s3seal
 // binary: a multipart object in a bucket under key A is copied with
@@ -26,31 +66,9 @@ import (
 func TestCopyMultipartUnderAnotherKey(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st *storeEnv) {
 		ctx := context.Background()
-		dir, keyDir := t.TempDir(), t.TempDir()
-		mk := filepath.Join(keyDir, "master.key")
-		kr, err := keyring.Open(keyring.Config{Dir: dir, MasterKeyFile: mk})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer kr.Close()
-		a, err := kr.CreateKey("copy source")
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := kr.CreateKey("copy destination")
-		if err != nil {
-			t.Fatal(err)
-		}
-		suffix := strings.ToLower(rand.Text()[:8])
-		bucketA, bucketB := "rewrap-a-"+suffix, "rewrap-b-"+suffix
-		p := st.StartProxy(t, map[string]string{"S3SEAL_DATA_DIR": dir, "S3SEAL_MASTER_KEY_FILE": mk,
-			"S3SEAL_KMS_KEY_ID": a.KeyID, "S3SEAL_BUCKET_KEYS": bucketB + "=" + b.KeyID})
+		k := startTwoKeys(t, st.StartProxy)
+		kr, a, b, p, bucketA, bucketB := k.kr, k.a, k.b, k.p, k.bucketA, k.bucketB
 		c := p.S3Client()
-		for _, bk := range []string{bucketA, bucketB} {
-			if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bk)}); err != nil {
-				t.Fatal(err)
-			}
-		}
 		sizes := []int{5<<20 + 4099, 5<<20 + 1, 70_001}
 		data := randomBytes(sizes[0] + sizes[1] + sizes[2])
 		up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(bucketA), Key: aws.String("src"),
@@ -153,4 +171,72 @@ func TestCopyMultipartUnderAnotherKey(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestCopyRewrapBoundedMemory: a re-wrapping copy streams its parts: the
+// proxy's peak RSS (VmHWM) stays under rssLimit while it copies four
+// 64 MiB parts (eight at once would be 256 MiB if parts were buffered).
+func TestCopyRewrapBoundedMemory(t *testing.T) {
+	const part, parts = 64 << 20, 4
+	ctx := context.Background()
+	k := startTwoKeys(t, func(t *testing.T, env map[string]string) *testenv.S3seal {
+		all := store.UpstreamEnv()
+		for n, v := range env {
+			all[n] = v
+		}
+		return testenv.StartS3seal(t, all)
+	})
+	c := k.p.S3Client(func(o *s3.Options) {
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	})
+	data := randomBytes(part)
+	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(k.bucketA), Key: aws.String("big")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var done []types.CompletedPart
+	for i := range parts {
+		res, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String(k.bucketA), Key: aws.String("big"), UploadId: up.UploadId,
+			PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(data)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done = append(done, types.CompletedPart{ETag: res.ETag, PartNumber: aws.Int32(int32(i + 1))})
+	}
+	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(k.bucketA), Key: aws.String("big"),
+		UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := k.p.PeakRSS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String(k.bucketB), Key: aws.String("big"),
+		CopySource: aws.String(k.bucketA + "/big")}); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	after, err := k.p.PeakRSS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(k.bucketB), Key: aws.String("big")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(out.SSEKMSKeyId) != k.b.KeyID {
+		t.Errorf("the copy is under %s, want %s", aws.ToString(out.SSEKMSKeyId), k.b.KeyID)
+	}
+	want := io.MultiReader(bytes.NewReader(data), bytes.NewReader(data), bytes.NewReader(data), bytes.NewReader(data))
+	if n, err := compareStream(out.Body, want); err != nil {
+		t.Errorf("GET of the copy: after %d bytes: %v", n, err)
+	}
+	out.Body.Close()
+	t.Logf("re-wrapping copy of %d MiB: %v; proxy VmHWM %.1f MiB before, %.1f MiB after (limit %d MiB)",
+		parts*part>>20, took.Round(time.Millisecond), float64(before)/(1<<20), float64(after)/(1<<20), rssLimit>>20)
+	if after >= rssLimit {
+		t.Errorf("proxy peak RSS %.1f MiB during the copy, want < %d MiB", float64(after)/(1<<20), rssLimit>>20)
+	}
 }
