@@ -294,8 +294,12 @@ func TestCopyMultipartDisabledKey(t *testing.T) {
 	keyA, keyB := createKey(t, kr, "copy source"), createKey(t, kr, "copy destination")
 	suffix := strings.ToLower(rand.Text()[:8])
 	bucketA, bucketB := "b-a-"+suffix, "b-b-"+suffix
-	// No cache: a disabled key is refused at once.
-	e := startKMSProxy(t, kmsProxyOpts{kms: kr, defaultKey: keyA, bucketKeys: map[string]string{bucketA: keyA, bucketB: keyB}})
+	// No cache: a disabled key is refused at once. The client may name
+	// any key with SSE-KMS headers.
+	id := proxy.Identity{AccessKey: "client-" + rand.Text()[:8], SecretKey: rand.Text(), Buckets: []string{"*"},
+		Permissions: proxy.AllPermissions, KMSKeys: []string{"*"}}
+	e := startKMSProxy(t, kmsProxyOpts{kms: kr, defaultKey: keyA, bucketKeys: map[string]string{bucketA: keyA, bucketB: keyB},
+		identities: []proxy.Identity{id}})
 	for _, b := range []string{bucketA, bucketB} {
 		if _, err := e.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
 			t.Fatal(err)
@@ -311,8 +315,15 @@ func TestCopyMultipartDisabledKey(t *testing.T) {
 	}
 	assembled := uploadPartCopies(t, e.client, bucketB, "assembled", bucketA+"/multi", data,
 		[][2]int{{0, 5<<20 - 1}, {5 << 20, 10<<20 + 7}, {10<<20 + 8, len(data) - 1}})
+	// A copy within bucket A that names key B with SSE-KMS headers.
+	if _, err := e.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String(bucketA), Key: aws.String("named"),
+		CopySource: aws.String(bucketA + "/multi"), ServerSideEncryption: types.ServerSideEncryptionAwsKms,
+		SSEKMSKeyId: aws.String(keyB)}); err != nil {
+		t.Fatal(err)
+	}
 	partsUnder(t, e, bucketB, "copy", keyB)
 	partsUnder(t, e, bucketB, "assembled", keyB)
+	partsUnder(t, e, bucketA, "named", keyB)
 
 	if err := kr.DisableKey(keyA); err != nil {
 		t.Fatal(err)
@@ -322,6 +333,7 @@ func TestCopyMultipartDisabledKey(t *testing.T) {
 	part2 := data[sizes[0] : sizes[0]+sizes[1]]
 	readChecks(t, e.client, bucketB, "copy", data, 100, len(data)-1, part2)
 	readChecks(t, e.client, bucketB, "assembled", assembled, 5<<20-1, 5<<20, assembled[5<<20:10<<20+8])
+	readChecks(t, e.client, bucketA, "named", data, sizes[0], sizes[0]+sizes[1], part2)
 	head, err := e.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucketB), Key: aws.String("copy")})
 	if err != nil {
 		t.Fatalf("HEAD of the copy: %v", err)
