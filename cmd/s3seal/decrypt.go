@@ -55,7 +55,7 @@ func (c *DecryptCmd) Run() error {
 	if err != nil && c.KMS == "local" {
 		return err
 	}
-	backend, err := openKMS(ctx, c.KMS, c.KMSRegion, c.KMSEndpoint, krCfg)
+	backend, err := openKMS(ctx, c.KMSOptions, "", krCfg)
 	if err != nil {
 		return err
 	}

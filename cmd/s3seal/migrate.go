@@ -110,9 +110,11 @@ func (c *MigrateCmd) Validate() error {
 
 // kmsStack opens a side's KMS with the wrappers serve uses: retries with
 // backoff, and a cache that reuses each data key for many objects and
-// unwraps each wrapped key once.
-func kmsStack(ctx context.Context, o KMSOptions, k KeyringOptions, shared map[string]kms.Client) (kms.Client, error) {
-	id := o.KMS + "\x00" + o.KMSRegion + "\x00" + o.KMSEndpoint
+// unwraps each wrapped key once. flag is the prefix of the side's flags.
+func kmsStack(ctx context.Context, o KMSOptions, k KeyringOptions, flag string, shared map[string]kms.Client) (kms.Client, error) {
+	// Two sides share one client only if they are one KMS seen with the
+	// same credentials.
+	id := strings.Join([]string{o.KMS, o.KMSRegion, o.KMSEndpoint, o.KMSAccessKey, o.KMSSecretKey, o.KMSSessionToken, o.KMSProfile}, "\x00")
 	if o.KMS == "local" {
 		dir, _ := filepath.Abs(k.DataDir)
 		id = "local\x00" + dir
@@ -127,7 +129,7 @@ func kmsStack(ctx context.Context, o KMSOptions, k KeyringOptions, shared map[st
 			return nil, err
 		}
 	}
-	backend, err := openKMS(ctx, o.KMS, o.KMSRegion, o.KMSEndpoint, krCfg)
+	backend, err := openKMS(ctx, o, flag, krCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -148,11 +150,11 @@ func (c *MigrateCmd) Run() error {
 		return err
 	}
 	shared := map[string]kms.Client{}
-	srcKMS, err := kmsStack(ctx, c.SrcKMS, c.SrcKeyring, shared)
+	srcKMS, err := kmsStack(ctx, c.SrcKMS, c.SrcKeyring, "src-", shared)
 	if err != nil {
 		return fmt.Errorf("source KMS: %w", err)
 	}
-	dstKMS, err := kmsStack(ctx, c.DstKMS, c.DstKeyring, shared)
+	dstKMS, err := kmsStack(ctx, c.DstKMS, c.DstKeyring, "dst-", shared)
 	if err != nil {
 		return fmt.Errorf("destination KMS: %w", err)
 	}
@@ -197,7 +199,7 @@ func (c *RewrapCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	client, err := kmsStack(ctx, c.KMSOptions, c.KeyringOptions, map[string]kms.Client{})
+	client, err := kmsStack(ctx, c.KMSOptions, c.KeyringOptions, "", map[string]kms.Client{})
 	if err != nil {
 		return err
 	}

@@ -205,7 +205,7 @@ func (c *ServeCmd) kmsBackend(ctx context.Context, log *slog.Logger) (kms.Client
 			return nil, err
 		}
 	}
-	backend, err := openKMS(ctx, c.KMS, c.KMSRegion, c.KMSEndpoint, krCfg)
+	backend, err := openKMS(ctx, c.KMSOptions, "", krCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -241,12 +241,15 @@ func (c *ServeCmd) checkMasterKey(mk masterKey, log *slog.Logger) error {
 }
 
 // openKMS opens the KMS backend: "aws" (AWS KMS or a compatible endpoint)
-// or the embedded keyring.
-func openKMS(ctx context.Context, kind, region, endpoint string, local keyring.Config) (kms.Client, error) {
-	if kind == "aws" {
-		// A key named by its ARN is used in its own region: objects
-		// migrated or copied between regions name keys of several.
-		return awskms.New(ctx, awskms.Config{Region: region, Endpoint: endpoint, FollowARNRegion: true})
+// or the embedded keyring. flag is the prefix of o's flags ("src-", "dst-"
+// or ""), for errors.
+func openKMS(ctx context.Context, o KMSOptions, flag string, local keyring.Config) (kms.Client, error) {
+	if o.KMS == "aws" {
+		cfg, err := o.awsConfig(flag)
+		if err != nil {
+			return nil, err
+		}
+		return awskms.New(ctx, cfg)
 	}
 	kr, err := keyring.Open(local)
 	if err != nil {

@@ -49,6 +49,9 @@ type Config struct {
 	CallTimeout time.Duration
 	// Credentials overrides the default credential chain if set.
 	Credentials aws.CredentialsProvider
+	// Profile selects a profile of the shared config and credentials files
+	// (as AWS_PROFILE does) if set.
+	Profile string
 	// HTTPClient overrides the SDK's HTTP client if set.
 	HTTPClient aws.HTTPClient
 	// FollowARNRegion sends each call about a key named by its ARN to the
@@ -97,6 +100,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	if cfg.Credentials != nil {
 		opts = append(opts, config.WithCredentialsProvider(cfg.Credentials))
+	}
+	if cfg.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(cfg.Profile))
 	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
