@@ -181,3 +181,8 @@ func ParseARN(keyID string) (a ARN, ok bool) {
 	}
 	return ARN{Partition: f[1], Region: f[3], Account: f[4], Resource: f[5]}, true
 }
+
+// String is the ARN in its text form.
+func (a ARN) String() string {
+	return "arn:" + a.Partition + ":kms:" + a.Region + ":" + a.Account + ":" + a.Resource
+}
