@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -104,7 +103,7 @@ func (c *Client) routes(keyID string) []route {
 	if !c.follow || !ok || a.Region == c.region {
 		return []route{{id: keyID}}
 	}
-	if IsMultiRegion(keyID) {
+	if kms.IsMultiRegion(keyID) {
 		local := a
 		local.Region = c.region
 		return []route{{id: local.String()}, {id: keyID, region: a.Region}}
@@ -128,31 +127,6 @@ func try[T any](c *Client, keyID string, call func(r route) (T, error)) (T, erro
 		}
 	}
 	return out, err
-}
-
-// IsMultiRegion reports whether keyID (a key id or key ARN) names a
-// multi-Region key: AWS gives those, and only those, ids that begin with
-// "mrk-", the same id in every region it is replicated to.
-func IsMultiRegion(keyID string) bool {
-	return strings.HasPrefix(MultiRegionID(keyID), "mrk-")
-}
-
-// MultiRegionID is the key id of keyID (a key id or key ARN) when it names
-// a multi-Region key, else "". Two keys with the same MultiRegionID are
-// related multi-Region keys: a primary and its replicas, one key material.
-func MultiRegionID(keyID string) string {
-	id := keyID
-	if a, ok := kms.ParseARN(keyID); ok {
-		r, found := strings.CutPrefix(a.Resource, "key/")
-		if !found {
-			return ""
-		}
-		id = r
-	}
-	if !strings.HasPrefix(id, "mrk-") {
-		return ""
-	}
-	return id
 }
 
 var _ kms.Client = (*Client)(nil)
@@ -343,7 +317,7 @@ func inRegionOf(keyID, callRegion, own string) string {
 		callRegion = own
 	}
 	a, ok := kms.ParseARN(keyID)
-	if !ok || !IsMultiRegion(keyID) || a.Region == callRegion {
+	if !ok || !kms.IsMultiRegion(keyID) || a.Region == callRegion {
 		return keyID
 	}
 	a.Region = callRegion

@@ -16,25 +16,6 @@ import (
 	"github.com/s3seal/s3seal/kms"
 )
 
-func TestMultiRegionID(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"arn:aws:kms:us-east-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab", "mrk-1234abcd12ab34cd56ef1234567890ab"},
-		{"mrk-1234abcd12ab34cd56ef1234567890ab", "mrk-1234abcd12ab34cd56ef1234567890ab"},
-		{"arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab", ""},
-		{"arn:aws:kms:us-east-1:111122223333:alias/mrk-looking", ""},
-		{"alias/mrk-looking", ""},
-		{"1234abcd-12ab-34cd-56ef-1234567890ab", ""},
-		{"", ""},
-	} {
-		if got := MultiRegionID(tc.in); got != tc.want {
-			t.Errorf("MultiRegionID(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-		if IsMultiRegion(tc.in) != (tc.want != "") {
-			t.Errorf("IsMultiRegion(%q) = %v", tc.in, !(tc.want != ""))
-		}
-	}
-}
-
 // regionLog records the region each KMS request is signed for (the
 // credential scope of its Authorization header), on its way to moto.
 type regionLog struct {
@@ -91,12 +72,12 @@ func TestMultiRegionReplica(t *testing.T) {
 	}
 	primary, lonely, plain := mk(true), mk(true), mk(false)
 	// moto finds the key to replicate by its bare id only.
-	rep, err := east.API().ReplicateKey(ctx, &awskms.ReplicateKeyInput{KeyId: aws.String(MultiRegionID(primary)), ReplicaRegion: aws.String("us-west-2")})
+	rep, err := east.API().ReplicateKey(ctx, &awskms.ReplicateKeyInput{KeyId: aws.String(kms.MultiRegionID(primary)), ReplicaRegion: aws.String("us-west-2")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	replica := aws.ToString(rep.ReplicaKeyMetadata.Arn)
-	if MultiRegionID(replica) != MultiRegionID(primary) || replica == primary {
+	if kms.MultiRegionID(replica) != kms.MultiRegionID(primary) || replica == primary {
 		t.Fatalf("replica %s of %s", replica, primary)
 	}
 	bctx := kms.BucketContext("photos")
