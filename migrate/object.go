@@ -56,6 +56,9 @@ func (j *job) one(ctx context.Context, key string) Result {
 		return fail(err)
 	}
 	r.Action, r.Mode = action, mode
+	if t.keptWrapped {
+		r.Mode += ModeKeptWrapped
+	}
 	if action == Copied && j.cfg.Verify != VerifyNone {
 		if err := j.verify(ctx, dkey, t.plainSize); err != nil {
 			return fail(fmt.Errorf("copied, but the destination does not verify: %w", err))
@@ -75,6 +78,9 @@ type task struct {
 	meta      *envelope.Meta
 	plainSize int64
 	dk        *kms.DataKey // the destination's
+	// keptWrapped: dk is the source header's data key, kept wrapped as it
+	// was (related multi-Region keys).
+	keptWrapped bool
 }
 
 func (t *task) close() {
@@ -135,8 +141,10 @@ func (t *task) run(ctx context.Context) (Action, string, error) {
 	if j.cfg.DryRun {
 		return Planned, mode, nil
 	}
-	if err := t.newDataKey(ctx); err != nil {
-		return "", "", err
+	if mode == ModeReencrypt || j.cfg.Rewrap || !t.keepWrapped(ctx) {
+		if err := t.newDataKey(ctx); err != nil {
+			return "", "", err
+		}
 	}
 	switch {
 	case mode == ModeReencrypt && multipart:
@@ -161,6 +169,46 @@ func (t *task) newDataKey(ctx context.Context) error {
 	}
 	t.dk = dk
 	return nil
+}
+
+// keepWrapped reports whether the destination can keep the source
+// header's wrapped data key as it is, and if so makes it this object's
+// destination data key (t.dk), with no new wrap. That is when the source
+// header's KMS key and the destination key are related multi-Region keys
+// (the same mrk- id, in any regions: one key material), the data key is
+// bound to the same encryption context (the destination bucket has the
+// source's name), and the destination KMS unwraps it: one Decrypt call,
+// through the caller's cache, which also gives the data key the
+// destination's readers will get. Anything else takes a new data key
+// under the destination key, as for unrelated keys. The header keeps the
+// source's key id: a reader in the destination's region uses the replica
+// there (kms/awskms).
+func (t *task) keepWrapped(ctx context.Context) bool {
+	j := t.job
+	h, err := envelope.ParseHeader(t.so.HeaderValue) // opened already
+	if err != nil {
+		return false
+	}
+	ki := h.KeyInfo()
+	id := kms.MultiRegionID(ki.KeyID)
+	if id == "" || t.so.Bucket != j.cfg.Dst.Bucket {
+		return false
+	}
+	if kms.MultiRegionID(j.cfg.DstKeyID) != id {
+		target, err := j.targetKeyID(ctx)
+		if err != nil || kms.MultiRegionID(target) != id {
+			return false
+		}
+	}
+	dek, err := j.cfg.Dst.KMS.Decrypt(ctx, ki.KeyID, ki.Wrapped, kms.BucketContext(j.cfg.Dst.Bucket))
+	if err != nil {
+		j.log.Warn("migrate: related multi-Region key, but the destination KMS cannot unwrap the data key: re-wrapping",
+			"object", t.so.Key, "key", ki.KeyID, "err", err)
+		return false
+	}
+	t.dk = &kms.DataKey{KeyID: ki.KeyID, Plaintext: dek, Ciphertext: ki.Wrapped}
+	t.keptWrapped = true
+	return true
 }
 
 func (t *task) keyInfo() envelope.KeyInfo {
