@@ -122,6 +122,10 @@ func TestMultiRegionKeys(t *testing.T) {
 			}
 		}
 	}
+	// A re-run finds every copy in place, opened through the replica.
+	res, err = migrate.Run(ctx, cfg)
+	report(t, res, err, 0, len(objs), 0)
+
 	// Region B alone reads the copy.
 	dstProxy := testenv.StartS3seal(t, proxyEnv(regB.store, regionB, replica))
 	check(t, dstProxy.S3Client(), bucket, "", objs)
