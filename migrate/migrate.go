@@ -140,6 +140,9 @@ const (
 	// data key was kept: the source's and the destination's KMS keys are
 	// related multi-Region keys.
 	ModeKeptWrapped = "; wrapped key kept (related multi-Region keys)"
+	// ModeKeepWrapped is its dry-run form: the keys are related; whether
+	// the destination can unwrap is checked when the object is copied.
+	ModeKeepWrapped = "; wrapped key would be kept (related multi-Region keys)"
 )
 
 // Result is the outcome for one object.

@@ -80,7 +80,18 @@ func TestMultiRegionKeys(t *testing.T) {
 		DstKeyID: replica,
 		Verify:   migrate.VerifyFull,
 	}
+	cfg.DryRun = true
 	res, err := migrate.Run(ctx, cfg)
+	if err != nil || res.Planned != len(objs) {
+		t.Fatalf("dry run: %v %+v", err, res)
+	}
+	for _, r := range res.Objects {
+		if !strings.HasSuffix(r.Mode, migrate.ModeKeepWrapped) {
+			t.Errorf("dry run: %s: mode %q", r.Source, r.Mode)
+		}
+	}
+	cfg.DryRun = false
+	res, err = migrate.Run(ctx, cfg)
 	report(t, res, err, len(objs), 0, 0)
 	if res.KeptWrapped != len(objs) {
 		t.Errorf("kept the wrapped keys of %d objects, want all %d", res.KeptWrapped, len(objs))
@@ -129,6 +140,23 @@ func TestMultiRegionKeys(t *testing.T) {
 	// Region B alone reads the copy.
 	dstProxy := testenv.StartS3seal(t, proxyEnv(regB.store, regionB, replica))
 	check(t, dstProxy.S3Client(), bucket, "", objs)
+
+	// The same through the CLI (each side's KMS as serve opens it), into a
+	// prefix of the same bucket name.
+	env := []string{"HOME=" + t.TempDir(), "AWS_ACCESS_KEY_ID=" + mo.AccessKey, "AWS_SECRET_ACCESS_KEY=" + mo.SecretKey,
+		"AWS_CONFIG_FILE=" + os.DevNull, "AWS_SHARED_CREDENTIALS_FILE=" + os.DevNull, "AWS_EC2_METADATA_DISABLED=true",
+		"S3SEAL_SRC_KMS_REGION=" + regionA, "S3SEAL_DST_KMS_REGION=" + regionB, "S3SEAL_DST_KMS_KEY_ID=" + replica}
+	for side, u := range map[string]testenv.Upstream{"SRC": regA.store.Upstream, "DST": regB.store.Upstream} {
+		env = append(env, "S3SEAL_"+side+"_UPSTREAM="+u.Endpoint, "S3SEAL_"+side+"_UPSTREAM_ACCESS_KEY="+u.AccessKey,
+			"S3SEAL_"+side+"_UPSTREAM_SECRET_KEY="+u.SecretKey, "S3SEAL_"+side+"_KMS=aws", "S3SEAL_"+side+"_KMS_ENDPOINT="+mo.Endpoint)
+	}
+	res, err = runJSON(t, env, "migrate", "s3://"+bucket, "s3://"+bucket+"/cli/", "--verify")
+	if err != nil || res.Copied != len(objs) || res.KeptWrapped != len(objs) {
+		t.Fatalf("CLI: %v %+v", err, res)
+	}
+	if n := checkObjects(t, dstProxy.S3Client(), bucket, "cli/", objs); n != 2*len(objs) {
+		t.Errorf("%d objects in %s, want %d", n, bucket, 2*len(objs))
+	}
 
 	// Another bucket name is another encryption context: the keys are
 	// re-wrapped under the replica.

@@ -139,6 +139,10 @@ func (t *task) run(ctx context.Context) (Action, string, error) {
 		mode = ModeServerCopy
 	}
 	if j.cfg.DryRun {
+		if mode != ModeReencrypt && !j.cfg.Rewrap && t.related(ctx) != nil {
+			// Said, not checked: a dry run makes no Decrypt call.
+			mode += ModeKeepWrapped
+		}
 		return Planned, mode, nil
 	}
 	if mode == ModeReencrypt || j.cfg.Rewrap || !t.keepWrapped(ctx) {
@@ -171,34 +175,45 @@ func (t *task) newDataKey(ctx context.Context) error {
 	return nil
 }
 
-// keepWrapped reports whether the destination can keep the source
-// header's wrapped data key as it is, and if so makes it this object's
-// destination data key (t.dk), with no new wrap. That is when the source
-// header's KMS key and the destination key are related multi-Region keys
-// (the same mrk- id, in any regions: one key material), the data key is
-// bound to the same encryption context (the destination bucket has the
-// source's name), and the destination KMS unwraps it: one Decrypt call,
-// through the caller's cache, which also gives the data key the
-// destination's readers will get. Anything else takes a new data key
-// under the destination key, as for unrelated keys. The header keeps the
-// source's key id: a reader in the destination's region uses the replica
-// there (kms/awskms).
-func (t *task) keepWrapped(ctx context.Context) bool {
+// related returns the source header's key info when its KMS key and the
+// destination key are related multi-Region keys (the same mrk- id, in any
+// regions: one key material) and the data key is bound to the same
+// encryption context (the destination bucket has the source's name): the
+// wrapped key can then stay as it is. nil otherwise.
+func (t *task) related(ctx context.Context) *envelope.KeyInfo {
 	j := t.job
 	h, err := envelope.ParseHeader(t.so.HeaderValue) // opened already
 	if err != nil {
-		return false
+		return nil
 	}
 	ki := h.KeyInfo()
 	id := kms.MultiRegionID(ki.KeyID)
 	if id == "" || t.so.Bucket != j.cfg.Dst.Bucket {
-		return false
+		return nil
 	}
 	if kms.MultiRegionID(j.cfg.DstKeyID) != id {
+		// An alias: what it names.
 		target, err := j.targetKeyID(ctx)
 		if err != nil || kms.MultiRegionID(target) != id {
-			return false
+			return nil
 		}
+	}
+	return &ki
+}
+
+// keepWrapped reports whether the destination keeps the source header's
+// wrapped data key as it is, and if so makes it this object's destination
+// data key (t.dk), with no new wrap: when the keys are related (related)
+// and the destination KMS unwraps it, one Decrypt call through the
+// caller's cache, which also gives the data key the destination's readers
+// will get. Anything else takes a new data key under the destination key,
+// as for unrelated keys. The header keeps the source's key id: a reader in
+// the destination's region uses the replica there (kms/awskms).
+func (t *task) keepWrapped(ctx context.Context) bool {
+	j := t.job
+	ki := t.related(ctx)
+	if ki == nil {
+		return false
 	}
 	dek, err := j.cfg.Dst.KMS.Decrypt(ctx, ki.KeyID, ki.Wrapped, kms.BucketContext(j.cfg.Dst.Bucket))
 	if err != nil {
