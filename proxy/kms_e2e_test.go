@@ -225,7 +225,7 @@ func notStored(t *testing.T, e *env, bucket, key string) {
 }
 
 // scrape returns the proxy's metrics as series -> value.
-func scrape(t *testing.T, e *env) map[string]float64 {
+func scrape(t testing.TB, e *env) map[string]float64 {
 	t.Helper()
 	resp, err := http.Get(e.endpoint + "/metrics")
 	if err != nil {

@@ -67,6 +67,10 @@ type Config struct {
 	// Metrics serves Prometheus metrics at GET /metrics to unsigned
 	// requests, without authentication (metrics.go lists them).
 	Metrics bool
+	// KMSPricePer10K is the price in dollars of 10,000 KMS requests, for
+	// the estimated KMS cost in the metrics; 0 means AWS KMS's published
+	// price for symmetric keys, DefaultKMSPricePer10K.
+	KMSPricePer10K float64
 
 	// AllowSigV2 accepts AWS Signature V2 (HMAC-SHA1) from clients: the
 	// presigned URLs boto3 and aws cli v1 make by default, and legacy header
@@ -142,7 +146,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, up: up, kms: cfg.KMS,
-		partMaps: newPartMaps(4096), metrics: newMetrics(cfg.KMS),
+		partMaps: newPartMaps(4096), metrics: newMetrics(cfg.KMS, cfg.KMSPricePer10K),
 		spool: spoolBudget{limit: cfg.PostSpoolBytes},
 		verifier: &sigv4.Verifier{
 			Lookup: func(k string) (string, bool) {

@@ -410,6 +410,9 @@ func (o *JobOptions) writeReport(rep *migrate.Report, dry bool) {
 		}
 		fmt.Fprintf(w, "copied %d (%d bytes), skipped %d, failed %d in %s%s\n",
 			rep.Copied, rep.Bytes, rep.Skipped, rep.Failed, el.Round(time.Millisecond), rate)
+		if rep.KeptWrapped > 0 {
+			fmt.Fprintf(w, "%d of them kept their wrapped data keys: the source and destination keys are related multi-Region keys (no re-wrap)\n", rep.KeptWrapped)
+		}
 	}
 	for _, f := range rep.Failures {
 		fmt.Fprintf(w, "failed: %s: %s\n", f.Source, f.Reason)

@@ -50,6 +50,7 @@ type ServeCmd struct {
 	CacheMaxAge  time.Duration `env:"S3SEAL_DEK_CACHE_MAX_AGE" default:"5m" help:"How long a data key is reused for new objects (${env})."`
 	CacheMaxUses int           `env:"S3SEAL_DEK_CACHE_MAX_USES" default:"1000" help:"How many objects one data key encrypts; 0 disables reuse (${env})."`
 	AuditLog     string        `env:"S3SEAL_AUDIT_LOG" help:"Write a CloudTrail-shaped JSON line per KMS call to this file, or '-' for stdout (${env})."`
+	KMSPrice     float64       `name:"kms-price-per-10k" env:"S3SEAL_KMS_PRICE_PER_10K" default:"0.03" help:"Price in dollars of 10,000 KMS requests, for the estimated KMS cost per million objects in the metrics; AWS KMS's published price for symmetric keys by default (${env})."`
 
 	HeaderTimeout time.Duration `env:"S3SEAL_HEADER_TIMEOUT" default:"30s" help:"Time a client has from a request's first byte to the end of its headers (and from connecting to its first byte); slower connections are closed (${env})."`
 	MaxRequests   int           `env:"S3SEAL_MAX_REQUESTS" default:"1024" help:"Requests served at once; more are answered 503 SlowDown with Retry-After, which SDKs retry. 0: no bound (${env})."`
@@ -98,10 +99,10 @@ func (c *ServeCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	// Stacked bottom up: the audit log sees every call the KMS receives
-	// (each retry too), retries sit above it, and the cache on top keeps
-	// most requests from reaching the KMS at all.
-	client := backend
+	// Stacked bottom up: the meter counts and the audit log sees every
+	// call the KMS receives (each retry too), retries sit above them, and
+	// the cache on top keeps most requests from reaching the KMS at all.
+	client := kms.Client(kms.NewMeter(backend))
 	var auditLog *kms.AuditLog // shared with the KMS API
 	if c.AuditLog != "" {
 		w := os.Stdout
@@ -160,7 +161,7 @@ func (c *ServeCmd) Run() error {
 		Region:     c.Region,
 		Identities: identities, Domains: splitList(c.Domains),
 		KMS: client, DefaultKeyID: c.KMSKeyID, BucketKeys: bucketKeys,
-		Metrics: c.Metrics, AllowSigV2: c.AllowSigV2,
+		Metrics: c.Metrics, KMSPricePer10K: c.KMSPrice, AllowSigV2: c.AllowSigV2,
 		AllowDotSegments: c.AllowDotSegments, UpstreamDial: upDial, UpstreamTLS: upTLS,
 		HeaderTimeout: c.HeaderTimeout, MaxConcurrentRequests: c.MaxRequests,
 		PostSpoolBytes: spoolBytes(c.PostSpoolMiB),

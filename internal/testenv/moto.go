@@ -40,13 +40,57 @@ func StartMoto(t testing.TB) *Moto {
 // LaunchMoto starts moto_server, for use from TestMain; the caller must call
 // Stop.
 func LaunchMoto() (*Moto, error) {
+	return launchMoto(false)
+}
+
+// StartMotoMRK is StartMoto with moto's multi-Region keys made usable:
+// moto (5.2.1, the version tests run) writes the key id into its
+// ciphertext blobs truncated to 36 bytes, which cuts the 40-byte id of an
+// mrk- key, so it cannot decrypt anything wrapped under a multi-Region key,
+// in any region. This starts the same moto_server with one function
+// replaced (motoMRKFix): when its decrypt finds no key for a blob, the key
+// is looked up again by the truncated id among the mrk- keys of the
+// region. Nothing else changes (blobs keep their bytes, other keys behave
+// as before), and a replica decrypts only in a region it was replicated
+// to, as in AWS.
+func StartMotoMRK(t testing.TB) *Moto {
+	t.Helper()
+	m, err := launchMoto(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	return m
+}
+
+// motoMRKFix runs moto_server with its KMS decrypt completed for mrk- key
+// ids (see StartMotoMRK); sys.argv carries moto_server's own arguments.
+const motoMRKFix = `
+import moto.kms.models as m, moto.kms.utils as u
+orig = u.decrypt
+def decrypt(master_keys, ciphertext_blob, encryption_context):
+    try:
+        return orig(master_keys=master_keys, ciphertext_blob=ciphertext_blob, encryption_context=encryption_context)
+    except u.AccessDeniedException:
+        cut = u._deserialize_ciphertext_blob(ciphertext_blob=ciphertext_blob).key_id
+        full = [k for k in master_keys if k.startswith("mrk-") and k[:u.KEY_ID_LEN] == cut]
+        if len(full) != 1:
+            raise
+        pt, _ = orig(master_keys={cut: master_keys[full[0]]}, ciphertext_blob=ciphertext_blob, encryption_context=encryption_context)
+        return pt, full[0]
+m.decrypt = decrypt
+from moto.server import main
+main()
+`
+
+func launchMoto(mrkFix bool) (*Moto, error) {
 	bin, err := MotoBinary()
 	if err != nil {
 		return nil, err
 	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		m, err := launchMotoOnce(bin)
+		m, err := launchMotoOnce(bin, mrkFix)
 		if err == nil {
 			return m, nil
 		}
@@ -58,7 +102,7 @@ func LaunchMoto() (*Moto, error) {
 	return nil, lastErr
 }
 
-func launchMotoOnce(bin string) (*Moto, error) {
+func launchMotoOnce(bin string, mrkFix bool) (*Moto, error) {
 	port, err := FreePort()
 	if err != nil {
 		return nil, err
@@ -70,6 +114,11 @@ func launchMotoOnce(bin string) (*Moto, error) {
 		log:       &logBuffer{limit: logLimit},
 	}
 	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+	if mrkFix {
+		// moto_server is a console script of the python3 moto is
+		// installed for; run its main from that interpreter.
+		cmd = exec.Command("python3", "-c", motoMRKFix, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+	}
 	cmd.Env = hermeticEnv()
 	cmd.Stdout = m.log
 	cmd.Stderr = m.log
