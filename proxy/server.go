@@ -182,6 +182,10 @@ func New(cfg Config) (*Server, error) {
 		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
 			return fasthttp.RequestConfig{ReadTimeout: cfg.IdleTimeout}
 		},
+		// Answers given while shutting down say Connection: close, so
+		// that clients send no further request on a connection the proxy
+		// closes after it.
+		CloseOnShutdown: true,
 	}
 	return s, nil
 }
