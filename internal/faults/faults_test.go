@@ -2,7 +2,9 @@ package faults
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	sdkkms "github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 
 	"github.com/s3seal/s3seal/internal/testenv"
 )
@@ -226,7 +229,8 @@ func TestStoreKilledMidTransfer(t *testing.T) {
 
 // TestKMSKilledAndRestarted: the networked KMS (s3seal kms serve, used as
 // AWS KMS) is killed with SIGKILL and restarted while the workload runs
-// with the data-key cache off, so every PUT and GET calls it. The proxy's
+// with data-key reuse off, so that every PUT calls it (GETs are served
+// from the cache of unwrapped keys). The proxy's
 // KMS client retries with backoff for up to 20 s, so an outage shorter
 // than that delays requests and fails none; a longer one answers 503
 // SlowDown. Either way nothing is written without a wrapped key.
@@ -237,24 +241,8 @@ func TestStoreKilledMidTransfer(t *testing.T) {
 // never be decrypted). kms serve keeps its keyring on disk.
 func TestKMSKilledAndRestarted(t *testing.T) {
 	m := testenv.StartMinIO(t, testenv.MinIOOptions{})
-	ks := testenv.StartKMSServer(t, nil)
-	// The key server makes no key itself: create the proxy's default key
-	// through the API, as an operator would.
-	api := sdkkms.New(sdkkms.Options{Region: testenv.Region, BaseEndpoint: aws.String(ks.Endpoint),
-		Credentials: credentials.NewStaticCredentialsProvider(ks.AccessKey, ks.SecretKey, "")})
-	k, err := api.CreateKey(context.Background(), &sdkkms.CreateKeyInput{Description: aws.String("faults")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := api.CreateAlias(context.Background(), &sdkkms.CreateAliasInput{AliasName: aws.String("alias/faults"), TargetKeyId: k.KeyMetadata.KeyId}); err != nil {
-		t.Fatal(err)
-	}
-	env := m.UpstreamEnv()
-	for k, v := range testenv.KMSClientEnv(ks.Endpoint, ks.AccessKey, ks.SecretKey) {
-		env[k] = v
-	}
+	ks, env := startKMS(t, m)
 	env["S3SEAL_DEK_CACHE_MAX_USES"] = "0"
-	env["S3SEAL_KMS_KEY_ID"] = "alias/faults"
 	p := testenv.StartS3seal(t, env)
 	keepLog(t, "s3seal", p.Log)
 	bucket := newBucket(t, m)
@@ -286,6 +274,84 @@ func TestKMSKilledAndRestarted(t *testing.T) {
 	if len(w.putErrs)+len(w.getErrs) > 0 {
 		t.Errorf("requests failed after retries during a %s KMS outage: %v %v", down, w.putErrs, w.getErrs)
 	}
+}
+
+// startKMS starts a networked KMS (s3seal kms serve) with a key aliased
+// alias/faults, and returns it with the settings that point a proxy at it.
+func startKMS(t *testing.T, m *testenv.MinIO) (*testenv.KMSServer, map[string]string) {
+	t.Helper()
+	ks := testenv.StartKMSServer(t, nil)
+	// The key server makes no key itself: create the proxy's default key
+	// through the API, as an operator would.
+	api := sdkkms.New(sdkkms.Options{Region: testenv.Region, BaseEndpoint: aws.String(ks.Endpoint),
+		Credentials: credentials.NewStaticCredentialsProvider(ks.AccessKey, ks.SecretKey, "")})
+	k, err := api.CreateKey(context.Background(), &sdkkms.CreateKeyInput{Description: aws.String("faults")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.CreateAlias(context.Background(), &sdkkms.CreateAliasInput{AliasName: aws.String("alias/faults"), TargetKeyId: k.KeyMetadata.KeyId}); err != nil {
+		t.Fatal(err)
+	}
+	env := m.UpstreamEnv()
+	for k, v := range testenv.KMSClientEnv(ks.Endpoint, ks.AccessKey, ks.SecretKey) {
+		env[k] = v
+	}
+	env["S3SEAL_KMS_KEY_ID"] = "alias/faults"
+	return ks, env
+}
+
+// TestKMSDownPastRetryDeadline: a KMS outage longer than the proxy's KMS
+// retry deadline (20 s) reaches clients as 503 SlowDown, which SDKs
+// retry: a PUT that needs a new data key and a GET that needs an unwrap
+// (on a second proxy, whose cache never saw the key). Nothing is stored
+// for the refused PUT, and both work once the KMS is back.
+func TestKMSDownPastRetryDeadline(t *testing.T) {
+	m := testenv.StartMinIO(t, testenv.MinIOOptions{})
+	ks, env := startKMS(t, m)
+	env["S3SEAL_DEK_CACHE_MAX_USES"] = "0"
+	p1, p2 := testenv.StartS3seal(t, env), testenv.StartS3seal(t, env)
+	keepLog(t, "s3seal", p1.Log)
+	bucket := newBucket(t, m)
+	ctx := context.Background()
+	put := func(key string) error {
+		_, err := p1.S3Client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body(key, 1000))})
+		return err
+	}
+	if err := put("before"); err != nil {
+		t.Fatal(err)
+	}
+	ks.Kill()
+	start := time.Now()
+	errs := make(chan error, 2)
+	go func() { errs <- put("during") }()
+	go func() {
+		_, err := getAll(ctx, p2.S3Client(), bucket, "before")
+		errs <- err
+	}()
+	for range 2 {
+		err := <-errs
+		var api smithy.APIError
+		if !errors.As(err, &api) || api.ErrorCode() != "SlowDown" || !strings.Contains(err.Error(), "StatusCode: 503") {
+			t.Errorf("during a KMS outage past the retry deadline: %v, want 503 SlowDown", err)
+		}
+	}
+	took := time.Since(start)
+	t.Logf("503 SlowDown after %s", took.Round(time.Millisecond))
+	if took < 15*time.Second || took > 30*time.Second {
+		t.Errorf("answered after %s, want the retry deadline (20 s)", took)
+	}
+	notInStore(t, m, bucket, "during")
+	if err := ks.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := put("during"); err != nil {
+		t.Errorf("PUT once the KMS is back: %v", err)
+	}
+	got, err := getAll(ctx, p2.S3Client(), bucket, "before")
+	if err != nil {
+		t.Fatalf("GET once the KMS is back: %v", err)
+	}
+	testenv.AssertSame(t, "object read once the KMS is back", got, body("before", 1000))
 }
 
 // TestProxyKilled: the proxy is killed with SIGKILL (kill -9) while the
