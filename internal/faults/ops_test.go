@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the manager is deprecated for transfermanager, but it is what most Go programs still upload multipart with.
+
 package faults
 
 import (
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/s3seal/s3seal/internal/testenv"
@@ -250,6 +253,41 @@ func TestShutdownCutsOffUploads(t *testing.T) {
 	}
 }
 
+// TestShutdownMultipartNotCompleted: SIGTERM with a short deadline while
+// the SDK's upload manager sends a 64 MiB multipart upload slowly: parts in
+// flight finish or are cut off, later ones find the listener closed, the
+// upload fails, and no object appears (only Complete makes one, and it is
+// never sent).
+func TestShutdownMultipartNotCompleted(t *testing.T) {
+	m := testenv.StartMinIO(t, testenv.MinIOOptions{})
+	env := m.UpstreamEnv()
+	env["S3SEAL_SHUTDOWN_TIMEOUT"] = "1s"
+	p := testenv.StartS3seal(t, env)
+	keepLog(t, "s3seal", p.Log)
+	bucket := newBucket(t, m)
+	src := &genReader{n: 64 << 20, rate: 16 << 20}
+	up := manager.NewUploader(p.S3Client(), func(u *manager.Uploader) { u.PartSize = 5 << 20; u.Concurrency = 2 })
+	res := make(chan error, 1)
+	go func() {
+		_, err := up.Upload(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("mp"),
+			Body: struct{ io.Reader }{src}})
+		res <- err
+	}()
+	for src.sent.Load() < 12<<20 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := syscall.Kill(p.PID(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := outcome(t, res, 30*time.Second); err == nil {
+		t.Error("the multipart upload cut off by the shutdown answered success")
+	} else {
+		t.Logf("multipart upload after %d MiB: %v", src.sent.Load()>>20, err)
+	}
+	waitExit(t, p, 10*time.Second)
+	notInStore(t, m, bucket, "mp")
+}
+
 // TestShutdownLetsUploadsFinish: with a deadline long enough, an upload in
 // flight at SIGTERM (128 MiB at 64 MiB/s) completes, answers 200 and reads
 // back whole, and the process exits 0.
@@ -362,15 +400,30 @@ func TestMetricsListener(t *testing.T) {
 	if after[`s3seal_requests_total{op="PutObject",status="200"}`] < 1 {
 		t.Error("the PUT is not counted")
 	}
+
+	// --metrics-listen with metrics turned off is a contradiction, refused
+	// at start.
+	cmd := exec.Command(testenv.BuildS3seal(t), "serve")
+	cmd.Env = []string{"S3SEAL_METRICS=false", "S3SEAL_METRICS_LISTEN=127.0.0.1:0", "S3SEAL_DATA_DIR=" + t.TempDir(),
+		"S3SEAL_MASTER_KEY_FILE=" + t.TempDir() + "/master.key", "S3SEAL_LISTEN=127.0.0.1:0", "PATH=/usr/bin:/bin"}
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "contradicts --no-metrics") {
+		t.Errorf("serve with metrics off and a metrics listener: %v %s", err, out)
+	}
 }
 
 // TestHealthCommand: `s3seal health`, the container's health check, exits 0
 // while the proxy serves (with --ready: while its store and KMS answer)
 // and 1 when nothing answers.
 func TestHealthCommand(t *testing.T) {
-	p := testenv.StartS3seal(t, nil)
+	// As in the image: a wildcard listen address, which the probe reaches
+	// on loopback.
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := "0.0.0.0:" + strconv.Itoa(port)
+	p := testenv.StartS3seal(t, map[string]string{"S3SEAL_LISTEN": listen})
 	bin := testenv.BuildS3seal(t)
-	listen := p.Env()["S3SEAL_LISTEN"]
 	health := func(args ...string) (string, error) {
 		cmd := exec.Command(bin, append([]string{"health"}, args...)...)
 		cmd.Env = []string{"S3SEAL_LISTEN=" + listen, "PATH=/usr/bin:/bin"}
