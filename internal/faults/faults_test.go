@@ -300,6 +300,63 @@ func startKMS(t *testing.T, m *testenv.MinIO) (*testenv.KMSServer, map[string]st
 	return ks, env
 }
 
+// TestKMSFrozen: moto_server, as AWS KMS, stops answering (SIGSTOP) for
+// 3 s while the workload runs with data-key reuse off, then resumes. The
+// KMS calls hang rather than fail (each is bounded at 10 s, then retried
+// until 20 s), so clients see slow answers and no error, and nothing is
+// lost. (A moto restart would lose its keys; freezing keeps them.)
+func TestKMSFrozen(t *testing.T) {
+	m := testenv.StartMinIO(t, testenv.MinIOOptions{})
+	moto := testenv.StartMoto(t)
+	api := sdkkms.New(sdkkms.Options{Region: testenv.Region, BaseEndpoint: aws.String(moto.Endpoint),
+		Credentials: credentials.NewStaticCredentialsProvider(moto.AccessKey, moto.SecretKey, "")})
+	k, err := api.CreateKey(context.Background(), &sdkkms.CreateKeyInput{Description: aws.String("faults")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := m.UpstreamEnv()
+	for key, v := range testenv.KMSClientEnv(moto.Endpoint, moto.AccessKey, moto.SecretKey) {
+		env[key] = v
+	}
+	env["S3SEAL_KMS_KEY_ID"] = aws.ToString(k.KeyMetadata.Arn)
+	env["S3SEAL_DEK_CACHE_MAX_USES"] = "0"
+	p := testenv.StartS3seal(t, env)
+	keepLog(t, "s3seal", p.Log)
+	bucket := newBucket(t, m)
+	w := startWorkload(t, p, bucket, 4)
+	w.waitAcked(time.Time{}, 10, 20*time.Second, "before the fault")
+
+	moto.Freeze()
+	time.Sleep(3 * time.Second)
+	moto.Thaw()
+	w.waitAcked(time.Now(), 10, 20*time.Second, "after the thaw")
+	w.verify(p)
+	w.report("KMS frozen")
+	w.checkAttempts(nil)
+	// The freeze was felt: requests waited on the KMS for most of it.
+	ms := scrape(t, p.Endpoint+"/metrics")
+	slow := map[string]float64{}
+	for series, n := range ms {
+		op, ok := strings.CutPrefix(series, `s3seal_request_duration_seconds_count{op="`)
+		if !ok {
+			continue
+		}
+		op = strings.TrimSuffix(op, `"}`)
+		if d := n - ms[`s3seal_request_duration_seconds_bucket{op="`+op+`",le="2.5"}`]; d > 0 {
+			slow[op] = d
+		}
+	}
+	if len(slow) == 0 {
+		t.Error("no request took over 2.5 s: the freeze was not exercised")
+	}
+	t.Logf("requests that took over 2.5 s, by operation: %v", slow)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.putErrs)+len(w.getErrs) > 0 {
+		t.Errorf("requests failed after retries while the KMS was frozen for 3 s: %v %v", w.putErrs, w.getErrs)
+	}
+}
+
 // TestKMSDownPastRetryDeadline: a KMS outage longer than the proxy's KMS
 // retry deadline (20 s) reaches clients as 503 SlowDown, which SDKs
 // retry: a PUT that needs a new data key and a GET that needs an unwrap
