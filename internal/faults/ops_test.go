@@ -75,7 +75,7 @@ func genHash(n int64) [32]byte {
 
 // putStream PUTs body (of size bytes) through the proxy with a presigned
 // URL, streaming it; the result channel gets the outcome.
-func putStream(t *testing.T, p *testenv.S3seal, bucket, key string, body io.Reader, size int64) <-chan error {
+func putStream(t *testing.T, p *testenv.S3seal, bucket, key string, body io.Reader, size int64, onResp ...func(*http.Response)) <-chan error {
 	t.Helper()
 	ps, err := s3.NewPresignClient(p.S3Client()).PresignPutObject(context.Background(),
 		&s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
@@ -93,6 +93,9 @@ func putStream(t *testing.T, p *testenv.S3seal, bucket, key string, body io.Read
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		for _, f := range onResp {
+			f(resp)
+		}
 		if resp.StatusCode != http.StatusOK {
 			res <- fmt.Errorf("%s: %s", resp.Status, b)
 			return
@@ -289,8 +292,8 @@ func TestShutdownMultipartNotCompleted(t *testing.T) {
 }
 
 // TestShutdownLetsUploadsFinish: with a deadline long enough, an upload in
-// flight at SIGTERM (128 MiB at 64 MiB/s) completes, answers 200 and reads
-// back whole, and the process exits 0.
+// flight at SIGTERM (128 MiB at 64 MiB/s) completes, answers 200 with
+// Connection: close and reads back whole, and the process exits 0.
 func TestShutdownLetsUploadsFinish(t *testing.T) {
 	m := testenv.StartMinIO(t, testenv.MinIOOptions{})
 	env := m.UpstreamEnv()
@@ -299,7 +302,8 @@ func TestShutdownLetsUploadsFinish(t *testing.T) {
 	keepLog(t, "s3seal", p.Log)
 	bucket := newBucket(t, m)
 	up := &genReader{n: 128 << 20, rate: 64 << 20}
-	res := putStream(t, p, bucket, "upload", up, up.n)
+	var connClose atomic.Bool
+	res := putStream(t, p, bucket, "upload", up, up.n, func(r *http.Response) { connClose.Store(r.Close) })
 	for up.sent.Load() < 16<<20 {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -309,6 +313,9 @@ func TestShutdownLetsUploadsFinish(t *testing.T) {
 	termAt := time.Now()
 	if err := outcome(t, res, 30*time.Second); err != nil {
 		t.Fatalf("upload in flight at SIGTERM: %v, want 200", err)
+	}
+	if !connClose.Load() {
+		t.Error("the answer given while shutting down lacks Connection: close")
 	}
 	if err := waitExit(t, p, 10*time.Second); err != nil {
 		t.Errorf("the proxy exited with %v after every request finished, want 0", err)
