@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -15,7 +16,8 @@ import (
 )
 
 // Metrics, in the Prometheus text format at GET /metrics when
-// Config.Metrics is set. Every Server has its own registry (never the
+// Config.Metrics is set (on the S3 listener), or from MetricsHandler on a
+// listener of the caller's (serve --metrics-listen). Every Server has its own registry (never the
 // global one), so several proxies in one process keep apart.
 //
 // Labels carry operation names, status codes and S3 error codes only:
@@ -27,6 +29,10 @@ import (
 //	s3seal_requests_total{op,status}            requests answered
 //	s3seal_request_errors_total{op,code}        of those, S3 errors by code
 //	s3seal_request_duration_seconds{op}         time to the response header
+//	s3seal_requests_in_flight                   S3 requests being served now
+//	                                            (a download until its body is sent)
+//	s3seal_client_bytes_received_total          bytes read from client connections
+//	s3seal_client_bytes_sent_total              bytes written to client connections
 //	s3seal_kms_cache_requests_total{call,result} data-key cache hits/misses
 //	s3seal_kms_cache_kms_calls_total            calls the cache made to the KMS
 //	s3seal_kms_cache_evictions_total            cached keys dropped (zeroed)
@@ -49,9 +55,12 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	errors   *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	inFlight prometheus.Gauge
+	bytes    byteCounters
 	handler  fasthttp.RequestHandler
 	// written and read count the objects the cost figures divide by.
 	written, read atomic.Uint64
+	http          http.Handler
 }
 
 // DefaultKMSPricePer10K is AWS KMS's published price of 10,000 requests to
@@ -74,13 +83,23 @@ func newMetrics(client kms.Client, pricePer10K float64) *metrics {
 			Help:    "Time from request to response header (bodies stream after), by operation.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"op"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "s3seal_requests_in_flight", Help: "S3 requests being served now, a download until its body is sent (health and metrics requests are not counted).",
+		}),
 	}
-	reg.MustRegister(m.requests, m.errors, m.duration,
+	bytesIn := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "s3seal_client_bytes_received_total", Help: "Bytes read from client connections (HTTP: request lines, headers and bodies).",
+	}, func() float64 { return float64(m.bytes.in.Load()) })
+	bytesOut := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "s3seal_client_bytes_sent_total", Help: "Bytes written to client connections (HTTP: status lines, headers and bodies).",
+	}, func() float64 { return float64(m.bytes.out.Load()) })
+	reg.MustRegister(m.requests, m.errors, m.duration, m.inFlight, bytesIn, bytesOut,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if meter := registerKMSMetrics(reg, client); meter != nil {
 		m.registerCost(meter, pricePer10K)
 	}
-	m.handler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	m.http = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	m.handler = fasthttpadaptor.NewFastHTTPHandler(m.http)
 	return m
 }
 
@@ -206,6 +225,11 @@ func (s *Server) serveMetrics(ctx *fasthttp.RequestCtx) bool {
 	s.metrics.handler(ctx)
 	return true
 }
+
+// MetricsHandler serves the proxy's metrics in the Prometheus text format,
+// for a listener of the caller's own (with Config.Metrics off, the S3
+// listener then serves none).
+func (s *Server) MetricsHandler() http.Handler { return s.metrics.http }
 
 // MetricsRegistry returns the proxy's Prometheus registry, so that the
 // caller can add its own collectors or gather without HTTP.

@@ -196,14 +196,24 @@ func New(cfg Config) (*Server, error) {
 		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
 			return fasthttp.RequestConfig{ReadTimeout: cfg.IdleTimeout}
 		},
+		// Answers given while shutting down say Connection: close, so
+		// that clients send no further request on a connection the proxy
+		// closes after it.
+		CloseOnShutdown: true,
 	}
 	return s, nil
 }
 
-// Serve accepts connections on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+// Serve accepts connections on ln until Shutdown. The bytes its
+// connections carry are counted for the metrics.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.srv.Serve(countingListener{Listener: ln, c: &s.metrics.bytes})
+}
 
-// Shutdown stops accepting and waits for open requests.
+// Shutdown stops accepting, closes idle connections and waits for open
+// requests to finish (their responses close the connection). When ctx
+// ends first it returns ctx's error and leaves the rest running: the
+// caller then exits, which cuts them off (see serve's shutdown).
 func (s *Server) Shutdown(ctx context.Context) error { return s.srv.ShutdownWithContext(ctx) }
 
 type slogPrinter struct{ l *slog.Logger }

@@ -58,8 +58,11 @@ type ServeCmd struct {
 
 	LogLevel string `env:"S3SEAL_LOG_LEVEL" enum:"debug,info,warn,error" default:"info" help:"Log level (${env})."`
 
-	Metrics bool   `env:"S3SEAL_METRICS" default:"true" negatable:"" help:"Serve Prometheus metrics at GET /metrics to unsigned requests on the S3 listener, without authentication; no bucket, object or key names appear in them. Turn off on a public listener (${env})."`
-	Pprof   string `env:"S3SEAL_PPROF" help:"Serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060); off if unset (${env})."`
+	Metrics       bool   `env:"S3SEAL_METRICS" default:"true" negatable:"" help:"Serve Prometheus metrics at GET /metrics to unsigned requests, without authentication; no bucket, object or key names appear in them. On the S3 listener unless --metrics-listen is set; turn off (or use --metrics-listen) on a public listener (${env})."`
+	MetricsListen string `env:"S3SEAL_METRICS_LISTEN" help:"Serve the metrics (GET /metrics, unauthenticated) on this address of their own (e.g. 127.0.0.1:9100) and not on the S3 listener (${env})."`
+	Pprof         string `env:"S3SEAL_PPROF" help:"Serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060); off if unset (${env})."`
+
+	ShutdownTimeout time.Duration `env:"S3SEAL_SHUTDOWN_TIMEOUT" default:"30s" help:"On SIGTERM or SIGINT, stop accepting and give requests in flight this long to finish; those still open then are cut off, and an upload cut off is not stored (${env})."`
 }
 
 func (c *ServeCmd) Run() error {
@@ -79,6 +82,15 @@ func (c *ServeCmd) Run() error {
 		return err
 	}
 
+	if c.MetricsListen != "" && !c.Metrics {
+		return errors.New("--metrics-listen serves the metrics: it contradicts --no-metrics")
+	}
+
+	// cutOff ends the embedded store's requests still open when the
+	// shutdown deadline passes (an external store sees its connections
+	// close when the process exits).
+	cutOffCtx, cutOff := context.WithCancel(context.Background())
+	defer cutOff()
 	upURL, upAccess, upSecret := c.Upstream, c.UpstreamAccessKey, c.UpstreamSecretKey
 	var upDial func(string) (net.Conn, error)
 	if upURL == "" {
@@ -90,7 +102,7 @@ func (c *ServeCmd) Run() error {
 		defer store.Close()
 		// In-process: the store has no port of its own.
 		inproc := store.Serve()
-		defer inproc.Close(context.Background())
+		defer inproc.Close(cutOffCtx)
 		upURL, upAccess, upSecret, upDial = embedstore.URL, "embedded", "embedded", inproc.Dial
 		log.Info("using the embedded store", "dir", dir)
 	}
@@ -161,7 +173,7 @@ func (c *ServeCmd) Run() error {
 		Region:     c.Region,
 		Identities: identities, Domains: splitList(c.Domains),
 		KMS: client, DefaultKeyID: c.KMSKeyID, BucketKeys: bucketKeys,
-		Metrics: c.Metrics, KMSPricePer10K: c.KMSPrice, AllowSigV2: c.AllowSigV2,
+		Metrics: c.Metrics && c.MetricsListen == "", KMSPricePer10K: c.KMSPrice, AllowSigV2: c.AllowSigV2,
 		AllowDotSegments: c.AllowDotSegments, UpstreamDial: upDial, UpstreamTLS: upTLS,
 		HeaderTimeout: c.HeaderTimeout, MaxConcurrentRequests: c.MaxRequests,
 		PostSpoolBytes: spoolBytes(c.PostSpoolMiB),
@@ -182,6 +194,16 @@ func (c *ServeCmd) Run() error {
 			"but object data, keys and metadata cross the network in the clear. Set S3SEAL_TLS_CERT and S3SEAL_TLS_KEY, "+
 			"or put a TLS-terminating proxy in front on the same host", "addr", c.Listen)
 	}
+	if c.MetricsListen != "" {
+		// Stopped last (deferred): metrics stay scrapable while requests
+		// drain.
+		stopMetrics, err := startMetrics(c.MetricsListen, srv.MetricsHandler(), log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stopMetrics()
+	}
 	log.Info("s3seal listening", "addr", ln.Addr().String(), "scheme", scheme, "upstream", upURL, "kms", c.KMS, "key", c.KMSKeyID)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -190,10 +212,30 @@ func (c *ServeCmd) Run() error {
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	return c.shutdown(srv, cutOff, log)
+}
+
+// shutdown stops accepting connections and lets the requests in flight
+// finish within ShutdownTimeout. Those still open then are cut off: the
+// embedded store's requests are ended at once (cutOff) and the caller
+// exits, which closes every connection, the store's included. A single
+// PUT cut off leaves no object, as the store never completes a PUT whose
+// body ends short of its Content-Length; a multipart upload is completed
+// by its Complete request alone, which is itself all or nothing.
+func (c *ServeCmd) shutdown(srv *proxy.Server, cutOff func(), log *slog.Logger) error {
+	log.Info("shutting down: no new connections; waiting for requests in flight", "deadline", c.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
 	defer cancel()
-	return srv.Shutdown(sctx)
+	err := srv.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		cutOff()
+		log.Warn("shutdown deadline passed: cutting off the requests still in flight (their uploads are not stored)", "deadline", c.ShutdownTimeout)
+		return fmt.Errorf("shutdown: requests still in flight after %s were cut off", c.ShutdownTimeout)
+	}
+	if err == nil {
+		log.Info("shut down: every request in flight finished")
+	}
+	return err
 }
 
 func (c *ServeCmd) kmsBackend(ctx context.Context, log *slog.Logger) (kms.Client, error) {

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -141,11 +142,23 @@ func launchMotoOnce(bin string, mrkFix bool) (*Moto, error) {
 
 // Stop stops the server. It is safe to call more than once.
 func (m *Moto) Stop() {
-	m.once.Do(func() { m.proc.stop(5 * time.Second) })
+	m.once.Do(func() {
+		m.Thaw() // a frozen server would only die by SIGKILL
+		m.proc.stop(5 * time.Second)
+	})
 }
 
 // Log returns what the server printed.
 func (m *Moto) Log() string { return m.log.String() }
+
+// Freeze stops the server with SIGSTOP: connections stay open and calls
+// hang unanswered, as with a KMS that stopped responding. Thaw resumes
+// it with its state (moto keeps keys in memory, so a restart would lose
+// them).
+func (m *Moto) Freeze() { _ = syscall.Kill(-m.proc.cmd.Process.Pid, syscall.SIGSTOP) }
+
+// Thaw resumes a frozen server (SIGCONT).
+func (m *Moto) Thaw() { _ = syscall.Kill(-m.proc.cmd.Process.Pid, syscall.SIGCONT) }
 
 var (
 	motoOnce sync.Once
