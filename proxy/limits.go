@@ -127,10 +127,14 @@ func (s *Server) protocolError(ctx *fasthttp.RequestCtx, err error) {
 	default:
 		e = s3wire.NewError(http.StatusBadRequest, "BadRequest", "An error occurred when parsing the HTTP request.")
 	}
-	e.Cause = err
+	// Not writeError: a connection opened and never used is no request
+	// refused, and every keep-alive pool makes such connections.
 	r := newRequest(ctx)
+	s.log.Debug("unreadable request", "id", r.id, "code", e.Code, "cause", err.Error())
 	ctx.Response.Header.Set("X-Amz-Request-Id", r.id)
-	s.writeError(r, e)
+	ctx.Response.Header.SetContentType("application/xml")
+	ctx.SetStatusCode(e.Status)
+	ctx.SetBody(e.Render("", r.id))
 }
 
 // bodyStream is the client's request body, read with a deadline before
