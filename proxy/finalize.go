@@ -229,7 +229,7 @@ func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.C
 	// then succeeded, and was replaced, as on S3; its conditions
 	// (If-Match, If-None-Match) were the store's Complete's, evaluated
 	// against what the client sees (ETags mapped), before any of this.
-	finalTag, finalVersion, err := s.copyParts(r.t.RawPath, hdr, rq, storeTag, pm, storeTag)
+	finalTag, finalVersion, err := s.copyParts(r.t.RawPath, hdr, rq, storeTag, pm, nil, storeTag)
 	if errors.Is(err, errReplaced) {
 		return s3wire.ObjectETag(storeTag, meta.ETag), version, nil
 	}
@@ -254,12 +254,15 @@ const copyParallel = 8
 // (the envelope header among them), from the stored parts of the source
 // version (store ETag srcTag, parts as in pm): one UploadPartCopy per part,
 // so that it has the same part count and boundaries, and no data passes
-// through the proxy. Tags are the caller's (copyTags). It returns the new
-// object's store ETag and version id.
+// through the proxy. With resealed (the parts' re-wrapped headers, in
+// stored order), each part is instead uploaded as its new header and the
+// source part's bytes after its header (uploadResealed). Tags are the
+// caller's (copyTags). It returns the new object's store ETag and version
+// id.
 //
 // With dstIfMatch, the copy completes only over a destination object of
 // that store ETag, and gives errReplaced if another is there.
-func (s *Server) copyParts(dstPath string, hdr http.Header, src *readReq, srcTag string, pm *envelope.PartMap, dstIfMatch string) (string, string, error) {
+func (s *Server) copyParts(dstPath string, hdr http.Header, src *readReq, srcTag string, pm *envelope.PartMap, resealed []*envelope.PartHeader, dstIfMatch string) (string, string, error) {
 	source := src.rawPath
 	if src.query != "" {
 		source += "?" + src.query
@@ -288,6 +291,11 @@ func (s *Server) copyParts(dstPath string, hdr http.Header, src *readReq, srcTag
 	for i := range pm.Parts() {
 		g.Go(func() error {
 			_, _, plainLen, from := pm.Part(i)
+			if resealed != nil {
+				etag, err := s.uploadResealed(dstPath, uploadID, i+1, src, srcTag, from, resealed[i])
+				done.Parts[i] = s3wire.CompletePart{PartNumber: i + 1, ETag: etag}
+				return err
+			}
 			to := from + envelope.PartCiphertextSize(plainLen) - 1
 			pc := upstream.NewRequest(http.MethodPut, dstPath, "partNumber="+strconv.Itoa(i+1)+"&uploadId="+uploadID)
 			pc.Header.Set("X-Amz-Copy-Source", source)

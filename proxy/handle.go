@@ -73,8 +73,13 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.accessLog(r, method, uri, start)
 		return
 	}
-	// A streamed response body takes the slot over (streamBody).
-	r.slot = release
+	// A streamed response body takes the slot over (streamBody), and
+	// with it the request's place in the in-flight gauge.
+	s.metrics.inFlight.Inc()
+	r.slot = func() {
+		release()
+		s.metrics.inFlight.Dec()
+	}
 	defer func() {
 		if r.slot != nil {
 			r.slot()

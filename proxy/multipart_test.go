@@ -18,7 +18,7 @@ import (
 
 // uploadParts uploads data as a multipart object cut at the given sizes,
 // with the given part numbers.
-func uploadParts(t *testing.T, c *s3.Client, bucket, key string, data []byte, sizes []int, nums []int32) string {
+func uploadParts(t testing.TB, c *s3.Client, bucket, key string, data []byte, sizes []int, nums []int32) string {
 	t.Helper()
 	ctx := context.Background()
 	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: &key,

@@ -167,6 +167,12 @@ func (s *Server) getObject(r *request) error {
 	first := make([]byte, min(po.n, 64<<10))
 	if _, err := io.ReadFull(po.body, first); err != nil {
 		po.Close()
+		// A part's key the KMS refuses (disabled, deleted, out of reach)
+		// is the KMS's error, as for the object header: not damage.
+		var se *s3wire.Error
+		if errors.As(err, &se) {
+			return err
+		}
 		return s3wire.Damaged(fmt.Errorf("%s/%s: %w", r.t.Bucket, r.t.Key, err))
 	}
 	r.streamBody(&plainBody{
