@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/s3seal/s3seal/envelope"
@@ -52,6 +53,7 @@ func (s *Server) completeMultipart(r *request) error {
 	}
 	body = s3wire.StoreComplete(asked)
 	out := r.outbound(http.MethodPost)
+	s.resolveIfMatch(r, out)
 	out.Body, out.BodyLen = bytes.NewReader(body), int64(len(body))
 	var done s3wire.CompleteMultipartUploadResult
 	resp, err := s.up.DoXMLResp(out, &done)
@@ -64,8 +66,8 @@ func (s *Server) completeMultipart(r *request) error {
 			// lists (the multipart ETag they give, S3's MD5 of the part
 			// MD5s); a store whose ETags are not MD5s gets no second try.
 			if tag, ok := s3wire.MultipartETag(asked.Parts); ok {
-				if tag, version, ferr := s.finalize(r, tag, "", asked.Parts); ferr == nil {
-					return s.writeCompleted(r, tag, version)
+				if shown, version, ferr := s.finalize(r, tag, "", asked.Parts); ferr == nil {
+					return s.writeCompleted(r, shown, version)
 				}
 			}
 		}
@@ -73,30 +75,36 @@ func (s *Server) completeMultipart(r *request) error {
 	}
 	version := string(resp.Header.Peek("X-Amz-Version-Id"))
 	fasthttp.ReleaseResponse(resp)
-	tag, finalVersion, err := s.finalize(r, done.ETag, version, asked.Parts)
+	shown, finalVersion, err := s.finalize(r, done.ETag, version, asked.Parts)
 	if err != nil {
 		return err
 	}
-	return s.writeCompleted(r, tag, finalVersion)
+	return s.writeCompleted(r, shown, finalVersion)
 }
 
-func (s *Server) writeCompleted(r *request, storeTag, version string) error {
+// writeCompleted answers a Complete with the object's ETag as clients see
+// it (shown) and version id.
+func (s *Server) writeCompleted(r *request, shown, version string) error {
 	if version != "" {
 		r.ctx.Response.Header.Set("X-Amz-Version-Id", version)
 	}
 	// The object's location as the client addresses it, never the store's.
 	loc := "http://" + string(r.ctx.Host()) + r.t.SignedPath
 	writeXML(r.ctx, http.StatusOK, s3wire.CompleteMultipartUploadResult{XMLNS: s3wire.NS, Location: loc,
-		Bucket: r.t.Bucket, Key: r.t.Key, ETag: s3wire.ClientETag(storeTag)})
+		Bucket: r.t.Bucket, Key: r.t.Key, ETag: shown})
 	r.echoSSE()
 	return nil
 }
 
 // finalize replaces the pending header of the just-completed object
 // (version `version`, store ETag storeTag; both empty: whatever is at the
-// key now) with a finalized one, and returns the final store ETag and
-// version id. parts is the client's part list, which the completed object
-// must match. The response will say that the object's key protects it.
+// key now) with a finalized one, and returns the object's ETag as clients
+// see it and its version id. parts is the client's part list, which the
+// completed object must match. When every part ETag in it carries the
+// part's plaintext MD5, the object's ETag is S3's over the plaintext parts
+// (s3wire.PlainMultipartETag), sealed in the finalized header; otherwise
+// it is the store's. The response will say that the object's key protects
+// it.
 func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.CompletePart) (string, string, error) {
 	rq := &readReq{bucket: r.t.Bucket, key: r.t.Key, rawPath: r.t.RawPath}
 	if version != "" {
@@ -151,7 +159,7 @@ func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.C
 		return "", "", s3wire.Internal(fmt.Errorf("finalizing %s: the object there is not this upload's", rq.rawPath))
 	}
 	if meta.Manifest != nil {
-		return storeTag, version, nil // finalized by an earlier attempt
+		return s3wire.ObjectETag(storeTag, meta.ETag), version, nil // finalized by an earlier attempt
 	}
 
 	// Read every part header of the completed object and check that each
@@ -188,7 +196,21 @@ func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.C
 	}
 	applied := meta.Create
 	meta.Manifest, meta.Create = mf, nil
+	// The part MD5s are the client's own list: each was verified against
+	// its part's plaintext at UploadPart, but nothing binds the list sent
+	// here to those parts (README, "ETags").
+	if tag, ok := s3wire.PlainMultipartETag(parts); ok {
+		meta.ETag = strings.Trim(tag, `"`)
+	}
 	value, err := obj.Reseal(dek, ki, rq.bucket, rq.key, meta.Encode())
+	if errors.Is(err, envelope.ErrTooLarge) && meta.ETag != "" {
+		// CreateMultipartUpload reserved room for the manifest, not for
+		// the ETag (it cannot know whether the parts will come with their
+		// MD5s): an object whose metadata fills the header keeps the
+		// store's ETag rather than never becoming readable.
+		meta.ETag = ""
+		value, err = obj.Reseal(dek, ki, rq.bucket, rq.key, meta.Encode())
+	}
 	if err != nil {
 		return "", "", sealError(err)
 	}
@@ -209,7 +231,7 @@ func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.C
 	// against what the client sees (ETags mapped), before any of this.
 	finalTag, finalVersion, err := s.copyParts(r.t.RawPath, hdr, rq, storeTag, pm, nil, storeTag)
 	if errors.Is(err, errReplaced) {
-		return storeTag, version, nil
+		return s3wire.ObjectETag(storeTag, meta.ETag), version, nil
 	}
 	if err != nil {
 		return "", "", err
@@ -219,7 +241,7 @@ func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.C
 		// accepts: remove it (best effort; object lock may keep it).
 		s.deleteVersion(r.t.RawPath, version)
 	}
-	return finalTag, finalVersion, nil
+	return s3wire.ObjectETag(finalTag, meta.ETag), finalVersion, nil
 }
 
 // errReplaced: the object a copy was to replace was replaced meanwhile.

@@ -15,8 +15,8 @@ import (
 // nothing is forwarded.
 var handlers = map[s3wire.Op]func(*Server, *request) error{
 	s3wire.ListBuckets:          (*Server).listBuckets,
-	s3wire.BucketRead:           (*Server).relay,
-	s3wire.BucketWrite:          (*Server).relay,
+	s3wire.BucketRead:           (*Server).bucketRead,
+	s3wire.BucketWrite:          (*Server).bucketWrite,
 	s3wire.DeleteObjects:        (*Server).relay,
 	s3wire.DeleteObject:         (*Server).relay,
 	s3wire.ObjectRead:           (*Server).relay,

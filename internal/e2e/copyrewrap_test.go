@@ -80,7 +80,7 @@ func TestCopyMultipartUnderAnotherKey(t *testing.T) {
 		off := 0
 		for i, n := range sizes {
 			res, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String(bucketA), Key: aws.String("src"), UploadId: up.UploadId,
-				PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(data[off : off+n])})
+				PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(data[off : off+n]), ContentMD5: contentMD5(data[off : off+n])})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -92,9 +92,15 @@ func TestCopyMultipartUnderAnotherKey(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		if _, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String(bucketB), Key: aws.String("copy"),
-			CopySource: aws.String(bucketA + "/src")}); err != nil {
+		cp, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String(bucketB), Key: aws.String("copy"),
+			CopySource: aws.String(bucketA + "/src")})
+		if err != nil {
 			t.Fatalf("CopyObject to the bucket under another key: %v", err)
+		}
+		// The re-wrapped copy keeps the source's ETag over the plaintext
+		// parts (its parts came with Content-MD5).
+		if got, want := aws.ToString(cp.CopyObjectResult.ETag), s3MultipartETag(data[:sizes[0]], data[sizes[0]:sizes[0]+sizes[1]], data[sizes[0]+sizes[1]:]); got != want {
+			t.Errorf("copy ETag %s, want %s", got, want)
 		}
 		up, err = c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(bucketB), Key: aws.String("assembled")})
 		if err != nil {
