@@ -110,6 +110,7 @@ func (s *Server) copyObject(r *request) error {
 		relayBody(r, cresp, body)
 	} else {
 		res.ETag = s3wire.ClientETag(res.ETag)
+		res.Clear() // the store's, of the ciphertext
 		res.XMLNS = s3wire.NS
 		relayHeaders(&r.ctx.Response.Header, &cresp.Header, true)
 		writeXML(r.ctx, http.StatusOK, res)

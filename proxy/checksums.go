@@ -1,0 +1,271 @@
+package proxy
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/proxy/checksum"
+	"github.com/s3seal/s3seal/proxy/s3wire"
+	"github.com/s3seal/s3seal/proxy/upstream"
+)
+
+// S3 checksums of multipart objects, over the plaintext. The store sees
+// only ciphertext, so none of this goes to it: CreateMultipartUpload's
+// algorithm and type are sealed into the pending header (Meta.
+// ChecksumAlgorithm, ChecksumType), and the object's checksum is computed
+// at completion from the part checksums the client lists in its Complete
+// body (each verified over the part's plaintext when the part was
+// uploaded, but not remembered by the proxy: a client that lists other
+// values gets a checksum of its own making) and sealed into the finalized
+// header, where HEAD, GET and GetObjectAttributes read it.
+
+// createChecksum reads CreateMultipartUpload's x-amz-checksum-algorithm and
+// x-amz-checksum-type, with S3's defaults and refusals.
+func createChecksum(h http.Header) (checksum.Algorithm, checksum.Type, error) {
+	av, tv := h.Get("X-Amz-Checksum-Algorithm"), h.Get("X-Amz-Checksum-Type")
+	if av == "" {
+		if tv != "" {
+			return "", "", s3wire.InvalidRequest("The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.")
+		}
+		return "", "", nil
+	}
+	alg, ok := checksum.ParseAlgorithm(av)
+	if !ok {
+		return "", "", s3wire.InvalidRequest("Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]")
+	}
+	typ := checksum.DefaultType(alg)
+	if tv != "" {
+		if typ, ok = checksum.ParseType(tv); !ok {
+			return "", "", s3wire.InvalidRequest("Value for x-amz-checksum-type header is invalid.")
+		}
+	}
+	if !checksum.Allowed(alg, typ) {
+		return "", "", s3wire.InvalidRequest(fmt.Sprintf("The %s checksum type cannot be used with the %s checksum algorithm.",
+			typ, strings.ToLower(string(alg))))
+	}
+	return alg, typ, nil
+}
+
+// completeWant is what a CompleteMultipartUpload request says of the
+// object's checksum: the x-amz-checksum-* header (the whole object's
+// checksum, not the XML body's) and x-amz-checksum-type.
+type completeWant struct {
+	alg   checksum.Algorithm // "" if no checksum header
+	value string
+	typ   checksum.Type // "" if no type header
+}
+
+// takeCompleteChecksum moves Complete's x-amz-checksum-* header out of the
+// request's body checks (it is the object's, and would never match the XML)
+// into a completeWant.
+func takeCompleteChecksum(r *request) (completeWant, error) {
+	var w completeWant
+	if name := r.auth.ChecksumAlgorithm; name != "" {
+		w.alg, _ = checksum.FromHeader(name)
+		w.value = r.auth.ChecksumValue
+		r.auth.ChecksumAlgorithm, r.auth.ChecksumValue = "", ""
+		b64, _ := checksum.SplitParts(w.value)
+		if _, err := checksum.Decode(w.alg, b64); err != nil {
+			return w, s3wire.InvalidRequest("Value for " + name + " header is invalid.")
+		}
+	}
+	if tv := r.header.Get("X-Amz-Checksum-Type"); tv != "" {
+		typ, ok := checksum.ParseType(tv)
+		if !ok {
+			return w, s3wire.InvalidRequest("Value for x-amz-checksum-type header is invalid.")
+		}
+		w.typ = typ
+	}
+	return w, nil
+}
+
+// partSums decodes the parts' checksums of algorithm a from the Complete
+// body, with sizes (plaintext) from size(i); InvalidRequest names the
+// first part without one, as S3 does.
+func partSums(a checksum.Algorithm, parts []s3wire.CompletePart, size func(i int) int64) ([]checksum.Part, error) {
+	out := make([]checksum.Part, len(parts))
+	for i, p := range parts {
+		v := p.Get(a.Header())
+		if v == "" {
+			return nil, s3wire.InvalidRequest(fmt.Sprintf("The upload was created using a %s checksum. The complete request must include the checksum for each part. It was missing for part %d in the request.",
+				strings.ToLower(string(a)), p.PartNumber))
+		}
+		sum, err := checksum.Decode(a, v)
+		if err != nil {
+			return nil, s3wire.InvalidRequest(fmt.Sprintf("Invalid %s checksum for part %d.", a.Element(), p.PartNumber))
+		}
+		out[i] = checksum.Part{Sum: sum, Size: size(i)}
+	}
+	return out, nil
+}
+
+// errChecksumMismatch is S3's answer to a Complete whose whole-object
+// checksum (or type) is not the object's.
+func errChecksumMismatch(a checksum.Algorithm) error {
+	return s3wire.NewError(http.StatusBadRequest, "BadDigest",
+		"The "+string(a)+" you specified did not match the calculated checksum.")
+}
+
+// matches compares the client's expected value with the computed one; a
+// composite value may come with or without its "-N".
+func (w completeWant) matches(got string) bool {
+	if w.value == got {
+		return true
+	}
+	b64, n := checksum.SplitParts(w.value)
+	gb64, gn := checksum.SplitParts(got)
+	return b64 == gb64 && (n == 0 || n == gn)
+}
+
+// precheck checks a Complete's own checksum claims before the store
+// completes the upload, so that a mismatch leaves the upload as it was (as
+// on S3): the header's whole-object checksum against the one computed from
+// the listed part checksums. A FULL_OBJECT CRC needs the parts' plaintext
+// sizes, which ListParts gives (the store's word only: finalize recomputes
+// with the sizes from the authenticated part headers). The Create's
+// algorithm and type are sealed in the pending header, which only the
+// completed object shows: finalize checks against those.
+func (s *Server) precheck(r *request, w completeWant, parts []s3wire.CompletePart) error {
+	if w.alg == "" {
+		if w.typ != "" {
+			return s3wire.InvalidRequest("The x-amz-checksum-type header can only be used with a x-amz-checksum- header.")
+		}
+		return nil
+	}
+	typ := w.typ
+	if typ == "" {
+		typ = checksum.DefaultType(w.alg)
+		if _, n := checksum.SplitParts(w.value); n == 0 && w.alg != checksum.CRC64NVME && checksum.Allowed(w.alg, checksum.FullObject) {
+			// Without a type, a CRC with no "-N" could be either; the
+			// Create's type decides, in finalize.
+			return nil
+		}
+	}
+	if !checksum.Allowed(w.alg, typ) {
+		return s3wire.InvalidRequest(fmt.Sprintf("The %s checksum type cannot be used with the %s checksum algorithm.",
+			typ, strings.ToLower(string(w.alg))))
+	}
+	sizes := make([]int64, len(parts))
+	if typ == checksum.FullObject {
+		listed, err := s.listPartSizes(r)
+		if err != nil {
+			return err
+		}
+		for i, p := range parts {
+			n, ok := listed[p.PartNumber]
+			if !ok {
+				return nil // the store's Complete will answer InvalidPart
+			}
+			sizes[i] = n
+		}
+	}
+	sums, err := partSums(w.alg, parts, func(i int) int64 { return sizes[i] })
+	if err != nil {
+		return err
+	}
+	got, err := checksum.Object(w.alg, typ, sums)
+	if err != nil {
+		return s3wire.Internal(err)
+	}
+	if !w.matches(got) {
+		return errChecksumMismatch(w.alg)
+	}
+	return nil
+}
+
+// listPartSizes asks the store for the upload's parts: part number to
+// plaintext size.
+func (s *Server) listPartSizes(r *request) (map[int]int64, error) {
+	sizes := map[int]int64{}
+	marker := 0
+	for {
+		q := "uploadId=" + url.QueryEscape(r.upload.StoreID)
+		if marker > 0 {
+			q += "&part-number-marker=" + strconv.Itoa(marker)
+		}
+		var page struct {
+			Parts []struct {
+				PartNumber int   `xml:"PartNumber"`
+				Size       int64 `xml:"Size"`
+			} `xml:"Part"`
+			IsTruncated bool `xml:"IsTruncated"`
+			Next        int  `xml:"NextPartNumberMarker"`
+		}
+		if err := s.up.DoXML(upstream.NewRequest(http.MethodGet, r.t.RawPath, q), &page); err != nil {
+			return nil, err
+		}
+		for _, p := range page.Parts {
+			sizes[p.PartNumber] = p.Size - envelope.PartOverhead
+		}
+		if !page.IsTruncated || page.Next <= marker {
+			return sizes, nil
+		}
+		marker = page.Next
+	}
+}
+
+// keepChecksum computes the finalized object's checksum from the Complete
+// body (part checksums) and the part map (authenticated plaintext sizes),
+// with the algorithm and type sealed at CreateMultipartUpload, or those of
+// the Complete request when the Create named none, and puts it in meta. An
+// upload with neither keeps no checksum.
+//
+// It runs after the store has completed the upload, when S3 would have
+// refused a Complete that disagrees with its Create (another algorithm or
+// type, a part without a checksum). Refusing now would leave an object
+// that no reader accepts in place of the key's previous one, so such an
+// object is finalized without a checksum, and dropped says why. A
+// whole-object checksum that is not the computed one fails (err):
+// precheck refused it already unless the store's ListParts disagreed with
+// the parts' authenticated headers.
+func keepChecksum(meta *envelope.Meta, w completeWant, parts []s3wire.CompletePart, pm *envelope.PartMap) (dropped string, err error) {
+	alg, _ := checksum.ParseAlgorithm(meta.ChecksumAlgorithm)
+	typ, _ := checksum.ParseType(meta.ChecksumType)
+	meta.ChecksumAlgorithm, meta.ChecksumType, meta.Checksum = "", "", nil
+	switch {
+	case alg == "" && w.alg == "":
+		return "", nil
+	case alg == "":
+		alg, typ = w.alg, w.typ
+		if typ == "" {
+			typ = checksum.DefaultType(alg)
+			if _, n := checksum.SplitParts(w.value); n == 0 && checksum.Allowed(alg, checksum.FullObject) {
+				typ = checksum.FullObject
+			}
+		}
+	case w.alg != "" && w.alg != alg:
+		return fmt.Sprintf("created with %s, completed with %s", alg, w.alg), nil
+	}
+	if typ == "" {
+		typ = checksum.DefaultType(alg)
+	}
+	if w.typ != "" && w.typ != typ {
+		return fmt.Sprintf("created as %s, completed as %s", typ, w.typ), nil
+	}
+	sums, err := partSums(alg, parts, func(i int) int64 { _, _, n, _ := pm.Part(i); return n })
+	if err != nil {
+		return err.Error(), nil
+	}
+	got, err := checksum.Object(alg, typ, sums)
+	if err != nil {
+		return "", s3wire.Internal(err)
+	}
+	if w.value != "" && !w.matches(got) {
+		return "", s3wire.Damaged(fmt.Errorf("the %s checksum of the completed parts is not the one checked before completion: the store's part list disagrees with the parts", alg))
+	}
+	meta.Checksum = map[string]string{alg.Header(): got}
+	meta.ChecksumType = string(typ)
+	return "", nil
+}
+
+// checksumType is the type of the checksum sealed in meta.
+func checksumType(meta *envelope.Meta) string {
+	if meta.ChecksumType != "" {
+		return meta.ChecksumType
+	}
+	return string(checksum.FullObject)
+}
