@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/xml"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"github.com/s3seal/s3seal/proxy/checksum"
 	"github.com/s3seal/s3seal/proxy/s3wire"
 	"github.com/s3seal/s3seal/proxy/upstream"
+	"github.com/valyala/fasthttp"
 )
 
 // S3 checksums of multipart objects, over the plaintext. The store sees
@@ -268,4 +270,109 @@ func checksumType(meta *envelope.Meta) string {
 		return meta.ChecksumType
 	}
 	return string(checksum.FullObject)
+}
+
+// sealedAttributes reads what GetObjectAttributes' Checksum and
+// ObjectParts come from, for the object version of store ETag storeTag:
+// its sealed metadata (one HEAD; the store's checksums are of the
+// ciphertext) and, for a multipart object, its part map verified against
+// the sealed manifest (cached per version, as for a read).
+func (s *Server) sealedAttributes(r *request, storeTag string) (*envelope.Meta, *envelope.PartMap, error) {
+	rq := &readReq{bucket: r.t.Bucket, key: r.t.Key, rawPath: r.t.RawPath, query: s3wire.DropParam(r.storeQuery, "attributes")}
+	head := upstream.NewRequest(http.MethodHead, rq.rawPath, rq.query)
+	head.Header.Set("If-Match", storeTag)
+	resp, err := s.up.Do(head)
+	if err != nil {
+		return nil, nil, s3wire.Internal(err)
+	}
+	defer fasthttp.ReleaseResponse(resp)
+	if st := resp.StatusCode(); st != http.StatusOK {
+		return nil, nil, s3wire.Internal(fmt.Errorf("GetObjectAttributes: HEAD of the object answered %d (replaced meanwhile?)", st))
+	}
+	hv := string(resp.Header.Peek(s3wire.SealHeader))
+	obj, meta, err := s.openSealed(r, hv, r.t.Bucket, r.t.Key)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer obj.Close()
+	stored := int64(resp.Header.ContentLength())
+	if _, err := obj.PlainSize(meta, stored, storeTag); err != nil {
+		return nil, nil, s3wire.Damaged(fmt.Errorf("%s/%s: %w", r.t.Bucket, r.t.Key, err))
+	}
+	if envelope.PartsInETag(storeTag) == 0 {
+		return meta, nil, nil
+	}
+	pm, err := s.partMap(rq, storeTag, hv, stored, obj.Version(), meta)
+	if err != nil {
+		return nil, nil, err
+	}
+	return meta, pm, nil
+}
+
+// checksumElement is GetObjectAttributes' <Checksum> element for meta's
+// checksum; nil when it has none. S3 shows a composite checksum here
+// without its "-N".
+func checksumElement(meta *envelope.Meta) []byte {
+	if len(meta.Checksum) == 0 {
+		return nil
+	}
+	el := struct {
+		XMLName xml.Name `xml:"Checksum"`
+		s3wire.Checksums
+	}{}
+	plain := map[string]string{}
+	for k, v := range meta.Checksum {
+		plain[k], _ = checksum.SplitParts(v)
+	}
+	el.Set(plain, checksumType(meta))
+	b, _ := xml.Marshal(el) // cannot fail: strings
+	return b
+}
+
+// objectPartsElement is GetObjectAttributes' <ObjectParts> element from a
+// verified part map: part numbers and plaintext sizes, paged by the
+// x-amz-max-parts and x-amz-part-number-marker headers as S3 pages them.
+// The parts' checksums are not kept (a part header has no room for them).
+func objectPartsElement(pm *envelope.PartMap, h http.Header) ([]byte, error) {
+	maxParts, marker := 1000, 0
+	if v := h.Get("X-Amz-Max-Parts"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return nil, s3wire.InvalidArgument("Argument max-parts must be an integer between 0 and 2147483647")
+		}
+		maxParts = min(n, 1000)
+	}
+	if v := h.Get("X-Amz-Part-Number-Marker"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return nil, s3wire.InvalidArgument("Argument part-number-marker must be an integer between 0 and 2147483647")
+		}
+		marker = n
+	}
+	type part struct {
+		PartNumber int   `xml:"PartNumber"`
+		Size       int64 `xml:"Size"`
+	}
+	el := struct {
+		XMLName              xml.Name `xml:"ObjectParts"`
+		TotalPartsCount      int      `xml:"PartsCount"` // S3 names it so in XML
+		PartNumberMarker     int      `xml:"PartNumberMarker"`
+		NextPartNumberMarker int      `xml:"NextPartNumberMarker"`
+		MaxParts             int      `xml:"MaxParts"`
+		IsTruncated          bool     `xml:"IsTruncated"`
+		Parts                []part   `xml:"Part"`
+	}{TotalPartsCount: pm.Parts(), PartNumberMarker: marker, MaxParts: maxParts}
+	for i := range pm.Parts() {
+		num, _, size, _ := pm.Part(i)
+		if num <= marker {
+			continue
+		}
+		if len(el.Parts) == maxParts {
+			el.IsTruncated = true
+			break
+		}
+		el.Parts = append(el.Parts, part{PartNumber: num, Size: size})
+		el.NextPartNumberMarker = num
+	}
+	return xml.Marshal(el)
 }
