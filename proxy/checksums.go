@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/base64"
 	"encoding/xml"
 	"fmt"
 	"net/http"
@@ -375,4 +376,45 @@ func objectPartsElement(pm *envelope.PartMap, h http.Header) ([]byte, error) {
 		el.NextPartNumberMarker = num
 	}
 	return xml.Marshal(el)
+}
+
+// copyChecksum gives a CopyObject's destination (metadata meta, copied
+// from the source's) the checksum its x-amz-checksum-algorithm asks for,
+// a FULL_OBJECT checksum of the plaintext as S3 computes it for a copy.
+// The source's sealed checksum is reused when it is that algorithm's full-
+// object one; otherwise the proxy reads and decrypts the source (pinned to
+// store ETag srcTag) to compute it: the object passes through the proxy
+// once, which a copy otherwise never makes it do. Without the header the
+// destination keeps the source's checksum, as S3 does.
+func (s *Server) copyChecksum(r *request, src *s3wire.CopySource, srcTag string, meta *envelope.Meta) error {
+	v := r.header.Get("X-Amz-Checksum-Algorithm")
+	if v == "" {
+		return nil
+	}
+	alg, ok := checksum.ParseAlgorithm(v)
+	if !ok {
+		return s3wire.InvalidRequest("Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]")
+	}
+	if meta.Checksum[alg.Header()] != "" && checksumType(meta) == string(checksum.FullObject) {
+		meta.Checksum = map[string]string{alg.Header(): meta.Checksum[alg.Header()]}
+		return nil
+	}
+	rq := &readReq{bucket: src.Bucket, key: src.Key, rawPath: src.RawPath, query: src.Query(), cond: http.Header{"If-Match": {srcTag}}}
+	po, err := s.openPlain(r, rq)
+	if err != nil {
+		if ur, ok := err.(*upstreamReply); ok {
+			st := ur.resp.StatusCode()
+			fasthttp.ReleaseResponse(ur.resp)
+			return s3wire.CopySourceError(st)
+		}
+		return err
+	}
+	defer po.Close()
+	h := alg.New()
+	if _, err := writeThrough(h, po.body); err != nil {
+		return s3wire.Damaged(fmt.Errorf("copy source %s/%s: %w", src.Bucket, src.Key, err))
+	}
+	meta.Checksum = map[string]string{alg.Header(): base64.StdEncoding.EncodeToString(h.Sum(nil))}
+	meta.ChecksumType = ""
+	return nil
 }

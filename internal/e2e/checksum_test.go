@@ -135,6 +135,59 @@ func testChecksumsSDK(t *testing.T, env *storeEnv) {
 		}
 	})
 
+	t.Run("copy", func(t *testing.T) {
+		// Sources: a single object with a CRC32C, a multipart object
+		// with a composite SHA256, one without any checksum.
+		plain := plaintext("copy", 70000)
+		src1 := "copysrc/crc32c"
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &src1, Body: bytes.NewReader(plain), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c}); err != nil {
+			t.Fatal(err)
+		}
+		mpSizes := []int{5 << 20, 1000}
+		mpPlain := plaintext("copymp", mpSizes[0]+mpSizes[1])
+		src2 := "copysrc/multipart"
+		testMultipartChecksum(t, c, bucket, src2, types.ChecksumAlgorithmSha256, types.ChecksumTypeComposite, false, mpPlain, mpSizes)
+		src3 := "copysrc/none"
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &src3, Body: bytes.NewReader(plain)},
+			func(o *s3.Options) { o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired }); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			name, src, dst string
+			alg            types.ChecksumAlgorithm
+			plain          []byte
+		}{
+			{"same algorithm", src1, "copy/same", types.ChecksumAlgorithmCrc32c, plain},
+			{"other algorithm", src1, "copy/other", types.ChecksumAlgorithmCrc64nvme, plain},
+			{"multipart source", src2, "copy/mp", types.ChecksumAlgorithmSha256, mpPlain},
+			{"multipart source, crc", src2, "copy/mpcrc", types.ChecksumAlgorithmCrc32, mpPlain},
+			{"in place", src3, src3, types.ChecksumAlgorithmSha1, plain},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				res, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &bucket, Key: aws.String(tc.dst),
+					CopySource: aws.String(bucket + "/" + tc.src), ChecksumAlgorithm: tc.alg})
+				if err != nil {
+					t.Fatalf("CopyObject: %v", err)
+				}
+				want := b64(sumOf(tc.alg, tc.plain))
+				r := res.CopyObjectResult
+				if got := checksumOf(tc.alg, r.ChecksumCRC32, r.ChecksumCRC32C, r.ChecksumCRC64NVME, r.ChecksumSHA1, r.ChecksumSHA256); got != want || r.ChecksumType != types.ChecksumTypeFullObject {
+					t.Errorf("CopyObjectResult: checksum %q %q, want %q FULL_OBJECT", got, r.ChecksumType, want)
+				}
+				var sizes []int
+				if tc.src == src2 {
+					sizes = mpSizes
+				}
+				assertKept(t, c, bucket, tc.dst, tc.alg, want, types.ChecksumTypeFullObject, tc.plain, sizes)
+			})
+		}
+		// Without x-amz-checksum-algorithm the copy keeps the source's.
+		if _, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &bucket, Key: aws.String("copy/kept"), CopySource: aws.String(bucket + "/" + src1)}); err != nil {
+			t.Fatal(err)
+		}
+		assertKept(t, c, bucket, "copy/kept", types.ChecksumAlgorithmCrc32c, b64(sumOf(types.ChecksumAlgorithmCrc32c, plain)), types.ChecksumTypeFullObject, plain, nil)
+	})
+
 	t.Run("refused", func(t *testing.T) {
 		for _, tc := range []struct {
 			alg types.ChecksumAlgorithm
@@ -296,7 +349,8 @@ func assertKept(t *testing.T, c *s3.Client, bucket, key string, alg types.Checks
 		if err != nil {
 			t.Fatalf("GetObjectAttributes %s, max-parts 1 after part 1: %v", key, err)
 		}
-		if op := paged.ObjectParts; op == nil || len(op.Parts) != 1 || aws.ToInt32(op.Parts[0].PartNumber) != 2 || !aws.ToBool(op.IsTruncated) || aws.ToString(op.NextPartNumberMarker) != "2" {
+		if op := paged.ObjectParts; op == nil || len(op.Parts) != 1 || aws.ToInt32(op.Parts[0].PartNumber) != 2 ||
+			aws.ToBool(op.IsTruncated) != (len(sizes) > 2) || aws.ToString(op.NextPartNumberMarker) != "2" {
 			t.Errorf("GetObjectAttributes %s, max-parts 1 after part 1: %+v", key, op)
 		}
 	}
