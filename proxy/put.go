@@ -120,8 +120,9 @@ func trailerChecksum(body io.Reader) (name, value string) {
 // header went to the store before the trailer arrived, so the header is
 // replaced with a metadata-only copy of the object onto itself, done only
 // if the object is still the one stored (a write that landed in between
-// is never overwritten). It costs one CopyObject request; S3 copies the
-// data within the store, MinIO rewrites only the metadata. The store
+// is never overwritten). It costs one CopyObject request, in which the
+// store copies the object's data within itself (S3 does for a copy onto
+// itself; so does MinIO: BenchmarkPutChecksum, README). The store
 // headers a copy would not keep (ACL, storage class, object lock, ...) are
 // asked for again; tags are kept by the copy. It returns the copy's store
 // ETag and version id; ok is false when the checksum could not be kept
