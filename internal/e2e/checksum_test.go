@@ -449,6 +449,13 @@ func testMinioGoTrailingHeaders(t *testing.T, env *storeEnv) {
 						t.Errorf("PutObject %s: checksum %q, want %q", key, got, want)
 					}
 					assertMinioRead(t, mc, bucket, key, small, want)
+					// Keeping the trailer's checksum replaced the object
+					// with a copy: the ETag the PUT answered is still the
+					// object's.
+					st, err := mc.StatObject(ctx, bucket, key, minio.StatObjectOptions{})
+					if err != nil || st.ETag != info.ETag {
+						t.Errorf("StatObject %s: ETag %q, PutObject answered %q (%v)", key, st.ETag, info.ETag, err)
+					}
 				}
 				// Multipart, the parts' checksums in trailers.
 				key := "multipart/" + name
@@ -492,6 +499,38 @@ func minioChecksum(info minio.UploadInfo, alg types.ChecksumAlgorithm) string {
 		return info.ChecksumSHA1
 	}
 	return info.ChecksumSHA256
+}
+
+// TestTrailerChecksumVersioned: in a versioned bucket, keeping a trailer's
+// checksum (a copy of the object onto itself) leaves one version, the one
+// the PUT answered with, carrying the checksum.
+func TestTrailerChecksumVersioned(t *testing.T) { forEachStore(t, testTrailerChecksumVersioned) }
+
+func testTrailerChecksumVersioned(t *testing.T, env *storeEnv) {
+	p := env.startProxy(t)
+	bucket := env.newBucket(t, "ckversioned")
+	ctx := context.Background()
+	mc := newMinio(t, p.Endpoint, p.AccessKey, p.SecretKey, true)
+	if err := mc.EnableVersioning(ctx, bucket); err != nil {
+		t.Skipf("versioning: %v", err)
+	}
+	data := plaintext("versioned", 3000)
+	info, err := mc.PutObject(ctx, bucket, "k", bytes.NewReader(data), int64(len(data)),
+		minio.PutObjectOptions{Checksum: minio.ChecksumSHA256, DisableMultipart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var versions []string
+	for o := range mc.ListObjects(ctx, bucket, minio.ListObjectsOptions{WithVersions: true}) {
+		if o.Err != nil {
+			t.Fatal(o.Err)
+		}
+		versions = append(versions, o.VersionID)
+	}
+	if len(versions) != 1 || versions[0] != info.VersionID {
+		t.Errorf("versions %v, PutObject answered version %q", versions, info.VersionID)
+	}
+	assertMinioRead(t, mc, bucket, "k", data, b64(sumOf(types.ChecksumAlgorithmSha256, data)))
 }
 
 // assertMinioRead reads key back with minio-go, asking for checksums, and
