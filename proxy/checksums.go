@@ -135,57 +135,62 @@ func (w completeWant) matches(got string) bool {
 // completed object shows: finalize checks against those.
 func (s *Server) precheck(r *request, w completeWant, parts []s3wire.CompletePart) error {
 	if w.alg == "" {
-		if w.typ != "" {
-			return s3wire.InvalidRequest("The x-amz-checksum-type header can only be used with a x-amz-checksum- header.")
-		}
-		return nil
+		return nil // a type alone asks for the upload's checksum, checked in finalize
 	}
-	typ := w.typ
-	if typ == "" {
-		typ = checksum.DefaultType(w.alg)
+	// Without a type, the value's form tells: "-N" is COMPOSITE; a bare
+	// CRC32 or CRC32C value could be either, and may match either.
+	types := []checksum.Type{w.typ}
+	if w.typ == "" {
+		types = []checksum.Type{checksum.DefaultType(w.alg)}
 		if _, n := checksum.SplitParts(w.value); n == 0 && w.alg != checksum.CRC64NVME && checksum.Allowed(w.alg, checksum.FullObject) {
-			// Without a type, a CRC with no "-N" could be either; the
-			// Create's type decides, in finalize.
-			return nil
+			types = []checksum.Type{checksum.Composite, checksum.FullObject}
 		}
 	}
-	if !checksum.Allowed(w.alg, typ) {
-		return s3wire.InvalidRequest(fmt.Sprintf("The %s checksum type cannot be used with the %s checksum algorithm.",
-			typ, strings.ToLower(string(w.alg))))
-	}
-	sizes := make([]int64, len(parts))
-	if typ == checksum.FullObject {
-		listed, err := s.listPartSizes(r)
-		var e *s3wire.Error
-		if errors.As(err, &e) && e.Code == "NoSuchUpload" {
-			// A retried Complete whose upload the store completed
-			// already: finalize checks the value, with the sizes from
-			// the part headers.
-			return nil
+	var sizes []int64 // plaintext part sizes, listed once if a FULL_OBJECT needs them
+	for _, typ := range types {
+		if !checksum.Allowed(w.alg, typ) {
+			return s3wire.InvalidRequest(fmt.Sprintf("The %s checksum type cannot be used with the %s checksum algorithm.",
+				typ, strings.ToLower(string(w.alg))))
 		}
+		if typ == checksum.FullObject && sizes == nil {
+			listed, err := s.listPartSizes(r)
+			var e *s3wire.Error
+			if errors.As(err, &e) && e.Code == "NoSuchUpload" {
+				// A retried Complete whose upload the store completed
+				// already: finalize checks the value, with the sizes
+				// from the part headers.
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			sizes = make([]int64, len(parts))
+			for i, p := range parts {
+				n, ok := listed[p.PartNumber]
+				if !ok {
+					return nil // the store's Complete will answer InvalidPart
+				}
+				sizes[i] = n
+			}
+		}
+		sums, err := partSums(w.alg, parts, func(i int) int64 {
+			if sizes == nil {
+				return 0 // COMPOSITE: sizes do not matter
+			}
+			return sizes[i]
+		})
 		if err != nil {
 			return err
 		}
-		for i, p := range parts {
-			n, ok := listed[p.PartNumber]
-			if !ok {
-				return nil // the store's Complete will answer InvalidPart
-			}
-			sizes[i] = n
+		got, err := checksum.Object(w.alg, typ, sums)
+		if err != nil {
+			return s3wire.Internal(err)
+		}
+		if w.matches(got) {
+			return nil
 		}
 	}
-	sums, err := partSums(w.alg, parts, func(i int) int64 { return sizes[i] })
-	if err != nil {
-		return err
-	}
-	got, err := checksum.Object(w.alg, typ, sums)
-	if err != nil {
-		return s3wire.Internal(err)
-	}
-	if !w.matches(got) {
-		return errChecksumMismatch(w.alg)
-	}
-	return nil
+	return errChecksumMismatch(w.alg)
 }
 
 // listPartSizes asks the store for the upload's parts: part number to
@@ -266,6 +271,10 @@ func keepChecksum(meta *envelope.Meta, w completeWant, parts []s3wire.CompletePa
 		return "", s3wire.Internal(err)
 	}
 	if w.value != "" && !w.matches(got) {
+		if w.typ == "" {
+			// precheck matched it as the other type of a bare CRC value.
+			return fmt.Sprintf("the Complete's %s value is of another type than the upload's %s", alg, typ), nil
+		}
 		return "", s3wire.Damaged(fmt.Errorf("the %s checksum of the completed parts is not the one checked before completion: the store's part list disagrees with the parts", alg))
 	}
 	meta.Checksum = map[string]string{alg.Header(): got}

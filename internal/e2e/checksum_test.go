@@ -125,10 +125,10 @@ func testChecksumsSDK(t *testing.T, env *storeEnv) {
 				if typ == types.ChecksumTypeFullObject && !isCRC(alg) || typ == types.ChecksumTypeComposite && alg == types.ChecksumAlgorithmCrc64nvme {
 					continue
 				}
-				for _, sendWhole := range []bool{false, true} {
-					key := "mp/" + string(alg) + "/" + string(typ) + "/" + strconv.FormatBool(sendWhole)
+				for _, complete := range []string{"parts", "whole", "bare", "type"} {
+					key := "mp/" + string(alg) + "/" + string(typ) + "/" + complete
 					t.Run(strings.TrimPrefix(key, "mp/"), func(t *testing.T) {
-						testMultipartChecksum(t, c, bucket, key, alg, typ, sendWhole, plain, sizes)
+						testMultipartChecksum(t, c, bucket, key, alg, typ, complete, plain, sizes)
 					})
 				}
 			}
@@ -146,7 +146,7 @@ func testChecksumsSDK(t *testing.T, env *storeEnv) {
 		mpSizes := []int{5 << 20, 1000}
 		mpPlain := plaintext("copymp", mpSizes[0]+mpSizes[1])
 		src2 := "copysrc/multipart"
-		testMultipartChecksum(t, c, bucket, src2, types.ChecksumAlgorithmSha256, types.ChecksumTypeComposite, false, mpPlain, mpSizes)
+		testMultipartChecksum(t, c, bucket, src2, types.ChecksumAlgorithmSha256, types.ChecksumTypeComposite, "parts", mpPlain, mpSizes)
 		src3 := "copysrc/none"
 		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &src3, Body: bytes.NewReader(plain)},
 			func(o *s3.Options) { o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired }); err != nil {
@@ -205,9 +205,12 @@ func testChecksumsSDK(t *testing.T, env *storeEnv) {
 
 // testMultipartChecksum uploads plain in parts of sizes with the algorithm
 // and type asked at CreateMultipartUpload, completes with the part
-// checksums (and with sendWhole the whole object's, a wrong one first),
-// and checks what Complete, HEAD, GET and GetObjectAttributes say.
-func testMultipartChecksum(t *testing.T, c *s3.Client, bucket, key string, alg types.ChecksumAlgorithm, typ types.ChecksumType, sendWhole bool, plain []byte, sizes []int) {
+// checksums and, as complete says, nothing else ("parts"), the whole
+// object's checksum and type ("whole"), the whole object's checksum
+// without type and "-N" ("bare"), or the type alone ("type"), a wrong
+// whole-object checksum first, and checks what Complete, HEAD, GET and
+// GetObjectAttributes say.
+func testMultipartChecksum(t *testing.T, c *s3.Client, bucket, key string, alg types.ChecksumAlgorithm, typ types.ChecksumType, complete string, plain []byte, sizes []int) {
 	ctx := context.Background()
 	cr, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: &key, ChecksumAlgorithm: alg, ChecksumType: typ})
 	if err != nil {
@@ -242,11 +245,16 @@ func testMultipartChecksum(t *testing.T, c *s3.Client, bucket, key string, alg t
 	if typ == types.ChecksumTypeComposite {
 		want = b64(sumOf(alg, partSums)) + "-" + strconv.Itoa(len(sizes))
 	}
-	complete := func(whole string) (*s3.CompleteMultipartUploadOutput, error) {
+	send := func(whole string) (*s3.CompleteMultipartUploadOutput, error) {
 		in := &s3.CompleteMultipartUploadInput{Bucket: &bucket, Key: &key, UploadId: cr.UploadId,
 			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}}
-		if whole != "" {
+		if complete == "whole" || complete == "type" {
 			in.ChecksumType = typ
+		}
+		if complete == "bare" {
+			whole = strings.TrimSuffix(whole, "-"+strconv.Itoa(len(sizes)))
+		}
+		if whole != "" {
 			switch alg {
 			case types.ChecksumAlgorithmCrc32:
 				in.ChecksumCRC32 = &whole
@@ -263,19 +271,19 @@ func testMultipartChecksum(t *testing.T, c *s3.Client, bucket, key string, alg t
 		return c.CompleteMultipartUpload(ctx, in)
 	}
 	whole := ""
-	if sendWhole {
+	if complete == "whole" || complete == "bare" {
 		// A wrong whole-object checksum: BadDigest, and the upload stays.
 		wrong := b64(sumOf(alg, []byte("not the object")))
 		if typ == types.ChecksumTypeComposite {
 			wrong += "-" + strconv.Itoa(len(sizes))
 		}
-		_, err := complete(wrong)
+		_, err := send(wrong)
 		if code, status := testenv.APIError(err); code != "BadDigest" || status != 400 {
 			t.Fatalf("Complete with a wrong %s: %v, want BadDigest", alg, err)
 		}
 		whole = want
 	}
-	done, err := complete(whole)
+	done, err := send(whole)
 	if err != nil {
 		t.Fatalf("CompleteMultipartUpload: %v", err)
 	}
