@@ -61,13 +61,16 @@ type completeWant struct {
 	alg   checksum.Algorithm // "" if no checksum header
 	value string
 	typ   checksum.Type // "" if no type header
+	// kept is set by finalize: the finalized header's sealed metadata,
+	// with the checksum kept (if any).
+	kept *envelope.Meta
 }
 
 // takeCompleteChecksum moves Complete's x-amz-checksum-* header out of the
 // request's body checks (it is the object's, and would never match the XML)
 // into a completeWant.
-func takeCompleteChecksum(r *request) (completeWant, error) {
-	var w completeWant
+func takeCompleteChecksum(r *request) (*completeWant, error) {
+	w := &completeWant{}
 	if name := r.auth.ChecksumAlgorithm; name != "" {
 		w.alg, _ = checksum.FromHeader(name)
 		w.value = r.auth.ChecksumValue
@@ -133,7 +136,7 @@ func (w completeWant) matches(got string) bool {
 // with the sizes from the authenticated part headers). The Create's
 // algorithm and type are sealed in the pending header, which only the
 // completed object shows: finalize checks against those.
-func (s *Server) precheck(r *request, w completeWant, parts []s3wire.CompletePart) error {
+func (s *Server) precheck(r *request, w *completeWant, parts []s3wire.CompletePart) error {
 	if w.alg == "" {
 		return nil // a type alone asks for the upload's checksum, checked in finalize
 	}

@@ -71,8 +71,8 @@ func (s *Server) completeMultipart(r *request) error {
 			// lists (the multipart ETag they give, S3's MD5 of the part
 			// MD5s); a store whose ETags are not MD5s gets no second try.
 			if tag, ok := s3wire.MultipartETag(asked.Parts); ok {
-				if f, ferr := s.finalize(r, tag, "", asked.Parts, want); ferr == nil {
-					return s.writeCompleted(r, f)
+				if tag, version, ferr := s.finalize(r, tag, "", asked.Parts, want); ferr == nil {
+					return s.writeCompleted(r, tag, version, want.kept)
 				}
 			}
 		}
@@ -80,29 +80,26 @@ func (s *Server) completeMultipart(r *request) error {
 	}
 	version := string(resp.Header.Peek("X-Amz-Version-Id"))
 	fasthttp.ReleaseResponse(resp)
-	f, err := s.finalize(r, done.ETag, version, asked.Parts, want)
+	tag, finalVersion, err := s.finalize(r, done.ETag, version, asked.Parts, want)
 	if err != nil {
 		return err
 	}
-	return s.writeCompleted(r, f)
+	return s.writeCompleted(r, tag, finalVersion, want.kept)
 }
 
-// finalized is a finalized multipart object: its store ETag and version
-// id, and the sealed metadata of its finalized header.
-type finalized struct {
-	storeTag, version string
-	meta              *envelope.Meta
-}
-
-func (s *Server) writeCompleted(r *request, f finalized) error {
-	if f.version != "" {
-		r.ctx.Response.Header.Set("X-Amz-Version-Id", f.version)
+// writeCompleted answers a Complete; meta is the finalized header's sealed
+// metadata, whose checksum the answer carries.
+func (s *Server) writeCompleted(r *request, storeTag, version string, meta *envelope.Meta) error {
+	if version != "" {
+		r.ctx.Response.Header.Set("X-Amz-Version-Id", version)
 	}
 	// The object's location as the client addresses it, never the store's.
 	loc := "http://" + string(r.ctx.Host()) + r.t.SignedPath
 	res := s3wire.CompleteMultipartUploadResult{XMLNS: s3wire.NS, Location: loc,
-		Bucket: r.t.Bucket, Key: r.t.Key, ETag: s3wire.ClientETag(f.storeTag)}
-	res.Set(f.meta.Checksum, checksumType(f.meta))
+		Bucket: r.t.Bucket, Key: r.t.Key, ETag: s3wire.ClientETag(storeTag)}
+	if meta != nil {
+		res.Set(meta.Checksum, checksumType(meta))
+	}
 	writeXML(r.ctx, http.StatusOK, res)
 	r.echoSSE()
 	return nil
@@ -112,14 +109,10 @@ func (s *Server) writeCompleted(r *request, f finalized) error {
 // (version `version`, store ETag storeTag; both empty: whatever is at the
 // key now) with a finalized one, and returns the final store ETag and
 // version id. parts is the client's part list, which the completed object
-// must match, want what it said of the object's checksum (keepChecksum).
+// must match; want is what it said of the object's checksum (keepChecksum),
+// and finalize sets want.kept to the finalized header's sealed metadata.
 // The response will say that the object's key protects it.
-func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.CompletePart, want completeWant) (finalized, error) {
-	tag, v, meta, err := s.finalizeObject(r, storeTag, version, parts, want)
-	return finalized{storeTag: tag, version: v, meta: meta}, err
-}
-
-func (s *Server) finalizeObject(r *request, storeTag, version string, parts []s3wire.CompletePart, want completeWant) (string, string, *envelope.Meta, error) {
+func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.CompletePart, want *completeWant) (string, string, error) {
 	rq := &readReq{bucket: r.t.Bucket, key: r.t.Key, rawPath: r.t.RawPath}
 	if version != "" {
 		rq.query = "versionId=" + url.QueryEscape(version)
@@ -130,11 +123,11 @@ func (s *Server) finalizeObject(r *request, storeTag, version string, parts []s3
 	}
 	resp, err := s.up.Do(head)
 	if err != nil {
-		return "", "", nil, s3wire.Internal(err)
+		return "", "", s3wire.Internal(err)
 	}
 	defer fasthttp.ReleaseResponse(resp)
 	if st := resp.StatusCode(); st != http.StatusOK {
-		return "", "", nil, s3wire.Internal(fmt.Errorf("finalizing %s: the completed object answers %d (replaced before it could be finalized?)", rq.rawPath, st))
+		return "", "", s3wire.Internal(fmt.Errorf("finalizing %s: the completed object answers %d (replaced before it could be finalized?)", rq.rawPath, st))
 	}
 	storeTag = string(resp.Header.Peek("ETag"))
 	if version == "" {
@@ -146,34 +139,35 @@ func (s *Server) finalizeObject(r *request, storeTag, version string, parts []s3
 	stored := int64(resp.Header.ContentLength())
 	n := envelope.PartsInETag(storeTag)
 	if n == 0 || n != len(parts) {
-		return "", "", nil, s3wire.Internal(fmt.Errorf("finalizing %s: store ETag %s for %d parts", rq.rawPath, storeTag, len(parts)))
+		return "", "", s3wire.Internal(fmt.Errorf("finalizing %s: store ETag %s for %d parts", rq.rawPath, storeTag, len(parts)))
 	}
 
 	h, err := envelope.ParseHeader(string(resp.Header.Peek(s3wire.SealHeader)))
 	if err != nil {
-		return "", "", nil, s3wire.Damaged(err)
+		return "", "", s3wire.Damaged(err)
 	}
 	ki := h.KeyInfo()
 	dek, err := s.kms.Decrypt(kmsContext(r, rq.bucket, rq.key), ki.KeyID, ki.Wrapped, kms.BucketContext(rq.bucket))
 	if err != nil {
-		return "", "", nil, s3wire.FromKMSError(err)
+		return "", "", s3wire.FromKMSError(err)
 	}
 	defer kms.Zero(dek)
 	r.sse = sse{alg: s3wire.SSEKMS, keyID: ki.KeyID}
 	obj, err := envelope.Open(h, dek, rq.bucket, rq.key)
 	if err != nil {
-		return "", "", nil, s3wire.Damaged(err)
+		return "", "", s3wire.Damaged(err)
 	}
 	defer obj.Close()
 	meta, err := envelope.DecodeMeta(obj.Meta())
 	if err != nil {
-		return "", "", nil, s3wire.Damaged(err)
+		return "", "", s3wire.Damaged(err)
 	}
 	if !bytes.Equal(meta.Upload, r.upload.Upload) {
-		return "", "", nil, s3wire.Internal(fmt.Errorf("finalizing %s: the object there is not this upload's", rq.rawPath))
+		return "", "", s3wire.Internal(fmt.Errorf("finalizing %s: the object there is not this upload's", rq.rawPath))
 	}
 	if meta.Manifest != nil {
-		return storeTag, version, meta, nil // finalized by an earlier attempt
+		want.kept = meta
+		return storeTag, version, nil // finalized by an earlier attempt
 	}
 
 	// Read every part header of the completed object and check that each
@@ -190,29 +184,29 @@ func (s *Server) finalizeObject(r *request, storeTag, version string, parts []s3
 		return ph, err
 	})
 	if err != nil {
-		return "", "", nil, s3wire.Damaged(err)
+		return "", "", s3wire.Damaged(err)
 	}
 	open := s.partOpener(r, rq.bucket, rq.key, meta)
 	for i := range pm.Parts() {
 		num, _, _, off := pm.Part(i)
 		if num != parts[i].PartNumber {
-			return "", "", nil, s3wire.Internal(fmt.Errorf("finalizing %s: part %d of the completed object is number %d, client asked for %d", rq.rawPath, i+1, num, parts[i].PartNumber))
+			return "", "", s3wire.Internal(fmt.Errorf("finalizing %s: part %d of the completed object is number %d, client asked for %d", rq.rawPath, i+1, num, parts[i].PartNumber))
 		}
 		p, err := open(read[off])
 		if err != nil {
-			return "", "", nil, err
+			return "", "", err
 		}
 		p.Close()
 	}
 	mf, err := pm.Manifest(meta.Upload)
 	if err != nil {
-		return "", "", nil, s3wire.Damaged(err)
+		return "", "", s3wire.Damaged(err)
 	}
 	applied := meta.Create
 	reserved := meta.ChecksumAlgorithm != "" // room for the checksum was checked at Create
-	dropped, err := keepChecksum(meta, want, parts, pm)
+	dropped, err := keepChecksum(meta, *want, parts, pm)
 	if err != nil {
-		return "", "", nil, err
+		return "", "", err
 	}
 	if dropped != "" {
 		s.log.Warn("multipart object finalized without a checksum", "id", r.id, "path", rq.rawPath, "why", dropped)
@@ -227,8 +221,9 @@ func (s *Server) finalizeObject(r *request, storeTag, version string, parts []s3
 		value, err = obj.Reseal(dek, ki, rq.bucket, rq.key, meta.Encode())
 	}
 	if err != nil {
-		return "", "", nil, sealError(err)
+		return "", "", sealError(err)
 	}
+	want.kept = meta
 
 	hdr := http.Header{}
 	for k, v := range applied {
@@ -236,7 +231,7 @@ func (s *Server) finalizeObject(r *request, storeTag, version string, parts []s3
 	}
 	hdr.Set(s3wire.SealHeader, value)
 	if err := s.copyTags(hdr, resp, rq); err != nil {
-		return "", "", nil, err
+		return "", "", err
 	}
 	// The copy replaces the object only if it is still the one completed:
 	// a write that lands in between (after the client's Complete, as S3
@@ -246,17 +241,17 @@ func (s *Server) finalizeObject(r *request, storeTag, version string, parts []s3
 	// against what the client sees (ETags mapped), before any of this.
 	finalTag, finalVersion, err := s.copyParts(r.t.RawPath, hdr, rq, storeTag, pm, storeTag)
 	if errors.Is(err, errReplaced) {
-		return storeTag, version, meta, nil
+		return storeTag, version, nil
 	}
 	if err != nil {
-		return "", "", nil, err
+		return "", "", err
 	}
 	if version != "" && finalVersion != version {
 		// A versioned bucket keeps the pending version, which no reader
 		// accepts: remove it (best effort; object lock may keep it).
 		s.deleteVersion(r.t.RawPath, version)
 	}
-	return finalTag, finalVersion, meta, nil
+	return finalTag, finalVersion, nil
 }
 
 // errReplaced: the object a copy was to replace was replaced meanwhile.
