@@ -541,6 +541,40 @@ func testTrailerChecksumVersioned(t *testing.T, env *storeEnv) {
 	assertMinioRead(t, mc, bucket, "k", data, b64(sumOf(types.ChecksumAlgorithmSha256, data)))
 }
 
+// TestTrailerChecksumKeepsObject: keeping a trailer's checksum (a copy of
+// the object onto itself with a new header) keeps what the PUT set: tags,
+// user metadata, content type.
+func TestTrailerChecksumKeepsObject(t *testing.T) { forEachStore(t, testTrailerChecksumKeepsObject) }
+
+func testTrailerChecksumKeepsObject(t *testing.T, env *storeEnv) {
+	p := env.startProxy(t)
+	bucket := env.newBucket(t, "ckkeeps")
+	ctx := context.Background()
+	mc := newMinio(t, p.Endpoint, p.AccessKey, p.SecretKey, true)
+	data := plaintext("keeps", 5000)
+	_, err := mc.PutObject(ctx, bucket, "k", bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{
+		Checksum: minio.ChecksumCRC64NVME, DisableMultipart: true, ContentType: "text/x-kept",
+		UserMetadata: map[string]string{"color": "blue"}, UserTags: map[string]string{"team": "storage"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertMinioRead(t, mc, bucket, "k", data, b64(sumOf(types.ChecksumAlgorithmCrc64nvme, data)))
+	st, err := mc.StatObject(ctx, bucket, "k", minio.StatObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ContentType != "text/x-kept" || st.UserMetadata["Color"] != "blue" {
+		t.Errorf("StatObject: content type %q, user metadata %v", st.ContentType, st.UserMetadata)
+	}
+	tags, err := mc.GetObjectTagging(ctx, bucket, "k", minio.GetObjectTaggingOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tags.ToMap(); got["team"] != "storage" || len(got) != 1 {
+		t.Errorf("tags %v", got)
+	}
+}
+
 // assertMinioRead reads key back with minio-go, asking for checksums, and
 // checks its checksum (when want is not "") and plaintext.
 func assertMinioRead(t *testing.T, mc *minio.Client, bucket, key string, plain []byte, want string) {
