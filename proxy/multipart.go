@@ -85,6 +85,9 @@ func (s *Server) createMultipart(r *request) error {
 	r.ctx.SetStatusCode(http.StatusOK)
 	relayHeaders(&r.ctx.Response.Header, &resp.Header, false)
 	r.ctx.SetBody(s3wire.SetUploadID(body, s3wire.ClientUploadID(storeID, upload, keyID)))
+	// The store's own checksum defaults are of the ciphertext.
+	r.ctx.Response.Header.Del("X-Amz-Checksum-Algorithm")
+	r.ctx.Response.Header.Del("X-Amz-Checksum-Type")
 	if alg != "" {
 		r.ctx.Response.Header.Set("X-Amz-Checksum-Algorithm", string(alg))
 		r.ctx.Response.Header.Set("X-Amz-Checksum-Type", string(typ))
