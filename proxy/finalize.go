@@ -60,6 +60,13 @@ func (s *Server) completeMultipart(r *request) error {
 	body = s3wire.StoreComplete(asked)
 	out := r.outbound(http.MethodPost)
 	out.Body, out.BodyLen = bytes.NewReader(body), int64(len(body))
+	if v := r.header.Get("X-Amz-Mp-Object-Size"); v != "" {
+		// The client's size is the plaintext's; the store checks the
+		// stored size, every part PartOverhead bytes larger.
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+			out.Header.Set("X-Amz-Mp-Object-Size", strconv.FormatInt(n+int64(len(asked.Parts))*envelope.PartOverhead, 10))
+		}
+	}
 	var done s3wire.CompleteMultipartUploadResult
 	resp, err := s.up.DoXMLResp(out, &done)
 	if err != nil {
