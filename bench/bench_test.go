@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,6 +79,12 @@ func TestSmoke(t *testing.T) {
 	m, ok := rep.Find("KMS calls per 1000 PUTs of 4 KiB")
 	if !ok || m.Values[S3seal] > 1000.0/float64(sizes.SmallCount) {
 		t.Errorf("KMS calls: %+v", m)
+	}
+	// The cost row is the PUTs' and GETs' calls at $0.03 per 10,000.
+	mg, okg := rep.Find("KMS calls per 1000 GETs of 4 KiB")
+	mc, okc := rep.Find("KMS cost per million objects of 4 KiB written and read")
+	if want := (m.Values[S3seal] + mg.Values[S3seal]) / 2000 * 1e6 * 0.03 / 1e4; !okg || !okc || math.Abs(mc.Values[S3seal]-want) > 1e-9 {
+		t.Errorf("KMS cost: %+v, want %v (GETs %+v)", mc, want, mg)
 	}
 
 	var table, md bytes.Buffer

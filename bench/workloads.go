@@ -28,6 +28,7 @@ const (
 	unitCPU     = "CPU s/GiB"
 	unitMiB     = "MiB"
 	unitCalls   = "calls"
+	unitDollars = "$"
 	higher      = "higher"
 	lower       = "lower"
 	copyBufLen  = 256 << 10
@@ -380,11 +381,13 @@ func (r *runner) small(ctx context.Context) error {
 	order := rand.New(rand.NewPCG(3, 4)).Perm(z.SmallCount)
 	for _, size := range z.SmallSizes {
 		sz := formatSize(size)
+		putCalls := -1 // KMS calls of this size's PUTs, for the cost row
 		for _, o := range r.smallOps(size) {
 			name := fmt.Sprintf("%s %s x%d", o.op, sz, z.SmallConcurrency)
 			err := r.each(ctx, name, func(ctx context.Context, s *system) error {
 				var calls0 int
-				if o.op == "PUT" && s.proxy != nil {
+				metered := (o.op == "PUT" || o.op == "GET") && s.proxy != nil
+				if metered {
 					var err error
 					if calls0, err = s.proxy.kmsCalls(); err != nil {
 						return err
@@ -406,13 +409,23 @@ func (r *runner) small(ctx context.Context) error {
 				slices.Sort(lat)
 				r.rep.add(name+": p50", unitMs, lower, s.name, ms(percentile(lat, 0.50)))
 				r.rep.add(name+": p99", unitMs, lower, s.name, ms(percentile(lat, 0.99)))
-				if o.op == "PUT" && s.proxy != nil {
+				if metered {
 					calls1, err := s.proxy.kmsCalls()
 					if err != nil {
 						return err
 					}
-					r.rep.add(fmt.Sprintf("KMS calls per 1000 PUTs of %s", sz), unitCalls, lower, s.name,
-						float64(calls1-calls0)*1000/float64(z.SmallCount))
+					calls := calls1 - calls0
+					r.rep.add(fmt.Sprintf("KMS calls per 1000 %ss of %s", o.op, sz), unitCalls, lower, s.name,
+						float64(calls)*1000/float64(z.SmallCount))
+					if o.op == "PUT" {
+						putCalls = calls
+					} else if putCalls >= 0 {
+						// What the KMS requests of a million objects written
+						// and read cost at AWS's published $0.03 per 10,000
+						// requests (the proxy's metrics say the same live).
+						r.rep.add(fmt.Sprintf("KMS cost per million objects of %s written and read", sz), unitDollars, lower, s.name,
+							float64(putCalls+calls)/float64(2*z.SmallCount)*1e6*0.03/1e4)
+					}
 				}
 				return nil
 			})

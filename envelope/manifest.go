@@ -35,6 +35,7 @@ type PartMap struct {
 	plainStart  []int64
 	storedStart []int64
 	versions    []byte
+	keyIDs      []string
 	verified    bool
 }
 
@@ -146,13 +147,14 @@ func PartMapOf(hdrs []*PartHeader) (*PartMap, error) {
 func newPartMap(hdrs []*PartHeader, stored int64) (*PartMap, error) {
 	n := len(hdrs)
 	pm := &PartMap{nums: make([]int, n), lens: make([]int64, n), digests: make([][32]byte, n),
-		plainStart: make([]int64, n), storedStart: make([]int64, n), versions: make([]byte, n)}
+		plainStart: make([]int64, n), storedStart: make([]int64, n), versions: make([]byte, n), keyIDs: make([]string, n)}
 	var plain, st int64
 	for i, ph := range hdrs {
 		if i > 0 && ph.PartNumber() <= pm.nums[i-1] {
 			return nil, fmt.Errorf("%w: part number %d after %d", ErrManifest, ph.PartNumber(), pm.nums[i-1])
 		}
 		pm.nums[i], pm.lens[i], pm.digests[i], pm.versions[i] = ph.PartNumber(), ph.PlainLen(), ph.Digest(), ph.version
+		pm.keyIDs[i] = ph.keyID
 		pm.plainStart[i], pm.storedStart[i] = plain, st
 		plain += ph.PlainLen()
 		st += ph.CiphertextSize()
@@ -254,6 +256,12 @@ func (pm *PartMap) Size() int64 {
 func (pm *PartMap) Part(i int) (num int, plainStart, plainLen, storedStart int64) {
 	return pm.nums[i], pm.plainStart[i], pm.lens[i], pm.storedStart[i]
 }
+
+// KeyID returns the KMS key id named in the i-th part's header (0-based):
+// a copy to a path under another key re-wraps the parts it names. Once
+// Verify has passed it is authenticated, as the manifest covers every
+// header byte.
+func (pm *PartMap) KeyID(i int) string { return pm.keyIDs[i] }
 
 // Index returns the index of the part numbered num, or -1.
 func (pm *PartMap) Index(num int) int {

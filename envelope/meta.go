@@ -46,6 +46,11 @@ type Meta struct {
 	// so that the copy which finalizes the upload can ask for them again.
 	// Only the pending header carries it.
 	Create map[string]string `json:"w,omitempty"`
+	// ETag is the ETag clients see for a multipart object whose every part
+	// came with its plaintext MD5: S3's "<md5 of the part MD5s>-N" over the
+	// plaintext parts, set when the upload is finalized. Without it, the
+	// object's ETag is the store's.
+	ETag string `json:"et,omitempty"`
 	// Source marks an object written by s3seal migrate (or rewrap) with
 	// the source object version it was made from, so that a re-run can
 	// tell, from the sealed (authenticated) header alone, that this
@@ -97,7 +102,7 @@ func (m *Meta) Encode() []byte { return m.EncodeFor(Version) }
 func (m *Meta) EncodeFor(version int) []byte {
 	v := *m
 	if version < 2 {
-		v.Headers, v.Upload, v.Manifest, v.Create, v.Source = nil, nil, nil, nil, nil
+		v.Headers, v.Upload, v.Manifest, v.Create, v.Source, v.ETag = nil, nil, nil, nil, nil, ""
 		v.ChecksumType, v.ChecksumAlgorithm = "", ""
 	}
 	b, _ := json.Marshal(&v) // cannot fail: strings, ints and bytes only

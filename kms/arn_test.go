@@ -22,3 +22,22 @@ func TestParseARN(t *testing.T) {
 		}
 	}
 }
+
+func TestMultiRegionID(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"arn:aws:kms:us-east-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab", "mrk-1234abcd12ab34cd56ef1234567890ab"},
+		{"mrk-1234abcd12ab34cd56ef1234567890ab", "mrk-1234abcd12ab34cd56ef1234567890ab"},
+		{"arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab", ""},
+		{"arn:aws:kms:us-east-1:111122223333:alias/mrk-looking", ""},
+		{"alias/mrk-looking", ""},
+		{"1234abcd-12ab-34cd-56ef-1234567890ab", ""},
+		{"", ""},
+	} {
+		if got := MultiRegionID(tc.in); got != tc.want {
+			t.Errorf("MultiRegionID(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if IsMultiRegion(tc.in) != (tc.want != "") {
+			t.Errorf("IsMultiRegion(%q) = %v", tc.in, !(tc.want != ""))
+		}
+	}
+}

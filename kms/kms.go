@@ -181,3 +181,33 @@ func ParseARN(keyID string) (a ARN, ok bool) {
 	}
 	return ARN{Partition: f[1], Region: f[3], Account: f[4], Resource: f[5]}, true
 }
+
+// String is the ARN in its text form.
+func (a ARN) String() string {
+	return "arn:" + a.Partition + ":kms:" + a.Region + ":" + a.Account + ":" + a.Resource
+}
+
+// IsMultiRegion reports whether keyID (a key id or key ARN) names a
+// multi-Region key: AWS gives those, and only those, ids that begin with
+// "mrk-", the same id in every region it is replicated to.
+func IsMultiRegion(keyID string) bool {
+	return strings.HasPrefix(MultiRegionID(keyID), "mrk-")
+}
+
+// MultiRegionID is the key id of keyID (a key id or key ARN) when it names
+// a multi-Region key, else "". Two keys with the same MultiRegionID are
+// related multi-Region keys: a primary and its replicas, one key material.
+func MultiRegionID(keyID string) string {
+	id := keyID
+	if a, ok := ParseARN(keyID); ok {
+		r, found := strings.CutPrefix(a.Resource, "key/")
+		if !found {
+			return ""
+		}
+		id = r
+	}
+	if !strings.HasPrefix(id, "mrk-") {
+		return ""
+	}
+	return id
+}

@@ -136,6 +136,13 @@ const (
 	ModeReencrypt    = "decrypted and encrypted anew"
 	ModeEncrypt      = "plaintext encrypted"
 	ModeMetadataCopy = "metadata-only self-copy, header re-wrapped"
+	// ModeKeptWrapped is appended to the mode of an object whose wrapped
+	// data key was kept: the source's and the destination's KMS keys are
+	// related multi-Region keys.
+	ModeKeptWrapped = "; wrapped key kept (related multi-Region keys)"
+	// ModeKeepWrapped is its dry-run form: the keys are related; whether
+	// the destination can unwrap is checked when the object is copied.
+	ModeKeepWrapped = "; wrapped key would be kept (related multi-Region keys)"
 )
 
 // Result is the outcome for one object.
@@ -159,6 +166,10 @@ type Report struct {
 	Failed  int   `json:"failed"`
 	Planned int   `json:"planned,omitempty"`
 	Bytes   int64 `json:"bytes_copied"`
+	// KeptWrapped counts the copied objects whose wrapped data keys were
+	// kept as they were, under a multi-Region key related to the
+	// destination's (no KMS wrap for them).
+	KeptWrapped int `json:"kept_wrapped_keys,omitempty"`
 	// Failures lists every failed object with its reason; Objects every
 	// object's result.
 	Failures []Result  `json:"failures"`
@@ -231,6 +242,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		case Copied:
 			rep.Copied++
 			rep.Bytes += r.Bytes
+			if strings.HasSuffix(r.Mode, ModeKeptWrapped) {
+				rep.KeptWrapped++
+			}
 		case Skipped:
 			rep.Skipped++
 		case Planned:

@@ -56,6 +56,9 @@ func (j *job) one(ctx context.Context, key string) Result {
 		return fail(err)
 	}
 	r.Action, r.Mode = action, mode
+	if t.keptWrapped {
+		r.Mode += ModeKeptWrapped
+	}
 	if action == Copied && j.cfg.Verify != VerifyNone {
 		if err := j.verify(ctx, dkey, t.plainSize); err != nil {
 			return fail(fmt.Errorf("copied, but the destination does not verify: %w", err))
@@ -75,6 +78,9 @@ type task struct {
 	meta      *envelope.Meta
 	plainSize int64
 	dk        *kms.DataKey // the destination's
+	// keptWrapped: dk is the source header's data key, kept wrapped as it
+	// was (related multi-Region keys).
+	keptWrapped bool
 }
 
 func (t *task) close() {
@@ -133,10 +139,16 @@ func (t *task) run(ctx context.Context) (Action, string, error) {
 		mode = ModeServerCopy
 	}
 	if j.cfg.DryRun {
+		if mode != ModeReencrypt && !j.cfg.Rewrap && t.related(ctx) != nil {
+			// Said, not checked: a dry run makes no Decrypt call.
+			mode += ModeKeepWrapped
+		}
 		return Planned, mode, nil
 	}
-	if err := t.newDataKey(ctx); err != nil {
-		return "", "", err
+	if mode == ModeReencrypt || j.cfg.Rewrap || !t.keepWrapped(ctx) {
+		if err := t.newDataKey(ctx); err != nil {
+			return "", "", err
+		}
 	}
 	switch {
 	case mode == ModeReencrypt && multipart:
@@ -161,6 +173,57 @@ func (t *task) newDataKey(ctx context.Context) error {
 	}
 	t.dk = dk
 	return nil
+}
+
+// related returns the source header's key info when its KMS key and the
+// destination key are related multi-Region keys (the same mrk- id, in any
+// regions: one key material) and the data key is bound to the same
+// encryption context (the destination bucket has the source's name): the
+// wrapped key can then stay as it is. nil otherwise.
+func (t *task) related(ctx context.Context) *envelope.KeyInfo {
+	j := t.job
+	h, err := envelope.ParseHeader(t.so.HeaderValue) // opened already
+	if err != nil {
+		return nil
+	}
+	ki := h.KeyInfo()
+	id := kms.MultiRegionID(ki.KeyID)
+	if id == "" || t.so.Bucket != j.cfg.Dst.Bucket {
+		return nil
+	}
+	if kms.MultiRegionID(j.cfg.DstKeyID) != id {
+		// An alias: what it names.
+		target, err := j.targetKeyID(ctx)
+		if err != nil || kms.MultiRegionID(target) != id {
+			return nil
+		}
+	}
+	return &ki
+}
+
+// keepWrapped reports whether the destination keeps the source header's
+// wrapped data key as it is, and if so makes it this object's destination
+// data key (t.dk), with no new wrap: when the keys are related (related)
+// and the destination KMS unwraps it, one Decrypt call through the
+// caller's cache, which also gives the data key the destination's readers
+// will get. Anything else takes a new data key under the destination key,
+// as for unrelated keys. The header keeps the source's key id: a reader in
+// the destination's region uses the replica there (kms/awskms).
+func (t *task) keepWrapped(ctx context.Context) bool {
+	j := t.job
+	ki := t.related(ctx)
+	if ki == nil {
+		return false
+	}
+	dek, err := j.cfg.Dst.KMS.Decrypt(ctx, ki.KeyID, ki.Wrapped, kms.BucketContext(j.cfg.Dst.Bucket))
+	if err != nil {
+		j.log.Warn("migrate: related multi-Region key, but the destination KMS cannot unwrap the data key: re-wrapping",
+			"object", t.so.Key, "key", ki.KeyID, "err", err)
+		return false
+	}
+	t.dk = &kms.DataKey{KeyID: ki.KeyID, Plaintext: dek, Ciphertext: ki.Wrapped}
+	t.keptWrapped = true
+	return true
 }
 
 func (t *task) keyInfo() envelope.KeyInfo {

@@ -31,15 +31,17 @@ func (s *Server) copyObject(r *request) error {
 		return s3wire.CopySourceError(st)
 	}
 	srcTag := string(resp.Header.Peek("ETag"))
-	if err := s3wire.CheckCopyConditions(r.header, srcTag, string(resp.Header.Peek("Last-Modified"))); err != nil {
-		return err
-	}
 	srcHeader := string(resp.Header.Peek(s3wire.SealHeader))
 	obj, meta, err := s.openSealed(r, srcHeader, src.Bucket, src.Key)
 	if err != nil {
 		return err
 	}
 	defer obj.Close()
+	// The conditions may name the source's sealed ETag: they are checked
+	// once its header is open.
+	if err := s3wire.CheckCopyConditions(r.header, srcTag, meta.ETag, string(resp.Header.Peek("Last-Modified"))); err != nil {
+		return err
+	}
 	stored := int64(resp.Header.ContentLength())
 	if _, err := obj.PlainSize(meta, stored, srcTag); err != nil {
 		return s3wire.Damaged(fmt.Errorf("copy source %s/%s: %w", src.Bucket, src.Key, err))

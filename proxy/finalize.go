@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/s3seal/s3seal/envelope"
@@ -59,6 +60,7 @@ func (s *Server) completeMultipart(r *request) error {
 	}
 	body = s3wire.StoreComplete(asked)
 	out := r.outbound(http.MethodPost)
+	s.resolveIfMatch(r, out)
 	out.Body, out.BodyLen = bytes.NewReader(body), int64(len(body))
 	if v := r.header.Get("X-Amz-Mp-Object-Size"); v != "" {
 		// The client's size is the plaintext's; the store checks the
@@ -78,8 +80,8 @@ func (s *Server) completeMultipart(r *request) error {
 			// lists (the multipart ETag they give, S3's MD5 of the part
 			// MD5s); a store whose ETags are not MD5s gets no second try.
 			if tag, ok := s3wire.MultipartETag(asked.Parts); ok {
-				if tag, version, ferr := s.finalize(r, tag, "", asked.Parts, want); ferr == nil {
-					return s.writeCompleted(r, tag, version, want.kept)
+				if shown, version, ferr := s.finalize(r, tag, "", asked.Parts, want); ferr == nil {
+					return s.writeCompleted(r, shown, version, want.kept)
 				}
 			}
 		}
@@ -87,23 +89,24 @@ func (s *Server) completeMultipart(r *request) error {
 	}
 	version := string(resp.Header.Peek("X-Amz-Version-Id"))
 	fasthttp.ReleaseResponse(resp)
-	tag, finalVersion, err := s.finalize(r, done.ETag, version, asked.Parts, want)
+	shown, finalVersion, err := s.finalize(r, done.ETag, version, asked.Parts, want)
 	if err != nil {
 		return err
 	}
-	return s.writeCompleted(r, tag, finalVersion, want.kept)
+	return s.writeCompleted(r, shown, finalVersion, want.kept)
 }
 
-// writeCompleted answers a Complete; meta is the finalized header's sealed
+// writeCompleted answers a Complete with the object's ETag as clients see
+// it (shown) and version id; meta is the finalized header's sealed
 // metadata, whose checksum the answer carries.
-func (s *Server) writeCompleted(r *request, storeTag, version string, meta *envelope.Meta) error {
+func (s *Server) writeCompleted(r *request, shown, version string, meta *envelope.Meta) error {
 	if version != "" {
 		r.ctx.Response.Header.Set("X-Amz-Version-Id", version)
 	}
 	// The object's location as the client addresses it, never the store's.
 	loc := "http://" + string(r.ctx.Host()) + r.t.SignedPath
 	res := s3wire.CompleteMultipartUploadResult{XMLNS: s3wire.NS, Location: loc,
-		Bucket: r.t.Bucket, Key: r.t.Key, ETag: s3wire.ClientETag(storeTag)}
+		Bucket: r.t.Bucket, Key: r.t.Key, ETag: shown}
 	if meta != nil {
 		res.Set(meta.Checksum, checksumType(meta))
 	}
@@ -114,11 +117,15 @@ func (s *Server) writeCompleted(r *request, storeTag, version string, meta *enve
 
 // finalize replaces the pending header of the just-completed object
 // (version `version`, store ETag storeTag; both empty: whatever is at the
-// key now) with a finalized one, and returns the final store ETag and
-// version id. parts is the client's part list, which the completed object
-// must match; want is what it said of the object's checksum (keepChecksum),
-// and finalize sets want.kept to the finalized header's sealed metadata.
-// The response will say that the object's key protects it.
+// key now) with a finalized one, and returns the object's ETag as clients
+// see it and its version id. parts is the client's part list, which the
+// completed object must match. When every part ETag in it carries the
+// part's plaintext MD5, the object's ETag is S3's over the plaintext parts
+// (s3wire.PlainMultipartETag), sealed in the finalized header; otherwise
+// it is the store's. want is what the Complete said of the object's
+// checksum (keepChecksum), and finalize sets want.kept to the finalized
+// header's sealed metadata. The response will say that the object's key
+// protects it.
 func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.CompletePart, want *completeWant) (string, string, error) {
 	rq := &readReq{bucket: r.t.Bucket, key: r.t.Key, rawPath: r.t.RawPath}
 	if version != "" {
@@ -174,7 +181,7 @@ func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.C
 	}
 	if meta.Manifest != nil {
 		want.kept = meta
-		return storeTag, version, nil // finalized by an earlier attempt
+		return s3wire.ObjectETag(storeTag, meta.ETag), version, nil // finalized by an earlier attempt
 	}
 
 	// Read every part header of the completed object and check that each
@@ -219,7 +226,21 @@ func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.C
 		s.log.Warn("multipart object finalized without a checksum", "id", r.id, "path", rq.rawPath, "why", dropped)
 	}
 	meta.Manifest, meta.Create = mf, nil
+	// The part MD5s are the client's own list: each was verified against
+	// its part's plaintext at UploadPart, but nothing binds the list sent
+	// here to those parts (README, "ETags").
+	if tag, ok := s3wire.PlainMultipartETag(parts); ok {
+		meta.ETag = strings.Trim(tag, `"`)
+	}
 	value, err := obj.Reseal(dek, ki, rq.bucket, rq.key, meta.Encode())
+	if errors.Is(err, envelope.ErrTooLarge) && meta.ETag != "" {
+		// CreateMultipartUpload reserved room for the manifest, not for
+		// the ETag (it cannot know whether the parts will come with their
+		// MD5s): an object whose metadata fills the header keeps the
+		// store's ETag rather than never becoming readable.
+		meta.ETag = ""
+		value, err = obj.Reseal(dek, ki, rq.bucket, rq.key, meta.Encode())
+	}
 	if errors.Is(err, envelope.ErrTooLarge) && !reserved && meta.Checksum != nil {
 		// A checksum the Create did not announce may not fit beside the
 		// client's metadata: the object is whole without it.
@@ -246,9 +267,9 @@ func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.C
 	// then succeeded, and was replaced, as on S3; its conditions
 	// (If-Match, If-None-Match) were the store's Complete's, evaluated
 	// against what the client sees (ETags mapped), before any of this.
-	finalTag, finalVersion, err := s.copyParts(r.t.RawPath, hdr, rq, storeTag, pm, storeTag)
+	finalTag, finalVersion, err := s.copyParts(r.t.RawPath, hdr, rq, storeTag, pm, nil, storeTag)
 	if errors.Is(err, errReplaced) {
-		return storeTag, version, nil
+		return s3wire.ObjectETag(storeTag, meta.ETag), version, nil
 	}
 	if err != nil {
 		return "", "", err
@@ -258,7 +279,7 @@ func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.C
 		// accepts: remove it (best effort; object lock may keep it).
 		s.deleteVersion(r.t.RawPath, version)
 	}
-	return finalTag, finalVersion, nil
+	return s3wire.ObjectETag(finalTag, meta.ETag), finalVersion, nil
 }
 
 // errReplaced: the object a copy was to replace was replaced meanwhile.
@@ -271,12 +292,15 @@ const copyParallel = 8
 // (the envelope header among them), from the stored parts of the source
 // version (store ETag srcTag, parts as in pm): one UploadPartCopy per part,
 // so that it has the same part count and boundaries, and no data passes
-// through the proxy. Tags are the caller's (copyTags). It returns the new
-// object's store ETag and version id.
+// through the proxy. With resealed (the parts' re-wrapped headers, in
+// stored order), each part is instead uploaded as its new header and the
+// source part's bytes after its header (uploadResealed). Tags are the
+// caller's (copyTags). It returns the new object's store ETag and version
+// id.
 //
 // With dstIfMatch, the copy completes only over a destination object of
 // that store ETag, and gives errReplaced if another is there.
-func (s *Server) copyParts(dstPath string, hdr http.Header, src *readReq, srcTag string, pm *envelope.PartMap, dstIfMatch string) (string, string, error) {
+func (s *Server) copyParts(dstPath string, hdr http.Header, src *readReq, srcTag string, pm *envelope.PartMap, resealed []*envelope.PartHeader, dstIfMatch string) (string, string, error) {
 	source := src.rawPath
 	if src.query != "" {
 		source += "?" + src.query
@@ -305,6 +329,11 @@ func (s *Server) copyParts(dstPath string, hdr http.Header, src *readReq, srcTag
 	for i := range pm.Parts() {
 		g.Go(func() error {
 			_, _, plainLen, from := pm.Part(i)
+			if resealed != nil {
+				etag, err := s.uploadResealed(dstPath, uploadID, i+1, src, srcTag, from, resealed[i])
+				done.Parts[i] = s3wire.CompletePart{PartNumber: i + 1, ETag: etag}
+				return err
+			}
 			to := from + envelope.PartCiphertextSize(plainLen) - 1
 			pc := upstream.NewRequest(http.MethodPut, dstPath, "partNumber="+strconv.Itoa(i+1)+"&uploadId="+uploadID)
 			pc.Header.Set("X-Amz-Copy-Source", source)

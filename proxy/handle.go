@@ -15,8 +15,8 @@ import (
 // nothing is forwarded.
 var handlers = map[s3wire.Op]func(*Server, *request) error{
 	s3wire.ListBuckets:          (*Server).listBuckets,
-	s3wire.BucketRead:           (*Server).relay,
-	s3wire.BucketWrite:          (*Server).relay,
+	s3wire.BucketRead:           (*Server).bucketRead,
+	s3wire.BucketWrite:          (*Server).bucketWrite,
 	s3wire.DeleteObjects:        (*Server).relay,
 	s3wire.DeleteObject:         (*Server).relay,
 	s3wire.ObjectRead:           (*Server).relay,
@@ -73,8 +73,13 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.accessLog(r, method, uri, start)
 		return
 	}
-	// A streamed response body takes the slot over (streamBody).
-	r.slot = release
+	// A streamed response body takes the slot over (streamBody), and
+	// with it the request's place in the in-flight gauge.
+	s.metrics.inFlight.Inc()
+	r.slot = func() {
+		release()
+		s.metrics.inFlight.Dec()
+	}
 	defer func() {
 		if r.slot != nil {
 			r.slot()

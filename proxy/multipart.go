@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/md5"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -116,12 +117,19 @@ func (s *Server) uploadPart(r *request) error {
 	if err != nil {
 		return err
 	}
-	return s.putPart(r, pn, body, plainLen)
+	// A Content-MD5 is verified over the plaintext before the store can
+	// accept the part (clientBody), so once it has, the MD5 is the part's.
+	sum, err := base64.StdEncoding.DecodeString(r.auth.ContentMD5)
+	if err != nil || len(sum) != md5.Size {
+		sum = nil
+	}
+	return s.putPart(r, pn, body, plainLen, func() []byte { return sum })
 }
 
 // putPart encrypts plainLen bytes from src as part pn of the request's
-// upload and stores it.
-func (s *Server) putPart(r *request, pn int, src io.Reader, plainLen int64) error {
+// upload and stores it. plainMD5 gives the plaintext's MD5 once the store
+// has accepted the part, or nil if it is not known.
+func (s *Server) putPart(r *request, pn int, src io.Reader, plainLen int64, plainMD5 func() []byte) error {
 	dk, err := s.newDataKey(r, r.t.Bucket)
 	if err != nil {
 		return err
@@ -145,10 +153,16 @@ func (s *Server) putPart(r *request, pn int, src io.Reader, plainLen int64) erro
 	}
 	// A part's ETag is the MD5 of its ciphertext, which clients such as
 	// s3cmd would compare with the part's MD5: it gets "-0" like an
-	// object's, and CompleteMultipartUpload maps it back.
+	// object's, and CompleteMultipartUpload maps it back. When the
+	// plaintext's MD5 is known, the part ETag carries it too, for the
+	// object's ETag at Complete (s3wire.ClientPartETag).
 	ok := resp.StatusCode() == http.StatusOK
+	storeTag := string(resp.Header.Peek("ETag"))
 	s.sendUpstream(r, resp, false)
 	if ok {
+		if sum := plainMD5(); sum != nil && storeTag != "" {
+			r.ctx.Response.Header.Set("ETag", s3wire.ClientPartETag(storeTag, sum))
+		}
 		echoChecksums(r, src)
 		r.echoSSE()
 	}
@@ -188,15 +202,19 @@ func (s *Server) uploadPartCopy(r *request) error {
 		return err
 	}
 	defer po.Close()
-	if err := s3wire.CheckCopyConditions(r.header, po.storeTag, string(po.resp.Header.Peek("Last-Modified"))); err != nil {
+	if err := s3wire.CheckCopyConditions(r.header, po.storeTag, po.meta.ETag, string(po.resp.Header.Peek("Last-Modified"))); err != nil {
 		return err
 	}
 	if po.n > s3wire.MaxPlainPart {
 		return s3wire.ErrEntityTooLarge
 	}
 	// putPart answers with the store's UploadPart response; S3 answers
-	// UploadPartCopy with a CopyPartResult document.
-	if err := s.putPart(r, pn, po.body, po.n); err != nil {
+	// UploadPartCopy with a CopyPartResult document. The plaintext passes
+	// through the proxy anyway: its MD5 goes into the part ETag, so that a
+	// copy made of parts gets S3's multipart ETag at Complete too.
+	h := md5.New()
+	body := io.TeeReader(po.body, h)
+	if err := s.putPart(r, pn, body, po.n, func() []byte { return h.Sum(nil) }); err != nil {
 		return err
 	}
 	if r.ctx.Response.StatusCode() != http.StatusOK {

@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
@@ -19,7 +20,7 @@ import (
 
 // uploadParts uploads data as a multipart object cut at the given sizes,
 // with the given part numbers.
-func uploadParts(t *testing.T, c *s3.Client, bucket, key string, data []byte, sizes []int, nums []int32) string {
+func uploadParts(t testing.TB, c *s3.Client, bucket, key string, data []byte, sizes []int, nums []int32) string {
 	t.Helper()
 	ctx := context.Background()
 	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: &key,
@@ -270,5 +271,69 @@ func TestGetObjectAttributesPlaintext(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestMultipartETagHeaderFull: CreateMultipartUpload reserves header room
+// for the manifest but not for the sealed ETag. An upload whose metadata
+// fills the header still completes, with the store's ETag, rather than
+// failing at Complete and never becoming readable.
+func TestMultipartETagHeaderFull(t *testing.T) {
+	e := startProxy(t)
+	ctx := context.Background()
+	bucket := newBucket(t, e)
+	key := "full"
+	create := func(n int) (*s3.CreateMultipartUploadOutput, error) {
+		return e.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: &key,
+			Metadata: map[string]string{"a": strings.Repeat("x", n)}})
+	}
+	// The largest metadata value CreateMultipartUpload takes.
+	lo, hi := 0, 2048
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		up, err := create(mid)
+		if err != nil {
+			if apiCode(err) != "MetadataTooLarge" {
+				t.Fatal(err)
+			}
+			hi = mid - 1
+			continue
+		}
+		e.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &bucket, Key: &key, UploadId: up.UploadId})
+		lo = mid
+	}
+	up, err := create(lo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := pattern(5<<20 + 999)
+	var parts []types.CompletedPart
+	for i, b := range [][]byte{data[:5<<20], data[5<<20:]} {
+		sum := md5.Sum(b)
+		res, err := e.client.UploadPart(ctx, &s3.UploadPartInput{Bucket: &bucket, Key: &key, UploadId: up.UploadId,
+			PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(b), ContentMD5: aws.String(base64.StdEncoding.EncodeToString(sum[:]))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, types.CompletedPart{ETag: res.ETag, PartNumber: aws.Int32(int32(i + 1))})
+	}
+	done, err := e.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &bucket, Key: &key, UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
+	if err != nil {
+		t.Fatalf("Complete with %d bytes of metadata: %v", lo, err)
+	}
+	s1, s2 := md5.Sum(data[:5<<20]), md5.Sum(data[5<<20:])
+	plain := fmt.Sprintf(`"%x-2"`, md5.Sum(append(s1[:], s2[:]...)))
+	if aws.ToString(done.ETag) == plain || !strings.HasSuffix(aws.ToString(done.ETag), `-2"`) {
+		t.Errorf("Complete ETag %s: want the store's (no room for %s)", aws.ToString(done.ETag), plain)
+	}
+	get, err := e.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(get.Body)
+	get.Body.Close()
+	if err != nil || !bytes.Equal(got, data) || aws.ToString(get.ETag) != aws.ToString(done.ETag) {
+		t.Errorf("GET: %d bytes, ETag %s, err %v", len(got), aws.ToString(get.ETag), err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/proxy/s3wire"
@@ -149,7 +150,14 @@ func (s *Server) postObject(r *request) (err error) {
 	if policy.HasRange && policy.MaxLength < limit {
 		limit = policy.MaxLength
 	}
-	sp, n, err := spool(file, limit)
+	sp, n, err := spool(file, limit, &s.spool)
+	if errors.Is(err, errSpoolFull) {
+		r.ctx.Response.Header.Set("Retry-After", "1")
+		s.log.Warn("POST upload refused: the spool budget is spent", "id", r.id, "limit", s.spool.limit)
+		e := *s3wire.ErrSlowDown
+		e.Cause = err
+		return &e
+	}
 	if err != nil {
 		return err
 	}
@@ -242,26 +250,72 @@ func malformedPOST(err error) error {
 	return &e
 }
 
+// DefaultPostSpoolBytes is Config.PostSpoolBytes' default: room for one
+// form upload of S3's largest (5 GiB) and some smaller ones beside it.
+const DefaultPostSpoolBytes = 8 << 30
+
+// errSpoolFull: the spool budget is spent; the form gets 503 SlowDown.
+var errSpoolFull = errors.New("POST spool budget spent")
+
+// spoolBudget bounds the bytes every POST upload's spool holds at once, so
+// that concurrent forms cannot fill the proxy's disk. Bytes are taken as
+// they are written (a form's file has no length up front) and given back
+// when the spool is removed.
+type spoolBudget struct {
+	limit int64 // < 0: no bound
+	used  atomic.Int64
+}
+
+func (b *spoolBudget) take(n int64) bool {
+	if b.limit < 0 {
+		return true
+	}
+	if b.used.Add(n) > b.limit {
+		b.used.Add(-n)
+		return false
+	}
+	return true
+}
+
+func (b *spoolBudget) give(n int64) {
+	if b.limit >= 0 {
+		b.used.Add(-n)
+	}
+}
+
 // spooled is a file part written to a temporary file under a key of its
 // own, read back as the plaintext.
 type spooled struct {
-	f *os.File
-	r io.Reader
+	f      *os.File
+	r      io.Reader
+	budget *spoolBudget
+	taken  int64 // bytes of budget held until Close
 }
 
 func (s *spooled) Read(p []byte) (int, error) { return s.r.Read(p) }
+
+// Write writes to the spool file what the budget allows.
+func (s *spooled) Write(p []byte) (int, error) {
+	if !s.budget.take(int64(len(p))) {
+		return 0, errSpoolFull
+	}
+	s.taken += int64(len(p))
+	return s.f.Write(p)
+}
 
 func (s *spooled) Close() error {
 	name := s.f.Name()
 	err := s.f.Close()
 	_ = os.Remove(name)
+	s.budget.give(s.taken)
+	s.taken = 0
 	return err
 }
 
 // spool copies at most limit+1 bytes of src to an AES-CTR-encrypted
-// temporary file, and returns the file positioned to read the plaintext
-// back and the count copied (limit+1: too large).
-func spool(src io.Reader, limit int64) (*spooled, int64, error) {
+// temporary file, within budget, and returns the file positioned to read
+// the plaintext back and the count copied (limit+1: too large).
+func spool(src io.Reader, limit int64, budget *spoolBudget) (*spooled, int64, error) {
 	var key [32]byte
 	var iv [aes.BlockSize]byte
 	_, _ = rand.Read(key[:])
@@ -274,14 +328,17 @@ func spool(src io.Reader, limit int64) (*spooled, int64, error) {
 	if err != nil {
 		return nil, 0, s3wire.Internal(err)
 	}
-	sp := &spooled{f: f}
-	w := &cipher.StreamWriter{S: cipher.NewCTR(block, iv[:]), W: f}
+	sp := &spooled{f: f, budget: budget}
+	w := &cipher.StreamWriter{S: cipher.NewCTR(block, iv[:]), W: sp}
 	n, err := io.Copy(w, io.LimitReader(src, limit+1))
 	if err != nil {
 		sp.Close()
 		var se *s3wire.Error
 		if errors.As(err, &se) {
 			return nil, 0, se
+		}
+		if errors.Is(err, errSpoolFull) {
+			return nil, 0, err
 		}
 		if errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "multipart") {
 			return nil, 0, malformedPOST(err)

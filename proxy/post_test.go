@@ -197,3 +197,42 @@ func TestPutMultipartContentType(t *testing.T) {
 	out.Body.Close()
 	testenv.AssertSame(t, "multipart/form-data object", got, body)
 }
+
+// TestPostSpoolBudget: the bytes form uploads spool at once are bounded; a
+// form over the budget gets 503 SlowDown with Retry-After and stores
+// nothing, and its bytes are given back (the next form fits again).
+func TestPostSpoolBudget(t *testing.T) {
+	e := startProxyWith(t, func(c *proxy.Config) {
+		c.PostSpoolBytes = 1 << 20
+		c.Identities = proxy.NewStaticIdentities([]proxy.Identity{
+			{AccessKey: "all", SecretKey: "all-secret", Buckets: []string{"*"}, Permissions: proxy.AllPermissions}}, nil)
+	})
+	e.client = testenv.NewS3Client(e.endpoint, "all", "all-secret")
+	bucket := newBucket(t, e)
+	url := e.endpoint + "/" + bucket
+	conds := []any{map[string]string{"bucket": bucket}}
+	small, large := pattern(600_000), pattern(3<<20)
+	for i, tc := range []struct {
+		key    string
+		data   []byte
+		status int
+	}{{"small1", small, http.StatusNoContent}, {"large", large, http.StatusServiceUnavailable}, {"small2", small, http.StatusNoContent}} {
+		st, body, resp := form(t, url, v4Form("all", "all-secret", tc.key, conds), tc.data)
+		if st != tc.status {
+			t.Fatalf("form %d (%s, %d bytes): %d %s", i, tc.key, len(tc.data), st, body)
+		}
+		if st == http.StatusServiceUnavailable && (!strings.Contains(body, "<Code>SlowDown</Code>") || resp.Header.Get("Retry-After") == "") {
+			t.Errorf("over the budget: %d %s %v", st, body, resp.Header)
+		}
+	}
+	notStored(t, e, bucket, "large")
+	for _, key := range []string{"small1", "small2"} {
+		out, err := e.client.GetObject(context.Background(), &s3.GetObjectInput{Bucket: &bucket, Key: aws.String(key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(out.Body)
+		out.Body.Close()
+		testenv.AssertSame(t, key, got, small)
+	}
+}

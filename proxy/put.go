@@ -48,6 +48,7 @@ func (s *Server) putObject(r *request) error {
 	out := r.outbound(http.MethodPut)
 	s3wire.DropContentHeaders(out.Header)
 	out.Header.Set(s3wire.SealHeader, obj.HeaderValue())
+	s.resolveIfMatch(r, out)
 	encrypt := func(src io.Reader) io.Reader { return obj.EncryptReader(src, plainLen) }
 	resp, err := s.sendEncrypted(r, out, body, encrypt, envelope.CiphertextSize(plainLen))
 	if err != nil {

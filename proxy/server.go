@@ -48,6 +48,11 @@ type Config struct {
 	// MaxObjectSize bounds the plaintext of single PUTs; the default is
 	// the most whose ciphertext fits S3's limit of 5 GiB.
 	MaxObjectSize int64
+	// PostSpoolBytes bounds the bytes all POST (form) uploads hold in
+	// temporary files at once (post.go says why they spool); a form that
+	// would exceed it is answered 503 SlowDown. Default 8 GiB; negative:
+	// no bound.
+	PostSpoolBytes int64
 	// IdleTimeout closes connections that send or read nothing for this
 	// long; unlike a total timeout it lets a 5 GiB upload take its time.
 	IdleTimeout time.Duration
@@ -62,6 +67,10 @@ type Config struct {
 	// Metrics serves Prometheus metrics at GET /metrics to unsigned
 	// requests, without authentication (metrics.go lists them).
 	Metrics bool
+	// KMSPricePer10K is the price in dollars of 10,000 KMS requests, for
+	// the estimated KMS cost in the metrics; 0 means AWS KMS's published
+	// price for symmetric keys, DefaultKMSPricePer10K.
+	KMSPricePer10K float64
 
 	// AllowSigV2 accepts AWS Signature V2 (HMAC-SHA1) from clients: the
 	// presigned URLs boto3 and aws cli v1 make by default, and legacy header
@@ -91,6 +100,7 @@ type Server struct {
 	kms      kms.Client
 	srv      *fasthttp.Server
 	partMaps *partMaps
+	spool    spoolBudget // PostSpoolBytes
 	metrics  *metrics
 	ready    readiness
 	slots    chan struct{} // MaxConcurrentRequests; nil: no bound
@@ -116,6 +126,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = 2 * time.Minute
 	}
+	if cfg.PostSpoolBytes == 0 {
+		cfg.PostSpoolBytes = DefaultPostSpoolBytes
+	}
 	if cfg.HeaderTimeout == 0 {
 		cfg.HeaderTimeout = 30 * time.Second
 	}
@@ -133,7 +146,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, up: up, kms: cfg.KMS,
-		partMaps: newPartMaps(4096), metrics: newMetrics(cfg.KMS),
+		partMaps: newPartMaps(4096), metrics: newMetrics(cfg.KMS, cfg.KMSPricePer10K),
+		spool: spoolBudget{limit: cfg.PostSpoolBytes},
 		verifier: &sigv4.Verifier{
 			Lookup: func(k string) (string, bool) {
 				if id, ok := cfg.Identities.Lookup(k); ok {
@@ -182,14 +196,24 @@ func New(cfg Config) (*Server, error) {
 		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
 			return fasthttp.RequestConfig{ReadTimeout: cfg.IdleTimeout}
 		},
+		// Answers given while shutting down say Connection: close, so
+		// that clients send no further request on a connection the proxy
+		// closes after it.
+		CloseOnShutdown: true,
 	}
 	return s, nil
 }
 
-// Serve accepts connections on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+// Serve accepts connections on ln until Shutdown. The bytes its
+// connections carry are counted for the metrics.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.srv.Serve(countingListener{Listener: ln, c: &s.metrics.bytes})
+}
 
-// Shutdown stops accepting and waits for open requests.
+// Shutdown stops accepting, closes idle connections and waits for open
+// requests to finish (their responses close the connection). When ctx
+// ends first it returns ctx's error and leaves the rest running: the
+// caller then exits, which cuts them off (see serve's shutdown).
 func (s *Server) Shutdown(ctx context.Context) error { return s.srv.ShutdownWithContext(ctx) }
 
 type slogPrinter struct{ l *slog.Logger }

@@ -6,14 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/s3seal/s3seal/envelope"
-	"github.com/s3seal/s3seal/internal/embedstore"
-	"github.com/s3seal/s3seal/internal/objstore"
 	"github.com/s3seal/s3seal/kms"
 )
 
@@ -36,20 +33,11 @@ func (c *DecryptCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	st := c.store()
-	if c.Upstream == "" {
-		// No upstream: the embedded store of the data dir, opened here
-		// (serve must not be running: the store has one owner).
-		es, err := embedstore.Open(filepath.Join(c.DataDir, "store"), embedstore.Options{})
-		if err != nil {
-			return fmt.Errorf("%w (with no --upstream, decrypt reads the embedded store itself: stop serve, or read through it)", err)
-		}
-		defer es.Close()
-		inproc := es.Serve()
-		defer inproc.Close(ctx)
-		st = objstore.New(objstore.Config{Endpoint: embedstore.URL, Region: c.UpstreamRegion,
-			AccessKey: "embedded", SecretKey: "embedded", HTTPClient: inproc.HTTPClient()})
+	st, closeStore, err := c.storeOrEmbedded(c.DataDir)
+	if err != nil {
+		return err
 	}
+	defer closeStore()
 	store := st.S3
 	head, err := store.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
 	if err != nil {
@@ -67,7 +55,7 @@ func (c *DecryptCmd) Run() error {
 	if err != nil && c.KMS == "local" {
 		return err
 	}
-	backend, err := openKMS(ctx, c.KMS, c.KMSRegion, c.KMSEndpoint, krCfg)
+	backend, err := openKMS(ctx, c.KMSOptions, "", krCfg)
 	if err != nil {
 		return err
 	}

@@ -22,16 +22,11 @@ type InspectCmd struct {
 	JSON   bool   `name:"json" help:"Print JSON instead of text."`
 
 	UpstreamOptions `embed:"" envprefix:"S3SEAL_"`
+	// DataDir is KeyringOptions' own: inspect needs no key, only the
+	// embedded store when there is no --upstream.
+	DataDir string `env:"S3SEAL_DATA_DIR" default:"./s3seal-data" help:"Data dir whose embedded store to read when no --upstream is given (${env})."`
 
 	out io.Writer // nil: os.Stdout
-}
-
-// Validate requires the store's URL (see DecryptCmd.Validate).
-func (c *InspectCmd) Validate() error {
-	if c.Upstream == "" {
-		return fmt.Errorf("missing flag --upstream or S3SEAL_UPSTREAM: the store to read %s from", c.Object)
-	}
-	return nil
 }
 
 // Inspection is what inspect reports (its --json form).
@@ -89,7 +84,12 @@ func (c *InspectCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	in, err := inspect(context.Background(), c.store(), bucket, key)
+	st, closeStore, err := c.storeOrEmbedded(c.DataDir)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	in, err := inspect(context.Background(), st, bucket, key)
 	if err != nil {
 		return err
 	}

@@ -37,6 +37,7 @@ type KeysCmd struct {
 	CancelDeletion   KeysCancelDeletionCmd   `cmd:"" name:"cancel-deletion" help:"Cancel a scheduled deletion; the key is then disabled (enable it to use it)."`
 	Rotations        KeysRotationsCmd        `cmd:"" help:"List a key's material versions (its rotations, automatic and on demand) and its automatic rotation schedule."`
 	Policy           KeysPolicyCmd           `cmd:"" help:"Show a key's policy (the KMS API's), or replace it: whoever holds the data dir and master key is the key's root, so this also undoes a policy that locked every identity out."`
+	Usage            KeysUsageCmd            `cmd:"" help:"Report which KMS keys (and key versions) protect how many objects and bytes in buckets, from the object headers at the store (any KMS; needs the store's credentials only). The report is kept in the data dir for schedule-deletion."`
 
 	out    io.Writer // nil: os.Stdout
 	errOut io.Writer // nil: os.Stderr
@@ -48,7 +49,7 @@ func (k *KeysCmd) AfterApply() error {
 	k.Create.k, k.List.k, k.Describe.k, k.Alias.k = k, k, k, k
 	k.Enable.k, k.Disable.k, k.Rotate.k = k, k, k
 	k.ScheduleDeletion.k, k.CancelDeletion.k = k, k
-	k.Rotations.k, k.Policy.k = k, k
+	k.Rotations.k, k.Policy.k, k.Usage.k = k, k, k
 	return nil
 }
 
@@ -295,16 +296,29 @@ func (c *KeysRotateCmd) Run() error {
 
 // KeysScheduleDeletionCmd schedules a key's deletion.
 type KeysScheduleDeletionCmd struct {
-	Key  string `arg:"" help:"Key id, ARN or alias."`
-	Days int    `default:"30" help:"Waiting period in days, 7 to 30."`
+	Key   string `arg:"" help:"Key id, ARN or alias."`
+	Days  int    `default:"30" help:"Waiting period in days, 7 to 30."`
+	Force bool   `help:"Schedule the deletion even though the last key usage report (s3seal keys usage) shows objects under the key."`
 
 	k *KeysCmd
 }
 
-// Run schedules the deletion.
+// Run schedules the deletion, unless the kept usage report shows the key
+// in use (deletionCheck).
 func (c *KeysScheduleDeletionCmd) Run() error {
+	warn := c.k.errOut
+	if warn == nil {
+		warn = os.Stderr
+	}
 	return c.k.mutate(c.Key, func(kr *keyring.Keyring, id string) error {
-		_, err := kr.ScheduleKeyDeletion(id, c.Days)
+		md, err := kr.DescribeKey(context.Background(), id)
+		if err != nil {
+			return err
+		}
+		if err := deletionCheck(c.k.DataDir, md, c.Force, warn, time.Now()); err != nil {
+			return err
+		}
+		_, err = kr.ScheduleKeyDeletion(id, c.Days)
 		return err
 	})
 }

@@ -20,6 +20,7 @@ var version = "dev"
 
 type cli struct {
 	Serve   ServeCmd         `cmd:"" help:"Run the proxy."`
+	Health  HealthCmd        `cmd:"" help:"Probe a running proxy on this host (GET /healthz, or /readyz with --ready): exit 0 if it answers 200, else 1 (the container health check)."`
 	Keys    KeysCmd          `cmd:"" help:"Manage the embedded keyring's keys (create, list, rotate, disable, schedule deletion, ...)."`
 	KMS     KMSCmd           `cmd:"" name:"kms" help:"Serve the embedded keyring over the AWS KMS API (kms serve)."`
 	Decrypt DecryptCmd       `cmd:"" help:"Decrypt an object straight from the store with the KMS, without a proxy (or show its envelope with --info)."`

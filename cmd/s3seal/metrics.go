@@ -1,8 +1,8 @@
 package main
 
-// Operational hooks of `s3seal serve`: pprof, and the ways a key state
-// change reaches the data-key cache of a running proxy (SIGHUP, and for
-// the embedded keyring a watch on its file).
+// Operational hooks of `s3seal serve`: pprof, the metrics listener, and
+// the ways a key state change reaches the data-key cache of a running
+// proxy (SIGHUP, and for the embedded keyring a watch on its file).
 
 import (
 	"context"
@@ -97,4 +97,27 @@ func flushOnKeyringChange(ctx context.Context, path string, interval time.Durati
 			last = fi
 		}
 	}()
+}
+
+// startMetrics serves h (the proxy's metrics) at GET /metrics on addr, a
+// listener of their own so that they need not be exposed where clients
+// reach the S3 API. It returns a function that stops the listener.
+func startMetrics(addr string, h http.Handler, log *slog.Logger) (func(), error) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	if !loopbackOnly(addr) {
+		log.Warn("metrics served without authentication on a non-loopback address: keep it on a private network", "addr", ln.Addr().String())
+	}
+	log.Info("metrics listening", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
 }

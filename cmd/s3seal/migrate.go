@@ -110,9 +110,11 @@ func (c *MigrateCmd) Validate() error {
 
 // kmsStack opens a side's KMS with the wrappers serve uses: retries with
 // backoff, and a cache that reuses each data key for many objects and
-// unwraps each wrapped key once.
-func kmsStack(ctx context.Context, o KMSOptions, k KeyringOptions, shared map[string]kms.Client) (kms.Client, error) {
-	id := o.KMS + "\x00" + o.KMSRegion + "\x00" + o.KMSEndpoint
+// unwraps each wrapped key once. flag is the prefix of the side's flags.
+func kmsStack(ctx context.Context, o KMSOptions, k KeyringOptions, flag string, shared map[string]kms.Client) (kms.Client, error) {
+	// Two sides share one client only if they are one KMS seen with the
+	// same credentials.
+	id := strings.Join([]string{o.KMS, o.KMSRegion, o.KMSEndpoint, o.KMSAccessKey, o.KMSSecretKey, o.KMSSessionToken, o.KMSProfile}, "\x00")
 	if o.KMS == "local" {
 		dir, _ := filepath.Abs(k.DataDir)
 		id = "local\x00" + dir
@@ -127,7 +129,7 @@ func kmsStack(ctx context.Context, o KMSOptions, k KeyringOptions, shared map[st
 			return nil, err
 		}
 	}
-	backend, err := openKMS(ctx, o.KMS, o.KMSRegion, o.KMSEndpoint, krCfg)
+	backend, err := openKMS(ctx, o, flag, krCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -148,11 +150,11 @@ func (c *MigrateCmd) Run() error {
 		return err
 	}
 	shared := map[string]kms.Client{}
-	srcKMS, err := kmsStack(ctx, c.SrcKMS, c.SrcKeyring, shared)
+	srcKMS, err := kmsStack(ctx, c.SrcKMS, c.SrcKeyring, "src-", shared)
 	if err != nil {
 		return fmt.Errorf("source KMS: %w", err)
 	}
-	dstKMS, err := kmsStack(ctx, c.DstKMS, c.DstKeyring, shared)
+	dstKMS, err := kmsStack(ctx, c.DstKMS, c.DstKeyring, "dst-", shared)
 	if err != nil {
 		return fmt.Errorf("destination KMS: %w", err)
 	}
@@ -160,9 +162,17 @@ func (c *MigrateCmd) Run() error {
 	if err != nil {
 		return err
 	}
+	srcStore, err := c.SrcUpstream.store()
+	if err != nil {
+		return fmt.Errorf("source store: %w", err)
+	}
+	dstStore, err := c.DstUpstream.store()
+	if err != nil {
+		return fmt.Errorf("destination store: %w", err)
+	}
 	cfg := migrate.Config{
-		Src:              migrate.Side{Store: c.SrcUpstream.store(), Bucket: sb, Prefix: sp, KMS: srcKMS},
-		Dst:              migrate.Side{Store: c.DstUpstream.store(), Bucket: db, Prefix: dp, KMS: dstKMS},
+		Src:              migrate.Side{Store: srcStore, Bucket: sb, Prefix: sp, KMS: srcKMS},
+		Dst:              migrate.Side{Store: dstStore, Bucket: db, Prefix: dp, KMS: dstKMS},
 		DstKeyID:         key,
 		EncryptPlaintext: c.EncryptPlaintext,
 		ReencryptData:    c.ReencryptData,
@@ -182,14 +192,6 @@ type RewrapCmd struct {
 	JobOptions `embed:""`
 }
 
-// Validate requires the store's URL.
-func (c *RewrapCmd) Validate() error {
-	if c.Upstream == "" {
-		return errors.New("missing flag --upstream or S3SEAL_UPSTREAM: the store that holds the objects")
-	}
-	return nil
-}
-
 func (c *RewrapCmd) Run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -197,11 +199,16 @@ func (c *RewrapCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	client, err := kmsStack(ctx, c.KMSOptions, c.KeyringOptions, map[string]kms.Client{})
+	client, err := kmsStack(ctx, c.KMSOptions, c.KeyringOptions, "", map[string]kms.Client{})
 	if err != nil {
 		return err
 	}
-	side := migrate.Side{Store: c.store(), Bucket: b, Prefix: p, KMS: client}
+	st, closeStore, err := c.storeOrEmbedded(c.DataDir)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	side := migrate.Side{Store: st, Bucket: b, Prefix: p, KMS: client}
 	return c.JobOptions.run(ctx, migrate.Config{Src: side, Dst: side, DstKeyID: c.To, Rewrap: true})
 }
 
@@ -403,6 +410,9 @@ func (o *JobOptions) writeReport(rep *migrate.Report, dry bool) {
 		}
 		fmt.Fprintf(w, "copied %d (%d bytes), skipped %d, failed %d in %s%s\n",
 			rep.Copied, rep.Bytes, rep.Skipped, rep.Failed, el.Round(time.Millisecond), rate)
+		if rep.KeptWrapped > 0 {
+			fmt.Fprintf(w, "%d of them kept their wrapped data keys: the source and destination keys are related multi-Region keys (no re-wrap)\n", rep.KeptWrapped)
+		}
 	}
 	for _, f := range rep.Failures {
 		fmt.Fprintf(w, "failed: %s: %s\n", f.Source, f.Reason)

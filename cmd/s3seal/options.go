@@ -1,5 +1,13 @@
 package main
 
+import (
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/s3seal/s3seal/kms/awskms"
+)
+
 // The option groups several commands share, each declared once and
 // embedded with kong's embed:"". Their env tags lack the S3SEAL_ prefix
 // because kong prepends the embedding's envprefix to them: a command
@@ -14,6 +22,7 @@ type UpstreamOptions struct {
 	UpstreamRegion    string `env:"UPSTREAM_REGION" default:"us-east-1" help:"Region to sign requests to the store for (${env})."`
 	UpstreamAccessKey string `env:"UPSTREAM_ACCESS_KEY" help:"Access key for the store (${env})."`
 	UpstreamSecretKey string `env:"UPSTREAM_SECRET_KEY" help:"Secret key for the store (${env})."`
+	UpstreamCAFile    string `env:"UPSTREAM_CA_FILE" help:"PEM file of the certificate authorities an https store's certificate is verified against, instead of the system's (${env})."`
 }
 
 // KMSOptions choose the KMS that wraps and unwraps data keys.
@@ -21,6 +30,32 @@ type KMSOptions struct {
 	KMS         string `env:"KMS" enum:"local,aws" default:"local" help:"Key management: 'local' (embedded keyring in the data dir) or 'aws' (AWS KMS or a KMS-compatible endpoint) (${env})."`
 	KMSRegion   string `env:"KMS_REGION" help:"AWS KMS region; defaults to the AWS SDK's configuration (${env})."`
 	KMSEndpoint string `env:"KMS_ENDPOINT" help:"Custom KMS endpoint URL, for KMS-compatible services and tests (${env})."`
+	// The KMS's own credentials: the two sides of a migration may be two
+	// AWS accounts, each with its KMS, and neither need be the account of
+	// the store's keys or of the environment.
+	KMSAccessKey    string `env:"KMS_ACCESS_KEY" help:"Access key for AWS KMS (--kms aws). Unset, the AWS SDK's default credentials: AWS_ACCESS_KEY_ID, shared files, SSO, roles (${env})."`
+	KMSSecretKey    string `env:"KMS_SECRET_KEY" help:"Secret key of --kms-access-key; prefer the environment variable to the flag, which other users can see in the process list (${env})."`
+	KMSSessionToken string `env:"KMS_SESSION_TOKEN" help:"Session token of temporary --kms-access-key credentials (${env})."`
+	KMSProfile      string `env:"KMS_PROFILE" help:"Profile of the AWS shared config and credentials files for AWS KMS, instead of --kms-access-key (${env})."`
+}
+
+// awsConfig is the AWS KMS client configuration the options give; flag is
+// the prefix of their flags ("src-", "dst-" or ""), for errors. A key named
+// by its ARN is used in its own region: objects migrated or copied between
+// regions name keys of several.
+func (o *KMSOptions) awsConfig(flag string) (awskms.Config, error) {
+	cfg := awskms.Config{Region: o.KMSRegion, Endpoint: o.KMSEndpoint, Profile: o.KMSProfile, FollowARNRegion: true}
+	switch {
+	case o.KMSAccessKey != "" && o.KMSProfile != "":
+		return cfg, fmt.Errorf("give --%skms-access-key or --%skms-profile, not both", flag, flag)
+	case o.KMSAccessKey == "" && (o.KMSSecretKey != "" || o.KMSSessionToken != ""):
+		return cfg, fmt.Errorf("--%skms-secret-key and --%skms-session-token need --%skms-access-key", flag, flag, flag)
+	case o.KMSAccessKey != "" && o.KMSSecretKey == "":
+		return cfg, fmt.Errorf("--%skms-access-key needs --%skms-secret-key", flag, flag)
+	case o.KMSAccessKey != "":
+		cfg.Credentials = credentials.NewStaticCredentialsProvider(o.KMSAccessKey, o.KMSSecretKey, o.KMSSessionToken)
+	}
+	return cfg, nil
 }
 
 // KeyringOptions locate and unlock the embedded keyring (--kms local).

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -118,5 +119,50 @@ func TestMigrateOptions(t *testing.T) {
 	}
 	if _, err := parseCLI(t, "rewrap", "s3://a", "--upstream", "x"); err == nil || !strings.Contains(err.Error(), "--to") {
 		t.Errorf("rewrap without --to: %v", err)
+	}
+}
+
+// Each side's KMS credentials come from its own prefixed options (flags,
+// environment, config file), and only a complete set is accepted.
+func TestKMSCredentialOptions(t *testing.T) {
+	for _, name := range []string{"S3SEAL_DST_KMS_ACCESS_KEY", "S3SEAL_DST_KMS_SECRET_KEY", "S3SEAL_DST_KMS_SESSION_TOKEN", "S3SEAL_DST_KMS_PROFILE",
+		"S3SEAL_SRC_KMS_ACCESS_KEY", "S3SEAL_SRC_KMS_SECRET_KEY", "S3SEAL_SRC_KMS_SESSION_TOKEN"} {
+		unsetenv(t, name)
+	}
+	t.Setenv("S3SEAL_SRC_KMS_PROFILE", "src-account")
+	path := writeConfig(t, `{"dst_kms_access_key": "AKDST", "dst_kms_session_token": "TOKEN"}`)
+	c, err := parseCLI(t, "migrate", "s3://a", "s3://b", "--config", path, "--src-upstream", "x", "--dst-upstream", "y", "--dst-kms-secret-key", "SKDST")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, dst := c.Migrate.SrcKMS, c.Migrate.DstKMS
+	if src.KMSProfile != "src-account" || src.KMSAccessKey != "" || dst.KMSAccessKey != "AKDST" || dst.KMSSecretKey != "SKDST" ||
+		dst.KMSSessionToken != "TOKEN" || dst.KMSProfile != "" {
+		t.Errorf("src %+v, dst %+v", src, dst)
+	}
+	cfg, err := dst.awsConfig("dst-")
+	if err != nil || cfg.Credentials == nil || cfg.Profile != "" {
+		t.Fatalf("dst: %+v %v", cfg, err)
+	}
+	creds, err := cfg.Credentials.Retrieve(context.Background())
+	if err != nil || creds.AccessKeyID != "AKDST" || creds.SecretAccessKey != "SKDST" || creds.SessionToken != "TOKEN" {
+		t.Errorf("dst credentials: %v %v", creds.AccessKeyID, err)
+	}
+	if cfg, err := src.awsConfig("src-"); err != nil || cfg.Credentials != nil || cfg.Profile != "src-account" || !cfg.FollowARNRegion {
+		t.Errorf("src: %+v %v", cfg, err)
+	}
+	for _, tc := range []struct {
+		name string
+		o    KMSOptions
+		want string
+	}{
+		{"access key alone", KMSOptions{KMSAccessKey: "AK"}, "--dst-kms-access-key needs --dst-kms-secret-key"},
+		{"secret alone", KMSOptions{KMSSecretKey: "SK"}, "need --dst-kms-access-key"},
+		{"token alone", KMSOptions{KMSSessionToken: "T"}, "need --dst-kms-access-key"},
+		{"keys and profile", KMSOptions{KMSAccessKey: "AK", KMSSecretKey: "SK", KMSProfile: "p"}, "not both"},
+	} {
+		if _, err := tc.o.awsConfig("dst-"); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
 	}
 }

@@ -30,8 +30,6 @@ type ServeCmd struct {
 	TLSCert         string `env:"S3SEAL_TLS_CERT" help:"PEM certificate (chain) to serve HTTPS with; re-read when it changes (${env})."`
 	TLSKey          string `env:"S3SEAL_TLS_KEY" help:"PEM private key of the TLS certificate (${env})."`
 	UpstreamOptions `embed:"" envprefix:"S3SEAL_"`
-	// Only serve's for now: decrypt's store client is the AWS SDK's.
-	UpstreamCAFile  string `env:"S3SEAL_UPSTREAM_CA_FILE" help:"PEM file of the certificate authorities an https store's certificate is verified against, instead of the system's (${env})."`
 	Region          string `env:"S3SEAL_REGION" help:"Region clients sign for; defaults to the upstream region (${env})."`
 	AccessKey       string `env:"S3SEAL_ACCESS_KEY" help:"Access key clients sign with. If it, the secret and a credentials file are all unset, a pair is generated on first start, stored in the data dir (0600) and printed once (${env})."`
 	SecretKey       string `env:"S3SEAL_SECRET_KEY" help:"Secret key clients sign with (${env})."`
@@ -52,14 +50,19 @@ type ServeCmd struct {
 	CacheMaxAge  time.Duration `env:"S3SEAL_DEK_CACHE_MAX_AGE" default:"5m" help:"How long a data key is reused for new objects (${env})."`
 	CacheMaxUses int           `env:"S3SEAL_DEK_CACHE_MAX_USES" default:"1000" help:"How many objects one data key encrypts; 0 disables reuse (${env})."`
 	AuditLog     string        `env:"S3SEAL_AUDIT_LOG" help:"Write a CloudTrail-shaped JSON line per KMS call to this file, or '-' for stdout (${env})."`
+	KMSPrice     float64       `name:"kms-price-per-10k" env:"S3SEAL_KMS_PRICE_PER_10K" default:"0.03" help:"Price in dollars of 10,000 KMS requests, for the estimated KMS cost per million objects in the metrics; AWS KMS's published price for symmetric keys by default (${env})."`
 
 	HeaderTimeout time.Duration `env:"S3SEAL_HEADER_TIMEOUT" default:"30s" help:"Time a client has from a request's first byte to the end of its headers (and from connecting to its first byte); slower connections are closed (${env})."`
 	MaxRequests   int           `env:"S3SEAL_MAX_REQUESTS" default:"1024" help:"Requests served at once; more are answered 503 SlowDown with Retry-After, which SDKs retry. 0: no bound (${env})."`
+	PostSpoolMiB  int64         `name:"post-spool-mib" env:"S3SEAL_POST_SPOOL_MIB" default:"8192" help:"MiB that browser form (POST) uploads may hold at once in temporary files (TMPDIR; encrypted under per-upload keys) while their length is learnt; a form over it is answered 503 SlowDown. 0: no bound (${env})."`
 
 	LogLevel string `env:"S3SEAL_LOG_LEVEL" enum:"debug,info,warn,error" default:"info" help:"Log level (${env})."`
 
-	Metrics bool   `env:"S3SEAL_METRICS" default:"true" negatable:"" help:"Serve Prometheus metrics at GET /metrics to unsigned requests on the S3 listener, without authentication; no bucket, object or key names appear in them. Turn off on a public listener (${env})."`
-	Pprof   string `env:"S3SEAL_PPROF" help:"Serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060); off if unset (${env})."`
+	Metrics       bool   `env:"S3SEAL_METRICS" default:"true" negatable:"" help:"Serve Prometheus metrics at GET /metrics to unsigned requests, without authentication; no bucket, object or key names appear in them. On the S3 listener unless --metrics-listen is set; turn off (or use --metrics-listen) on a public listener (${env})."`
+	MetricsListen string `env:"S3SEAL_METRICS_LISTEN" help:"Serve the metrics (GET /metrics, unauthenticated) on this address of their own (e.g. 127.0.0.1:9100) and not on the S3 listener (${env})."`
+	Pprof         string `env:"S3SEAL_PPROF" help:"Serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060); off if unset (${env})."`
+
+	ShutdownTimeout time.Duration `env:"S3SEAL_SHUTDOWN_TIMEOUT" default:"30s" help:"On SIGTERM or SIGINT, stop accepting and give requests in flight this long to finish; those still open then are cut off, and an upload cut off is not stored (${env})."`
 }
 
 func (c *ServeCmd) Run() error {
@@ -79,6 +82,15 @@ func (c *ServeCmd) Run() error {
 		return err
 	}
 
+	if c.MetricsListen != "" && !c.Metrics {
+		return errors.New("--metrics-listen serves the metrics: it contradicts --no-metrics")
+	}
+
+	// cutOff ends the embedded store's requests still open when the
+	// shutdown deadline passes (an external store sees its connections
+	// close when the process exits).
+	cutOffCtx, cutOff := context.WithCancel(context.Background())
+	defer cutOff()
 	upURL, upAccess, upSecret := c.Upstream, c.UpstreamAccessKey, c.UpstreamSecretKey
 	var upDial func(string) (net.Conn, error)
 	if upURL == "" {
@@ -90,7 +102,7 @@ func (c *ServeCmd) Run() error {
 		defer store.Close()
 		// In-process: the store has no port of its own.
 		inproc := store.Serve()
-		defer inproc.Close(context.Background())
+		defer inproc.Close(cutOffCtx)
 		upURL, upAccess, upSecret, upDial = embedstore.URL, "embedded", "embedded", inproc.Dial
 		log.Info("using the embedded store", "dir", dir)
 	}
@@ -99,10 +111,10 @@ func (c *ServeCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	// Stacked bottom up: the audit log sees every call the KMS receives
-	// (each retry too), retries sit above it, and the cache on top keeps
-	// most requests from reaching the KMS at all.
-	client := backend
+	// Stacked bottom up: the meter counts and the audit log sees every
+	// call the KMS receives (each retry too), retries sit above them, and
+	// the cache on top keeps most requests from reaching the KMS at all.
+	client := kms.Client(kms.NewMeter(backend))
 	var auditLog *kms.AuditLog // shared with the KMS API
 	if c.AuditLog != "" {
 		w := os.Stdout
@@ -161,10 +173,11 @@ func (c *ServeCmd) Run() error {
 		Region:     c.Region,
 		Identities: identities, Domains: splitList(c.Domains),
 		KMS: client, DefaultKeyID: c.KMSKeyID, BucketKeys: bucketKeys,
-		Metrics: c.Metrics, AllowSigV2: c.AllowSigV2,
+		Metrics: c.Metrics && c.MetricsListen == "", KMSPricePer10K: c.KMSPrice, AllowSigV2: c.AllowSigV2,
 		AllowDotSegments: c.AllowDotSegments, UpstreamDial: upDial, UpstreamTLS: upTLS,
 		HeaderTimeout: c.HeaderTimeout, MaxConcurrentRequests: c.MaxRequests,
-		Logger: log,
+		PostSpoolBytes: spoolBytes(c.PostSpoolMiB),
+		Logger:         log,
 	})
 	if err != nil {
 		return err
@@ -181,6 +194,16 @@ func (c *ServeCmd) Run() error {
 			"but object data, keys and metadata cross the network in the clear. Set S3SEAL_TLS_CERT and S3SEAL_TLS_KEY, "+
 			"or put a TLS-terminating proxy in front on the same host", "addr", c.Listen)
 	}
+	if c.MetricsListen != "" {
+		// Stopped last (deferred): metrics stay scrapable while requests
+		// drain.
+		stopMetrics, err := startMetrics(c.MetricsListen, srv.MetricsHandler(), log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stopMetrics()
+	}
 	log.Info("s3seal listening", "addr", ln.Addr().String(), "scheme", scheme, "upstream", upURL, "kms", c.KMS, "key", c.KMSKeyID)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -189,10 +212,30 @@ func (c *ServeCmd) Run() error {
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	return c.shutdown(srv, cutOff, log)
+}
+
+// shutdown stops accepting connections and lets the requests in flight
+// finish within ShutdownTimeout. Those still open then are cut off: the
+// embedded store's requests are ended at once (cutOff) and the caller
+// exits, which closes every connection, the store's included. A single
+// PUT cut off leaves no object, as the store never completes a PUT whose
+// body ends short of its Content-Length; a multipart upload is completed
+// by its Complete request alone, which is itself all or nothing.
+func (c *ServeCmd) shutdown(srv *proxy.Server, cutOff func(), log *slog.Logger) error {
+	log.Info("shutting down: no new connections; waiting for requests in flight", "deadline", c.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
 	defer cancel()
-	return srv.Shutdown(sctx)
+	err := srv.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		cutOff()
+		log.Warn("shutdown deadline passed: cutting off the requests still in flight (their uploads are not stored)", "deadline", c.ShutdownTimeout)
+		return fmt.Errorf("shutdown: requests still in flight after %s were cut off", c.ShutdownTimeout)
+	}
+	if err == nil {
+		log.Info("shut down: every request in flight finished")
+	}
+	return err
 }
 
 func (c *ServeCmd) kmsBackend(ctx context.Context, log *slog.Logger) (kms.Client, error) {
@@ -205,7 +248,7 @@ func (c *ServeCmd) kmsBackend(ctx context.Context, log *slog.Logger) (kms.Client
 			return nil, err
 		}
 	}
-	backend, err := openKMS(ctx, c.KMS, c.KMSRegion, c.KMSEndpoint, krCfg)
+	backend, err := openKMS(ctx, c.KMSOptions, "", krCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -241,12 +284,15 @@ func (c *ServeCmd) checkMasterKey(mk masterKey, log *slog.Logger) error {
 }
 
 // openKMS opens the KMS backend: "aws" (AWS KMS or a compatible endpoint)
-// or the embedded keyring.
-func openKMS(ctx context.Context, kind, region, endpoint string, local keyring.Config) (kms.Client, error) {
-	if kind == "aws" {
-		// A key named by its ARN is used in its own region: objects
-		// migrated or copied between regions name keys of several.
-		return awskms.New(ctx, awskms.Config{Region: region, Endpoint: endpoint, FollowARNRegion: true})
+// or the embedded keyring. flag is the prefix of o's flags ("src-", "dst-"
+// or ""), for errors.
+func openKMS(ctx context.Context, o KMSOptions, flag string, local keyring.Config) (kms.Client, error) {
+	if o.KMS == "aws" {
+		cfg, err := o.awsConfig(flag)
+		if err != nil {
+			return nil, err
+		}
+		return awskms.New(ctx, cfg)
 	}
 	kr, err := keyring.Open(local)
 	if err != nil {
@@ -375,4 +421,13 @@ func randomString(n int, alphabet string) string {
 		b[i] = alphabet[int(b[i])%len(alphabet)]
 	}
 	return string(b)
+}
+
+// spoolBytes converts --post-spool-mib to proxy.Config.PostSpoolBytes:
+// 0 (like --max-requests 0) means no bound, which the proxy spells -1.
+func spoolBytes(mib int64) int64 {
+	if mib <= 0 {
+		return -1
+	}
+	return mib << 20
 }

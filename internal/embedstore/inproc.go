@@ -46,5 +46,13 @@ func (sv *Server) HTTPClient() *http.Client {
 	}}
 }
 
-// Close stops serving, waiting for requests in flight.
-func (sv *Server) Close(ctx context.Context) error { return sv.srv.Shutdown(ctx) }
+// Close stops serving, waiting for requests in flight until ctx ends;
+// those still open then have their connections closed, so that an upload
+// cut off there fails instead of completing later.
+func (sv *Server) Close(ctx context.Context) error {
+	err := sv.srv.Shutdown(ctx)
+	if err != nil {
+		sv.srv.Close()
+	}
+	return err
+}

@@ -26,7 +26,8 @@ type KMSServer struct {
 
 	env  map[string]string
 	log  *logBuffer
-	proc *process
+	bin  string
+	proc *process // replaced by Start only while the test's own goroutine waits
 }
 
 // StartKMSServer builds (once) and starts `s3seal kms serve` on a free
@@ -38,6 +39,7 @@ func StartKMSServer(t testing.TB, env map[string]string) *KMSServer {
 	k := &KMSServer{
 		DataDir: t.TempDir(),
 		log:     &logBuffer{limit: logLimit},
+		bin:     bin,
 	}
 	k.env = map[string]string{
 		"S3SEAL_DATA_DIR": k.DataDir,
@@ -53,7 +55,7 @@ func StartKMSServer(t testing.TB, env map[string]string) *KMSServer {
 	k.AccessKey, k.SecretKey = k.env["S3SEAL_ACCESS_KEY"], k.env["S3SEAL_SECRET_KEY"]
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		if err = k.start(bin); err == nil || !errors.Is(err, errPortTaken) {
+		if err = k.start(false); err == nil || !errors.Is(err, errPortTaken) {
 			break
 		}
 	}
@@ -69,14 +71,18 @@ func StartKMSServer(t testing.TB, env map[string]string) *KMSServer {
 	return k
 }
 
-func (k *KMSServer) start(bin string) error {
-	port, err := FreePort()
-	if err != nil {
-		return err
+// start runs the server on a free port, or with samePort on the one it
+// had.
+func (k *KMSServer) start(samePort bool) error {
+	if !samePort {
+		port, err := FreePort()
+		if err != nil {
+			return err
+		}
+		k.env["S3SEAL_KMS_LISTEN"] = "127.0.0.1:" + strconv.Itoa(port)
+		k.Endpoint = "http://" + k.env["S3SEAL_KMS_LISTEN"]
 	}
-	k.env["S3SEAL_KMS_LISTEN"] = "127.0.0.1:" + strconv.Itoa(port)
-	k.Endpoint = "http://" + k.env["S3SEAL_KMS_LISTEN"]
-	cmd := exec.Command(bin, "kms", "serve")
+	cmd := exec.Command(k.bin, "kms", "serve")
 	cmd.Env = hermeticEnv()
 	keys := make([]string, 0, len(k.env))
 	for key := range k.env {
@@ -107,6 +113,19 @@ func (k *KMSServer) start(bin string) error {
 
 // Log returns what the server printed.
 func (k *KMSServer) Log() string { return k.log.String() }
+
+// Kill ends the server with SIGKILL: calls in flight are cut off. Its
+// keyring stays in DataDir; Start serves it again.
+func (k *KMSServer) Kill() { k.proc.kill() }
+
+// Start starts a killed server again on the same port with the same data
+// dir (so the same keys), and waits for /healthz.
+func (k *KMSServer) Start() error {
+	if !k.proc.exited() {
+		return errors.New("testenv: s3seal kms serve: Start while the server runs")
+	}
+	return k.start(true)
+}
 
 // KMSClientEnv returns the settings that make an `s3seal serve` use a KMS
 // API at endpoint (S3SEAL_KMS=aws) as the identity accessKey.

@@ -53,10 +53,18 @@ type MinIO struct {
 	// DataDir holds the server's data.
 	DataDir string
 
-	proc    *process
 	log     *logBuffer
 	ownsDir bool
 	once    sync.Once
+
+	// What Start needs to run the same server again.
+	bin     string
+	args    []string
+	env     []string
+	timeout time.Duration
+
+	mu   sync.Mutex
+	proc *process
 }
 
 // StartMinIO starts a MinIO server for the test and stops it when the test
@@ -131,8 +139,8 @@ func launchMinIOOnce(bin string, opts MinIOOptions, dataDir string, timeout time
 		"--address", "127.0.0.1:" + strconv.Itoa(port),
 		"--console-address", "127.0.0.1:" + strconv.Itoa(consolePort),
 		"--quiet", "--anonymous"}, opts.Args...)
-	cmd := exec.Command(bin, append(args, dataDir)...)
-	cmd.Env = append(hermeticEnv(),
+	m.bin, m.args, m.timeout = bin, append(args, dataDir), timeout
+	m.env = append(hermeticEnv(),
 		"MINIO_ROOT_USER="+m.AccessKey,
 		"MINIO_ROOT_PASSWORD="+m.SecretKey,
 		"MINIO_BROWSER=off",
@@ -141,37 +149,72 @@ func launchMinIOOnce(bin string, opts MinIOOptions, dataDir string, timeout time
 		"MINIO_REGION=us-east-1",
 	)
 	if opts.KMSSecretKey != "" {
-		cmd.Env = append(cmd.Env, "MINIO_KMS_SECRET_KEY="+opts.KMSSecretKey)
+		m.env = append(m.env, "MINIO_KMS_SECRET_KEY="+opts.KMSSecretKey)
 	}
-	cmd.Env = append(cmd.Env, opts.Env...)
+	m.env = append(m.env, opts.Env...)
+	if err := m.run(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// run starts the server process and waits until it serves.
+func (m *MinIO) run() error {
+	cmd := exec.Command(m.bin, m.args...)
+	cmd.Env = m.env
 	cmd.Stdout = m.log
 	cmd.Stderr = m.log
-	m.proc, err = startProcess(cmd)
+	off := m.log.offset()
+	p, err := startProcess(cmd)
 	if err != nil {
-		return nil, fmt.Errorf("testenv: start minio: %w", err)
+		return fmt.Errorf("testenv: start minio: %w", err)
 	}
+	m.mu.Lock()
+	m.proc = p
+	m.mu.Unlock()
 	// /minio/health/live answers 200 before the object layer, bucket
 	// metadata and IAM are up (requests then fail with
 	// XMinioServerNotInitialized); /minio/health/cluster waits for all three.
-	err = waitHTTP(m.proc, m.Endpoint+"/minio/health/cluster", timeout, func(r *http.Response) bool {
+	err = waitHTTP(p, m.Endpoint+"/minio/health/cluster", m.timeout, func(r *http.Response) bool {
 		return r.StatusCode == http.StatusOK
 	})
 	if err != nil {
-		m.proc.stop(5 * time.Second)
-		log := m.log.String()
+		p.stop(5 * time.Second)
+		log := m.log.since(off)
 		if isBindError(log) {
-			return nil, fmt.Errorf("testenv: minio: %w: %v\n%s", errPortTaken, err, log)
+			return fmt.Errorf("testenv: minio: %w: %v\n%s", errPortTaken, err, log)
 		}
-		return nil, fmt.Errorf("testenv: minio: %v\nminio output:\n%s", err, log)
+		return fmt.Errorf("testenv: minio: %v\nminio output:\n%s", err, log)
 	}
-	return m, nil
+	return nil
+}
+
+// Kill ends the server with SIGKILL, as a crash would: requests in flight
+// are cut off and nothing is flushed. Start runs it again.
+func (m *MinIO) Kill() { m.current().kill() }
+
+// Start starts a killed server again on the same port, with the same data
+// dir and credentials, and waits until it serves. The port is the old
+// one, so that clients configured with Endpoint reach it again; if another
+// process took it meanwhile, Start fails.
+func (m *MinIO) Start() error {
+	if !m.current().exited() {
+		return errors.New("testenv: minio: Start while the server runs")
+	}
+	return m.run()
+}
+
+func (m *MinIO) current() *process {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.proc
 }
 
 // Stop stops the server (SIGTERM, then SIGKILL after 10s). It is safe to
 // call more than once. A data dir made by LaunchMinIO is removed.
 func (m *MinIO) Stop() {
 	m.once.Do(func() {
-		m.proc.stop(10 * time.Second)
+		m.current().stop(10 * time.Second)
 		if m.ownsDir {
 			os.RemoveAll(m.DataDir)
 		}
@@ -182,7 +225,7 @@ func (m *MinIO) Stop() {
 func (m *MinIO) Log() string { return m.log.String() }
 
 // PID returns the server's process id.
-func (m *MinIO) PID() int { return m.proc.cmd.Process.Pid }
+func (m *MinIO) PID() int { return m.current().cmd.Process.Pid }
 
 // minioTool is the pinned MinIO build.
 var minioTool = &pinnedTool{bin: "minio", module: MinIOModule, pkg: MinIOModule, version: MinIOVersion}

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -40,13 +41,57 @@ func StartMoto(t testing.TB) *Moto {
 // LaunchMoto starts moto_server, for use from TestMain; the caller must call
 // Stop.
 func LaunchMoto() (*Moto, error) {
+	return launchMoto(false)
+}
+
+// StartMotoMRK is StartMoto with moto's multi-Region keys made usable:
+// moto (5.2.1, the version tests run) writes the key id into its
+// ciphertext blobs truncated to 36 bytes, which cuts the 40-byte id of an
+// mrk- key, so it cannot decrypt anything wrapped under a multi-Region key,
+// in any region. This starts the same moto_server with one function
+// replaced (motoMRKFix): when its decrypt finds no key for a blob, the key
+// is looked up again by the truncated id among the mrk- keys of the
+// region. Nothing else changes (blobs keep their bytes, other keys behave
+// as before), and a replica decrypts only in a region it was replicated
+// to, as in AWS.
+func StartMotoMRK(t testing.TB) *Moto {
+	t.Helper()
+	m, err := launchMoto(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	return m
+}
+
+// motoMRKFix runs moto_server with its KMS decrypt completed for mrk- key
+// ids (see StartMotoMRK); sys.argv carries moto_server's own arguments.
+const motoMRKFix = `
+import moto.kms.models as m, moto.kms.utils as u
+orig = u.decrypt
+def decrypt(master_keys, ciphertext_blob, encryption_context):
+    try:
+        return orig(master_keys=master_keys, ciphertext_blob=ciphertext_blob, encryption_context=encryption_context)
+    except u.AccessDeniedException:
+        cut = u._deserialize_ciphertext_blob(ciphertext_blob=ciphertext_blob).key_id
+        full = [k for k in master_keys if k.startswith("mrk-") and k[:u.KEY_ID_LEN] == cut]
+        if len(full) != 1:
+            raise
+        pt, _ = orig(master_keys={cut: master_keys[full[0]]}, ciphertext_blob=ciphertext_blob, encryption_context=encryption_context)
+        return pt, full[0]
+m.decrypt = decrypt
+from moto.server import main
+main()
+`
+
+func launchMoto(mrkFix bool) (*Moto, error) {
 	bin, err := MotoBinary()
 	if err != nil {
 		return nil, err
 	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		m, err := launchMotoOnce(bin)
+		m, err := launchMotoOnce(bin, mrkFix)
 		if err == nil {
 			return m, nil
 		}
@@ -58,7 +103,7 @@ func LaunchMoto() (*Moto, error) {
 	return nil, lastErr
 }
 
-func launchMotoOnce(bin string) (*Moto, error) {
+func launchMotoOnce(bin string, mrkFix bool) (*Moto, error) {
 	port, err := FreePort()
 	if err != nil {
 		return nil, err
@@ -70,6 +115,11 @@ func launchMotoOnce(bin string) (*Moto, error) {
 		log:       &logBuffer{limit: logLimit},
 	}
 	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+	if mrkFix {
+		// moto_server is a console script of the python3 moto is
+		// installed for; run its main from that interpreter.
+		cmd = exec.Command("python3", "-c", motoMRKFix, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+	}
 	cmd.Env = hermeticEnv()
 	cmd.Stdout = m.log
 	cmd.Stderr = m.log
@@ -92,11 +142,23 @@ func launchMotoOnce(bin string) (*Moto, error) {
 
 // Stop stops the server. It is safe to call more than once.
 func (m *Moto) Stop() {
-	m.once.Do(func() { m.proc.stop(5 * time.Second) })
+	m.once.Do(func() {
+		m.Thaw() // a frozen server would only die by SIGKILL
+		m.proc.stop(5 * time.Second)
+	})
 }
 
 // Log returns what the server printed.
 func (m *Moto) Log() string { return m.log.String() }
+
+// Freeze stops the server with SIGSTOP: connections stay open and calls
+// hang unanswered, as with a KMS that stopped responding. Thaw resumes
+// it with its state (moto keeps keys in memory, so a restart would lose
+// them).
+func (m *Moto) Freeze() { _ = syscall.Kill(-m.proc.cmd.Process.Pid, syscall.SIGSTOP) }
+
+// Thaw resumes a frozen server (SIGCONT).
+func (m *Moto) Thaw() { _ = syscall.Kill(-m.proc.cmd.Process.Pid, syscall.SIGCONT) }
 
 var (
 	motoOnce sync.Once

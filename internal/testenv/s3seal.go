@@ -262,6 +262,26 @@ func (s *S3seal) Stop() {
 	}
 }
 
+// Kill ends the proxy with SIGKILL (kill -9): requests in flight are cut
+// off and no shutdown runs. Start runs it again.
+func (s *S3seal) Kill() {
+	s.mu.Lock()
+	p := s.proc
+	s.mu.Unlock()
+	if p != nil {
+		p.kill()
+	}
+}
+
+// Start starts a stopped or killed proxy again with the same settings and
+// data dir, on the same port if it is still free, and waits for /healthz.
+func (s *S3seal) Start() error {
+	if exited, _ := s.Exited(); !exited {
+		return errors.New("testenv: s3seal: Start while the proxy runs")
+	}
+	return s.start(true)
+}
+
 // Close stops the proxy and removes a data dir made by LaunchS3seal.
 func (s *S3seal) Close() {
 	s.Stop()

@@ -201,6 +201,16 @@ func (p *process) stop(grace time.Duration) {
 	<-p.done
 }
 
+// kill ends the process group with SIGKILL, as a crash or the OOM killer
+// would (nothing is flushed, no handler runs), and waits for it.
+func (p *process) kill() {
+	if p.exited() {
+		return
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
 // waitHTTP polls url until check accepts the response, the process exits,
 // or the timeout passes.
 func waitHTTP(p *process, url string, timeout time.Duration, check func(*http.Response) bool) error {

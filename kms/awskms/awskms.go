@@ -49,12 +49,17 @@ type Config struct {
 	CallTimeout time.Duration
 	// Credentials overrides the default credential chain if set.
 	Credentials aws.CredentialsProvider
+	// Profile selects a profile of the shared config and credentials files
+	// (as AWS_PROFILE does) if set.
+	Profile string
 	// HTTPClient overrides the SDK's HTTP client if set.
 	HTTPClient aws.HTTPClient
 	// FollowARNRegion sends each call about a key named by its ARN to the
 	// ARN's region rather than Region: object headers carry ARNs, and
-	// data moved between regions names keys of both. Off, a key of
-	// another region is not found, as in AWS's own clients.
+	// data moved between regions names keys of both. A multi-Region key
+	// (mrk-) of another region is used by its replica in Region first
+	// (the nearest replica; see routes). Off, a key of another region is
+	// not found, as in AWS's own clients.
 	FollowARNRegion bool
 }
 
@@ -67,19 +72,64 @@ type Client struct {
 	follow  bool // FollowARNRegion
 }
 
-// inRegion sends a call about keyID to the region its ARN names, when that
-// is not the client's own and Config.FollowARNRegion is set: a KMS key lives in one region, and the object
-// headers of data moved between regions name keys of both. With a custom
-// Endpoint the call still goes there, signed for that region (a
-// KMS-compatible service that serves every region, such as moto, tells
-// them apart by the signature). A bare key id or alias stays in the
-// client's region.
-func (c *Client) inRegion(keyID string) []func(*awskms.Options) {
-	a, ok := kms.ParseARN(keyID)
-	if !c.follow || !ok || a.Region == c.region {
+// route is where one attempt of a call about a key goes: the key id to
+// send and the region to sign for ("" is the client's own).
+type route struct {
+	id, region string
+}
+
+// opts are the per-call options that send the attempt to its region.
+func (r route) opts() []func(*awskms.Options) {
+	if r.region == "" {
 		return nil
 	}
-	return []func(*awskms.Options){func(o *awskms.Options) { o.Region = a.Region }}
+	return []func(*awskms.Options){func(o *awskms.Options) { o.Region = r.region }}
+}
+
+// routes lists where a call about keyID is tried, in order.
+//
+// A bare key id or alias stays in the client's region. With
+// Config.FollowARNRegion a key named by the ARN of another region is used
+// in that region (a KMS key lives in one region, and the object headers of
+// data moved between regions name keys of both), except a multi-Region
+// key (mrk-): its replica in the client's own region holds the same key
+// material and decrypts what any related key wrapped, so the call goes
+// there first, with the ARN rewritten to this region, and only when no
+// usable replica is here (NotFound, AccessDenied) to the ARN's region.
+// That is how a proxy reads, in region B, objects whose headers name the
+// primary key of region A: no rewrap and no call across regions. With a
+// custom Endpoint every attempt still goes there, signed for its region (a
+// KMS-compatible service that serves every region, such as moto, tells
+// them apart by the signature).
+func (c *Client) routes(keyID string) []route {
+	a, ok := kms.ParseARN(keyID)
+	if !c.follow || !ok || a.Region == c.region {
+		return []route{{id: keyID}}
+	}
+	if kms.IsMultiRegion(keyID) {
+		local := a
+		local.Region = c.region
+		return []route{{id: local.String()}, {id: keyID, region: a.Region}}
+	}
+	return []route{{id: keyID, region: a.Region}}
+}
+
+// try runs call on each route of keyID until one is not refused for want
+// of a usable key there.
+func try[T any](c *Client, keyID string, call func(r route) (T, error)) (T, error) {
+	rs := c.routes(keyID)
+	var out T
+	var err error
+	for i, r := range rs {
+		out, err = call(r)
+		if err == nil || i == len(rs)-1 {
+			break
+		}
+		if code := kms.ErrorCode(mapError(err)); code != kms.CodeNotFound && code != kms.CodeAccessDenied {
+			break
+		}
+	}
+	return out, err
 }
 
 var _ kms.Client = (*Client)(nil)
@@ -97,6 +147,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	if cfg.Credentials != nil {
 		opts = append(opts, config.WithCredentialsProvider(cfg.Credentials))
+	}
+	if cfg.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(cfg.Profile))
 	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
@@ -154,11 +207,13 @@ func (c *Client) GenerateDataKey(ctx context.Context, keyID string, encCtx map[s
 	}
 	ctx, cancel := c.callCtx(ctx)
 	defer cancel()
-	out, err := c.api.GenerateDataKey(ctx, &awskms.GenerateDataKeyInput{
-		KeyId:             aws.String(id),
-		KeySpec:           types.DataKeySpecAes256,
-		EncryptionContext: ctxMap(encCtx),
-	}, c.inRegion(id)...)
+	out, err := try(c, id, func(r route) (*awskms.GenerateDataKeyOutput, error) {
+		return c.api.GenerateDataKey(ctx, &awskms.GenerateDataKeyInput{
+			KeyId:             aws.String(r.id),
+			KeySpec:           types.DataKeySpecAes256,
+			EncryptionContext: ctxMap(encCtx),
+		}, r.opts()...)
+	})
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -173,11 +228,13 @@ func (c *Client) GenerateDataKey(ctx context.Context, keyID string, encCtx map[s
 func (c *Client) Decrypt(ctx context.Context, keyID string, wrapped []byte, encCtx map[string]string) ([]byte, error) {
 	ctx, cancel := c.callCtx(ctx)
 	defer cancel()
-	in := &awskms.DecryptInput{CiphertextBlob: wrapped, EncryptionContext: ctxMap(encCtx)}
-	if keyID != "" {
-		in.KeyId = aws.String(keyID)
-	}
-	out, err := c.api.Decrypt(ctx, in, c.inRegion(keyID)...)
+	out, err := try(c, keyID, func(r route) (*awskms.DecryptOutput, error) {
+		in := &awskms.DecryptInput{CiphertextBlob: wrapped, EncryptionContext: ctxMap(encCtx)}
+		if r.id != "" {
+			in.KeyId = aws.String(r.id)
+		}
+		return c.api.Decrypt(ctx, in, r.opts()...)
+	})
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -192,7 +249,9 @@ func (c *Client) Encrypt(ctx context.Context, keyID string, plaintext []byte, en
 	}
 	ctx, cancel := c.callCtx(ctx)
 	defer cancel()
-	out, err := c.api.Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(id), Plaintext: plaintext, EncryptionContext: ctxMap(encCtx)}, c.inRegion(id)...)
+	out, err := try(c, id, func(r route) (*awskms.EncryptOutput, error) {
+		return c.api.Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(r.id), Plaintext: plaintext, EncryptionContext: ctxMap(encCtx)}, r.opts()...)
+	})
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -207,16 +266,20 @@ func (c *Client) ReEncrypt(ctx context.Context, srcKeyID string, wrapped []byte,
 	}
 	ctx, cancel := c.callCtx(ctx)
 	defer cancel()
-	in := &awskms.ReEncryptInput{
-		CiphertextBlob:               wrapped,
-		SourceEncryptionContext:      ctxMap(srcCtx),
-		DestinationKeyId:             aws.String(dst),
-		DestinationEncryptionContext: ctxMap(dstCtx),
-	}
-	if srcKeyID != "" {
-		in.SourceKeyId = aws.String(srcKeyID)
-	}
-	out, err := c.api.ReEncrypt(ctx, in, c.inRegion(dst)...)
+	out, err := try(c, dst, func(r route) (*awskms.ReEncryptOutput, error) {
+		in := &awskms.ReEncryptInput{
+			CiphertextBlob:               wrapped,
+			SourceEncryptionContext:      ctxMap(srcCtx),
+			DestinationKeyId:             aws.String(r.id),
+			DestinationEncryptionContext: ctxMap(dstCtx),
+		}
+		if srcKeyID != "" {
+			// The source key is used in the region the call goes to:
+			// a multi-Region source key by its replica there.
+			in.SourceKeyId = aws.String(inRegionOf(srcKeyID, r.region, c.region))
+		}
+		return c.api.ReEncrypt(ctx, in, r.opts()...)
+	})
 	if err != nil {
 		return nil, "", mapError(err)
 	}
@@ -233,7 +296,9 @@ func (c *Client) DescribeKey(ctx context.Context, keyID string) (*kms.KeyMetadat
 	}
 	ctx, cancel := c.callCtx(ctx)
 	defer cancel()
-	out, err := c.api.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: aws.String(id)}, c.inRegion(id)...)
+	out, err := try(c, id, func(r route) (*awskms.DescribeKeyOutput, error) {
+		return c.api.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: aws.String(r.id)}, r.opts()...)
+	})
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -249,6 +314,20 @@ func (c *Client) DescribeKey(ctx context.Context, keyID string) (*kms.KeyMetadat
 		KeyState:     kms.KeyState(m.KeyState),
 		DeletionDate: aws.ToTime(m.DeletionDate),
 	}, nil
+}
+
+// inRegionOf rewrites a multi-Region key ARN to the region a call goes to
+// (callRegion, or own when that is ""); other key ids are kept.
+func inRegionOf(keyID, callRegion, own string) string {
+	if callRegion == "" {
+		callRegion = own
+	}
+	a, ok := kms.ParseARN(keyID)
+	if !ok || !kms.IsMultiRegion(keyID) || a.Region == callRegion {
+		return keyID
+	}
+	a.Region = callRegion
+	return a.String()
 }
 
 // codeAliases maps error codes AWS (or compatible services) use besides

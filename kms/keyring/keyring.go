@@ -672,6 +672,21 @@ func invalidCiphertext() error {
 	return &kms.Error{Code: kms.CodeInvalidCiphertext, Message: "The ciphertext is invalid, or was wrapped under another key or encryption context."}
 }
 
+// WrappedKeyVersion reads the key id and the key material version an
+// embedded-keyring wrapped data key names: both are in clear in the blob
+// (its first 21 bytes), so no key is needed, which is what lets a usage
+// report count key versions from object headers alone. ok is false for
+// anything that is not such a blob (another KMS's); a blob of another KMS
+// that happens to parse names a key id the object header does not, which
+// the caller checks.
+func WrappedKeyVersion(blob []byte) (keyID string, version uint32, ok bool) {
+	id, err := blobKeyID(blob)
+	if err != nil {
+		return "", 0, false
+	}
+	return id, binary.BigEndian.Uint32(blob[17:21]), true
+}
+
 // blobKeyID returns the key id a wrapped blob names.
 func blobKeyID(blob []byte) (string, error) {
 	if len(blob) < wrapHeaderLen+nonceLen+tagLen || blob[0] != wrapFormat {

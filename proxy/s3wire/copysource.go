@@ -70,26 +70,12 @@ func CopySourceError(status int) *Error {
 }
 
 // CheckCopyConditions evaluates x-amz-copy-source-if-* against the source
-// version the proxy read (S3's order: if-match, if-unmodified-since, then
-// if-none-match, if-modified-since).
-func CheckCopyConditions(h http.Header, storeTag, lastModified string) error {
-	tag := ClientETag(storeTag)
-	if v := h.Get("X-Amz-Copy-Source-If-Match"); v != "" && !etagMatches(v, tag) {
+// version the proxy read, store ETag storeTag and sealed ETag sealed
+// (envelope.Meta.ETag; the condition may name either ETag clients are
+// shown for it). A copy fails on any of them, with 412.
+func CheckCopyConditions(h http.Header, storeTag, sealed, lastModified string) error {
+	if failed, notModified := evalConditions(h, copyConditions, versionTags(storeTag, sealed), lastModified); failed || notModified {
 		return ErrPreconditionFailed
-	}
-	lm, lmErr := http.ParseTime(lastModified)
-	if v := h.Get("X-Amz-Copy-Source-If-Unmodified-Since"); v != "" && h.Get("X-Amz-Copy-Source-If-Match") == "" {
-		if t, err := http.ParseTime(v); err == nil && lmErr == nil && lm.After(t) {
-			return ErrPreconditionFailed
-		}
-	}
-	if v := h.Get("X-Amz-Copy-Source-If-None-Match"); v != "" && etagMatches(v, tag) {
-		return ErrPreconditionFailed
-	}
-	if v := h.Get("X-Amz-Copy-Source-If-Modified-Since"); v != "" && h.Get("X-Amz-Copy-Source-If-None-Match") == "" {
-		if t, err := http.ParseTime(v); err == nil && lmErr == nil && !lm.After(t) {
-			return ErrPreconditionFailed
-		}
 	}
 	return nil
 }

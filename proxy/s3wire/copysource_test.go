@@ -72,7 +72,7 @@ func TestCheckCopyConditions(t *testing.T) {
 	} {
 		h := http.Header{}
 		h.Set(tt.header, tt.value)
-		err := CheckCopyConditions(h, tag, lm)
+		err := CheckCopyConditions(h, tag, "", lm)
 		if (err != nil) != tt.fail {
 			t.Errorf("%s: %v", tt.name, err)
 		}
@@ -81,7 +81,7 @@ func TestCheckCopyConditions(t *testing.T) {
 	h := http.Header{}
 	h.Set("X-Amz-Copy-Source-If-Match", `"aa-0"`)
 	h.Set("X-Amz-Copy-Source-If-Unmodified-Since", "Mon, 02 Jan 2026 15:00:00 GMT")
-	if err := CheckCopyConditions(h, tag, lm); err != nil {
+	if err := CheckCopyConditions(h, tag, "", lm); err != nil {
 		t.Errorf("if-match and if-unmodified-since: %v", err)
 	}
 }

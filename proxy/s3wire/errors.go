@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/kms"
 	"github.com/s3seal/s3seal/sigv4"
 )
@@ -89,8 +90,21 @@ func Internal(cause error) *Error {
 	return e
 }
 
-// Damaged reports a stored object that failed authentication.
+// Damaged reports a stored object that failed authentication, or one that
+// is not finalized (envelope.ErrIncomplete): a multipart upload the store
+// completed but s3seal's CompleteMultipartUpload never finished (the store
+// or the proxy failed in between, and the client gave up or aborted). That
+// object is not readable: finalizing it on read would let the store pick
+// the parts (FORMAT.md 11.5). It is answered 403 InvalidObjectState, which
+// SDKs do not retry in vain, saying what the client can do: a Complete
+// retried with the same parts still finalizes it (finalize.go).
 func Damaged(cause error) *Error {
+	if errors.Is(cause, envelope.ErrIncomplete) {
+		e := NewError(http.StatusForbidden, "InvalidObjectState",
+			"The object is a multipart upload whose CompleteMultipartUpload did not finish: retry CompleteMultipartUpload with the same upload id and parts, or delete the object.")
+		e.Cause = cause
+		return e
+	}
 	e := NewError(http.StatusInternalServerError, "InternalError",
 		"The stored object failed authentication; it has been altered or damaged.")
 	e.Cause = cause

@@ -2,10 +2,12 @@ package s3wire
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/kms"
 	"github.com/s3seal/s3seal/sigv4"
 )
@@ -73,5 +75,18 @@ func TestFromKMSErrorHidesDetail(t *testing.T) {
 		if !errors.Is(e, cause) {
 			t.Errorf("%s: the cause is not kept for the log", code)
 		}
+	}
+}
+
+func TestDamaged(t *testing.T) {
+	if e := Damaged(envelope.ErrAuth); e.Status != http.StatusInternalServerError || e.Code != "InternalError" {
+		t.Errorf("failed authentication: %d %s", e.Status, e.Code)
+	}
+	e := Damaged(fmt.Errorf("b/k: %w", envelope.ErrIncomplete))
+	if e.Status != http.StatusForbidden || e.Code != "InvalidObjectState" || !strings.Contains(e.Message, "retry CompleteMultipartUpload") {
+		t.Errorf("not finalized: %d %s %q", e.Status, e.Code, e.Message)
+	}
+	if !errors.Is(e, envelope.ErrIncomplete) {
+		t.Error("the cause is lost")
 	}
 }

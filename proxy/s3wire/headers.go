@@ -2,8 +2,11 @@ package s3wire
 
 import (
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
+
+	"github.com/s3seal/s3seal/envelope"
 )
 
 // Header rules: which client headers go to the store, which store headers
@@ -98,6 +101,91 @@ func Conditions(h http.Header) http.Header {
 		}
 	}
 	return cond
+}
+
+// NamesMultipartETag reports whether an If-Match or If-None-Match value
+// names a multipart ETag ("<hex>-N"). Such an ETag may be the one s3seal
+// sealed for the object (envelope.Meta.ETag), which the store does not
+// know: the proxy evaluates those conditions itself (CheckReadConditions),
+// or maps them to the store's ETag after reading the object's header.
+func NamesMultipartETag(v string) bool {
+	for _, c := range strings.Split(v, ",") {
+		if envelope.PartsInETag(strings.TrimPrefix(strings.TrimSpace(c), "W/")) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// LocalConditions reports whether the GET/HEAD conditions in h must be
+// evaluated by the proxy (CheckReadConditions) rather than by the store:
+// when an ETag in them is a multipart one. The date conditions go with
+// them, since S3 weighs each ETag condition against its date condition.
+func LocalConditions(h http.Header) bool {
+	return NamesMultipartETag(h.Get("If-Match")) || NamesMultipartETag(h.Get("If-None-Match"))
+}
+
+// CheckReadConditions evaluates the GET/HEAD conditions in h against the
+// object version read (store ETag storeTag, sealed ETag sealed, its
+// Last-Modified) as S3 does: the status to answer instead of the object,
+// 412 or 304, or 0 to serve it.
+func CheckReadConditions(h http.Header, storeTag, sealed, lastModified string) int {
+	failed, notModified := evalConditions(h, readConditions, versionTags(storeTag, sealed), lastModified)
+	switch {
+	case failed:
+		return http.StatusPreconditionFailed
+	case notModified:
+		return http.StatusNotModified
+	}
+	return 0
+}
+
+// conditionNames are the four headers of a set of HTTP conditions.
+type conditionNames struct{ match, unmodifiedSince, noneMatch, modifiedSince string }
+
+var (
+	readConditions = conditionNames{"If-Match", "If-Unmodified-Since", "If-None-Match", "If-Modified-Since"}
+	copyConditions = conditionNames{"X-Amz-Copy-Source-If-Match", "X-Amz-Copy-Source-If-Unmodified-Since",
+		"X-Amz-Copy-Source-If-None-Match", "X-Amz-Copy-Source-If-Modified-Since"}
+)
+
+// evalConditions evaluates conditions in S3's order (RFC 9110 13.2.2): a
+// false If-Match, or a false If-Unmodified-Since without If-Match, fails
+// the request; a true If-None-Match, or a false If-Modified-Since without
+// If-None-Match, makes it "not modified". tags are the ETags that name the
+// version; lastModified is its Last-Modified.
+func evalConditions(h http.Header, n conditionNames, tags []string, lastModified string) (failed, notModified bool) {
+	matches := func(cond string) bool {
+		return slices.ContainsFunc(tags, func(t string) bool { return etagMatches(cond, t) })
+	}
+	lm, lmErr := http.ParseTime(lastModified)
+	if v := h.Get(n.match); v != "" && !matches(v) {
+		return true, false
+	}
+	if v := h.Get(n.unmodifiedSince); v != "" && h.Get(n.match) == "" {
+		if t, err := http.ParseTime(v); err == nil && lmErr == nil && lm.After(t) {
+			return true, false
+		}
+	}
+	if v := h.Get(n.noneMatch); v != "" && matches(v) {
+		return false, true
+	}
+	if v := h.Get(n.modifiedSince); v != "" && h.Get(n.noneMatch) == "" {
+		if t, err := http.ParseTime(v); err == nil && lmErr == nil && !lm.After(t) {
+			return false, true
+		}
+	}
+	return false, false
+}
+
+// versionTags are the ETags a condition may name one object version by:
+// the one it is shown with, and the store's as listings show it.
+func versionTags(storeTag, sealed string) []string {
+	shown, listed := ObjectETag(storeTag, sealed), ClientETag(storeTag)
+	if shown == listed {
+		return []string{shown}
+	}
+	return []string{shown, listed}
 }
 
 // dropResponseHeaders are upstream response headers the client never sees

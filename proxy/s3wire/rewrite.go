@@ -128,8 +128,10 @@ var checksumElements = []*regexp.Regexp{
 
 // RewriteAttributes rewrites a GetObjectAttributes answer to AttributesFetched
 // into the plaintext object's answer to asked. Checksums are the store's, of
-// the ciphertext, and are never shown as the object's.
-func RewriteAttributes(body []byte, asked []string) []byte {
+// the ciphertext, and are never shown as the object's. shown is the
+// object's ETag as clients see it, if the caller read it from the object's
+// header ("": the store's, mapped).
+func RewriteAttributes(body []byte, asked []string, shown string) []byte {
 	tag, _, _, _ := Element(body, "ETag")
 	storeTag := `"` + strings.Trim(unescapeQuotes(string(tag)), `"`) + `"`
 	sizeRaw, si, sj, ok := Element(body, "ObjectSize")
@@ -140,7 +142,10 @@ func RewriteAttributes(body []byte, asked []string) []byte {
 		}
 	}
 	if _, ei, ej, ok := Element(body, "ETag"); ok {
-		body = splice(body, ei, ej, strings.Trim(ClientETag(storeTag), `"`))
+		if shown == "" {
+			shown = ClientETag(storeTag)
+		}
+		body = splice(body, ei, ej, strings.Trim(shown, `"`))
 	}
 	body = rewriteElements(body, []string{"Part"}, partPlainSize)
 	for _, re := range checksumElements {

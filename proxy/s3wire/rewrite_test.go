@@ -118,7 +118,7 @@ func TestRewriteAttributes(t *testing.T) {
 	doc := `<GetObjectAttributesResponse><ETag>abcd-2</ETag><Checksum><ChecksumCRC64NVME>x</ChecksumCRC64NVME><ChecksumType>FULL_OBJECT</ChecksumType></Checksum>` +
 		`<ObjectParts><TotalPartsCount>2</TotalPartsCount><Part><PartNumber>1</PartNumber><Size>` + itoa(5<<20+envelope.PartOverhead) + `</Size>` +
 		`<ChecksumCRC32>y</ChecksumCRC32></Part></ObjectParts><StorageClass>STANDARD</StorageClass><ObjectSize>` + itoa(stored) + `</ObjectSize></GetObjectAttributesResponse>`
-	got := string(RewriteAttributes([]byte(doc), []string{"ETag", "objectsize", "ObjectParts"}))
+	got := string(RewriteAttributes([]byte(doc), []string{"ETag", "objectsize", "ObjectParts"}, ""))
 	want := `<GetObjectAttributesResponse><ETag>abcd-2</ETag>` +
 		`<ObjectParts><TotalPartsCount>2</TotalPartsCount><Part><PartNumber>1</PartNumber><Size>5242880</Size>` +
 		`</Part></ObjectParts><ObjectSize>6291456</ObjectSize></GetObjectAttributesResponse>`
@@ -129,7 +129,7 @@ func TestRewriteAttributes(t *testing.T) {
 		t.Errorf("rewritten answer is not XML: %v", err)
 	}
 	single := `<R><ETag>"0123"</ETag><ObjectSize>` + itoa(envelope.CiphertextSize(100)) + `</ObjectSize></R>`
-	if got := string(RewriteAttributes([]byte(single), []string{"ETag", "ObjectSize"})); got != `<R><ETag>0123-0</ETag><ObjectSize>100</ObjectSize></R>` {
+	if got := string(RewriteAttributes([]byte(single), []string{"ETag", "ObjectSize"}, "")); got != `<R><ETag>0123-0</ETag><ObjectSize>100</ObjectSize></R>` {
 		t.Errorf("single-part: %s", got)
 	}
 }

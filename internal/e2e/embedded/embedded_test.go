@@ -672,8 +672,6 @@ func TestUpgradeFromGofakes3(t *testing.T) {
 	}
 }
 
-var _ = json.Marshal
-
 // TestDecryptEmbedded: `s3seal decrypt` with no upstream reads the embedded
 // store of the data dir once serve has stopped, and says why it cannot
 // while serve runs.
@@ -703,5 +701,40 @@ func TestDecryptEmbedded(t *testing.T) {
 			t.Fatalf("decrypt %s: %v\n%s", key, err, msg)
 		}
 		testenv.AssertSame(t, "s3seal decrypt "+key, got, want)
+	}
+
+	// inspect and rewrap read the embedded store the same way, and a
+	// restarted serve reads what rewrap wrote under the new key alone.
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "S3SEAL_DATA_DIR="+p.DataDir, "S3SEAL_MASTER_KEY_FILE="+p.MasterKeyFile, "S3SEAL_UPSTREAM=")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("s3seal %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	var in struct {
+		FormatVersion int    `json:"format_version"`
+		Layout        string `json:"layout"`
+		KMSKey        string `json:"kms_key"`
+		Parts         []any  `json:"parts"`
+	}
+	if err := json.Unmarshal([]byte(run("inspect", "--json", "s3://dec/mp")), &in); err != nil {
+		t.Fatal(err)
+	}
+	if in.FormatVersion != 2 || in.Layout != "multipart" || len(in.Parts) != len(mpSizes) {
+		t.Fatalf("inspect of the embedded store's multipart object: %+v", in)
+	}
+	run("keys", "create", "--alias", "alias/rewrapped")
+	run("rewrap", "s3://dec", "--to", "alias/rewrapped")
+	run("keys", "disable", in.KMSKey)
+	if err := p.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	c = p.S3Client()
+	for key, want := range map[string][]byte{"mp": mp, "single": payload("single", 70000)} {
+		testenv.AssertSame(t, "GET after rewrap, old key disabled, "+key, get(t, c, "dec", key), want)
 	}
 }
