@@ -56,6 +56,14 @@ type Meta struct {
 	// tell, from the sealed (authenticated) header alone, that this
 	// destination is that source's copy and skip it.
 	Source *Source `json:"mg,omitempty"`
+	// ChecksumType is the S3 checksum type of Checksum, COMPOSITE or
+	// FULL_OBJECT (the default: absent for single objects). In a pending
+	// header, the type asked for at CreateMultipartUpload.
+	ChecksumType string `json:"ct,omitempty"`
+	// ChecksumAlgorithm is the x-amz-checksum-algorithm a multipart upload
+	// named at CreateMultipartUpload (CRC32, ...): the completion computes
+	// the object's checksum with it. Only the pending header carries it.
+	ChecksumAlgorithm string `json:"ca,omitempty"`
 }
 
 // Source names the stored object version a migrated object was made from,
@@ -95,6 +103,7 @@ func (m *Meta) EncodeFor(version int) []byte {
 	v := *m
 	if version < 2 {
 		v.Headers, v.Upload, v.Manifest, v.Create, v.Source, v.ETag = nil, nil, nil, nil, nil, ""
+		v.ChecksumType, v.ChecksumAlgorithm = "", ""
 	}
 	b, _ := json.Marshal(&v) // cannot fail: strings, ints and bytes only
 	return b

@@ -52,7 +52,8 @@ func (s *Server) copyObject(r *request) error {
 		return s3wire.InvalidArgument("Unknown metadata directive.")
 	}
 	if directive == "COPY" || directive == "" {
-		if src.Bucket == r.t.Bucket && src.Key == r.t.Key && src.VersionID == "" {
+		// Copying in place to add a checksum is allowed, as on S3.
+		if src.Bucket == r.t.Bucket && src.Key == r.t.Key && src.VersionID == "" && r.header.Get("X-Amz-Checksum-Algorithm") == "" {
 			return s3wire.InvalidRequest("This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.")
 		}
 	}
@@ -75,6 +76,9 @@ func (s *Server) copyObject(r *request) error {
 			// a version 2 copy of it seals them.
 			meta.Headers = s3wire.SealedContentHeaders(out.Header)
 		}
+	}
+	if err := s.copyChecksum(r, src, srcTag, meta); err != nil {
+		return err
 	}
 	multipart := envelope.PartsInETag(srcTag) > 0
 	if multipart || obj.Version() >= 2 {
@@ -112,6 +116,8 @@ func (s *Server) copyObject(r *request) error {
 		relayBody(r, cresp, body)
 	} else {
 		res.ETag = s3wire.ClientETag(res.ETag)
+		res.Clear() // the store's, of the ciphertext
+		res.Set(meta.Checksum, checksumType(meta))
 		res.XMLNS = s3wire.NS
 		relayHeaders(&r.ctx.Response.Header, &cresp.Header, true)
 		writeXML(r.ctx, http.StatusOK, res)

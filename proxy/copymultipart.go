@@ -108,8 +108,10 @@ func (s *Server) copyMultipart(r *request, src *readReq, head *fasthttp.Response
 	if version != "" {
 		r.ctx.Response.Header.Set("X-Amz-Version-Id", version)
 	}
-	writeXML(r.ctx, http.StatusOK, s3wire.CopyObjectResult{XMLNS: s3wire.NS, ETag: s3wire.ObjectETag(tag, meta.ETag),
-		LastModified: s.cfg.Now().UTC().Format(s3wire.TimeFormat)})
+	res := s3wire.CopyObjectResult{XMLNS: s3wire.NS, ETag: s3wire.ObjectETag(tag, meta.ETag),
+		LastModified: s.cfg.Now().UTC().Format(s3wire.TimeFormat)}
+	res.Set(meta.Checksum, checksumType(meta))
+	writeXML(r.ctx, http.StatusOK, res)
 	r.echoSSE()
 	return nil
 }

@@ -43,6 +43,10 @@ func (s *Server) completeMultipart(r *request) error {
 	if r.upload.Upload == nil {
 		return s3wire.ErrForeignUpload
 	}
+	want, err := takeCompleteChecksum(r)
+	if err != nil {
+		return err
+	}
 	body, err := s.readSmallBody(r)
 	if err != nil {
 		return err
@@ -51,10 +55,20 @@ func (s *Server) completeMultipart(r *request) error {
 	if err := xml.Unmarshal(body, &asked); err != nil || len(asked.Parts) == 0 {
 		return s3wire.ErrMalformedXML
 	}
+	if err := s.precheck(r, want, asked.Parts); err != nil {
+		return err
+	}
 	body = s3wire.StoreComplete(asked)
 	out := r.outbound(http.MethodPost)
 	s.resolveIfMatch(r, out)
 	out.Body, out.BodyLen = bytes.NewReader(body), int64(len(body))
+	if v := r.header.Get("X-Amz-Mp-Object-Size"); v != "" {
+		// The client's size is the plaintext's; the store checks the
+		// stored size, every part PartOverhead bytes larger.
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+			out.Header.Set("X-Amz-Mp-Object-Size", strconv.FormatInt(n+int64(len(asked.Parts))*envelope.PartOverhead, 10))
+		}
+	}
 	var done s3wire.CompleteMultipartUploadResult
 	resp, err := s.up.DoXMLResp(out, &done)
 	if err != nil {
@@ -66,8 +80,8 @@ func (s *Server) completeMultipart(r *request) error {
 			// lists (the multipart ETag they give, S3's MD5 of the part
 			// MD5s); a store whose ETags are not MD5s gets no second try.
 			if tag, ok := s3wire.MultipartETag(asked.Parts); ok {
-				if shown, version, ferr := s.finalize(r, tag, "", asked.Parts); ferr == nil {
-					return s.writeCompleted(r, shown, version)
+				if shown, version, ferr := s.finalize(r, tag, "", asked.Parts, want); ferr == nil {
+					return s.writeCompleted(r, shown, version, want.kept)
 				}
 			}
 		}
@@ -75,23 +89,28 @@ func (s *Server) completeMultipart(r *request) error {
 	}
 	version := string(resp.Header.Peek("X-Amz-Version-Id"))
 	fasthttp.ReleaseResponse(resp)
-	shown, finalVersion, err := s.finalize(r, done.ETag, version, asked.Parts)
+	shown, finalVersion, err := s.finalize(r, done.ETag, version, asked.Parts, want)
 	if err != nil {
 		return err
 	}
-	return s.writeCompleted(r, shown, finalVersion)
+	return s.writeCompleted(r, shown, finalVersion, want.kept)
 }
 
 // writeCompleted answers a Complete with the object's ETag as clients see
-// it (shown) and version id.
-func (s *Server) writeCompleted(r *request, shown, version string) error {
+// it (shown) and version id; meta is the finalized header's sealed
+// metadata, whose checksum the answer carries.
+func (s *Server) writeCompleted(r *request, shown, version string, meta *envelope.Meta) error {
 	if version != "" {
 		r.ctx.Response.Header.Set("X-Amz-Version-Id", version)
 	}
 	// The object's location as the client addresses it, never the store's.
 	loc := "http://" + string(r.ctx.Host()) + r.t.SignedPath
-	writeXML(r.ctx, http.StatusOK, s3wire.CompleteMultipartUploadResult{XMLNS: s3wire.NS, Location: loc,
-		Bucket: r.t.Bucket, Key: r.t.Key, ETag: shown})
+	res := s3wire.CompleteMultipartUploadResult{XMLNS: s3wire.NS, Location: loc,
+		Bucket: r.t.Bucket, Key: r.t.Key, ETag: shown}
+	if meta != nil {
+		res.Set(meta.Checksum, checksumType(meta))
+	}
+	writeXML(r.ctx, http.StatusOK, res)
 	r.echoSSE()
 	return nil
 }
@@ -103,9 +122,11 @@ func (s *Server) writeCompleted(r *request, shown, version string) error {
 // completed object must match. When every part ETag in it carries the
 // part's plaintext MD5, the object's ETag is S3's over the plaintext parts
 // (s3wire.PlainMultipartETag), sealed in the finalized header; otherwise
-// it is the store's. The response will say that the object's key protects
-// it.
-func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.CompletePart) (string, string, error) {
+// it is the store's. want is what the Complete said of the object's
+// checksum (keepChecksum), and finalize sets want.kept to the finalized
+// header's sealed metadata. The response will say that the object's key
+// protects it.
+func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.CompletePart, want *completeWant) (string, string, error) {
 	rq := &readReq{bucket: r.t.Bucket, key: r.t.Key, rawPath: r.t.RawPath}
 	if version != "" {
 		rq.query = "versionId=" + url.QueryEscape(version)
@@ -159,6 +180,7 @@ func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.C
 		return "", "", s3wire.Internal(fmt.Errorf("finalizing %s: the object there is not this upload's", rq.rawPath))
 	}
 	if meta.Manifest != nil {
+		want.kept = meta
 		return s3wire.ObjectETag(storeTag, meta.ETag), version, nil // finalized by an earlier attempt
 	}
 
@@ -195,6 +217,14 @@ func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.C
 		return "", "", s3wire.Damaged(err)
 	}
 	applied := meta.Create
+	reserved := meta.ChecksumAlgorithm != "" // room for the checksum was checked at Create
+	dropped, err := keepChecksum(meta, *want, parts, pm)
+	if err != nil {
+		return "", "", err
+	}
+	if dropped != "" {
+		s.log.Warn("multipart object finalized without a checksum", "id", r.id, "path", rq.rawPath, "why", dropped)
+	}
 	meta.Manifest, meta.Create = mf, nil
 	// The part MD5s are the client's own list: each was verified against
 	// its part's plaintext at UploadPart, but nothing binds the list sent
@@ -211,9 +241,17 @@ func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.C
 		meta.ETag = ""
 		value, err = obj.Reseal(dek, ki, rq.bucket, rq.key, meta.Encode())
 	}
+	if errors.Is(err, envelope.ErrTooLarge) && !reserved && meta.Checksum != nil {
+		// A checksum the Create did not announce may not fit beside the
+		// client's metadata: the object is whole without it.
+		s.log.Warn("multipart object finalized without a checksum", "id", r.id, "path", rq.rawPath, "why", "no room in the header")
+		meta.Checksum, meta.ChecksumType = nil, ""
+		value, err = obj.Reseal(dek, ki, rq.bucket, rq.key, meta.Encode())
+	}
 	if err != nil {
 		return "", "", sealError(err)
 	}
+	want.kept = meta
 
 	hdr := http.Header{}
 	for k, v := range applied {

@@ -3,6 +3,9 @@ package proxy
 import (
 	"bytes"
 	"net/http"
+	"regexp"
+	"slices"
+	"strings"
 
 	"github.com/s3seal/s3seal/proxy/s3wire"
 	"github.com/valyala/fasthttp"
@@ -52,6 +55,30 @@ func (s *Server) getObjectAttributes(r *request) error {
 		return err
 	}
 	defer fasthttp.ReleaseResponse(resp)
+	wants := func(name string) bool {
+		return slices.ContainsFunc(asked, func(a string) bool { return strings.EqualFold(a, name) })
+	}
+	// Checksum and ObjectParts come from the sealed header and the part
+	// map, never from the store (its checksums are of the ciphertext).
+	var extra []byte
+	if wants("Checksum") || wants("ObjectParts") {
+		tag, _, _, _ := s3wire.Element(body, "ETag")
+		meta, pm, err := s.sealedAttributes(r, `"`+strings.Trim(string(tag), `"`)+`"`)
+		if err != nil {
+			return err
+		}
+		if wants("Checksum") {
+			extra = append(extra, checksumElement(meta)...)
+		}
+		if wants("ObjectParts") && pm != nil {
+			el, err := objectPartsElement(pm, r.header)
+			if err != nil {
+				return err
+			}
+			extra = append(extra, el...)
+			body = objectPartsElementRE.ReplaceAll(body, nil)
+		}
+	}
 	// A multipart object's ETag may be sealed in its header, which this
 	// answer does not carry: one HEAD more for those.
 	shown := ""
@@ -59,9 +86,18 @@ func (s *Server) getObjectAttributes(r *request) error {
 		_, shown = s.headETag(r, r.t.RawPath, versionQuery(r.t.Query.Get("versionId")))
 	}
 	body = s3wire.RewriteAttributes(body, asked, shown)
+	if len(extra) > 0 {
+		if i := bytes.LastIndex(body, []byte("</")); i >= 0 {
+			body = slices.Concat(body[:i], extra, body[i:])
+		}
+	}
 	r.ctx.SetStatusCode(http.StatusOK)
 	relayHeaders(&r.ctx.Response.Header, &resp.Header, true)
 	r.ctx.Response.Header.SetContentType("application/xml")
 	r.ctx.SetBody(bytes.Clone(body))
 	return nil
 }
+
+// objectPartsElementRE matches the store's <ObjectParts>, replaced by the
+// proxy's own for a multipart object.
+var objectPartsElementRE = regexp.MustCompile(`(?s)<ObjectParts>.*?</ObjectParts>`)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/kms"
@@ -38,8 +39,12 @@ func (s *Server) createMultipart(r *request) error {
 	if err != nil {
 		return s3wire.Internal(err)
 	}
+	alg, typ, err := createChecksum(r.header)
+	if err != nil {
+		return err
+	}
 	meta := &envelope.Meta{Size: -1, User: user, Headers: s3wire.SealedContentHeaders(r.header), Upload: upload,
-		Create: s3wire.CreateHeaders(r.header)}
+		Create: s3wire.CreateHeaders(r.header), ChecksumAlgorithm: string(alg), ChecksumType: string(typ)}
 	obj, err := s.sealNew(r, envelope.LayoutMultipart, meta)
 	if err != nil {
 		return err
@@ -51,6 +56,12 @@ func (s *Server) createMultipart(r *request) error {
 	final := *meta
 	final.Create, final.Manifest = nil, &envelope.Manifest{Parts: envelope.MaxPartNumber,
 		Size: envelope.MaxPartNumber * envelope.MaxPartSize, Digest: make([]byte, sha256.Size)}
+	if alg != "" {
+		// And so must the object's checksum, at its longest ("-10000").
+		final.ChecksumAlgorithm = ""
+		final.Checksum = map[string]string{alg.Header(): strings.Repeat("A", base64.StdEncoding.EncodedLen(alg.Size())) +
+			"-" + strconv.Itoa(envelope.MaxPartNumber)}
+	}
 	if envelope.HeaderValueLen(obj.KeyInfo(), len(final.Encode())) > envelope.MaxHeaderValueLen {
 		return sealError(envelope.ErrTooLarge)
 	}
@@ -75,6 +86,13 @@ func (s *Server) createMultipart(r *request) error {
 	r.ctx.SetStatusCode(http.StatusOK)
 	relayHeaders(&r.ctx.Response.Header, &resp.Header, false)
 	r.ctx.SetBody(s3wire.SetUploadID(body, s3wire.ClientUploadID(storeID, upload, keyID)))
+	// The store's own checksum defaults are of the ciphertext.
+	r.ctx.Response.Header.Del("X-Amz-Checksum-Algorithm")
+	r.ctx.Response.Header.Del("X-Amz-Checksum-Type")
+	if alg != "" {
+		r.ctx.Response.Header.Set("X-Amz-Checksum-Algorithm", string(alg))
+		r.ctx.Response.Header.Set("X-Amz-Checksum-Type", string(typ))
+	}
 	r.echoSSE()
 	return nil
 }

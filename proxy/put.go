@@ -4,10 +4,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/kms"
+	"github.com/s3seal/s3seal/proxy/checksum"
 	"github.com/s3seal/s3seal/proxy/s3wire"
 	"github.com/s3seal/s3seal/proxy/upstream"
+	"github.com/s3seal/s3seal/sigv4"
 	"github.com/valyala/fasthttp"
 )
 
@@ -55,7 +60,16 @@ func (s *Server) putObject(r *request) error {
 	}
 	r.ctx.SetStatusCode(http.StatusOK)
 	relayHeaders(&r.ctx.Response.Header, &resp.Header, true)
-	r.ctx.Response.Header.Set("ETag", s3wire.ClientETag(string(resp.Header.Peek("ETag"))))
+	storeTag := string(resp.Header.Peek("ETag"))
+	if name, value := trailerChecksum(body); name != "" && meta.Checksum == nil {
+		if tag, version, ok := s.keepTrailerChecksum(r, obj, meta, name, value, storeTag, string(resp.Header.Peek("X-Amz-Version-Id"))); ok {
+			storeTag = tag
+			if version != "" {
+				r.ctx.Response.Header.Set("X-Amz-Version-Id", version)
+			}
+		}
+	}
+	r.ctx.Response.Header.Set("ETag", s3wire.ClientETag(storeTag))
 	echoChecksums(r, body)
 	r.echoSSE()
 	resp.CloseBodyStream()
@@ -85,4 +99,80 @@ func (s *Server) sendEncrypted(r *request, out *upstream.Request, src io.Reader,
 		return nil, s3wire.Internal(fmt.Errorf("upstream %s: %w", r.op, err))
 	}
 	return resp, nil
+}
+
+// trailerChecksum is the x-amz-checksum-* trailer of a verified body that
+// has been read to its end, if it had one.
+func trailerChecksum(body io.Reader) (name, value string) {
+	tr, ok := body.(sigv4.TrailerReader)
+	if !ok {
+		return "", ""
+	}
+	for k, vs := range tr.Trailer() {
+		if _, ok := checksum.FromHeader(k); ok && len(vs) > 0 {
+			return strings.ToLower(k), vs[0]
+		}
+	}
+	return "", ""
+}
+
+// keepTrailerChecksum seals a checksum that came in the body's trailer into
+// the object just stored (store ETag storeTag, version id version): its
+// header went to the store before the trailer arrived, so the header is
+// replaced with a metadata-only copy of the object onto itself, done only
+// if the object is still the one stored (a write that landed in between
+// is never overwritten). It costs one CopyObject request, in which the
+// store copies the object's data within itself (S3 does for a copy onto
+// itself; so does MinIO: BenchmarkPutChecksum, README). The store
+// headers a copy would not keep (ACL, storage class, object lock, ...) are
+// asked for again; tags are kept by the copy. It returns the copy's store
+// ETag and version id; ok is false when the checksum could not be kept
+// (logged: the object is whole and readable without it).
+func (s *Server) keepTrailerChecksum(r *request, obj *envelope.Object, meta *envelope.Meta, name, value, storeTag, version string) (tag, newVersion string, ok bool) {
+	fail := func(err error) (string, string, bool) {
+		s.log.Warn("trailer checksum verified but not kept", "id", r.id, "bucket", r.t.Bucket, "key", r.t.Key, "err", err)
+		return "", "", false
+	}
+	kept := *meta
+	kept.Checksum = map[string]string{name: value}
+	dk, err := s.newDataKey(r, r.t.Bucket)
+	if err != nil {
+		return fail(err)
+	}
+	hv, err := obj.Reseal(dk.Plaintext, envelope.KeyInfo{KeyID: dk.KeyID, Wrapped: dk.Ciphertext}, r.t.Bucket, r.t.Key, kept.Encode())
+	kms.Zero(dk.Plaintext)
+	if err != nil {
+		return fail(err) // no room beside the client's metadata
+	}
+	source := r.t.RawPath
+	if version != "" {
+		source += "?versionId=" + url.QueryEscape(version)
+	}
+	out := upstream.NewRequest(http.MethodPut, r.t.RawPath, "")
+	for k, v := range s3wire.CreateHeaders(r.header) {
+		out.Header.Set(k, v)
+	}
+	for _, h := range []string{"X-Amz-Expected-Bucket-Owner", "X-Amz-Request-Payer"} {
+		if v := r.header.Get(h); v != "" {
+			out.Header.Set(h, v)
+		}
+	}
+	out.Header.Set(s3wire.SealHeader, hv)
+	out.Header.Set("X-Amz-Copy-Source", source)
+	out.Header.Set("X-Amz-Copy-Source-If-Match", storeTag)
+	out.Header.Set("X-Amz-Metadata-Directive", "REPLACE")
+	var res s3wire.CopyObjectResult
+	resp, err := s.up.DoXMLResp(out, &res)
+	if err != nil {
+		return fail(err)
+	}
+	newVersion = string(resp.Header.Peek("X-Amz-Version-Id"))
+	fasthttp.ReleaseResponse(resp)
+	if version != "" && newVersion != "" && newVersion != version {
+		// A versioned bucket would keep the version without the checksum
+		// as an extra version of one PUT.
+		s.deleteVersion(r.t.RawPath, version)
+	}
+	meta.Checksum = kept.Checksum
+	return res.ETag, newVersion, true
 }

@@ -146,6 +146,9 @@ func (s *Server) getObject(r *request) error {
 		for name, v := range po.meta.Checksum {
 			ctx.Response.Header.Set(name, v)
 		}
+		if len(po.meta.Checksum) > 0 {
+			ctx.Response.Header.Set("X-Amz-Checksum-Type", checksumType(po.meta))
+		}
 	}
 	if po.ranged && po.n > 0 {
 		ctx.SetStatusCode(http.StatusPartialContent)

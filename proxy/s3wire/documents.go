@@ -1,6 +1,9 @@
 package s3wire
 
-import "encoding/xml"
+import (
+	"encoding/xml"
+	"strings"
+)
 
 // The S3 documents the proxy writes or reads whole.
 
@@ -13,6 +16,7 @@ type CopyObjectResult struct {
 	XMLNS        string   `xml:"xmlns,attr,omitempty"`
 	LastModified string   `xml:"LastModified"`
 	ETag         string   `xml:"ETag"`
+	Checksums
 }
 
 // CopyPartResult answers UploadPartCopy.
@@ -32,6 +36,8 @@ type CompleteMultipartUpload struct {
 type CompletePart struct {
 	PartNumber int    `xml:"PartNumber"`
 	ETag       string `xml:"ETag"`
+	// The client's checksum of the part's plaintext, if it sent one.
+	Checksums
 }
 
 // CompleteMultipartUploadResult answers CompleteMultipartUpload.
@@ -42,7 +48,62 @@ type CompleteMultipartUploadResult struct {
 	Bucket   string   `xml:"Bucket"`
 	Key      string   `xml:"Key"`
 	ETag     string   `xml:"ETag"`
+	Checksums
 }
 
 // TimeFormat is how S3 writes LastModified in documents.
 const TimeFormat = "2006-01-02T15:04:05.000Z"
+
+// Checksums are the checksum elements of S3's documents. The proxy writes
+// only checksums of the plaintext, its own or the client's: a store's are
+// of the ciphertext, and a document read from the store has them cleared
+// (Clear) before any of it reaches a client.
+type Checksums struct {
+	ChecksumCRC32     string `xml:"ChecksumCRC32,omitempty"`
+	ChecksumCRC32C    string `xml:"ChecksumCRC32C,omitempty"`
+	ChecksumCRC64NVME string `xml:"ChecksumCRC64NVME,omitempty"`
+	ChecksumSHA1      string `xml:"ChecksumSHA1,omitempty"`
+	ChecksumSHA256    string `xml:"ChecksumSHA256,omitempty"`
+	ChecksumType      string `xml:"ChecksumType,omitempty"`
+}
+
+// field is the element of the x-amz-checksum-* header name h (any case);
+// nil for another name.
+func (c *Checksums) field(h string) *string {
+	switch strings.ToLower(h) {
+	case "x-amz-checksum-crc32":
+		return &c.ChecksumCRC32
+	case "x-amz-checksum-crc32c":
+		return &c.ChecksumCRC32C
+	case "x-amz-checksum-crc64nvme":
+		return &c.ChecksumCRC64NVME
+	case "x-amz-checksum-sha1":
+		return &c.ChecksumSHA1
+	case "x-amz-checksum-sha256":
+		return &c.ChecksumSHA256
+	}
+	return nil
+}
+
+// Get is the value of the checksum the header name h stands for.
+func (c *Checksums) Get(h string) string {
+	if f := c.field(h); f != nil {
+		return *f
+	}
+	return ""
+}
+
+// Set sets the checksums named by header names in m, and the type.
+func (c *Checksums) Set(m map[string]string, typ string) {
+	for h, v := range m {
+		if f := c.field(h); f != nil {
+			*f = v
+		}
+	}
+	if len(m) > 0 {
+		c.ChecksumType = typ
+	}
+}
+
+// Clear removes every checksum.
+func (c *Checksums) Clear() { *c = Checksums{} }
