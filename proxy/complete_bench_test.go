@@ -45,11 +45,14 @@ func countingStore(t testing.TB) (string, *atomic.Int64) {
 
 // startCountedProxy runs a proxy whose store requests go through
 // countingStore, with a client for it.
-func startCountedProxy(b *testing.B) (*env, *atomic.Int64) {
+func startCountedProxy(b testing.TB, more ...func(*proxy.Config)) (*env, *atomic.Int64) {
 	endpoint, count := countingStore(b)
 	e := startProxyWith(b, func(c *proxy.Config) {
 		c.UpstreamURL = endpoint
 		c.Identities = proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: "bench", SecretKey: "bench-secret", Buckets: []string{"*"}, Permissions: proxy.AllPermissions}}, nil)
+		for _, f := range more {
+			f(c)
+		}
 	})
 	e.client = testenv.NewS3Client(e.endpoint, "bench", "bench-secret")
 	return e, count

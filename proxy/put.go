@@ -61,7 +61,7 @@ func (s *Server) putObject(r *request) error {
 	r.ctx.SetStatusCode(http.StatusOK)
 	relayHeaders(&r.ctx.Response.Header, &resp.Header, true)
 	storeTag := string(resp.Header.Peek("ETag"))
-	if name, value := trailerChecksum(body); name != "" && meta.Checksum == nil {
+	if name, value := trailerChecksum(body); name != "" && meta.Checksum == nil && !s.cfg.DropTrailerChecksums {
 		if tag, version, ok := s.keepTrailerChecksum(r, obj, meta, name, value, storeTag, string(resp.Header.Peek("X-Amz-Version-Id"))); ok {
 			storeTag = tag
 			if version != "" {

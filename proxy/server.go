@@ -95,6 +95,12 @@ type Config struct {
 	// auth. Off, such requests get InvalidRequest as in V4-only regions.
 	AllowSigV2 bool
 
+	// DropTrailerChecksums verifies a PutObject's trailer checksum but does
+	// not keep it: keeping it costs a copy of the object onto itself at
+	// the store after every such PUT (put.go), and the AWS SDKs send their
+	// default checksum in a trailer over https.
+	DropTrailerChecksums bool
+
 	// AllowDotSegments forwards object keys with "." or ".." path segments
 	// (dotsegments.go); only for a store known to keep keys literally.
 	AllowDotSegments bool
