@@ -217,8 +217,12 @@ func TestStoreKilledMidTransfer(t *testing.T) {
 	// InvalidPart (MinIO had taken the parts but not finished the
 	// object). The write is then not acknowledged, and verify has checked
 	// that the key is either absent or whole.
+	//
+	// A restarted MinIO answers 503 XMinioServerNotInitialized until it has
+	// loaded its disks; the proxy relays the store's own 503, which SDKs
+	// retry like any other.
 	failed := w.checkAttempts(map[string]bool{
-		"503 ServiceUnavailable": true, "500 InternalError": true,
+		"503 ServiceUnavailable": true, "503 XMinioServerNotInitialized": true, "500 InternalError": true,
 		"transport: connection reset": true, "transport: broken pipe": true, "transport: EOF": true,
 		"CompleteMultipartUpload 400 InvalidPart": true,
 	})
