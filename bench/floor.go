@@ -118,6 +118,8 @@ func buildRelay(dir string) (string, error) {
 type relayProc struct {
 	endpoint string
 	cmd      *exec.Cmd
+	waited   <-chan error // testenv.StartProcessGroup's
+	out      *os.File     // read end of the relay's stdout
 }
 
 // startRelay runs the relay in front of the store at endpoint, under
@@ -133,15 +135,20 @@ func startRelay(bin, endpoint string, cpu int, gcm bool) (*relayProc, error) {
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.StdoutPipe()
+	// A pipe of our own rather than StdoutPipe: the wait runs beside the
+	// read (testenv.StartProcessGroup), and Wait closes StdoutPipe's.
+	out, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	cmd.Stdout = w
+	waited, err := testenv.StartProcessGroup(cmd)
+	w.Close()
+	if err != nil {
+		out.Close()
 		return nil, err
 	}
-	rel := &relayProc{cmd: cmd}
+	rel := &relayProc{cmd: cmd, waited: waited, out: out}
 	line := make(chan string, 1)
 	go func() {
 		s, _ := bufio.NewReader(out).ReadString('\n')
@@ -164,5 +171,6 @@ func startRelay(bin, endpoint string, cpu int, gcm bool) (*relayProc, error) {
 
 func (p *relayProc) stop() {
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	_ = p.cmd.Wait()
+	<-p.waited
+	p.out.Close()
 }

@@ -267,12 +267,12 @@ func startProxyOnce(bin string, upstream *testenv.MinIO, cpu int, pprofDir, dir 
 	p.cmd = exec.Command(args[0], args[1:]...)
 	p.cmd.Env = hermeticEnv(env)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
+	waited, err := testenv.StartProcessGroup(p.cmd)
+	if err != nil {
 		return nil, fmt.Errorf("start s3seal: %w", err)
 	}
 	go func() {
-		_ = p.cmd.Wait()
+		<-waited
 		close(p.done)
 	}()
 	if err := p.waitReady(30 * time.Second); err != nil {

@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -163,17 +164,49 @@ type process struct {
 }
 
 func startProcess(cmd *exec.Cmd) (*process, error) {
-	// Own process group, so a stop reaches children too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	waited, err := StartProcessGroup(cmd)
+	if err != nil {
 		return nil, err
 	}
 	p := &process{cmd: cmd, done: make(chan struct{})}
 	go func() {
-		p.err = cmd.Wait()
+		p.err = <-waited
 		close(p.done)
 	}()
 	return p, nil
+}
+
+// StartProcessGroup starts cmd in a process group of its own (so a stop
+// reaches its children too) that gets SIGKILL if the starting program
+// dies, so no store or proxy outlives a test or benchmark. The returned
+// channel yields cmd.Wait's result once.
+//
+// Pdeathsig fires when the *thread* that started the child ends, not the
+// process (go.dev/issue/27505), and Go ends a thread whose goroutine exits
+// while locked to it: a child started from an arbitrary thread can be
+// SIGKILLed mid-test (seen under load: proxies gone with no log line, then
+// "could not connect"). So the child is started and waited for from a
+// goroutine locked to its thread, which lives as long as the child.
+func StartProcessGroup(cmd *exec.Cmd) (<-chan error, error) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid, cmd.SysProcAttr.Pdeathsig = true, syscall.SIGKILL
+	started, waited := make(chan error, 1), make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		waited <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return waited, nil
 }
 
 func (p *process) exited() bool {
