@@ -117,6 +117,12 @@ func StartS3seal(t testing.TB, env map[string]string) *S3seal {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		// A proxy that was gone before the end says how it ended (a test
+		// may have stopped it on purpose; one killed by a signal with no
+		// log line points outside the proxy).
+		if exited, err := s.Exited(); exited && t.Failed() {
+			t.Logf("s3seal (%s) had already exited: %v", s.Endpoint, err)
+		}
 		s.Stop()
 		if t.Failed() {
 			t.Logf("s3seal log (%s):\n%s", s.Endpoint, tail(s.Log(), 8<<10))
