@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/proxy/s3wire"
 	"github.com/valyala/fasthttp"
 )
@@ -61,12 +62,17 @@ func (s *Server) getObjectAttributes(r *request) error {
 	// Checksum and ObjectParts come from the sealed header and the part
 	// map, never from the store (its checksums are of the ciphertext).
 	var extra []byte
+	var sealed *envelope.Meta // the header's metadata, once read
+	storeTag := ""
+	if tag, _, _, ok := s3wire.Element(body, "ETag"); ok {
+		storeTag = `"` + strings.Trim(string(tag), `"`) + `"`
+	}
 	if wants("Checksum") || wants("ObjectParts") {
-		tag, _, _, _ := s3wire.Element(body, "ETag")
-		meta, pm, err := s.sealedAttributes(r, `"`+strings.Trim(string(tag), `"`)+`"`)
+		meta, pm, err := s.sealedAttributes(r, storeTag)
 		if err != nil {
 			return err
 		}
+		sealed = meta
 		if wants("Checksum") {
 			extra = append(extra, checksumElement(meta)...)
 		}
@@ -80,10 +86,14 @@ func (s *Server) getObjectAttributes(r *request) error {
 		}
 	}
 	// A multipart object's ETag may be sealed in its header, which this
-	// answer does not carry: one HEAD more for those.
+	// answer does not carry: from the header read above, or one HEAD more.
 	shown := ""
-	if tag, _, _, ok := s3wire.Element(body, "ETag"); ok && bytes.IndexByte(tag, '-') >= 0 {
-		_, shown = s.headETag(r, r.t.RawPath, versionQuery(r.t.Query.Get("versionId")))
+	if strings.IndexByte(storeTag, '-') >= 0 {
+		if sealed != nil {
+			shown = s3wire.ObjectETag(storeTag, sealed.ETag)
+		} else {
+			_, shown = s.headETag(r, r.t.RawPath, versionQuery(r.t.Query.Get("versionId")))
+		}
 	}
 	body = s3wire.RewriteAttributes(body, asked, shown)
 	if len(extra) > 0 {

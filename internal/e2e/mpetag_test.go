@@ -116,6 +116,16 @@ func TestMultipartETag(t *testing.T) {
 		if got := aws.ToString(attrs.ETag); got != strings.Trim(want, `"`) {
 			t.Errorf("GetObjectAttributes ETag = %s, want %s", got, strings.Trim(want, `"`))
 		}
+		// With ObjectParts too, the ETag comes from the header read for the
+		// parts (one HEAD, not two): the same ETag.
+		attrs, err = c.GetObjectAttributes(ctx, &s3.GetObjectAttributesInput{Bucket: aws.String(bucket), Key: aws.String("m"),
+			ObjectAttributes: []types.ObjectAttributes{types.ObjectAttributesEtag, types.ObjectAttributesObjectParts}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := aws.ToString(attrs.ETag); got != strings.Trim(want, `"`) || attrs.ObjectParts == nil {
+			t.Errorf("GetObjectAttributes ETag+ObjectParts: ETag %s (want %s), parts %v", got, strings.Trim(want, `"`), attrs.ObjectParts)
+		}
 		list, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String("m")})
 		if err != nil || len(list.Contents) != 1 {
 			t.Fatalf("list: %v %v", list, err)
