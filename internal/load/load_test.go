@@ -454,8 +454,12 @@ type rssSample struct {
 	rss int64
 }
 
-// sampleRSS reads the process's VmRSS every period until stop.
-func sampleRSS(pid int, period time.Duration, stop <-chan struct{}, done chan<- []rssSample) {
+// errStopSampling ends a sampling loop early (the process is gone).
+var errStopSampling = errors.New("stop sampling")
+
+// sample calls read every period until stop and sends what it read: a
+// reading that fails is skipped, errStopSampling ends the loop.
+func sample(period time.Duration, stop <-chan struct{}, done chan<- []rssSample, read func() (int64, error)) {
 	var out []rssSample
 	start := time.Now()
 	tick := time.NewTicker(period)
@@ -466,43 +470,44 @@ func sampleRSS(pid int, period time.Duration, stop <-chan struct{}, done chan<- 
 			done <- out
 			return
 		case <-tick.C:
-			if n, err := testenv.ProcStatusBytes(pid, "VmRSS"); err == nil {
-				out = append(out, rssSample{at: time.Since(start), rss: n})
-			} else if !errors.Is(err, os.ErrNotExist) {
+			n, err := read()
+			if errors.Is(err, errStopSampling) {
 				done <- out
 				return
+			}
+			if err == nil {
+				out = append(out, rssSample{at: time.Since(start), rss: n})
 			}
 		}
 	}
 }
 
+// sampleRSS reads the process's VmRSS every period until stop.
+func sampleRSS(pid int, period time.Duration, stop <-chan struct{}, done chan<- []rssSample) {
+	sample(period, stop, done, func() (int64, error) {
+		n, err := testenv.ProcStatusBytes(pid, "VmRSS")
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return 0, errStopSampling
+		}
+		return n, err
+	})
+}
+
 // sampleHeap reads the proxy's live heap after a forced collection (pprof's
 // heap profile, gc=1, HeapInuse) every period until stop.
 func sampleHeap(pprof string, period time.Duration, stop <-chan struct{}, done chan<- []rssSample) {
-	var out []rssSample
-	start := time.Now()
-	tick := time.NewTicker(period)
-	defer tick.Stop()
-	for {
-		select {
-		case <-stop:
-			done <- out
-			return
-		case <-tick.C:
-			b, err := httpGet(pprof + "/debug/pprof/heap?debug=1&gc=1")
-			if err != nil {
-				continue
-			}
-			_, v, ok := strings.Cut(string(b), "# HeapInuse = ")
-			if !ok {
-				continue
-			}
-			v, _, _ = strings.Cut(v, "\n")
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-				out = append(out, rssSample{at: time.Since(start), rss: n})
-			}
+	sample(period, stop, done, func() (int64, error) {
+		b, err := httpGet(pprof + "/debug/pprof/heap?debug=1&gc=1")
+		if err != nil {
+			return 0, err
 		}
-	}
+		_, v, ok := strings.Cut(string(b), "# HeapInuse = ")
+		if !ok {
+			return 0, errors.New("no HeapInuse in the heap profile")
+		}
+		v, _, _ = strings.Cut(v, "\n")
+		return strconv.ParseInt(v, 10, 64)
+	})
 }
 
 func countGoroutines(pprof string) (int, error) {
