@@ -420,13 +420,8 @@ func (s *Server) copyChecksum(r *request, src *s3wire.CopySource, srcTag string,
 		return nil
 	}
 	rq := &readReq{bucket: src.Bucket, key: src.Key, rawPath: src.RawPath, query: src.Query(), cond: http.Header{"If-Match": {srcTag}}}
-	po, err := s.openPlain(r, rq)
+	po, err := s.openCopySource(r, rq)
 	if err != nil {
-		if ur, ok := err.(*upstreamReply); ok {
-			st := ur.resp.StatusCode()
-			fasthttp.ReleaseResponse(ur.resp)
-			return s3wire.CopySourceError(st)
-		}
 		return err
 	}
 	defer po.Close()

@@ -192,13 +192,8 @@ func (s *Server) uploadPartCopy(r *request) error {
 		}
 		rq.br = br
 	}
-	po, err := s.openPlain(r, rq)
+	po, err := s.openCopySource(r, rq)
 	if err != nil {
-		if ur, ok := err.(*upstreamReply); ok {
-			st := ur.resp.StatusCode()
-			fasthttp.ReleaseResponse(ur.resp)
-			return s3wire.CopySourceError(st)
-		}
 		return err
 	}
 	defer po.Close()

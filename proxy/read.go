@@ -186,6 +186,19 @@ func (s *Server) getObject(r *request) error {
 	return nil
 }
 
+// openCopySource is openPlain for the source of a copy that reads it
+// (UploadPartCopy, a copy computing a checksum): the store's refusal is the
+// copy-source error S3 gives.
+func (s *Server) openCopySource(r *request, rq *readReq) (*plainObject, error) {
+	po, err := s.openPlain(r, rq)
+	if ur, ok := err.(*upstreamReply); ok {
+		st := ur.resp.StatusCode()
+		fasthttp.ReleaseResponse(ur.resp)
+		return nil, s3wire.CopySourceError(st)
+	}
+	return po, err
+}
+
 // openPlain opens the plaintext an rq asks for. For a single-part object
 // it costs one upstream request (two for a suffix range); a range of a
 // multipart object costs one more to read the first part's header, plus
