@@ -178,9 +178,9 @@ func sameListing(t *testing.T, m *testenv.MinIO, bucket, prefix string, proxied 
 // TestStoreKilledMidTransfer: MinIO is killed with SIGKILL while the
 // workload runs (and while one upload is half sent), and restarted on the
 // same port and data dir. Clients get S3 errors they retry (503
-// ServiceUnavailable while the store refuses connections, 500
-// InternalError for a request it cut off), or the connection closed with
-// a request body unread; no write is acknowledged that did not land.
+// ServiceUnavailable while the store refuses connections and for a
+// request it cut off), or the connection closed with a request body
+// unread; no write is acknowledged that did not land.
 func TestStoreKilledMidTransfer(t *testing.T) {
 	m := testenv.StartMinIO(t, testenv.MinIOOptions{})
 	p := testenv.StartS3seal(t, m.UpstreamEnv())
