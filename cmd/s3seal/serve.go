@@ -175,7 +175,7 @@ func (c *ServeCmd) Run() error {
 		KMS: client, DefaultKeyID: c.KMSKeyID, BucketKeys: bucketKeys,
 		Metrics: c.Metrics && c.MetricsListen == "", KMSPricePer10K: c.KMSPrice, AllowSigV2: c.AllowSigV2,
 		AllowDotSegments: c.AllowDotSegments, DropTrailerChecksums: !c.KeepTrailerChecksums, UpstreamDial: upDial, UpstreamTLS: upTLS,
-		HeaderTimeout: c.HeaderTimeout, BodyTimeout: c.BodyTimeout,
+		HeaderTimeout: c.HeaderTimeout, BodyTimeout: c.BodyTimeout, KeepAliveAfter: c.KeepAliveAfter,
 		MaxConcurrentRequests: c.MaxRequests, MaxRequestsPerIdentity: c.MaxRequestsPerIdentity,
 		UpstreamMaxConns: c.UpstreamMaxConns, UpstreamConnWait: c.UpstreamConnWait,
 		PostSpoolBytes: spoolBytes(c.PostSpoolMiB),
