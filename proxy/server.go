@@ -68,7 +68,8 @@ type Config struct {
 	// takes nothing of a response body for this long is disconnected.
 	// Default 30 s.
 	BodyTimeout time.Duration
-	// KeepAliveAfter is how long CompleteMultipartUpload may work before
+	// KeepAliveAfter is how long CompleteMultipartUpload or CopyObject may
+	// work before
 	// the client is sent 200 OK and white space until the answer is ready
 	// (keepalive.go). Default DefaultKeepAliveAfter; negative: at once.
 	KeepAliveAfter time.Duration
