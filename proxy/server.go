@@ -69,9 +69,9 @@ type Config struct {
 	// Default 30 s.
 	BodyTimeout time.Duration
 	// KeepAliveAfter is how long CompleteMultipartUpload or CopyObject may
-	// work before
-	// the client is sent 200 OK and white space until the answer is ready
-	// (keepalive.go). Default DefaultKeepAliveAfter; negative: at once.
+	// work before the client is sent 200 OK and white space until the
+	// answer is ready (keepalive.go). Default DefaultKeepAliveAfter;
+	// negative: at once.
 	KeepAliveAfter time.Duration
 	// MaxConcurrentRequests bounds the requests served at once; more are
 	// answered 503 SlowDown with Retry-After at once. 0: no bound.
