@@ -46,7 +46,8 @@ func (k *kmsIdentities) Lookup(ak string) (string, bool) {
 func (k *kmsIdentities) Admin(ak string) bool { return k.admins[ak] }
 
 // startKeyring runs what a process that owns the embedded keyring runs
-// beside its main listener: automatic key rotation and, with
+// beside its main listener: automatic key rotation, the deletion of keys
+// whose waiting period has ended (runDeletion) and, with
 // --kms-listen, the KMS API. single is the access key of the one
 // configured identity ("" with a credentials file), the default
 // administrator. The returned stop ends both.
@@ -57,7 +58,12 @@ func (o *KMSAPIOptions) startKeyring(ctx context.Context, kr *keyring.Keyring, i
 		defer close(rotated)
 		kmsapi.RunRotation(rctx, kr, time.Minute, log)
 	}()
-	stopRotation := func() { cancel(); <-rotated }
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		runDeletion(rctx, kr, time.Minute, log)
+	}()
+	stopRotation := func() { cancel(); <-rotated; <-swept }
 	if o.KMSListen == "" {
 		return stopRotation, nil
 	}

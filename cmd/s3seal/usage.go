@@ -203,14 +203,20 @@ func (b *usageBar) finish() {
 // old one, is a warning. Deleting a key makes every object under it
 // unrecoverable once the waiting period ends, and the keyring cannot know
 // what the store holds: the report is the only evidence it has.
-func deletionCheck(dataDir string, md *kms.KeyMetadata, force bool, warn io.Writer, now time.Time) error {
+//
+// forced reports that the deletion goes ahead only because of force.
+func deletionCheck(dataDir string, md *kms.KeyMetadata, force bool, warn io.Writer, now time.Time) (forced bool, err error) {
 	rep, err := loadUsage(dataDir)
 	if err != nil {
-		return fmt.Errorf("reading the key usage report: %w (pass --force to schedule the deletion anyway)", err)
+		if force {
+			fmt.Fprintf(warn, "warning: reading the key usage report: %v (--force given).\n", err)
+			return true, nil
+		}
+		return false, fmt.Errorf("reading the key usage report: %w (pass --force to schedule the deletion anyway)", err)
 	}
 	if rep == nil {
 		fmt.Fprintf(warn, "warning: no key usage report in %s: nothing says what %s protects. Run `s3seal keys usage s3://bucket ...` over every bucket first.\n", dataDir, md.KeyID)
-		return nil
+		return false, nil
 	}
 	age := now.Sub(rep.Time)
 	when := fmt.Sprintf("the key usage report of %s (%s ago, over %s)", rep.Time.Format(time.RFC3339), age.Round(time.Minute), strings.Join(rep.Scanned, " "))
@@ -223,13 +229,13 @@ func deletionCheck(dataDir string, md *kms.KeyMetadata, force bool, warn io.Writ
 	}
 	if u == nil || u.Objects == 0 {
 		fmt.Fprintf(warn, "%s shows no object under %s.\n", when, md.KeyID)
-		return nil
+		return false, nil
 	}
 	msg := fmt.Sprintf("%s protects %d objects (%d bytes of plaintext) in %s according to %s; once deleted they cannot be decrypted",
 		md.KeyID, u.Objects, u.PlaintextBytes, strings.Join(u.Buckets, ", "), when)
 	if !force {
-		return fmt.Errorf("%s. Re-wrap them under another key first (s3seal rewrap s3://bucket --to KEY), or pass --force", msg)
+		return false, fmt.Errorf("%s. Re-wrap them under another key first (s3seal rewrap s3://bucket --to KEY), or pass --force", msg)
 	}
 	fmt.Fprintf(warn, "warning: %s (--force given).\n", msg)
-	return nil
+	return true, nil
 }

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/s3seal/s3seal/kms"
+	"github.com/s3seal/s3seal/kms/keyring"
+)
+
+// Key deletion done safely: the embedded keyring deletes a key at the end
+// of its waiting period only if the last key usage report (keys usage,
+// key-usage.json in the data dir) shows no object under it. The keyring
+// holds one it does show in use: PendingDeletion, unusable as before its
+// date, shown as held by keys list, logged and counted by serve, until a
+// newer report shows none (the objects were re-wrapped away), the deletion
+// is cancelled, or the operator says delete anyway (keys delete --force,
+// or schedule-deletion --force, which was told of the objects then).
+
+// usageGuard is the keyring's DeletionGuard for dataDir: the kept usage
+// report's count of objects under the key. No report is no evidence: the
+// key goes at its date as in AWS KMS (schedule-deletion warned that no
+// report existed). An unreadable report, or one that could not read some
+// objects (any of them might be under the key), holds the key: the check
+// failed, and a deletion cannot be undone.
+func usageGuard(dataDir string) keyring.DeletionGuard {
+	return func(ki *keyring.KeyInfo) (keyring.DeletionCheck, error) {
+		rep, err := loadUsage(dataDir)
+		if err != nil || rep == nil {
+			return keyring.DeletionCheck{}, err
+		}
+		when := fmt.Sprintf("the key usage report of %s over %s", rep.Time.Format(time.RFC3339), strings.Join(rep.Scanned, " "))
+		u := rep.Key(ki.KeyID)
+		if u == nil {
+			u = rep.Key(ki.Arn)
+		}
+		if u != nil && u.Objects > 0 {
+			return keyring.DeletionCheck{Objects: u.Objects, Evidence: when}, nil
+		}
+		if n := len(rep.Failures); n > 0 {
+			return keyring.DeletionCheck{}, fmt.Errorf("%s could not read %d objects, which may be under the key: run keys usage again", when, n)
+		}
+		return keyring.DeletionCheck{Evidence: when}, nil
+	}
+}
+
+// runDeletion deletes the keys whose waiting period has ended, every
+// interval until ctx ends, and tells the operator of each key it deletes
+// and of each it holds (again whenever the hold changes).
+func runDeletion(ctx context.Context, kr *keyring.Keyring, interval time.Duration, log *slog.Logger) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	told := map[string]keyring.DeletionHold{}
+	for {
+		deleted, held, err := kr.DeleteDue()
+		if err != nil {
+			log.Error("deleting keys at the end of their waiting period failed", "err", err)
+		}
+		for _, id := range deleted {
+			log.Warn("deleted key: its waiting period ended; objects under it can no longer be decrypted", "key", id)
+			delete(told, id)
+		}
+		for _, ki := range held {
+			if h := *ki.DeletionHold; told[ki.KeyID] != h {
+				told[ki.KeyID] = h
+				log.Warn("key NOT deleted at the end of its waiting period: "+h.Reason+
+					". It stays PendingDeletion (unusable). Re-wrap those objects under another key and run keys usage again, cancel the deletion, or delete anyway with s3seal keys delete --force",
+					"key", ki.KeyID, "deletion_date", ki.DeletionDate, "objects", h.Objects)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// KeysDeleteCmd deletes a key whose waiting period has ended, now.
+type KeysDeleteCmd struct {
+	Key   string `arg:"" help:"Key id, ARN or alias."`
+	Force bool   `help:"Delete even though the last key usage report shows objects under the key (they become unrecoverable). Before the end of the waiting period: delete at its end whatever a report then shows."`
+
+	k *KeysCmd
+}
+
+// Run deletes the key if its waiting period has ended and the usage check
+// (or --force) allows it.
+func (c *KeysDeleteCmd) Run() error {
+	// Not open: its sweep would delete or hold the key before this
+	// command could say what became of it.
+	kr, err := c.k.openKeyring(false)
+	if err != nil {
+		return err
+	}
+	defer kr.Close()
+	ki, err := kr.Key(c.Key)
+	if err != nil {
+		return err
+	}
+	if ki.KeyState != kms.KeyPendingDeletion {
+		return fmt.Errorf("key %s is %s: schedule its deletion first (keys schedule-deletion); a key is deleted only at the end of a waiting period of 7 to 30 days, as in AWS KMS", ki.KeyID, ki.KeyState)
+	}
+	if c.Force {
+		if err := kr.OverrideDeletionCheck(ki.KeyID); err != nil {
+			return err
+		}
+	}
+	if time.Now().Before(ki.DeletionDate) {
+		if c.Force {
+			fmt.Fprintf(c.k.stdout(), "key %s will be deleted at the end of its waiting period, %s, whatever the usage report then shows\n", ki.KeyID, ki.DeletionDate.UTC().Format(time.RFC3339))
+			return nil
+		}
+		return fmt.Errorf("key %s is deleted at the end of its waiting period, %s, not before (as in AWS KMS); cancel-deletion stops it", ki.KeyID, ki.DeletionDate.UTC().Format(time.RFC3339))
+	}
+	deleted, held, err := kr.DeleteDue()
+	if err != nil {
+		return err
+	}
+	for _, id := range deleted {
+		if id == ki.KeyID {
+			fmt.Fprintf(c.k.stdout(), "deleted key %s: objects under it can no longer be decrypted\n", id)
+			return nil
+		}
+	}
+	for _, h := range held {
+		if h.KeyID == ki.KeyID {
+			return fmt.Errorf("key %s not deleted: %s. Re-wrap those objects under another key (s3seal rewrap s3://bucket --to KEY) and run keys usage again, or pass --force", ki.KeyID, h.DeletionHold.Reason)
+		}
+	}
+	return errors.New("key " + ki.KeyID + " was neither deleted nor held (changed meanwhile?); see keys list")
+}
