@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 
+	"github.com/s3seal/s3seal/internal/testenv"
 	"github.com/s3seal/s3seal/kms"
 )
 
@@ -296,5 +299,53 @@ func writeReport(t *testing.T, dataDir string, objects map[string]int) {
 	b, _ := json.Marshal(rep)
 	if err := os.WriteFile(filepath.Join(dataDir, usageFile), b, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestServeHoldsKeyInUse: serve, started after the waiting periods of two
+// keys ended, deletes the one the usage report does not name and holds the
+// one it shows in use: a log line says so and why, and the metric counts
+// it.
+func TestServeHoldsKeyInUse(t *testing.T) {
+	dataDir, keyFile := keysEnv(t)
+	id := func(args ...string) string {
+		var md kms.KeyMetadata
+		if err := json.Unmarshal([]byte(mustKeys(t, append([]string{"--json"}, args...)...)), &md); err != nil {
+			t.Fatal(err)
+		}
+		return md.KeyID
+	}
+	used, free := id("create", "-d", "used"), id("create", "-d", "free")
+	mustKeys(t, "schedule-deletion", used, "--days", "7")
+	mustKeys(t, "schedule-deletion", free, "--days", "7")
+	writeReport(t, dataDir, map[string]int{used: 4})
+	pastDue(t, dataDir, used)
+	pastDue(t, dataDir, free)
+
+	p := testenv.StartS3seal(t, map[string]string{"S3SEAL_DATA_DIR": dataDir, "S3SEAL_MASTER_KEY_FILE": keyFile})
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.Log(), "NOT deleted") && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	log := p.Log()
+	if !strings.Contains(log, "key NOT deleted at the end of its waiting period: 4 objects are still under the key") || !strings.Contains(log, "key="+used) {
+		t.Fatalf("no hold logged:\n%s", log)
+	}
+	if !strings.Contains(log, "deleted key: its waiting period ended") || !strings.Contains(log, "key="+free) {
+		t.Fatalf("no deletion logged:\n%s", log)
+	}
+	resp, err := http.Get(p.Endpoint + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "\ns3seal_kms_key_deletions_held 1\n") {
+		t.Fatalf("metrics:\n%s", body)
+	}
+	p.Stop()
+	// The held key (oldest first), and the default key serve made.
+	if v := listJSON(t); len(v) != 2 || v[0].KeyID != used || v[0].DeletionHold == nil || v[1].Aliases[0] != "alias/s3seal-default" {
+		t.Fatalf("keys list after serve: %+v", v)
 	}
 }

@@ -2,6 +2,7 @@ package keyring
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/s3seal/s3seal/kms"
@@ -73,34 +74,34 @@ func (k *Keyring) hold(st *state, kr *keyRecord, now time.Time) (held, changed b
 }
 
 // DeleteDue deletes the keys whose waiting period has ended and that the
-// DeletionGuard (if any) clears, and returns the ids it deleted and the
-// keys it holds. A process that owns the keyring calls it periodically, so
-// that a key is deleted at its date even when nothing else changes the
-// keyring, and a held key is let go once a new report clears it.
+// DeletionGuard (if any) clears, and returns the ids of the keys this
+// process deleted since the last call (here, or in any other change to the
+// keyring, which deletes due keys too) and the keys held. A process that
+// owns the keyring calls it periodically, so that a key is deleted at its
+// date even when nothing else changes the keyring, a held key is let go
+// once a new report clears it, and every deletion is reported.
 func (k *Keyring) DeleteDue() (deleted []string, held []KeyInfo, err error) {
-	var dueIDs []string
+	anyDue := false
 	if err := k.read(func(st *state) error {
 		now := k.cfg.Now()
-		for _, kr := range st.df.Keys {
-			if due(kr, now) {
-				dueIDs = append(dueIDs, kr.ID)
-			}
-		}
+		anyDue = slices.ContainsFunc(st.df.Keys, func(kr *keyRecord) bool { return due(kr, now) })
 		return nil
-	}); err != nil || len(dueIDs) == 0 {
+	}); err != nil {
 		return nil, nil, err
 	}
-	// update purges (purgeDeleted) before it runs its function.
-	if err := k.update(func(*state) error { return errNoChange }); err != nil {
-		return nil, nil, err
+	if anyDue {
+		// update purges (purgeDeleted) before it runs its function.
+		if err := k.update(func(*state) error { return errNoChange }); err != nil {
+			return nil, nil, err
+		}
 	}
+	k.purgedMu.Lock()
+	deleted, k.purged = k.purged, nil
+	k.purgedMu.Unlock()
 	err = k.read(func(st *state) error {
-		for _, id := range dueIDs {
-			kr, ok := st.byID[id]
-			switch {
-			case !ok:
-				deleted = append(deleted, id)
-			case kr.DeletionHold != nil && kr.State == kms.KeyPendingDeletion:
+		now := k.cfg.Now()
+		for _, kr := range st.df.Keys {
+			if due(kr, now) && kr.DeletionHold != nil {
 				held = append(held, *keyInfo(st, kr))
 			}
 		}

@@ -149,6 +149,11 @@ type Keyring struct {
 	fi      os.FileInfo
 	closed  bool
 	created bool
+
+	// purged lists the keys this process deleted (purgeDeleted, in any
+	// mutation) that DeleteDue has not yet reported.
+	purgedMu sync.Mutex
+	purged   []string
 }
 
 var _ kms.Client = (*Keyring)(nil)
@@ -158,6 +163,9 @@ type state struct {
 	df       *diskFile
 	byID     map[string]*keyRecord
 	material map[string][][]byte // key id -> material per version (index version-1)
+	// purged lists the keys purgeDeleted dropped from this state (an
+	// update's), for Keyring.purged once it is written.
+	purged []string
 }
 
 // Open opens the keyring in cfg.Dir, creating it (and the master key file)
@@ -392,7 +400,15 @@ func (k *Keyring) update(fn func(st *state) error) error {
 		zeroState(st)
 		return err
 	}
-	return k.store(st)
+	if err := k.store(st); err != nil {
+		return err
+	}
+	if len(st.purged) > 0 {
+		k.purgedMu.Lock()
+		k.purged = append(k.purged, st.purged...)
+		k.purgedMu.Unlock()
+	}
+	return nil
 }
 
 // purgeDeleted drops keys whose deletion date has passed, and their
@@ -413,6 +429,7 @@ func (k *Keyring) purgeDeleted(st *state) bool {
 			}
 		}
 		changed = true
+		st.purged = append(st.purged, kr.ID)
 		for _, m := range st.material[kr.ID] {
 			kms.Zero(m)
 		}
