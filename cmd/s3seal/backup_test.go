@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/s3seal/s3seal/internal/testenv"
 	"github.com/s3seal/s3seal/kms"
@@ -347,5 +350,43 @@ func TestServeHoldsKeyInUse(t *testing.T) {
 	// The held key (oldest first), and the default key serve made.
 	if v := listJSON(t); len(v) != 2 || v[0].KeyID != used || v[0].DeletionHold == nil || v[1].Aliases[0] != "alias/s3seal-default" {
 		t.Fatalf("keys list after serve: %+v", v)
+	}
+}
+
+// TestKeysDeleteScan: keys delete --scan counts the objects under the key
+// at the store (the embedded store here) before it decides: the key an
+// object is under is held, the key none is under is deleted.
+func TestKeysDeleteScan(t *testing.T) {
+	dataDir, keyFile := keysEnv(t)
+	id := func(args ...string) string {
+		var md kms.KeyMetadata
+		if err := json.Unmarshal([]byte(mustKeys(t, append([]string{"--json"}, args...)...)), &md); err != nil {
+			t.Fatal(err)
+		}
+		return md.KeyID
+	}
+	used, free := id("create", "-d", "used"), id("create", "-d", "free")
+	p := testenv.StartS3seal(t, map[string]string{"S3SEAL_DATA_DIR": dataDir, "S3SEAL_MASTER_KEY_FILE": keyFile, "S3SEAL_KMS_KEY_ID": used})
+	c := p.S3Client()
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("scanned")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("scanned"), Key: aws.String("o"), Body: strings.NewReader("under the used key")}); err != nil {
+		t.Fatal(err)
+	}
+	p.Stop() // the embedded store has one owner
+	mustKeys(t, "schedule-deletion", used, "--days", "7")
+	mustKeys(t, "schedule-deletion", free, "--days", "7")
+	pastDue(t, dataDir, used)
+	pastDue(t, dataDir, free)
+	if out, err := runKeys(t, "delete", free, "--scan", "s3://scanned"); err != nil || !strings.Contains(out, "deleted key "+free) {
+		t.Fatalf("delete --scan of the free key: %s %v", out, err)
+	}
+	if _, err := runKeys(t, "delete", used, "--scan", "s3://scanned"); err == nil || !strings.Contains(err.Error(), "1 objects are still under the key") {
+		t.Fatalf("delete --scan of the used key: %v", err)
+	}
+	if _, err := runKeys(t, "delete", used, "--scan", "s3://no-such-bucket"); err == nil || !strings.Contains(err.Error(), "nothing deleted") {
+		t.Fatalf("a failed scan: %v", err)
 	}
 }

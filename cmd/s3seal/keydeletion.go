@@ -82,8 +82,11 @@ func runDeletion(ctx context.Context, kr *keyring.Keyring, interval time.Duratio
 
 // KeysDeleteCmd deletes a key whose waiting period has ended, now.
 type KeysDeleteCmd struct {
-	Key   string `arg:"" help:"Key id, ARN or alias."`
-	Force bool   `help:"Delete even though the last key usage report shows objects under the key (they become unrecoverable). Before the end of the waiting period: delete at its end whatever a report then shows."`
+	Key   string   `arg:"" help:"Key id, ARN or alias."`
+	Force bool     `help:"Delete even though the last key usage report shows objects under the key (they become unrecoverable). Before the end of the waiting period: delete at its end whatever a report then shows."`
+	Scan  []string `placeholder:"s3://bucket[/prefix]" help:"Scan these buckets first (as keys usage does, and keeping its report), so that the check counts the objects under the key now rather than at the last report. Repeatable; a scan that cannot read every object stops the deletion."`
+
+	UpstreamOptions `embed:"" envprefix:"S3SEAL_"`
 
 	k *KeysCmd
 }
@@ -91,6 +94,14 @@ type KeysDeleteCmd struct {
 // Run deletes the key if its waiting period has ended and the usage check
 // (or --force) allows it.
 func (c *KeysDeleteCmd) Run() error {
+	if len(c.Scan) > 0 {
+		// The same scan and kept report as keys usage: the keyring's
+		// guard reads that report.
+		scan := KeysUsageCmd{Targets: c.Scan, UpstreamOptions: c.UpstreamOptions, Workers: 16, Progress: "never", Save: true, k: c.k}
+		if err := scan.Run(); err != nil {
+			return fmt.Errorf("the usage scan before the deletion: %w; nothing deleted", err)
+		}
+	}
 	// Not open: its sweep would delete or hold the key before this
 	// command could say what became of it.
 	kr, err := c.k.openKeyring(false)
@@ -121,11 +132,18 @@ func (c *KeysDeleteCmd) Run() error {
 	if err != nil {
 		return err
 	}
+	done := false
 	for _, id := range deleted {
 		if id == ki.KeyID {
 			fmt.Fprintf(c.k.stdout(), "deleted key %s: objects under it can no longer be decrypted\n", id)
-			return nil
+			done = true
+		} else {
+			// Due too, and cleared by the same check.
+			fmt.Fprintf(c.k.stderr(), "deleted key %s: its waiting period ended\n", id)
 		}
+	}
+	if done {
+		return nil
 	}
 	for _, h := range held {
 		if h.KeyID == ki.KeyID {
