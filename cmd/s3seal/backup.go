@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -177,7 +178,10 @@ func (c *KeysExportCmd) Run() error {
 		return err
 	}
 	if passphrase != "" {
-		// Read it back before anyone relies on it.
+		// Read it back before anyone relies on it. scrypt's 256 MiB of
+		// the encryption are garbage now: collected first, the peak is
+		// one scrypt's, not two (measured: 287 MiB instead of 550 MiB).
+		runtime.GC()
 		got, err := openBackup(bytes.NewReader(sealed.Bytes()), c.To, passphrase, nil)
 		if err != nil {
 			return fmt.Errorf("the backup does not read back: %w", err)
