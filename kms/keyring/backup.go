@@ -158,12 +158,16 @@ func (k *Keyring) Backup() (*Backup, error) {
 			}
 			b.doc.Keys = append(b.doc.Keys, &c)
 		}
+		in := map[string]bool{}
+		for _, kr := range b.doc.Keys {
+			in[kr.ID] = true
+		}
 		for a, id := range st.df.Aliases {
-			if _, ok := st.byID[id]; ok && slices.ContainsFunc(b.doc.Keys, func(kr *keyRecord) bool { return kr.ID == id }) {
+			if in[id] {
 				b.doc.Aliases[a] = id
 			}
 		}
-		if slices.ContainsFunc(b.doc.Keys, func(kr *keyRecord) bool { return kr.ID == st.df.DefaultKeyID }) {
+		if in[st.df.DefaultKeyID] {
 			b.doc.DefaultKeyID = st.df.DefaultKeyID
 		}
 		return nil

@@ -318,3 +318,35 @@ func TestBackupDocumentChecked(t *testing.T) {
 		t.Fatalf("Keys: %+v", got)
 	}
 }
+
+// TestRestoreReferenceOnly: a key the backup holds only the reference of
+// (an HSM-backed key: no material) is listed as such and not restored;
+// the others are.
+func TestRestoreReferenceOnly(t *testing.T) {
+	k := open(t, Config{Dir: t.TempDir()})
+	hsm, soft := mustCreate(t, k, "hsm"), mustCreate(t, k, "soft")
+	b, err := k.Backup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What exportable answering false for the first key makes.
+	b.doc.ReferenceOnly = []string{hsm}
+	for i := range b.doc.Keys[0].Versions {
+		b.doc.Keys[0].Versions[i].Material = nil
+	}
+	b = roundTrip(t, b)
+	if got := b.Keys(); !got[0].ReferenceOnly || got[1].ReferenceOnly {
+		t.Fatalf("Keys: %+v", got)
+	}
+	dst := open(t, Config{Dir: t.TempDir()})
+	res, err := dst.Restore(b, RestoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.ReferenceOnly, []string{hsm}) || !slices.Equal(res.Added, []string{soft}) {
+		t.Fatalf("restore: %+v", res)
+	}
+	if _, err := dst.Key(hsm); kms.ErrorCode(err) != kms.CodeNotFound {
+		t.Fatalf("the reference-only key was restored: %v", err)
+	}
+}
