@@ -288,12 +288,17 @@ func TestKeysDeleteHeld(t *testing.T) {
 
 func writeReport(t *testing.T, dataDir string, objects map[string]int) {
 	t.Helper()
+	writeReportAt(t, dataDir, "2026-12-01T00:00:00Z", objects)
+}
+
+func writeReportAt(t *testing.T, dataDir, when string, objects map[string]int) {
+	t.Helper()
 	type ku struct {
 		KeyID   string   `json:"key_id"`
 		Objects int      `json:"objects"`
 		Buckets []string `json:"buckets"`
 	}
-	rep := map[string]any{"time": "2026-12-01T00:00:00Z", "scanned": []string{"s3://b/"}, "failures": []any{}}
+	rep := map[string]any{"time": when, "scanned": []string{"s3://b/"}, "failures": []any{}}
 	var keys []ku
 	for id, n := range objects {
 		keys = append(keys, ku{KeyID: id, Objects: n, Buckets: []string{"b"}})
@@ -388,5 +393,59 @@ func TestKeysDeleteScan(t *testing.T) {
 	}
 	if _, err := runKeys(t, "delete", used, "--scan", "s3://no-such-bucket"); err == nil || !strings.Contains(err.Error(), "nothing deleted") {
 		t.Fatalf("a failed scan: %v", err)
+	}
+}
+
+// TestServeDeletionScan: serve --deletion-scan scans the store before it
+// decides on keys past their deletion date, and does not let a report
+// older than a key's date clear it: a key the scan finds an object under
+// is held although the stale report shows none; a key with none is
+// deleted.
+func TestServeDeletionScan(t *testing.T) {
+	dataDir, keyFile := keysEnv(t)
+	id := func(args ...string) string {
+		var md kms.KeyMetadata
+		if err := json.Unmarshal([]byte(mustKeys(t, append([]string{"--json"}, args...)...)), &md); err != nil {
+			t.Fatal(err)
+		}
+		return md.KeyID
+	}
+	used, free := id("create", "-d", "used"), id("create", "-d", "free")
+	env := map[string]string{"S3SEAL_DATA_DIR": dataDir, "S3SEAL_MASTER_KEY_FILE": keyFile, "S3SEAL_KMS_KEY_ID": used}
+	p := testenv.StartS3seal(t, env)
+	c := p.S3Client()
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("scanned")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("scanned"), Key: aws.String("o"), Body: strings.NewReader("under the used key")}); err != nil {
+		t.Fatal(err)
+	}
+	p.Stop()
+	mustKeys(t, "schedule-deletion", used, "--days", "7")
+	mustKeys(t, "schedule-deletion", free, "--days", "7")
+	pastDue(t, dataDir, used)
+	pastDue(t, dataDir, free)
+	writeReportAt(t, dataDir, "2019-06-01T00:00:00Z", map[string]int{}) // before the dates: stale
+
+	delete(env, "S3SEAL_KMS_KEY_ID") // serve creates the default key: a change to the keyring before the scan
+	env["S3SEAL_DELETION_SCAN"] = "s3://scanned"
+	p = testenv.StartS3seal(t, env)
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(p.Log(), "key NOT deleted") && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	log := p.Log()
+	for _, want := range []string{"usage scan for the keys due for deletion done",
+		"key NOT deleted at the end of its waiting period: 1 objects are still under the key according to the key usage report of",
+		"key=" + used, "deleted key: its waiting period ended", "key=" + free} {
+		if !strings.Contains(log, want) {
+			t.Fatalf("log lacks %q:\n%s", want, log)
+		}
+	}
+	p.Stop()
+	rep, err := loadUsage(dataDir)
+	if err != nil || rep.Key(used) == nil || rep.Key(used).Objects != 1 {
+		t.Fatalf("kept report: %+v %v", rep, err)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/s3seal/s3seal/internal/keyusage"
+	"github.com/s3seal/s3seal/internal/objstore"
 	"github.com/s3seal/s3seal/kms"
 	"github.com/s3seal/s3seal/kms/keyring"
 )
@@ -48,15 +50,75 @@ func usageGuard(dataDir string) keyring.DeletionGuard {
 	}
 }
 
+// usageScan counts the objects under each key at the store and keeps the
+// report in the data dir, where the guard reads it (serve
+// --deletion-scan).
+type usageScan func(ctx context.Context) error
+
+// newUsageScan scans targets of st, as keys usage does.
+func newUsageScan(st *objstore.Store, targets []keyusage.Target, dataDir string) usageScan {
+	return func(ctx context.Context) error {
+		rep, err := keyusage.Run(ctx, keyusage.Config{Store: st, Targets: targets})
+		if err != nil {
+			return err
+		}
+		// Kept with its failures too: the guard holds every key such a
+		// report cannot clear.
+		return keepUsage(dataDir, rep)
+	}
+}
+
+// scannedGuard is the guard of a serve that scans (--deletion-scan): only
+// a report taken after a key's waiting period ended counts for it, so that
+// no key is deleted on a report older than its date (by a change to the
+// keyring before the scan has run); until then the key is held.
+func scannedGuard(dataDir string) keyring.DeletionGuard {
+	g := usageGuard(dataDir)
+	return func(ki *keyring.KeyInfo) (keyring.DeletionCheck, error) {
+		rep, err := loadUsage(dataDir)
+		if err != nil {
+			return keyring.DeletionCheck{}, err
+		}
+		if rep == nil || rep.Time.Before(ki.DeletionDate) {
+			return keyring.DeletionCheck{}, errors.New("no usage scan since the end of the waiting period yet (--deletion-scan runs one within a minute)")
+		}
+		return g(ki)
+	}
+}
+
+// rescanHeld is how often a scan runs again while keys are held.
+const rescanHeld = time.Hour
+
 // runDeletion deletes the keys whose waiting period has ended, every
 // interval until ctx ends, and tells the operator of each key it deletes
-// and of each it holds (again whenever the hold changes).
-func runDeletion(ctx context.Context, kr *keyring.Keyring, interval time.Duration, log *slog.Logger) {
+// and of each it holds (again whenever the hold changes). With scan, a
+// scan runs first whenever a key became due since the last one, and every
+// rescanHeld while keys are held; a failed scan deletes nothing.
+func runDeletion(ctx context.Context, kr *keyring.Keyring, interval time.Duration, scan usageScan, log *slog.Logger) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	told := map[string]keyring.DeletionHold{}
+	var lastScan time.Time
 	for {
-		deleted, held, err := kr.DeleteDue()
+		scanned := true
+		if scan != nil && needScan(kr, lastScan, log) {
+			start := time.Now()
+			if err := scan(ctx); err != nil {
+				scanned = false
+				log.Error("the usage scan before deleting keys failed: no key deleted", "err", err)
+			} else {
+				lastScan = start
+				log.Info("usage scan for the keys due for deletion done", "dur", time.Since(start).Round(time.Millisecond))
+			}
+		}
+		var (
+			deleted []string
+			held    []keyring.KeyInfo
+			err     error
+		)
+		if scanned {
+			deleted, held, err = kr.DeleteDue()
+		}
 		if err != nil {
 			log.Error("deleting keys at the end of their waiting period failed", "err", err)
 		}
@@ -78,6 +140,26 @@ func runDeletion(ctx context.Context, kr *keyring.Keyring, interval time.Duratio
 		case <-tick.C:
 		}
 	}
+}
+
+// needScan reports whether a key is due for deletion that the last scan
+// (at last) did not see due, or keys are due and that scan is old.
+func needScan(kr *keyring.Keyring, last time.Time, log *slog.Logger) bool {
+	mds, err := kr.ListKeys()
+	if err != nil {
+		log.Error("listing keys", "err", err)
+		return false
+	}
+	now := time.Now()
+	for _, md := range mds {
+		if md.KeyState != kms.KeyPendingDeletion || now.Before(md.DeletionDate) {
+			continue
+		}
+		if last.Before(md.DeletionDate) || now.Sub(last) >= rescanHeld {
+			return true
+		}
+	}
+	return false
 }
 
 // KeysDeleteCmd deletes a key whose waiting period has ended, now.

@@ -40,19 +40,28 @@ type KeysUsageCmd struct {
 	k *KeysCmd
 }
 
+// parseTargets reads s3://bucket[/prefix] arguments.
+func parseTargets(args []string) ([]keyusage.Target, error) {
+	var targets []keyusage.Target
+	for _, t := range args {
+		rest, ok := strings.CutPrefix(t, "s3://")
+		b, prefix, _ := strings.Cut(rest, "/")
+		if !ok || b == "" {
+			return nil, fmt.Errorf("%q: want s3://bucket or s3://bucket/prefix", t)
+		}
+		targets = append(targets, keyusage.Target{Bucket: b, Prefix: prefix})
+	}
+	return targets, nil
+}
+
 // usageFile is where the last report is kept, in the data dir beside the
 // keyring it is about.
 const usageFile = "key-usage.json"
 
 func (c *KeysUsageCmd) Run() error {
-	var targets []keyusage.Target
-	for _, t := range c.Targets {
-		rest, ok := strings.CutPrefix(t, "s3://")
-		b, prefix, _ := strings.Cut(rest, "/")
-		if !ok || b == "" {
-			return fmt.Errorf("%q: want s3://bucket or s3://bucket/prefix", t)
-		}
-		targets = append(targets, keyusage.Target{Bucket: b, Prefix: prefix})
+	targets, err := parseTargets(c.Targets)
+	if err != nil {
+		return err
 	}
 	st, closeStore, err := c.storeOrEmbedded(c.k.DataDir)
 	if err != nil {
@@ -97,16 +106,21 @@ func (c *KeysUsageCmd) save(rep *keyusage.Report) {
 		fmt.Fprintf(c.stderr(), "report not kept: no data dir %s\n", c.k.DataDir)
 		return
 	}
+	if err := keepUsage(c.k.DataDir, rep); err != nil {
+		fmt.Fprintf(c.stderr(), "report not kept: %v\n", err)
+	}
+}
+
+// keepUsage writes rep as dataDir's kept report.
+func keepUsage(dataDir string, rep *keyusage.Report) error {
 	b, _ := json.MarshalIndent(rep, "", "  ")
-	path := filepath.Join(c.k.DataDir, usageFile)
+	path := filepath.Join(dataDir, usageFile)
 	tmp := path + ".tmp"
 	err := os.WriteFile(tmp, append(b, '\n'), 0o600)
 	if err == nil {
 		err = os.Rename(tmp, path)
 	}
-	if err != nil {
-		fmt.Fprintf(c.stderr(), "report not kept: %v\n", err)
-	}
+	return err
 }
 
 // loadUsage reads the report keys usage kept in dataDir; nil, nil if there
