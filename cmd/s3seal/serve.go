@@ -47,8 +47,9 @@ type ServeCmd struct {
 	KMSAPIOptions `embed:"" envprefix:"S3SEAL_"`
 
 	KeyringOptions          `embed:"" envprefix:"S3SEAL_"`
-	DeletionScan            string `env:"S3SEAL_DELETION_SCAN" placeholder:"s3://bucket[/prefix],..." help:"Embedded keyring: before deleting a key whose waiting period has ended, scan these buckets (comma separated, as keys usage does; the report is kept in the data dir) and hold the key if objects are under it. Without it the last kept report decides (${env})."`
 	AllowMasterKeyInDataDir bool `env:"S3SEAL_ALLOW_MASTER_KEY_IN_DATA_DIR" help:"Start even though the embedded keyring's master key file is inside the data dir it protects (anyone who copies the data dir can then decrypt everything). By default the key file is made outside it, in the user's configuration directory (${env})."`
+
+	DeletionScan string `env:"S3SEAL_DELETION_SCAN" placeholder:"s3://bucket[/prefix],..." help:"Embedded keyring: before deleting a key whose waiting period has ended, scan these buckets (comma separated, as keys usage does; the report is kept in the data dir) and hold the key if objects are under it. Without it the last kept report decides (${env})."`
 
 	CacheMaxAge  time.Duration `env:"S3SEAL_DEK_CACHE_MAX_AGE" default:"5m" help:"How long a data key is reused for new objects (${env})."`
 	CacheMaxUses int           `env:"S3SEAL_DEK_CACHE_MAX_USES" default:"1000" help:"How many objects one data key encrypts; 0 disables reuse (${env})."`
