@@ -192,7 +192,9 @@ type RestoreOptions struct {
 	// KeepExpired restores the keys whose deletion date passed while they
 	// were in the backup with the deletion cancelled (Disabled, as
 	// cancel-deletion leaves a key). Without it they are left out: the
-	// keyring would have deleted them, as AWS KMS would have.
+	// keyring would have deleted them, as AWS KMS would have. A key the
+	// keyring held past its date (objects were under it) is not expired:
+	// it is restored as it was, held.
 	KeepExpired bool
 }
 
@@ -233,7 +235,9 @@ func (k *Keyring) Restore(b *Backup, opts RestoreOptions) (*RestoreResult, error
 				res.ReferenceOnly = append(res.ReferenceOnly, bk.ID)
 				continue
 			}
-			expired := due(bk, now)
+			// A key the old keyring held past its date is restored held:
+			// objects were under it, and the guard decides again here.
+			expired := due(bk, now) && bk.DeletionHold == nil
 			if expired {
 				res.Expired = append(res.Expired, bk.ID)
 				if !opts.KeepExpired {

@@ -350,3 +350,42 @@ func TestRestoreReferenceOnly(t *testing.T) {
 		t.Fatalf("the reference-only key was restored: %v", err)
 	}
 }
+
+// TestRestoreHeld: a key held past its date when the backup was made is
+// restored held, and stays held on a host with no evidence (no report):
+// only a check that finds no object lets it go.
+func TestRestoreHeld(t *testing.T) {
+	clk := &testClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	g := &guardStub{objects: map[string]int{}}
+	src := open(t, Config{Dir: t.TempDir(), Now: clk.Now, DeletionGuard: g.guard})
+	id := mustCreate(t, src, "held")
+	g.set(id, 5)
+	if _, err := src.ScheduleKeyDeletion(id, 7); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(8 * 24 * time.Hour)
+	if _, held, _ := src.DeleteDue(); len(held) != 1 {
+		t.Fatal("not held")
+	}
+	b, err := src.Backup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The new host has no report: the guard knows nothing.
+	none := func(*KeyInfo) (DeletionCheck, error) { return DeletionCheck{}, nil }
+	dst := open(t, Config{Dir: t.TempDir(), Now: clk.Now, DeletionGuard: none})
+	res, err := dst.Restore(roundTrip(t, b), RestoreOptions{})
+	if err != nil || len(res.Added) != 1 || len(res.Expired) != 0 {
+		t.Fatalf("restore: %+v %v", res, err)
+	}
+	if del, held, err := dst.DeleteDue(); err != nil || del != nil || len(held) != 1 || held[0].DeletionHold.Objects != 5 {
+		t.Fatalf("after restore with no evidence: deleted %v held %+v %v", del, held, err)
+	}
+	// Evidence of no object lets it go.
+	dst2 := open(t, Config{Dir: dst.cfg.Dir, Now: clk.Now, DeletionGuard: func(*KeyInfo) (DeletionCheck, error) {
+		return DeletionCheck{Evidence: "a report that shows none"}, nil
+	}})
+	if del, _, _ := dst2.DeleteDue(); len(del) != 1 {
+		t.Fatalf("with evidence of no object: deleted %v", del)
+	}
+}

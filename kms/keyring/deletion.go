@@ -25,7 +25,11 @@ type DeletionCheck struct {
 	// lets the deletion go ahead.
 	Objects int
 	// Evidence says where the count comes from, for the hold and the
-	// operator ("the key usage report of ...").
+	// operator ("the key usage report of ..."). Empty means nothing is
+	// known (no report): a key not held is deleted at its date, as in AWS
+	// KMS, but a held key stays held: only evidence that no object is
+	// under it lets it go (a keyring restored from a backup on a host
+	// with no report yet must not delete the keys the old host held).
 	Evidence string
 }
 
@@ -58,6 +62,8 @@ func (k *Keyring) hold(st *state, kr *keyRecord, now time.Time) (held, changed b
 		h = DeletionHold{Reason: "the deletion check failed: " + err.Error()}
 	case chk.Objects > 0:
 		h = DeletionHold{Objects: chk.Objects, Reason: fmt.Sprintf("%d objects are still under the key according to %s", chk.Objects, chk.Evidence)}
+	case chk.Evidence == "" && kr.DeletionHold != nil:
+		return true, false
 	default:
 		return false, false
 	}
