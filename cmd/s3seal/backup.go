@@ -318,7 +318,7 @@ func (c *KeysImportCmd) Run() error {
 		if _, err := os.Stat(filepath.Join(c.k.DataDir, keyring.FileName)); err == nil {
 			kr, err := c.k.openKeyring(false)
 			if err != nil {
-				return err
+				return fmt.Errorf("%s has a keyring that does not open (%w): restore into an empty data dir (move %s away), or with its master key and --merge", c.k.DataDir, err, keyring.FileName)
 			}
 			mds, err := kr.ListKeys()
 			kr.Close()
