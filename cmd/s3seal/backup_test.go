@@ -275,6 +275,9 @@ func TestKeysDeleteHeld(t *testing.T) {
 	if len(v) != 1 || v[0].KeyID != used || v[0].DeletionHold == nil || v[0].DeletionHold.Objects != 3 {
 		t.Fatalf("list --json: %+v", v)
 	}
+	if out := mustKeys(t, "describe", used); !strings.Contains(out, "DeletionHeld  3 objects are still under the key according to the key usage report of 2026-12-01T00:00:00Z") {
+		t.Fatalf("describe: %s", out)
+	}
 	if _, err := runKeys(t, "delete", used); err == nil || !strings.Contains(err.Error(), "3 objects are still under the key") {
 		t.Fatalf("delete of a held key: %v", err)
 	}
