@@ -85,6 +85,17 @@ type KeyMetadata struct {
 	DeletionDate time.Time `json:"DeletionDate,omitzero"`
 	// KeyVersions counts key material versions (embedded keyring rotation).
 	KeyVersions int `json:"KeyVersions,omitempty"`
+	// KeySpec, KeyUsage and EncryptionAlgorithms as AWS reports them
+	// (SYMMETRIC_DEFAULT or RSA_3072/RSA_4096, ENCRYPT_DECRYPT, ...);
+	// empty when the backend did not say.
+	KeySpec              string   `json:"KeySpec,omitempty"`
+	KeyUsage             string   `json:"KeyUsage,omitempty"`
+	EncryptionAlgorithms []string `json:"EncryptionAlgorithms,omitempty"`
+}
+
+// Asymmetric reports whether the key is an RSA key pair.
+func (m *KeyMetadata) Asymmetric() bool {
+	return m.KeySpec == KeySpecRSA3072 || m.KeySpec == KeySpecRSA4096 || strings.HasPrefix(m.KeySpec, "RSA_")
 }
 
 // Error codes, named as AWS KMS names its exceptions so that the proxy can
