@@ -60,7 +60,7 @@ func (c *DecryptCmd) Run() error {
 		return err
 	}
 	ki := h.KeyInfo()
-	dek, err := backend.Decrypt(ctx, ki.KeyID, ki.Wrapped, kms.BucketContext(bucket))
+	dek, err := unwrapDEK(ctx, backend, ki, bucket)
 	if err != nil {
 		return fmt.Errorf("unwrap the data key: %w", err)
 	}
@@ -125,8 +125,7 @@ func (c *DecryptCmd) Run() error {
 		if pm != nil {
 			pb, pk := meta.PartsPath(bucket, key)
 			plain = envelope.MultipartReader(get.Body, pm, nil, 0, size, func(ph *envelope.PartHeader) (*envelope.Part, error) {
-				ki := ph.KeyInfo()
-				dek, err := backend.Decrypt(ctx, ki.KeyID, ki.Wrapped, kms.BucketContext(pb))
+				dek, err := unwrapDEK(ctx, backend, ph.KeyInfo(), pb)
 				if err != nil {
 					return nil, err
 				}
@@ -164,4 +163,19 @@ func dirOf(path string) string {
 		return path[:i+1]
 	}
 	return "."
+}
+
+// unwrapDEK unwraps a header's data key: with KMS Decrypt under the
+// bucket's encryption context, or, when the header says an RSA public key
+// wrapped it (FORMAT.md section 12.3), with KMS Decrypt of the RSA key's
+// private half (RSAES_OAEP_SHA_256, no encryption context).
+func unwrapDEK(ctx context.Context, backend kms.Client, ki envelope.KeyInfo, bucket string) ([]byte, error) {
+	if ki.Flags&envelope.FlagAsymmetricWrap == 0 {
+		return backend.Decrypt(ctx, ki.KeyID, ki.Wrapped, kms.BucketContext(bucket))
+	}
+	a, err := kms.NewAsymmetric(backend, kms.AsymmetricConfig{Decrypt: true})
+	if err != nil {
+		return nil, err
+	}
+	return a.Decrypt(ctx, ki.KeyID, ki.Wrapped, nil)
 }

@@ -45,6 +45,10 @@ type ServeCmd struct {
 
 	KMSAPIOptions `embed:"" envprefix:"S3SEAL_"`
 
+	WriteOnlyKey        string `env:"S3SEAL_WRITE_ONLY_KEY" help:"RSA KMS key (RSA_3072 or RSA_4096, ENCRYPT_DECRYPT; id, ARN or alias) whose public half wraps the data keys of every bucket without a mapping of its own: this instance writes objects it cannot read back unless --rsa-decrypt is given (write-only backup ingestion). Needs a KMS that is not in this data dir (--kms aws, possibly at an 's3seal kms serve' elsewhere) (${env})."`
+	WriteOnlyBucketKeys string `env:"S3SEAL_WRITE_ONLY_BUCKET_KEYS" help:"Per-bucket RSA keys as --write-only-key, comma separated bucket=key pairs; a bucket may not also be in --bucket-keys (${env})."`
+	RSADecrypt          bool   `name:"rsa-decrypt" env:"S3SEAL_RSA_DECRYPT" help:"This instance has KMS Decrypt rights on the RSA keys (AWS KMS Decrypt with RSAES_OAEP_SHA_256): it reads objects whose data keys they wrapped, as a restore ('read') instance. Off, such reads are answered 403 AccessDenied (${env})."`
+
 	KeyringOptions          `embed:"" envprefix:"S3SEAL_"`
 	AllowMasterKeyInDataDir bool `env:"S3SEAL_ALLOW_MASTER_KEY_IN_DATA_DIR" help:"Start even though the embedded keyring's master key file is inside the data dir it protects (anyone who copies the data dir can then decrypt everything). By default the key file is made outside it, in the user's configuration directory (${env})."`
 
@@ -132,6 +136,13 @@ func (c *ServeCmd) Run() error {
 	client = kms.NewRetry(client, kms.RetryConfig{})
 	cacheCfg := kms.DefaultCacheConfig()
 	cacheCfg.MaxAge, cacheCfg.MaxUses = c.CacheMaxAge, c.CacheMaxUses
+	asym, err := c.asymmetricKeys(client, cacheCfg)
+	if err != nil {
+		return err
+	}
+	if ac, ok := asym.KMS.(*kms.Cache); ok {
+		flushOnHangup(ctx, ac, log)
+	}
 	cache := kms.NewCache(client, cacheCfg)
 	client = cache
 	flushOnHangup(ctx, cache, log)
@@ -172,7 +183,7 @@ func (c *ServeCmd) Run() error {
 		UpstreamAccessKey: upAccess, UpstreamSecretKey: upSecret,
 		Region:     c.Region,
 		Identities: identities, Domains: splitList(c.Domains),
-		KMS: client, DefaultKeyID: c.KMSKeyID, BucketKeys: bucketKeys,
+		KMS: client, DefaultKeyID: c.KMSKeyID, BucketKeys: bucketKeys, Asymmetric: asym,
 		Metrics: c.Metrics && c.MetricsListen == "", KMSPricePer10K: c.KMSPrice, AllowSigV2: c.AllowSigV2,
 		AllowDotSegments: c.AllowDotSegments, DropTrailerChecksums: !c.KeepTrailerChecksums, UpstreamDial: upDial, UpstreamTLS: upTLS,
 		HeaderTimeout: c.HeaderTimeout, BodyTimeout: c.BodyTimeout,
@@ -432,4 +443,33 @@ func spoolBytes(mib int64) int64 {
 		return -1
 	}
 	return mib << 20
+}
+
+// asymmetricKeys builds the write-only keys' KMS stack: a data-key cache
+// (one RSA wrap per cached data key) over kms.Asymmetric over the same
+// retry, audit and meter layers as the symmetric keys, so that every
+// GetPublicKey and RSA Decrypt is retried, audited and counted. Without
+// --rsa-decrypt the cache keeps no unwrapped keys and Asymmetric refuses
+// every Decrypt: the instance cannot read what it wrote.
+func (c *ServeCmd) asymmetricKeys(below kms.Client, cacheCfg kms.CacheConfig) (proxy.AsymmetricKeys, error) {
+	bucketKeys, err := parseBucketKeys(c.WriteOnlyBucketKeys)
+	if err != nil {
+		return proxy.AsymmetricKeys{}, fmt.Errorf("--write-only-bucket-keys: %w", err)
+	}
+	if c.WriteOnlyKey == "" && len(bucketKeys) == 0 && !c.RSADecrypt {
+		return proxy.AsymmetricKeys{}, nil
+	}
+	if c.KMS == "local" && !c.RSADecrypt && (c.WriteOnlyKey != "" || len(bucketKeys) > 0) {
+		// The embedded keyring in the data dir holds the private keys: an
+		// instance that has them is not write-only.
+		return proxy.AsymmetricKeys{}, errors.New("--write-only-key with --kms local: the embedded keyring in this data dir holds the RSA private key, so this instance would not be write-only; keep the keyring elsewhere ('s3seal kms serve') and use --kms aws --kms-endpoint, or give --rsa-decrypt for an instance that may read")
+	}
+	a, err := kms.NewAsymmetric(below, kms.AsymmetricConfig{Decrypt: c.RSADecrypt})
+	if err != nil {
+		return proxy.AsymmetricKeys{}, err
+	}
+	if !c.RSADecrypt {
+		cacheCfg.DecryptMaxEntries = 0
+	}
+	return proxy.AsymmetricKeys{KMS: kms.NewCache(a, cacheCfg), DefaultKeyID: c.WriteOnlyKey, BucketKeys: bucketKeys, Decrypt: c.RSADecrypt}, nil
 }
