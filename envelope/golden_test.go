@@ -208,6 +208,7 @@ func goldenCases(t testing.TB) []goldenCase {
 	}
 	mp := goldenMultipartV2(t, cfg)
 	cases = append(cases, mp, goldenMultipartMigrated(t, cfg, mp))
+	cases = append(cases, goldenAsymCases(t, cfg)...)
 	for i := range cases {
 		cases[i].m.PlaintextFile = cases[i].name + ".plain"
 		cases[i].m.BodyFile = cases[i].name + ".body"
