@@ -22,6 +22,13 @@
 //
 // Each wrapper has Stats() for metrics and Unwrap() to reach the layer
 // below.
+//
+// RSA key pairs (write-only buckets, asym.go): backends that hold them
+// implement AsymmetricClient, which every wrapper passes through, and cmd
+// stacks a second cache over an Asymmetric over the same retry, audit and
+// meter layers:
+//
+//	asym := kms.NewCache(kms.NewAsymmetric(retried, kms.AsymmetricConfig{Decrypt: canRead}), cfg)
 package kms
 
 import (
