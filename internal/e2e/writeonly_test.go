@@ -266,6 +266,25 @@ func TestWriteOnlyBackups(t *testing.T) {
 		testenv.AssertSame(t, "s3seal decrypt "+key, got, objects[key])
 	}
 
+	// s3seal inspect, with the store's credentials only, says how the
+	// data key is wrapped.
+	cmd := exec.Command(testenv.BuildS3seal(t), "inspect", "s3://"+s.bucket+"/dir/200k", "--json")
+	cmd.Env = append(os.Environ(), "S3SEAL_DATA_DIR="+t.TempDir())
+	for k, v := range store.UpstreamEnv() {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	insp, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("s3seal inspect: %v", err)
+	}
+	var in struct {
+		FormatVersion int    `json:"format_version"`
+		KeyWrapping   string `json:"key_wrapping"`
+	}
+	if err := json.Unmarshal(insp, &in); err != nil || in.FormatVersion != 3 || in.KeyWrapping != "RSAES_OAEP_SHA_256" {
+		t.Errorf("s3seal inspect: %s (%v)", insp, err)
+	}
+
 	// The flag cleared at the store: the read proxy takes the wrapped key
 	// for a symmetric KMS blob, which the KMS refuses, and returns no
 	// plaintext. (Were an unwrap to succeed, the metadata AAD, which
