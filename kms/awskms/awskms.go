@@ -309,17 +309,16 @@ func (c *Client) DescribeKey(ctx context.Context, keyID string) (*kms.KeyMetadat
 	if m == nil {
 		return nil, &kms.Error{Code: kms.CodeInternal, Message: "DescribeKey returned no metadata"}
 	}
-	return &kms.KeyMetadata{
-		KeyID:                aws.ToString(m.KeyId),
-		Arn:                  aws.ToString(m.Arn),
-		Description:          aws.ToString(m.Description),
-		CreationDate:         aws.ToTime(m.CreationDate),
-		KeyState:             kms.KeyState(m.KeyState),
-		DeletionDate:         aws.ToTime(m.DeletionDate),
-		KeySpec:              string(m.KeySpec),
-		KeyUsage:             string(m.KeyUsage),
-		EncryptionAlgorithms: algorithms(m.EncryptionAlgorithms),
-	}, nil
+	md := &kms.KeyMetadata{
+		KeyID:        aws.ToString(m.KeyId),
+		Arn:          aws.ToString(m.Arn),
+		Description:  aws.ToString(m.Description),
+		CreationDate: aws.ToTime(m.CreationDate),
+		KeyState:     kms.KeyState(m.KeyState),
+		DeletionDate: aws.ToTime(m.DeletionDate),
+	}
+	md.KeySpec, md.KeyUsage, md.EncryptionAlgorithms = string(m.KeySpec), string(m.KeyUsage), algorithms(m.EncryptionAlgorithms)
+	return md, nil
 }
 
 func algorithms(in []types.EncryptionAlgorithmSpec) []string {
