@@ -7,6 +7,8 @@
 //
 // Backends: kms/awskms (AWS KMS and compatible endpoints) and kms/keyring
 // (the embedded keyring). Both pass the shared suite in kms/kmstest.
+// kms/rsafile is an RSA key pair in PEM files, for write-only buckets
+// without a KMS (asymmetric operations only).
 //
 // kmsapi serves the embedded keyring over the AWS KMS API, so that
 // other processes reach it through kms/awskms; kms/policy is the key

@@ -21,6 +21,7 @@ import (
 	"github.com/s3seal/s3seal/kms"
 	"github.com/s3seal/s3seal/kms/awskms"
 	"github.com/s3seal/s3seal/kms/keyring"
+	"github.com/s3seal/s3seal/kms/rsafile"
 	"github.com/s3seal/s3seal/proxy"
 )
 
@@ -47,6 +48,8 @@ type ServeCmd struct {
 
 	WriteOnlyKey        string `env:"S3SEAL_WRITE_ONLY_KEY" help:"RSA KMS key (RSA_3072 or RSA_4096, ENCRYPT_DECRYPT; id, ARN or alias) whose public half wraps the data keys of every bucket without a mapping of its own: this instance writes objects it cannot read back unless --rsa-decrypt is given (write-only backup ingestion). Needs a KMS that is not in this data dir (--kms aws, possibly at an 's3seal kms serve' elsewhere) (${env})."`
 	WriteOnlyBucketKeys string `env:"S3SEAL_WRITE_ONLY_BUCKET_KEYS" help:"Per-bucket RSA keys as --write-only-key, comma separated bucket=key pairs; a bucket may not also be in --bucket-keys (${env})."`
+	WriteOnlyKeyFile    string `env:"S3SEAL_WRITE_ONLY_KEY_FILE" help:"PEM RSA public key (3072 or 4096 bits, e.g. from 'openssl pkey -pubout') that wraps the data keys of every bucket without a mapping of its own, without a KMS: this instance writes what it cannot read. Instead of --write-only-key and --write-only-bucket-keys (${env})."`
+	RSAPrivateKeyFile   string `name:"rsa-private-key-file" env:"S3SEAL_RSA_PRIVATE_KEY_FILE" help:"PEM RSA private key of --write-only-key-file's key: this instance reads (and, with --write-only-key-file, writes) objects wrapped with it, without a KMS (${env})."`
 	RSADecrypt          bool   `name:"rsa-decrypt" env:"S3SEAL_RSA_DECRYPT" help:"This instance has KMS Decrypt rights on the RSA keys (AWS KMS Decrypt with RSAES_OAEP_SHA_256): it reads objects whose data keys they wrapped, as a restore ('read') instance. Off, such reads are answered 403 AccessDenied (${env})."`
 
 	KeyringOptions          `embed:"" envprefix:"S3SEAL_"`
@@ -456,6 +459,9 @@ func (c *ServeCmd) asymmetricKeys(below kms.Client, cacheCfg kms.CacheConfig) (p
 	if err != nil {
 		return proxy.AsymmetricKeys{}, fmt.Errorf("--write-only-bucket-keys: %w", err)
 	}
+	if c.WriteOnlyKeyFile != "" || c.RSAPrivateKeyFile != "" {
+		return c.fileKeys(bucketKeys, cacheCfg)
+	}
 	if c.WriteOnlyKey == "" && len(bucketKeys) == 0 && !c.RSADecrypt {
 		return proxy.AsymmetricKeys{}, nil
 	}
@@ -472,4 +478,48 @@ func (c *ServeCmd) asymmetricKeys(below kms.Client, cacheCfg kms.CacheConfig) (p
 		cacheCfg.DecryptMaxEntries = 0
 	}
 	return proxy.AsymmetricKeys{KMS: kms.NewCache(a, cacheCfg), DefaultKeyID: c.WriteOnlyKey, BucketKeys: bucketKeys, Decrypt: c.RSADecrypt}, nil
+}
+
+// fileKeys builds the RSA keys' stack over a key in PEM files instead of
+// the KMS: the public key file to write with, the private key file to
+// read (and to write, if the public one is not given). Objects name the
+// key by its fingerprint (rsafile.KeyIDPrefix).
+func (c *ServeCmd) fileKeys(bucketKeys map[string]string, cacheCfg kms.CacheConfig) (proxy.AsymmetricKeys, error) {
+	if c.WriteOnlyKey != "" || len(bucketKeys) > 0 {
+		return proxy.AsymmetricKeys{}, errors.New("--write-only-key-file and --rsa-private-key-file replace the KMS for RSA keys: give them or --write-only-key / --write-only-bucket-keys, not both")
+	}
+	var (
+		key *rsafile.Key
+		err error
+	)
+	if c.RSAPrivateKeyFile != "" {
+		if key, err = rsafile.LoadPrivate(c.RSAPrivateKeyFile); err != nil {
+			return proxy.AsymmetricKeys{}, err
+		}
+	}
+	if c.WriteOnlyKeyFile != "" {
+		pub, err := rsafile.LoadPublic(c.WriteOnlyKeyFile)
+		if err != nil {
+			return proxy.AsymmetricKeys{}, err
+		}
+		if key != nil && key.ID() != pub.ID() {
+			return proxy.AsymmetricKeys{}, errors.New("--write-only-key-file and --rsa-private-key-file are not one key pair")
+		}
+		if key == nil {
+			key = pub
+		}
+	}
+	decrypt := c.RSAPrivateKeyFile != ""
+	a, err := kms.NewAsymmetric(key, kms.AsymmetricConfig{Decrypt: decrypt})
+	if err != nil {
+		return proxy.AsymmetricKeys{}, err
+	}
+	if !decrypt {
+		cacheCfg.DecryptMaxEntries = 0
+	}
+	out := proxy.AsymmetricKeys{KMS: kms.NewCache(a, cacheCfg), Decrypt: decrypt}
+	if c.WriteOnlyKeyFile != "" {
+		out.DefaultKeyID = key.ID()
+	}
+	return out, nil
 }

@@ -324,3 +324,88 @@ func runDecryptWith(t *testing.T, env map[string]string, bucket, key string) ([]
 	}
 	return os.ReadFile(out)
 }
+
+// TestWriteOnlyPEMKeys: the same without a KMS for the RSA key: the
+// write-only proxy has only a PEM public key file (made by openssl), the
+// read proxy and s3seal decrypt the private key file. Headers name the key
+// by the SHA-256 of its public key.
+func TestWriteOnlyPEMKeys(t *testing.T) {
+	dir := t.TempDir()
+	priv, pub := filepath.Join(dir, "backup.key"), filepath.Join(dir, "backup.pub")
+	for _, args := range [][]string{
+		{"genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:3072", "-out", priv},
+		{"pkey", "-in", priv, "-pubout", "-out", pub},
+	} {
+		if out, err := exec.Command("openssl", args...).CombinedOutput(); err != nil {
+			t.Fatalf("openssl %v: %v\n%s", args, err, out)
+		}
+	}
+	w := testenv.StartS3seal(t, withEnv(store.UpstreamEnv(), map[string]string{"S3SEAL_WRITE_ONLY_KEY_FILE": pub}))
+	r := testenv.StartS3seal(t, withEnv(store.UpstreamEnv(), map[string]string{"S3SEAL_RSA_PRIVATE_KEY_FILE": priv}))
+	bucket := newBucket(t, "writeonly-pem")
+	ctx := context.Background()
+	wc, rc := w.S3Client(), r.S3Client()
+
+	small := randomBytes(100_000)
+	put(t, w, bucket, "small", small)
+	up, err := wc.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: aws.String("big")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var big []byte
+	var done []types.CompletedPart
+	for i, n := range []int{5 << 20, 1000} {
+		p := randomBytes(n)
+		big = append(big, p...)
+		res, err := wc.UploadPart(ctx, &s3.UploadPartInput{Bucket: &bucket, Key: aws.String("big"), UploadId: up.UploadId,
+			PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(p)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done = append(done, types.CompletedPart{ETag: res.ETag, PartNumber: aws.Int32(int32(i + 1))})
+	}
+	if _, err := wc.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &bucket, Key: aws.String("big"),
+		UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}}); err != nil {
+		t.Fatalf("Complete through the write-only proxy: %v", err)
+	}
+	for key, body := range map[string][]byte{"small": small, "big": big} {
+		_, err := wc.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String(key)})
+		wantWriteOnlyRefusal(t, "GET "+key, err)
+		h, err := wc.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String(key)})
+		if err != nil || aws.ToInt64(h.ContentLength) != int64(len(body)) {
+			t.Fatalf("HEAD %s through the write-only proxy: %v", key, err)
+		}
+		testenv.AssertSame(t, "read proxy GET "+key, get(t, r, bucket, key), body)
+		out, err := rc.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String(key), Range: aws.String("bytes=10-99")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(out.Body)
+		out.Body.Close()
+		testenv.AssertSame(t, "read proxy ranged GET "+key, got, body[10:100])
+		hv, err := envelope.ParseHeader(readStored(t, bucket, key).Metadata[metaKey])
+		if err != nil || !strings.HasPrefix(hv.KeyInfo().KeyID, "rsa-spki-sha256:") || hv.Flags() != envelope.FlagAsymmetricWrap {
+			t.Fatalf("%s: header %v", key, err)
+		}
+		got, err = runDecryptWith(t, map[string]string{"S3SEAL_RSA_PRIVATE_KEY_FILE": priv}, bucket, key)
+		if err != nil {
+			t.Fatalf("s3seal decrypt %s: %v", key, err)
+		}
+		testenv.AssertSame(t, "s3seal decrypt "+key, got, body)
+	}
+	// The write-only proxy never saw the private key: nothing of it in
+	// its data dir.
+	pk, err := os.ReadFile(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := strings.Split(strings.TrimSpace(string(pk)), "\n")[5] // a line of the key's base64
+	filepath.WalkDir(w.DataDir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if b, _ := os.ReadFile(path); bytes.Contains(b, []byte(block)) {
+				t.Errorf("%s holds the private key", path)
+			}
+		}
+		return nil
+	})
+}
