@@ -95,3 +95,44 @@ func TestAsymmetricStack(t *testing.T) {
 		t.Fatalf("audit events %+v", events)
 	}
 }
+
+// BenchmarkRSAWrap measures what a data key costs with an RSA key, without
+// the cache: the local wrap (public key, every GenerateDataKey of a
+// kms.Asymmetric) and the unwrap (private key, what the embedded keyring
+// does for a Decrypt).
+func BenchmarkRSAWrap(b *testing.B) {
+	ctx := context.Background()
+	kr, err := keyring.Open(keyring.Config{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer kr.Close()
+	for _, spec := range []string{kms.KeySpecRSA3072, kms.KeySpecRSA4096} {
+		md, err := kr.CreateKeySpec("", spec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		a, err := kms.NewAsymmetric(kr, kms.AsymmetricConfig{Decrypt: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		dk, err := a.GenerateDataKey(ctx, md.KeyID, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(spec+"/wrap", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := a.GenerateDataKey(ctx, md.KeyID, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(spec+"/unwrap", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := a.Decrypt(ctx, md.KeyID, dk.Ciphertext, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
