@@ -167,8 +167,10 @@ func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.C
 	)
 	if writeOnly := s.writeOnly(ki); writeOnly {
 		// No DEK here: open the pending header with the object key the
-		// upload id carries, and reseal it below under a fresh data key
-		// of the same RSA key (wrapped locally, FORMAT.md section 12.3).
+		// upload id carries, and reseal it below under the data key this
+		// instance holds for the same RSA key (wrapped locally, FORMAT.md
+		// section 12.3). An upload created by an instance that could
+		// decrypt has no such key in its id, and cannot complete here.
 		if r.upload.PendingKey == nil {
 			return "", "", errWriteOnly
 		}

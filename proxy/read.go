@@ -452,8 +452,8 @@ func storedExtent(resp *fasthttp.Response, status int) (size, off int64, err err
 // wrapped, on an instance that cannot unwrap it (write-only): it cannot
 // open the sealed metadata, so it shows what the store knows. The size is
 // exact (from the stored size, section 4 of FORMAT.md for single objects,
-// C - N*20480 for multipart ones); the ETag is the store's as any reader
-// shows it (unless a sealed plaintext ETag would replace it); no user
+// C - N*20480 for multipart ones); the ETag derived from the store's (a
+// reader that opens the header may show a sealed plaintext ETag); no user
 // metadata and no content headers (they are sealed); Last-Modified as the
 // store says. Nothing is authenticated: the header is not opened, and a
 // multipart object's part map is not read (partNumber is refused).
