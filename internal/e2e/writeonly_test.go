@@ -3,8 +3,12 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -393,19 +397,69 @@ func TestWriteOnlyPEMKeys(t *testing.T) {
 		}
 		testenv.AssertSame(t, "s3seal decrypt "+key, got, body)
 	}
-	// The write-only proxy never saw the private key: nothing of it in
-	// its data dir.
-	pk, err := os.ReadFile(priv)
+	// The write-only proxy never saw the private key: not in its memory
+	// (the first prime's limbs, as a parsed key holds them; the read
+	// proxy, which loaded the key, holds them: the check can fail) ...
+	keyPEM, err := os.ReadFile(priv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	block := strings.Split(strings.TrimSpace(string(pk)), "\n")[5] // a line of the key's base64
+	block, _ := pem.Decode(keyPEM)
+	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := parsed.(*rsa.PrivateKey)
+	var limbs []byte
+	for _, w := range key.Primes[0].Bits()[:4] {
+		limbs = binary.LittleEndian.AppendUint64(limbs, uint64(w))
+	}
+	if !memoryHolds(t, r.PID(), limbs) {
+		t.Fatal("the read proxy's memory does not hold its private key: the memory check cannot see keys")
+	}
+	if memoryHolds(t, w.PID(), limbs) {
+		t.Error("the write-only proxy's memory holds the private key")
+	}
+	// ... nor in its data dir.
+	line := strings.Split(strings.TrimSpace(string(keyPEM)), "\n")[5] // a line of the key's base64
 	filepath.WalkDir(w.DataDir, func(path string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
-			if b, _ := os.ReadFile(path); bytes.Contains(b, []byte(block)) {
+			if b, _ := os.ReadFile(path); bytes.Contains(b, []byte(line)) || bytes.Contains(b, limbs) {
 				t.Errorf("%s holds the private key", path)
 			}
 		}
 		return nil
 	})
+}
+
+// memoryHolds reports whether the writable memory of process pid holds
+// needle (read through /proc/PID/mem, which the test's user may read for
+// its own children).
+func memoryHolds(t *testing.T, pid int, needle []byte) bool {
+	t.Helper()
+	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem, err := os.Open(fmt.Sprintf("/proc/%d/mem", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	for _, line := range strings.Split(string(maps), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || !strings.HasPrefix(f[1], "rw") {
+			continue
+		}
+		var start, end uint64
+		if _, err := fmt.Sscanf(f[0], "%x-%x", &start, &end); err != nil {
+			continue
+		}
+		buf := make([]byte, end-start)
+		n, _ := mem.ReadAt(buf, int64(start))
+		if bytes.Contains(buf[:n], needle) {
+			return true
+		}
+	}
+	return false
 }
