@@ -72,6 +72,9 @@ func toMetadata(ki *keyring.KeyInfo) keyMetadata {
 		KeyState: string(ki.KeyState), DeletionDate: epoch(ki.DeletionDate), Origin: "AWS_KMS", KeyManager: "CUSTOMER",
 		CustomerMasterKeySpec: "SYMMETRIC_DEFAULT", KeySpec: "SYMMETRIC_DEFAULT", EncryptionAlgorithms: []string{"SYMMETRIC_DEFAULT"},
 	}
+	if ki.Asymmetric() {
+		md.CustomerMasterKeySpec, md.KeySpec, md.EncryptionAlgorithms = ki.KeySpec, ki.KeySpec, ki.EncryptionAlgorithms
+	}
 	if n := len(ki.Versions); n > 0 {
 		md.CurrentKeyMaterialID = ki.Versions[n-1].MaterialID
 	}
@@ -184,11 +187,16 @@ func opCreateKey(s *Server, c *call, in *createKeyInput) (any, error) {
 	if err := s.authorizeAccount(c, "kms:CreateKey"); err != nil {
 		return nil, err
 	}
+	spec := in.KeySpec
+	if spec == "" {
+		spec = in.CustomerMasterKeySpec
+	}
 	switch {
+	case in.KeySpec != "" && in.CustomerMasterKeySpec != "" && in.KeySpec != in.CustomerMasterKeySpec:
+		return nil, validation("KeySpec and CustomerMasterKeySpec differ")
 	case in.KeyUsage != "" && in.KeyUsage != "ENCRYPT_DECRYPT",
-		in.KeySpec != "" && in.KeySpec != "SYMMETRIC_DEFAULT",
-		in.CustomerMasterKeySpec != "" && in.CustomerMasterKeySpec != "SYMMETRIC_DEFAULT":
-		return nil, apiErr(codeUnsupported, "s3seal's KMS makes symmetric encryption keys only (KeySpec SYMMETRIC_DEFAULT, KeyUsage ENCRYPT_DECRYPT).")
+		spec != "" && spec != kms.KeySpecSymmetric && spec != kms.KeySpecRSA3072 && spec != kms.KeySpecRSA4096:
+		return nil, apiErr(codeUnsupported, "s3seal's KMS makes encryption keys only (KeyUsage ENCRYPT_DECRYPT): KeySpec SYMMETRIC_DEFAULT, RSA_3072 or RSA_4096.")
 	case in.Origin != "" && in.Origin != "AWS_KMS":
 		return nil, apiErr(codeUnsupported, "s3seal's KMS makes its own key material (Origin AWS_KMS).")
 	case in.CustomKeyStoreID != "" || in.XksKeyID != "":
@@ -207,7 +215,7 @@ func opCreateKey(s *Server, c *call, in *createKeyInput) (any, error) {
 			return nil, err
 		}
 	}
-	ki, err := s.kr.CreateKeyWith(keyring.KeyOptions{Description: in.Description, Policy: in.Policy, Tags: tags})
+	ki, err := s.kr.CreateKeyWith(keyring.KeyOptions{Description: in.Description, Policy: in.Policy, Tags: tags, KeySpec: spec})
 	if err != nil {
 		return nil, err
 	}

@@ -93,8 +93,11 @@ func (s *Server) copyObject(r *request) error {
 	if err != nil {
 		return err
 	}
-	value, err := obj.Reseal(dk.Plaintext, envelope.KeyInfo{KeyID: dk.KeyID, Wrapped: dk.Ciphertext},
-		r.t.Bucket, r.t.Key, meta.EncodeFor(obj.Version()))
+	if err := dk.resealable(obj.Version()); err != nil {
+		kms.Zero(dk.Plaintext)
+		return err
+	}
+	value, err := obj.Reseal(dk.Plaintext, dk.keyInfo(), r.t.Bucket, r.t.Key, meta.EncodeFor(obj.Version()))
 	kms.Zero(dk.Plaintext)
 	if err != nil {
 		return sealError(err)

@@ -165,17 +165,44 @@ func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.C
 		return "", "", s3wire.Damaged(err)
 	}
 	ki := h.KeyInfo()
-	dek, err := s.kms.Decrypt(kmsContext(r, rq.bucket, rq.key), ki.KeyID, ki.Wrapped, kms.BucketContext(rq.bucket))
-	if err != nil {
-		return "", "", s3wire.FromKMSError(err)
+	var (
+		dek []byte
+		obj *envelope.Object
+	)
+	if writeOnly := s.writeOnly(ki); writeOnly {
+		// No DEK here: open the pending header with the object key the
+		// upload id carries, and reseal it below under the data key this
+		// instance holds for the same RSA key (wrapped locally, FORMAT.md
+		// section 12.3). An upload created by an instance that could
+		// decrypt has no such key in its id, and cannot complete here.
+		if r.upload.PendingKey == nil {
+			return "", "", errWriteOnly
+		}
+		if obj, err = (envelope.Config{}).OpenPending(h, r.upload.PendingKey); err != nil {
+			return "", "", s3wire.Damaged(err)
+		}
+		defer obj.Close()
+		dk, err := s.newDataKey(r, rq.bucket)
+		if err != nil {
+			return "", "", err
+		}
+		if dk.flags == 0 || !sameKey(dk.KeyID, ki.KeyID) {
+			kms.Zero(dk.Plaintext)
+			return "", "", s3wire.Internal(fmt.Errorf("finalizing %s: the bucket's write-only key is %s, the upload's %s", rq.rawPath, dk.KeyID, ki.KeyID))
+		}
+		dek, ki = dk.Plaintext, dk.keyInfo()
+	} else {
+		if dek, err = s.unwrap(kmsContext(r, rq.bucket, rq.key), ki, rq.bucket); err != nil {
+			return "", "", err
+		}
+		if obj, err = envelope.Open(h, dek, rq.bucket, rq.key); err != nil {
+			kms.Zero(dek)
+			return "", "", s3wire.Damaged(err)
+		}
+		defer obj.Close()
 	}
 	defer kms.Zero(dek)
 	r.sse = sse{alg: s3wire.SSEKMS, keyID: ki.KeyID}
-	obj, err := envelope.Open(h, dek, rq.bucket, rq.key)
-	if err != nil {
-		return "", "", s3wire.Damaged(err)
-	}
-	defer obj.Close()
 	meta, err := envelope.DecodeMeta(obj.Meta())
 	if err != nil {
 		return "", "", s3wire.Damaged(err)
@@ -209,6 +236,13 @@ func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.C
 		num, _, _, off := pm.Part(i)
 		if num != parts[i].PartNumber {
 			return "", "", s3wire.Internal(fmt.Errorf("finalizing %s: part %d of the completed object is number %d, client asked for %d", rq.rawPath, i+1, num, parts[i].PartNumber))
+		}
+		if s.writeOnly(read[off].KeyInfo()) {
+			// A write-only instance cannot open the part: the manifest
+			// binds its header bytes, and every reader opens it with this
+			// upload's identity before returning plaintext (a part of
+			// another upload makes the object unreadable, not misread).
+			continue
 		}
 		p, err := open(read[off])
 		if err != nil {

@@ -146,6 +146,9 @@ func registerKMSMetrics(reg *prometheus.Registry, client kms.Client) (meter *kms
 				{"Encrypt", func(s kms.MeterStats) uint64 { return s.Encrypt }},
 				{"ReEncrypt", func(s kms.MeterStats) uint64 { return s.ReEncrypt }},
 				{"DescribeKey", func(s kms.MeterStats) uint64 { return s.DescribeKey }},
+				// Asymmetric keys (write-only buckets): AWS prices them apart.
+				{"GetPublicKey", func(s kms.MeterStats) uint64 { return s.GetPublicKey }},
+				{"DecryptRSA", func(s kms.MeterStats) uint64 { return s.AsymmetricDecrypt }},
 			} {
 				reg.MustRegister(counter("s3seal_kms_requests_total", help, prometheus.Labels{"call": call.name}, func() uint64 { return call.f(x.Stats()) }))
 			}

@@ -44,6 +44,8 @@ type Config struct {
 	DefaultKeyID string
 	// BucketKeys maps bucket names to KMS key ids.
 	BucketKeys map[string]string
+	// Asymmetric configures write-only keys (RSA key pairs, keys.go).
+	Asymmetric AsymmetricKeys
 
 	// MaxObjectSize bounds the plaintext of single PUTs; the default is
 	// the most whose ciphertext fits S3's limit of 5 GiB.
@@ -173,6 +175,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.DefaultKeyID == "" {
 		return nil, errors.New("proxy: a default KMS key is required")
+	}
+	if err := cfg.Asymmetric.check(cfg.BucketKeys); err != nil {
+		return nil, err
 	}
 	up, err := upstream.New(upstream.Config{URL: cfg.UpstreamURL, Region: cfg.UpstreamRegion,
 		AccessKey: cfg.UpstreamAccessKey, SecretKey: cfg.UpstreamSecretKey, Now: cfg.Now, Dial: cfg.UpstreamDial,

@@ -182,6 +182,11 @@ func (k *KeysCmd) printKey(md *kms.KeyMetadata, hold *keyring.DeletionHold) erro
 	row("KeyId", md.KeyID)
 	row("Arn", md.Arn)
 	row("State", string(md.KeyState))
+	if md.Asymmetric() {
+		row("KeySpec", md.KeySpec)
+		row("KeyUsage", md.KeyUsage)
+		row("EncryptionAlgorithms", strings.Join(md.EncryptionAlgorithms, ", "))
+	}
 	if !md.DeletionDate.IsZero() {
 		row("DeletionDate", md.DeletionDate.UTC().Format(time.RFC3339))
 	}
@@ -216,6 +221,7 @@ func (k *KeysCmd) describe(kr *keyring.Keyring, keyID string) error {
 type KeysCreateCmd struct {
 	Description string   `short:"d" help:"Free-text description."`
 	Alias       []string `help:"Alias(es) to point at the new key, e.g. alias/photos."`
+	Spec        string   `default:"SYMMETRIC_DEFAULT" enum:"SYMMETRIC_DEFAULT,RSA_3072,RSA_4096" help:"Key spec: SYMMETRIC_DEFAULT (an AES-256 key), or RSA_3072 / RSA_4096, an RSA key pair whose public half a write-only instance wraps data keys with (serve --write-only-key) and whose private half stays in the keyring."`
 
 	k *KeysCmd
 }
@@ -227,7 +233,7 @@ func (c *KeysCreateCmd) Run() error {
 		return err
 	}
 	defer kr.Close()
-	md, err := kr.CreateKey(c.Description)
+	md, err := kr.CreateKeySpec(c.Description, c.Spec)
 	if err != nil {
 		return err
 	}

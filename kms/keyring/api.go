@@ -182,6 +182,9 @@ type KeyOptions struct {
 	// not parse it: validate it before.
 	Policy string
 	Tags   map[string]string
+	// KeySpec is "" or SYMMETRIC_DEFAULT (a symmetric key), RSA_3072 or
+	// RSA_4096 (an RSA key pair).
+	KeySpec string
 }
 
 // CreateKeyWith creates a new enabled key with one version of key
@@ -192,7 +195,7 @@ func (k *Keyring) CreateKeyWith(opts KeyOptions) (*KeyInfo, error) {
 	}
 	var ki *KeyInfo
 	err := k.update(func(st *state) error {
-		kr, err := k.newKey(st, opts.Description)
+		kr, err := k.newKeySpec(st, opts.Description, opts.KeySpec)
 		if err != nil {
 			return err
 		}
@@ -282,6 +285,9 @@ func (k *Keyring) EnableRotation(keyID string, periodDays int) error {
 	return k.mutateKey(keyID, func(st *state, kr *keyRecord) error {
 		if err := usable(kr); err != nil {
 			return err
+		}
+		if kr.KeySpec != "" {
+			return rotationUnsupported(kr)
 		}
 		if kr.Rotation != nil {
 			kr.Rotation.PeriodDays = periodDays

@@ -156,7 +156,10 @@ type Keyring struct {
 	purged   []string
 }
 
-var _ kms.Client = (*Keyring)(nil)
+var (
+	_ kms.Client           = (*Keyring)(nil)
+	_ kms.AsymmetricClient = (*Keyring)(nil)
+)
 
 // state is one loaded keyring file, immutable once published.
 type state struct {
@@ -288,7 +291,11 @@ func (k *Keyring) decode(df *diskFile) (*state, error) {
 				return nil, fmt.Errorf("keyring: key %s: version %d out of order", kr.ID, v.Version)
 			}
 			m, err := k.seal.open(v.Material, materialAAD(kr.ID, v.Version))
-			if err != nil || len(m) != 32 {
+			if err == nil && !materialFits(kr, m) {
+				kms.Zero(m)
+				err = errors.New("material does not fit the key spec")
+			}
+			if err != nil {
 				return nil, fmt.Errorf("keyring: key %s version %d: cannot unseal material (wrong master key or corrupt file)", kr.ID, v.Version)
 			}
 			mats = append(mats, m)
@@ -607,6 +614,18 @@ func (k *Keyring) withKey(keyID string, fn func(st *state, kr *keyRecord) error)
 }
 
 func (k *Keyring) newKey(st *state, desc string) (*keyRecord, error) {
+	return k.newKeySpec(st, desc, "")
+}
+
+// newKeySpec makes a key of spec ("" or SYMMETRIC_DEFAULT: symmetric;
+// RSA_3072, RSA_4096: an RSA key pair).
+func (k *Keyring) newKeySpec(st *state, desc, spec string) (*keyRecord, error) {
+	if spec == kms.KeySpecSymmetric {
+		spec = ""
+	}
+	if spec != "" && rsaBits(spec) == 0 {
+		return nil, &kms.Error{Code: kms.CodeValidation, Message: fmt.Sprintf("key spec %q: the keyring makes SYMMETRIC_DEFAULT, RSA_3072 and RSA_4096 keys", spec)}
+	}
 	var u [16]byte
 	if _, err := io.ReadFull(k.cfg.Rand, u[:]); err != nil {
 		return nil, err
@@ -615,7 +634,7 @@ func (k *Keyring) newKey(st *state, desc string) (*keyRecord, error) {
 	u[8] = u[8]&0x3f | 0x80
 	id := formatUUID(u)
 	now := k.cfg.Now().UTC()
-	kr := &keyRecord{ID: id, Description: desc, CreationDate: now, State: kms.KeyEnabled}
+	kr := &keyRecord{ID: id, Description: desc, CreationDate: now, State: kms.KeyEnabled, KeySpec: spec}
 	if err := k.addVersion(st, kr, now, false); err != nil {
 		return nil, err
 	}
@@ -625,8 +644,11 @@ func (k *Keyring) newKey(st *state, desc string) (*keyRecord, error) {
 }
 
 func (k *Keyring) addVersion(st *state, kr *keyRecord, now time.Time, automatic bool) error {
-	m := make([]byte, 32)
-	if _, err := io.ReadFull(k.cfg.Rand, m); err != nil {
+	if kr.KeySpec != "" && len(kr.Versions) > 0 {
+		return rotationUnsupported(kr)
+	}
+	m, err := k.newMaterial(kr)
+	if err != nil {
 		return err
 	}
 	v := uint32(len(kr.Versions) + 1)
@@ -690,6 +712,9 @@ func gcm(key []byte) (cipher.AEAD, error) {
 
 // wrap seals pt under kr's newest version (read lock held).
 func (k *Keyring) wrap(st *state, kr *keyRecord, pt []byte, encCtx map[string]string) ([]byte, error) {
+	if err := symmetricOnly(kr); err != nil {
+		return nil, err
+	}
 	u, ok := parseUUID(kr.ID)
 	if !ok {
 		return nil, &kms.Error{Code: kms.CodeInternal, Message: "malformed key id " + kr.ID}
@@ -835,6 +860,9 @@ func (k *Keyring) decryptLocked(st *state, keyID string, wrapped []byte, encCtx 
 	if err := usable(kr); err != nil {
 		return nil, err
 	}
+	if err := symmetricOnly(kr); err != nil {
+		return nil, err
+	}
 	return k.unwrap(st, kr, wrapped, encCtx)
 }
 
@@ -882,6 +910,14 @@ func metadata(st *state, kr *keyRecord) *kms.KeyMetadata {
 		KeyState:     kr.State,
 		DeletionDate: kr.DeletionDate,
 		KeyVersions:  len(kr.Versions),
+		KeySpec:      kms.KeySpecSymmetric,
+		KeyUsage:     kms.KeyUsageEncrypt,
+	}
+	if kr.KeySpec != "" {
+		md.KeySpec = kr.KeySpec
+		md.EncryptionAlgorithms = []string{kms.AlgRSAESOAEPSHA256}
+	} else {
+		md.EncryptionAlgorithms = []string{kms.AlgSymmetric}
 	}
 	for a, id := range st.df.Aliases {
 		if id == kr.ID {

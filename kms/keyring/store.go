@@ -35,9 +35,15 @@ const (
 // that uses none of these is written as format 1, so that an older s3seal
 // still opens it; one that uses any is written as format 2, which an older
 // s3seal refuses rather than silently ignoring a policy or a grant.
+//
+// Format 3 adds RSA key pairs (keySpec RSA_3072 or RSA_4096; their
+// material is the PKCS #8 private key, sealed as other material): an
+// older s3seal refuses such a file rather than failing on material that is
+// not 32 bytes, or offering an RSA key as a symmetric one.
 const (
 	fileFormatV1 = 1
 	fileFormatV2 = 2
+	fileFormatV3 = 3
 
 	kdfFile   = "file"
 	kdfScrypt = "scrypt"
@@ -78,6 +84,10 @@ type keyRecord struct {
 	State        kms.KeyState    `json:"state"`
 	DeletionDate time.Time       `json:"deletionDate,omitzero"`
 	Versions     []versionRecord `json:"versions"`
+
+	// KeySpec is "" for a symmetric key, RSA_3072 or RSA_4096 for an RSA
+	// key pair (format 3).
+	KeySpec string `json:"keySpec,omitempty"`
 
 	// Format 2.
 
@@ -122,9 +132,14 @@ func (r *rotationRecord) next() time.Time {
 	return r.Since.Add(time.Duration(r.PeriodDays) * 24 * time.Hour)
 }
 
-// format returns the file format df needs: 2 if any key uses a format 2
-// field, else 1.
+// format returns the file format df needs: 3 if any key is an RSA key
+// pair, 2 if any key uses a format 2 field, else 1.
 func (df *diskFile) format() int {
+	for _, kr := range df.Keys {
+		if kr.KeySpec != "" {
+			return fileFormatV3
+		}
+	}
 	for _, kr := range df.Keys {
 		if kr.Policy != "" || len(kr.Tags) > 0 || kr.Rotation != nil || len(kr.Grants) > 0 {
 			return fileFormatV2
@@ -364,7 +379,7 @@ func readDiskFile(path string) (*diskFile, os.FileInfo, error) {
 	if err := dec.Decode(&df); err != nil {
 		return nil, nil, fmt.Errorf("keyring: %s: %w", path, err)
 	}
-	if df.Format != fileFormatV1 && df.Format != fileFormatV2 {
+	if df.Format != fileFormatV1 && df.Format != fileFormatV2 && df.Format != fileFormatV3 {
 		return nil, nil, fmt.Errorf("keyring: %s: unsupported format %d (written by a newer s3seal?)", path, df.Format)
 	}
 	if df.Aliases == nil {
