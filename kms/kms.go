@@ -85,6 +85,13 @@ type KeyMetadata struct {
 	DeletionDate time.Time `json:"DeletionDate,omitzero"`
 	// KeyVersions counts key material versions (embedded keyring rotation).
 	KeyVersions int `json:"KeyVersions,omitempty"`
+	// Origin is where the key material lives, as AWS KMS says it:
+	// AWS_CLOUDHSM for an embedded-keyring key held in an HSM (a custom
+	// key store); "" means the KMS's own (AWS_KMS).
+	Origin string `json:"Origin,omitempty"`
+	// CustomKeyStoreID names the custom key store that holds the key
+	// ("pkcs11:<token label>" for the embedded keyring's).
+	CustomKeyStoreID string `json:"CustomKeyStoreId,omitempty"`
 }
 
 // Error codes, named as AWS KMS names its exceptions so that the proxy can

@@ -75,6 +75,10 @@ func toMetadata(ki *keyring.KeyInfo) keyMetadata {
 	if n := len(ki.Versions); n > 0 {
 		md.CurrentKeyMaterialID = ki.Versions[n-1].MaterialID
 	}
+	if ki.Origin != "" {
+		// A key held in an HSM (keyring custom key store).
+		md.Origin, md.CustomKeyStoreID = ki.Origin, ki.CustomKeyStoreID
+	}
 	return md
 }
 

@@ -31,7 +31,8 @@ const (
 )
 
 // File formats. Format 2 adds, per key, a key policy, tags, automatic
-// rotation and grants, and marks automatically rotated versions. A file
+// rotation and grants, and marks automatically rotated versions. Format 3
+// adds keys held in a custom key store (keystore.go). A file
 // that uses none of these is written as format 1, so that an older s3seal
 // still opens it; one that uses any is written as format 2, which an older
 // s3seal refuses rather than silently ignoring a policy or a grant.
@@ -88,6 +89,12 @@ type keyRecord struct {
 	// Rotation is set while automatic rotation is on.
 	Rotation *rotationRecord `json:"rotation,omitempty"`
 	Grants   []*Grant        `json:"grants,omitempty"`
+
+	// Format 3.
+
+	// Custom is set for a key held in a custom key store (keystore.go):
+	// its versions have a Label and no Material.
+	Custom *customRecord `json:"customKeyStore,omitempty"`
 }
 
 type versionRecord struct {
@@ -97,6 +104,9 @@ type versionRecord struct {
 	// Automatic marks a version made by automatic rotation (format 2);
 	// other versions after the first were rotated on demand.
 	Automatic bool `json:"automatic,omitempty"`
+	// Label names the version's key in the custom key store (format 3),
+	// for keys held in one; Material is then empty.
+	Label string `json:"label,omitempty"`
 }
 
 // rotationRecord is a key's automatic rotation schedule: the next
@@ -111,9 +121,16 @@ func (r *rotationRecord) next() time.Time {
 	return r.Since.Add(time.Duration(r.PeriodDays) * 24 * time.Hour)
 }
 
-// format returns the file format df needs: 2 if any key uses a format 2
+// format returns the file format df needs: 3 if any key is held in a
+// custom key store (an older s3seal would fail on its versions, which have
+// no material, with a misleading error), else 2 if any key uses a format 2
 // field, else 1.
 func (df *diskFile) format() int {
+	for _, kr := range df.Keys {
+		if kr.Custom != nil {
+			return fileFormatV3
+		}
+	}
 	for _, kr := range df.Keys {
 		if kr.Policy != "" || len(kr.Tags) > 0 || kr.Rotation != nil || len(kr.Grants) > 0 {
 			return fileFormatV2
@@ -353,7 +370,7 @@ func readDiskFile(path string) (*diskFile, os.FileInfo, error) {
 	if err := dec.Decode(&df); err != nil {
 		return nil, nil, fmt.Errorf("keyring: %s: %w", path, err)
 	}
-	if df.Format != fileFormatV1 && df.Format != fileFormatV2 {
+	if df.Format != fileFormatV1 && df.Format != fileFormatV2 && df.Format != fileFormatV3 {
 		return nil, nil, fmt.Errorf("keyring: %s: unsupported format %d (written by a newer s3seal?)", path, df.Format)
 	}
 	if df.Aliases == nil {
