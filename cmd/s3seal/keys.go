@@ -138,6 +138,10 @@ func (k *KeysCmd) printKey(md *kms.KeyMetadata) error {
 	if !md.DeletionDate.IsZero() {
 		row("DeletionDate", md.DeletionDate.UTC().Format(time.RFC3339))
 	}
+	if md.Origin != "" {
+		row("Origin", md.Origin)
+		row("CustomKeyStoreId", md.CustomKeyStoreID)
+	}
 	row("Versions", fmt.Sprint(md.KeyVersions))
 	row("Created", md.CreationDate.UTC().Format(time.RFC3339))
 	row("Aliases", strings.Join(md.Aliases, ", "))
@@ -156,23 +160,32 @@ func (k *KeysCmd) describe(kr *keyring.Keyring, keyID string) error {
 
 // KeysCreateCmd creates a key.
 type KeysCreateCmd struct {
-	Description string   `short:"d" help:"Free-text description."`
-	Alias       []string `help:"Alias(es) to point at the new key, e.g. alias/photos."`
+	Description    string   `short:"d" help:"Free-text description."`
+	Alias          []string `help:"Alias(es) to point at the new key, e.g. alias/photos."`
+	CustomKeyStore string   `name:"custom-key-store" enum:",pkcs11" default:"" help:"Create the key in a custom key store: 'pkcs11' makes its material inside the HSM of --pkcs11-module/--pkcs11-token-label (never extractable; the keyring keeps only its label). DescribeKey then shows Origin AWS_CLOUDHSM."`
+	HSMLabel       string   `name:"hsm-label" help:"With --custom-key-store, the HSM key's label (CKA_LABEL); rotations add -v2, -v3, ... Default s3seal-<key id>."`
 
 	k *KeysCmd
 }
 
 // Run creates the key and its aliases.
 func (c *KeysCreateCmd) Run() error {
+	if c.HSMLabel != "" && c.CustomKeyStore == "" {
+		return errors.New("keys create: --hsm-label needs --custom-key-store pkcs11")
+	}
+	if c.CustomKeyStore != "" && c.k.PKCS11Module == "" {
+		return errors.New("keys create: --custom-key-store pkcs11 needs the HSM: --pkcs11-module, --pkcs11-token-label and the PIN (S3SEAL_PKCS11_PIN or --pkcs11-pin-file)")
+	}
 	kr, err := c.k.open(true)
 	if err != nil {
 		return err
 	}
 	defer kr.Close()
-	md, err := kr.CreateKey(c.Description)
+	ki, err := kr.CreateKeyWith(keyring.KeyOptions{Description: c.Description, InKeyStore: c.CustomKeyStore != "", Label: c.HSMLabel})
 	if err != nil {
 		return err
 	}
+	md := &ki.KeyMetadata
 	for _, a := range c.Alias {
 		if err := kr.CreateAlias(a, md.KeyID); err != nil {
 			return fmt.Errorf("key %s created, but alias %s: %w", md.KeyID, a, err)

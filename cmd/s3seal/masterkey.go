@@ -55,6 +55,11 @@ func masterKeyDefault(dataDir string) (string, error) {
 // master key file resolved (none for a passphrase keyring).
 func (o *KeyringOptions) keyringConfig() (keyring.Config, masterKey, error) {
 	cfg := keyring.Config{Dir: o.DataDir, Passphrase: o.Passphrase}
+	ks, err := o.keyStore()
+	if err != nil {
+		return cfg, masterKey{}, err
+	}
+	cfg.KeyStore = ks
 	if o.Passphrase != "" {
 		return cfg, masterKey{}, nil
 	}

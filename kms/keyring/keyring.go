@@ -603,7 +603,7 @@ func (k *Keyring) newKeyIn(st *state, desc string, inStore bool, label string) (
 	kr := &keyRecord{ID: id, Description: desc, CreationDate: now, State: kms.KeyEnabled}
 	if inStore {
 		if k.cfg.KeyStore == nil {
-			return nil, &kms.Error{Code: kms.CodeKeyUnavailable, Message: "no custom key store is configured (S3SEAL_PKCS11_MODULE, S3SEAL_PKCS11_TOKEN_LABEL, S3SEAL_PKCS11_PIN or S3SEAL_PKCS11_PIN_FILE)"}
+			return nil, &kms.Error{Code: kms.CodeInvalidState, Message: "no custom key store is configured (S3SEAL_PKCS11_MODULE, S3SEAL_PKCS11_TOKEN_LABEL, S3SEAL_PKCS11_PIN or S3SEAL_PKCS11_PIN_FILE)"}
 		}
 		if label == "" {
 			label = "s3seal-" + id

@@ -29,9 +29,12 @@ import (
 // KeyStore is a custom key store: an HSM that holds keys the keyring
 // refers to by label but never sees. Implementations must be safe for
 // concurrent use. Errors should be *kms.Error: InvalidCiphertextException
-// for a ciphertext that fails authentication, KeyUnavailableException for
-// an HSM that cannot be used (absent, wrong PIN, token removed); any other
-// error is reported as KeyUnavailableException.
+// for a ciphertext that fails authentication, KMSInvalidStateException for
+// an HSM that cannot be used until someone acts (no module, a refused PIN,
+// no such token or key: AWS KMS's answer for a key in a disconnected
+// custom key store), KeyUnavailableException for a failure that may pass
+// (a device or session error; retried); any other error is reported as
+// KeyUnavailableException.
 type KeyStore interface {
 	// Type names the kind of store as the keyring file records it
 	// ("pkcs11").
@@ -99,15 +102,15 @@ func versionLabel(base string, v uint32) string {
 }
 
 // keyStoreFor returns the configured key store that holds kr, or
-// KeyUnavailableException saying why there is none.
+// KMSInvalidStateException saying why there is none.
 func (k *Keyring) keyStoreFor(kr *keyRecord) (KeyStore, error) {
 	ks := k.cfg.KeyStore
 	if ks == nil {
-		return nil, &kms.Error{Code: kms.CodeKeyUnavailable, Message: fmt.Sprintf("%s is held in %s token %q, and no %s key store is configured (S3SEAL_PKCS11_MODULE, S3SEAL_PKCS11_TOKEN_LABEL, S3SEAL_PKCS11_PIN or S3SEAL_PKCS11_PIN_FILE)",
+		return nil, &kms.Error{Code: kms.CodeInvalidState, Message: fmt.Sprintf("%s is held in %s token %q, and no %s key store is configured (S3SEAL_PKCS11_MODULE, S3SEAL_PKCS11_TOKEN_LABEL, S3SEAL_PKCS11_PIN or S3SEAL_PKCS11_PIN_FILE)",
 			ARN(kr.ID), kr.Custom.Type, kr.Custom.Token, kr.Custom.Type)}
 	}
 	if ks.Type() != kr.Custom.Type || ks.Token() != kr.Custom.Token {
-		return nil, &kms.Error{Code: kms.CodeKeyUnavailable, Message: fmt.Sprintf("%s is held in %s token %q, but the configured key store is %s token %q",
+		return nil, &kms.Error{Code: kms.CodeInvalidState, Message: fmt.Sprintf("%s is held in %s token %q, but the configured key store is %s token %q",
 			ARN(kr.ID), kr.Custom.Type, kr.Custom.Token, ks.Type(), ks.Token())}
 	}
 	return ks, nil

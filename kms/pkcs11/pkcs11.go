@@ -48,7 +48,7 @@ func acquireModule(path string) (*module, error) {
 	}
 	ctx := p11.New(path)
 	if ctx == nil {
-		return nil, unavailable(fmt.Sprintf("cannot load the PKCS#11 module %s", path), nil)
+		return nil, disconnected(fmt.Sprintf("cannot load the PKCS#11 module %s", path), nil)
 	}
 	if err := ctx.Initialize(); err != nil && !errors.Is(err, p11.Error(p11.CKR_CRYPTOKI_ALREADY_INITIALIZED)) {
 		ctx.Destroy()
@@ -132,14 +132,25 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// unavailable is a failure that may pass (a session or device error):
+// KeyUnavailableException, which the proxy retries and then answers 503
+// SlowDown.
 func unavailable(msg string, err error) error {
 	return &kms.Error{Code: kms.CodeKeyUnavailable, Message: "HSM unavailable: " + msg, Err: err}
+}
+
+// disconnected is a failure that will not pass by itself (no module, a
+// refused PIN, no such token or key): KMSInvalidStateException, as AWS KMS
+// answers for a key in a disconnected custom key store, which is not
+// retried and reaches S3 clients as 400 KMS.KMSInvalidStateException.
+func disconnected(msg string, err error) error {
+	return &kms.Error{Code: kms.CodeInvalidState, Message: "HSM key store disconnected: " + msg, Err: err}
 }
 
 // connect finds the token and logs in (mu held).
 func (s *Store) connect() error {
 	if s.closed {
-		return unavailable("the key store is closed", nil)
+		return disconnected("the key store is closed", nil)
 	}
 	if s.pinErr != nil {
 		return s.pinErr
@@ -175,10 +186,10 @@ func (s *Store) connectOnce() error {
 	}
 	switch len(found) {
 	case 0:
-		return unavailable(fmt.Sprintf("no token labelled %q in %s", s.cfg.TokenLabel, s.cfg.Module), nil)
+		return disconnected(fmt.Sprintf("no token labelled %q in %s", s.cfg.TokenLabel, s.cfg.Module), nil)
 	case 1:
 	default:
-		return unavailable(fmt.Sprintf("%d tokens are labelled %q in %s: which holds the keys is ambiguous", len(found), s.cfg.TokenLabel, s.cfg.Module), nil)
+		return disconnected(fmt.Sprintf("%d tokens are labelled %q in %s: which holds the keys is ambiguous", len(found), s.cfg.TokenLabel, s.cfg.Module), nil)
 	}
 	sh, err := c.OpenSession(found[0], p11.CKF_SERIAL_SESSION|p11.CKF_RW_SESSION)
 	if err != nil {
@@ -189,7 +200,7 @@ func (s *Store) connectOnce() error {
 		if isPINError(err) {
 			// Another try could lock the PIN (HSMs count failures), and
 			// the PIN will not change under a running process.
-			s.pinErr = unavailable(fmt.Sprintf("token %q refused the PIN (not tried again: fix S3SEAL_PKCS11_PIN or S3SEAL_PKCS11_PIN_FILE and restart)", s.cfg.TokenLabel), err)
+			s.pinErr = disconnected(fmt.Sprintf("token %q refused the PIN (not tried again: fix S3SEAL_PKCS11_PIN or S3SEAL_PKCS11_PIN_FILE and restart)", s.cfg.TokenLabel), err)
 			return s.pinErr
 		}
 		return unavailable(fmt.Sprintf("cannot log in to token %q", s.cfg.TokenLabel), err)
@@ -304,10 +315,10 @@ func (s *Store) key(sh p11.SessionHandle, label string) (p11.ObjectHandle, error
 	}
 	switch len(hs) {
 	case 0:
-		return 0, &kms.Error{Code: kms.CodeKeyUnavailable, Message: fmt.Sprintf("token %q has no AES key labelled %q (was it deleted from the HSM, or is this another token?)", s.cfg.TokenLabel, label)}
+		return 0, &kms.Error{Code: kms.CodeInvalidState, Message: fmt.Sprintf("token %q has no AES key labelled %q (was it deleted from the HSM, or is this another token?)", s.cfg.TokenLabel, label)}
 	case 1:
 	default:
-		return 0, &kms.Error{Code: kms.CodeKeyUnavailable, Message: fmt.Sprintf("token %q has %d AES keys labelled %q: which one is the key is ambiguous, so none is used", s.cfg.TokenLabel, len(hs), label)}
+		return 0, &kms.Error{Code: kms.CodeInvalidState, Message: fmt.Sprintf("token %q has %d AES keys labelled %q: which one is the key is ambiguous, so none is used", s.cfg.TokenLabel, len(hs), label)}
 	}
 	attrs, err := s.mod.ctx.GetAttributeValue(sh, hs[0], []*p11.Attribute{
 		p11.NewAttribute(p11.CKA_SENSITIVE, nil),
@@ -321,7 +332,7 @@ func (s *Store) key(sh p11.SessionHandle, label string) (p11.ObjectHandle, error
 			a.Type == p11.CKA_SENSITIVE && a.Value[0] == 0 ||
 			a.Type == p11.CKA_EXTRACTABLE && a.Value[0] != 0
 		if bad {
-			return 0, &kms.Error{Code: kms.CodeKeyUnavailable, Message: fmt.Sprintf("the key labelled %q in token %q is extractable or not sensitive: s3seal uses only keys that cannot leave the HSM", label, s.cfg.TokenLabel)}
+			return 0, &kms.Error{Code: kms.CodeInvalidState, Message: fmt.Sprintf("the key labelled %q in token %q is extractable or not sensitive: s3seal uses only keys that cannot leave the HSM", label, s.cfg.TokenLabel)}
 		}
 	}
 	s.mu.Lock()

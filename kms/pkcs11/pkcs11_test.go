@@ -208,8 +208,8 @@ func TestHSMKeysBesideLocalKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer kr3.Close()
-	if _, err := kr3.Decrypt(ctx, "", v1.Ciphertext, ec); kms.ErrorCode(err) != kms.CodeKeyUnavailable || !strings.Contains(err.Error(), "S3SEAL_PKCS11_MODULE") {
-		t.Fatalf("HSM key without a key store: %v, want KeyUnavailableException naming the setting", err)
+	if _, err := kr3.Decrypt(ctx, "", v1.Ciphertext, ec); kms.ErrorCode(err) != kms.CodeInvalidState || !strings.Contains(err.Error(), "S3SEAL_PKCS11_MODULE") {
+		t.Fatalf("HSM key without a key store: %v, want KMSInvalidStateException naming the setting", err)
 	}
 	if pt, err := kr3.Decrypt(ctx, "", lk.Ciphertext, ec); err != nil || !bytes.Equal(pt, lk.Plaintext) {
 		t.Fatalf("local key without a key store: %v", err)
@@ -344,8 +344,8 @@ func TestRefusesExtractableKey(t *testing.T) {
 	s := openStore(t, hsm.PIN)
 	defer s.Close()
 	_, err = s.Seal(ctx, label, []byte("data key"), []byte("aad"))
-	if kms.ErrorCode(err) != kms.CodeKeyUnavailable || !strings.Contains(err.Error(), "extractable") {
-		t.Fatalf("Seal under an extractable key: %v, want KeyUnavailableException", err)
+	if kms.ErrorCode(err) != kms.CodeInvalidState || !strings.Contains(err.Error(), "extractable") {
+		t.Fatalf("Seal under an extractable key: %v, want KMSInvalidStateException", err)
 	}
 	// And a keyring key cannot be created under a label already taken.
 	if err := s.CreateKey(ctx, label); kms.ErrorCode(err) != kms.CodeAlreadyExists {
@@ -353,9 +353,10 @@ func TestRefusesExtractableKey(t *testing.T) {
 	}
 }
 
-// TestUnavailable: a wrong PIN, a module that is not there and a token
-// that is not there are KeyUnavailableException (the proxy's 503), quickly;
-// a wrong PIN is not tried again.
+// TestUnavailable: a wrong PIN, a module that is not there or is no
+// module, and a token that is not there are KMSInvalidStateException (a
+// disconnected custom key store; not retried), at once; a wrong PIN is not
+// tried again.
 func TestUnavailable(t *testing.T) {
 	ctx := context.Background()
 	for name, cfg := range map[string]pkcs11.Config{
@@ -380,8 +381,8 @@ func TestUnavailable(t *testing.T) {
 					// The same error value: the PIN was not sent again.
 					t.Fatalf("attempt %d: a new error (%v): the wrong PIN was tried again", i, err)
 				}
-				if kms.ErrorCode(err) != kms.CodeKeyUnavailable {
-					t.Fatalf("attempt %d: %v, want KeyUnavailableException", i, err)
+				if kms.ErrorCode(err) != kms.CodeInvalidState {
+					t.Fatalf("attempt %d: %v, want KMSInvalidStateException", i, err)
 				}
 				if d := time.Since(start); d > 5*time.Second {
 					t.Fatalf("attempt %d took %s", i, d)
@@ -390,7 +391,7 @@ func TestUnavailable(t *testing.T) {
 					t.Logf("%s: %v", name, err)
 				}
 			}
-			if _, err := s.Seal(ctx, "any", []byte("k"), nil); kms.ErrorCode(err) != kms.CodeKeyUnavailable {
+			if _, err := s.Seal(ctx, "any", []byte("k"), nil); kms.ErrorCode(err) != kms.CodeInvalidState {
 				t.Fatalf("Seal: %v", err)
 			}
 			if name == "wrong PIN" {
