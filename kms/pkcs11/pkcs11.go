@@ -358,11 +358,20 @@ func (s *Store) find(sh p11.SessionHandle, label string) ([]p11.ObjectHandle, er
 	return hs, err
 }
 
-// opErr makes an HSM error a kms.Error.
+// opErr makes an HSM error a kms.Error: one that says the token cannot
+// do what s3seal asks (no such mechanism, the key not allowed to) is
+// for good, any other may pass.
 func (s *Store) opErr(what string, err error) error {
 	var ke *kms.Error
 	if errors.As(err, &ke) {
 		return err
+	}
+	var e p11.Error
+	if errors.As(err, &e) {
+		switch uint(e) {
+		case p11.CKR_MECHANISM_INVALID, p11.CKR_MECHANISM_PARAM_INVALID, p11.CKR_KEY_FUNCTION_NOT_PERMITTED, p11.CKR_KEY_TYPE_INCONSISTENT:
+			return disconnected(fmt.Sprintf("%s in token %q is not possible", what, s.cfg.TokenLabel), err)
+		}
 	}
 	return unavailable(fmt.Sprintf("%s in token %q failed", what, s.cfg.TokenLabel), err)
 }
@@ -405,6 +414,35 @@ func (s *Store) CreateKey(ctx context.Context, label string) (err error) {
 	if err != nil {
 		return s.opErr("creating a key", err)
 	}
+	// Try the key now, so that an HSM without AES-GCM (with additional
+	// data) fails here, with the reason, and not at the first object.
+	if err = s.selfTest(sh, label); err != nil {
+		s.mu.Lock()
+		delete(s.handles, label)
+		s.mu.Unlock()
+		if hs, ferr := s.find(sh, label); ferr == nil && len(hs) == 1 {
+			s.mod.ctx.DestroyObject(sh, hs[0])
+		}
+		return disconnected(fmt.Sprintf("token %q made the key but cannot seal and open with it under CKM_AES_GCM (the key was destroyed)", s.cfg.TokenLabel), err)
+	}
+	return nil
+}
+
+// selfTest seals and opens a value under the key labelled label.
+func (s *Store) selfTest(sh p11.SessionHandle, label string) error {
+	want := []byte("s3seal pkcs11 self-test")
+	aad := []byte("s3seal pkcs11 self-test aad")
+	sealed, err := s.seal(sh, label, want, aad)
+	if err != nil {
+		return err
+	}
+	got, err := s.open(sh, label, sealed, aad)
+	if err != nil {
+		return err
+	}
+	if string(got) != string(want) {
+		return errors.New("the value opened differs from the one sealed")
+	}
 	return nil
 }
 
@@ -415,6 +453,10 @@ func (s *Store) Seal(ctx context.Context, label string, pt, aad []byte) (out []b
 		return nil, err
 	}
 	defer func() { s.done(sh, err) }()
+	return s.seal(sh, label, pt, aad)
+}
+
+func (s *Store) seal(sh p11.SessionHandle, label string, pt, aad []byte) ([]byte, error) {
 	h, err := s.key(sh, label)
 	if err != nil {
 		return nil, s.opErr("finding the key", err)
@@ -454,6 +496,10 @@ func (s *Store) Open(ctx context.Context, label string, sealed, aad []byte) (pt 
 		return nil, err
 	}
 	defer func() { s.done(sh, err) }()
+	return s.open(sh, label, sealed, aad)
+}
+
+func (s *Store) open(sh p11.SessionHandle, label string, sealed, aad []byte) (pt []byte, err error) {
 	h, err := s.key(sh, label)
 	if err != nil {
 		return nil, s.opErr("finding the key", err)
