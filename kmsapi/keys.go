@@ -193,10 +193,16 @@ func opCreateKey(s *Server, c *call, in *createKeyInput) (any, error) {
 		in.KeySpec != "" && in.KeySpec != "SYMMETRIC_DEFAULT",
 		in.CustomerMasterKeySpec != "" && in.CustomerMasterKeySpec != "SYMMETRIC_DEFAULT":
 		return nil, apiErr(codeUnsupported, "s3seal's KMS makes symmetric encryption keys only (KeySpec SYMMETRIC_DEFAULT, KeyUsage ENCRYPT_DECRYPT).")
-	case in.Origin != "" && in.Origin != "AWS_KMS":
-		return nil, apiErr(codeUnsupported, "s3seal's KMS makes its own key material (Origin AWS_KMS).")
-	case in.CustomKeyStoreID != "" || in.XksKeyID != "":
-		return nil, apiErr(codeUnsupported, "s3seal's KMS has no custom key stores.")
+	case in.Origin != "" && in.Origin != keyring.OriginKMS && in.Origin != keyring.OriginCloudHSM:
+		return nil, apiErr(codeUnsupported, "s3seal's KMS makes its own key material (Origin AWS_KMS) or keys in its HSM key store (Origin AWS_CLOUDHSM).")
+	case in.XksKeyID != "":
+		return nil, apiErr(codeUnsupported, "s3seal's KMS has no external key stores.")
+	case (in.Origin == keyring.OriginCloudHSM) != (in.CustomKeyStoreID != ""):
+		return nil, validation("Origin AWS_CLOUDHSM and CustomKeyStoreId must be given together.")
+	case in.CustomKeyStoreID != "" && in.CustomKeyStoreID != s.kr.CustomKeyStoreID():
+		// The keyring has at most one key store: the HSM it was
+		// configured with (s3seal keys describe shows its id).
+		return nil, apiErr(codeCustomKeyStore404, "Custom key store %q not found.", in.CustomKeyStoreID)
 	case in.MultiRegion:
 		return nil, apiErr(codeUnsupported, "s3seal's KMS has no multi-Region keys.")
 	case len(in.Description) > 8192:
@@ -211,7 +217,7 @@ func opCreateKey(s *Server, c *call, in *createKeyInput) (any, error) {
 			return nil, err
 		}
 	}
-	ki, err := s.kr.CreateKeyWith(keyring.KeyOptions{Description: in.Description, Policy: in.Policy, Tags: tags})
+	ki, err := s.kr.CreateKeyWith(keyring.KeyOptions{Description: in.Description, Policy: in.Policy, Tags: tags, InKeyStore: in.CustomKeyStoreID != ""})
 	if err != nil {
 		return nil, err
 	}

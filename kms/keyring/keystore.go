@@ -101,6 +101,15 @@ func versionLabel(base string, v uint32) string {
 	return base + "-v" + strconv.FormatUint(uint64(v), 10)
 }
 
+// CustomKeyStoreID is the CustomKeyStoreId of the configured key store
+// ("pkcs11:<token label>"), or "" if none is configured.
+func (k *Keyring) CustomKeyStoreID() string {
+	if k.cfg.KeyStore == nil {
+		return ""
+	}
+	return (&customRecord{Type: k.cfg.KeyStore.Type(), Token: k.cfg.KeyStore.Token()}).storeID()
+}
+
 // keyStoreFor returns the configured key store that holds kr, or
 // KMSInvalidStateException saying why there is none.
 func (k *Keyring) keyStoreFor(kr *keyRecord) (KeyStore, error) {
