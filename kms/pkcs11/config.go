@@ -23,6 +23,7 @@ package pkcs11
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Type is the key store type the keyring file records for keys held here.
@@ -41,6 +42,9 @@ type Config struct {
 	// MaxSessions bounds the sessions, and so the operations, open at
 	// once; default 8.
 	MaxSessions int
+	// CallTimeout bounds one operation on the HSM (waiting for a session
+	// included); default 10 s, as the AWS KMS backend's call.
+	CallTimeout time.Duration
 }
 
 // ErrNoCgo is Open's error in a build without cgo.
@@ -59,6 +63,9 @@ func (c *Config) check() error {
 	}
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = 8
+	}
+	if c.CallTimeout <= 0 {
+		c.CallTimeout = 10 * time.Second
 	}
 	return nil
 }

@@ -3,6 +3,7 @@
 package pkcs11
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -76,8 +77,9 @@ func (m *module) release() {
 // that an HSM that is down when s3seal starts, or goes away and comes back,
 // costs its keys' requests a KMS error, not the process.
 type Store struct {
-	cfg Config
-	sem chan struct{} // one slot per session in use
+	cfg      Config
+	sem      chan struct{}  // one slot per session in use
+	inflight sync.WaitGroup // calls on the HSM, abandoned ones included
 
 	mu        sync.Mutex
 	mod       *module
@@ -108,23 +110,32 @@ func (s *Store) Token() string { return s.cfg.TokenLabel }
 // Check connects to the token (module, token, PIN) and reports why it
 // cannot.
 func (s *Store) Check(ctx context.Context) error {
-	sh, err := s.session(ctx)
-	if err != nil {
-		return err
-	}
-	s.done(sh, nil)
-	return nil
+	_, err := s.do(ctx, func(p11.SessionHandle) ([]byte, error) { return nil, nil })
+	return err
 }
 
-// Close closes the sessions and releases the module.
+// Close closes the sessions and releases the module, once every call on
+// the HSM has returned: unloading the module under a call would crash the
+// process. If a call is still hung after CallTimeout, the module stays
+// loaded (and the call's session open) rather than that.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
 	s.disconnect()
+	s.mu.Unlock()
+	returned := make(chan struct{})
+	go func() { s.inflight.Wait(); close(returned) }()
+	select {
+	case <-returned:
+	case <-time.After(s.cfg.CallTimeout):
+		return unavailable(fmt.Sprintf("token %q: a call has not returned; the module stays loaded", s.cfg.TokenLabel), nil)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.mod != nil {
 		s.mod.release()
 		s.mod = nil
@@ -378,12 +389,12 @@ func (s *Store) opErr(what string, err error) error {
 
 // CreateKey implements keyring.KeyStore: an AES-256 key that never leaves
 // the token.
-func (s *Store) CreateKey(ctx context.Context, label string) (err error) {
-	sh, err := s.session(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() { s.done(sh, err) }()
+func (s *Store) CreateKey(ctx context.Context, label string) error {
+	_, err := s.do(ctx, func(sh p11.SessionHandle) ([]byte, error) { return nil, s.createKey(sh, label) })
+	return err
+}
+
+func (s *Store) createKey(sh p11.SessionHandle, label string) error {
 	hs, err := s.find(sh, label)
 	if err != nil {
 		return s.opErr("looking up a key", err)
@@ -447,13 +458,13 @@ func (s *Store) selfTest(sh p11.SessionHandle, label string) error {
 }
 
 // Seal implements keyring.KeyStore.
-func (s *Store) Seal(ctx context.Context, label string, pt, aad []byte) (out []byte, err error) {
-	sh, err := s.session(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { s.done(sh, err) }()
-	return s.seal(sh, label, pt, aad)
+func (s *Store) Seal(ctx context.Context, label string, pt, aad []byte) ([]byte, error) {
+	// Copies: an abandoned call (do) still reads them after we return.
+	pt, aad = bytes.Clone(pt), bytes.Clone(aad)
+	return s.do(ctx, func(sh p11.SessionHandle) ([]byte, error) {
+		defer clear(pt)
+		return s.seal(sh, label, pt, aad)
+	})
 }
 
 func (s *Store) seal(sh p11.SessionHandle, label string, pt, aad []byte) ([]byte, error) {
@@ -491,12 +502,58 @@ func (s *Store) Open(ctx context.Context, label string, sealed, aad []byte) (pt 
 	if len(sealed) < nonceLen+tagBits/8 {
 		return nil, invalidCiphertext(nil)
 	}
+	sealed, aad = bytes.Clone(sealed), bytes.Clone(aad)
+	return s.do(ctx, func(sh p11.SessionHandle) ([]byte, error) { return s.open(sh, label, sealed, aad) })
+}
+
+// testHookInCall, if set, runs in every call on the HSM (a test makes
+// the HSM slow with it).
+var testHookInCall func()
+
+// do runs fn on a session and hands the session back. A PKCS#11 call
+// cannot be cancelled, and a network HSM's module may wait long, so do
+// waits at most CallTimeout (and ctx): the caller then gets
+// KeyUnavailableException while fn finishes in the background, holding
+// its session until then (so at most MaxSessions calls hang at once), and
+// what it returns late is zeroed.
+func (s *Store) do(ctx context.Context, fn func(sh p11.SessionHandle) ([]byte, error)) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	defer cancel()
+	// Counted before taking a session, and only while open (under mu, as
+	// Close sets closed), so that Close's Wait never races an Add.
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, disconnected("the key store is closed", nil)
+	}
+	s.inflight.Add(1)
+	s.mu.Unlock()
 	sh, err := s.session(ctx)
 	if err != nil {
+		s.inflight.Done()
 		return nil, err
 	}
-	defer func() { s.done(sh, err) }()
-	return s.open(sh, label, sealed, aad)
+	type result struct {
+		b   []byte
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		defer s.inflight.Done()
+		if testHookInCall != nil {
+			testHookInCall()
+		}
+		b, err := fn(sh)
+		s.done(sh, err)
+		res <- result{b, err}
+	}()
+	select {
+	case r := <-res:
+		return r.b, r.err
+	case <-ctx.Done():
+		go func() { clear((<-res).b) }()
+		return nil, unavailable(fmt.Sprintf("token %q did not answer within %s", s.cfg.TokenLabel, s.cfg.CallTimeout), ctx.Err())
+	}
 }
 
 func (s *Store) open(sh p11.SessionHandle, label string, sealed, aad []byte) (pt []byte, err error) {

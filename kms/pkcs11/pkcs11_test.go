@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -550,5 +551,56 @@ func TestCreateKeyLabels(t *testing.T) {
 	}
 	if keys, _ := kr.ListKeys(); len(keys) != 1 {
 		t.Fatalf("refused creations left %d keys in the keyring", len(keys))
+	}
+}
+
+// TestHSMDoesNotAnswer: an HSM that stops answering costs a caller the
+// call timeout, not a hang: the call is KeyUnavailableException (retried,
+// then 503) after it, calls beyond the sessions held by hung ones wait no
+// longer, and the store works again once the HSM answers.
+func TestHSMDoesNotAnswer(t *testing.T) {
+	ctx := context.Background()
+	var slow atomic.Bool
+	release := make(chan struct{})
+	pkcs11.SetTestHookInCall(func() {
+		if slow.Load() {
+			<-release
+		}
+	})
+	const timeout = 300 * time.Millisecond
+	s, err := pkcs11.Open(pkcs11.Config{Module: hsm.Module, TokenLabel: hsm.Label, PIN: hsm.PIN, MaxSessions: 2, CallTimeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	label := "slow-" + testenv.RandomKey(4)
+	if err := s.CreateKey(ctx, label); err != nil {
+		t.Fatal(err)
+	}
+	slow.Store(true)
+	for i, want := range []string{kms.CodeKeyUnavailable, kms.CodeKeyUnavailable, kms.CodeUnavailable} {
+		start := time.Now()
+		_, err := s.Seal(ctx, label, []byte("data key"), []byte("aad"))
+		took := time.Since(start)
+		if kms.ErrorCode(err) != want || took > timeout+2*time.Second {
+			t.Fatalf("call %d on a silent HSM: %v after %s, want %s after %s", i, err, took, want, timeout)
+		}
+		t.Logf("call %d: %v after %s", i, err, took.Round(time.Millisecond))
+	}
+	slow.Store(false)
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		sealed, err := s.Seal(ctx, label, []byte("data key"), []byte("aad"))
+		if err == nil {
+			if pt, err := s.Open(ctx, label, sealed, []byte("aad")); err != nil || string(pt) != "data key" {
+				t.Fatalf("after the HSM answers again: %q, %v", pt, err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the store did not recover: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
