@@ -389,6 +389,9 @@ type rotationVersion struct {
 	RotationType  string    `json:"RotationType,omitempty"` // AUTOMATIC, ON_DEMAND; "" for the first
 	State         string    `json:"KeyMaterialState"`       // CURRENT or NON_CURRENT
 	KeyMaterialID string    `json:"KeyMaterialId"`
+	// HSMKeyLabel is the version's key label in the HSM, for a key held
+	// in one: what the HSM's own tools list.
+	HSMKeyLabel string `json:"HSMKeyLabel,omitempty"`
 }
 
 // Run lists the versions, oldest first.
@@ -407,7 +410,7 @@ func (c *KeysRotationsCmd) Run() error {
 		v.RotationEnabled, v.RotationPeriodInDays, v.NextRotationDate = true, r.PeriodDays, r.NextRotation
 	}
 	for _, kv := range ki.Versions {
-		rv := rotationVersion{Version: kv.Version, Created: kv.Created, State: "NON_CURRENT", KeyMaterialID: kv.MaterialID}
+		rv := rotationVersion{Version: kv.Version, Created: kv.Created, State: "NON_CURRENT", KeyMaterialID: kv.MaterialID, HSMKeyLabel: kv.Label}
 		if kv.Version == len(ki.Versions) {
 			rv.State = "CURRENT"
 		}
@@ -432,13 +435,22 @@ func (c *KeysRotationsCmd) Run() error {
 		fmt.Fprintln(w, "automatic rotation off")
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VERSION\tSTATE\tCREATED\tROTATION\tKEY MATERIAL ID")
+	inHSM := ki.Origin != ""
+	header := "VERSION\tSTATE\tCREATED\tROTATION\tKEY MATERIAL ID"
+	if inHSM {
+		header += "\tHSM KEY LABEL"
+	}
+	fmt.Fprintln(tw, header)
 	for _, rv := range v.Versions {
 		typ := rv.RotationType
 		if typ == "" {
 			typ = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", rv.Version, rv.State, rv.Created.UTC().Format(time.RFC3339), typ, rv.KeyMaterialID)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s", rv.Version, rv.State, rv.Created.UTC().Format(time.RFC3339), typ, rv.KeyMaterialID)
+		if inHSM {
+			fmt.Fprintf(tw, "\t%s", rv.HSMKeyLabel)
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }

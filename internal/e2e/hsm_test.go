@@ -22,6 +22,7 @@ import (
 
 	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/internal/testenv"
+	"github.com/s3seal/s3seal/kms/keyring"
 )
 
 // TestHSMBackedKey runs s3seal over MinIO with its default key held in a
@@ -43,16 +44,21 @@ func TestHSMBackedKey(t *testing.T) {
 		env[k] = v
 	}
 
+	keys := func(args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"keys", "--json"}, args...)...)
+		cmd.Env = os.Environ()
+		for k, v := range env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("keys %s: %v\n%s", args, err, exitStderr(err))
+		}
+		return out
+	}
 	// The key, made with the CLI as an operator would.
-	cmd := exec.Command(bin, "keys", "--json", "create", "--custom-key-store", "pkcs11", "--alias", "alias/hsm", "-d", "e2e HSM key")
-	cmd.Env = os.Environ()
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("keys create: %v\n%s", err, exitStderr(err))
-	}
+	out := keys("create", "--custom-key-store", "pkcs11", "--alias", "alias/hsm", "-d", "e2e HSM key")
 	var md struct{ KeyId, Origin, CustomKeyStoreId string }
 	if err := json.Unmarshal(out, &md); err != nil {
 		t.Fatalf("keys create printed %q: %v", out, err)
@@ -130,6 +136,49 @@ func TestHSMBackedKey(t *testing.T) {
 	c = p.S3Client()
 	readAll("after restart", c)
 
+	// A rotation under the running proxy makes a new HSM key; a new
+	// bucket's objects are wrapped under it, the older ones still read.
+	keys("rotate", "alias/hsm")
+	var rot struct {
+		Versions []struct {
+			Version     int
+			HSMKeyLabel string
+		}
+	}
+	if err := json.Unmarshal(keys("rotations", "alias/hsm"), &rot); err != nil {
+		t.Fatal(err)
+	}
+	if len(rot.Versions) != 2 || rot.Versions[1].HSMKeyLabel != "s3seal-"+md.KeyId+"-v2" {
+		t.Fatalf("keys rotations after a rotation: %+v", rot)
+	}
+	bucket2 := newBucket(t, "hsm-v2")
+	v2 := plaintext("v2", 100<<10)
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket2), Key: aws.String("v2"), Body: bytes.NewReader(v2)}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := envelope.ParseHeader(readStored(t, bucket2, "v2").Metadata[metaKey])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, v, ok := keyring.WrappedKeyVersion(h.KeyInfo().Wrapped); !ok || id != md.KeyId || v != 2 {
+		t.Fatalf("an object put after the rotation is wrapped under %s version %d", id, v)
+	}
+	got, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket2), Key: aws.String("v2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(got.Body)
+	got.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.AssertSame(t, "after rotation", body, v2)
+	if err := p.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	c = p.S3Client()
+	readAll("after rotation and restart", c)
+
 	// The HSM unusable: each proxy shares the data dir and store, and has
 	// no data key cached.
 	for name, override := range map[string]map[string]string{
@@ -161,6 +210,12 @@ func TestHSMBackedKey(t *testing.T) {
 	mark := p.LogOffset()
 	assertKMSRefusal(t, c, bucket, "", 400, "KMS.KMSInvalidStateException", 30*time.Second)
 	t.Logf("log after the token was removed:\n%s", p.LogSince(mark))
+	// Restarted without its token, the proxy starts, and no object can be
+	// read: the keyring file and master key alone open nothing.
+	if err := p.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	assertKMSRefusal(t, p.S3Client(), bucket, mpKey, 400, "KMS.KMSInvalidStateException", 5*time.Second)
 }
 
 // assertKMSRefusal checks that a PUT through c is refused with status and

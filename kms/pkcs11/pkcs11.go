@@ -53,7 +53,11 @@ func acquireModule(path string) (*module, error) {
 	}
 	if err := ctx.Initialize(); err != nil && !errors.Is(err, p11.Error(p11.CKR_CRYPTOKI_ALREADY_INITIALIZED)) {
 		ctx.Destroy()
-		return nil, unavailable(fmt.Sprintf("the PKCS#11 module %s failed to initialize", path), err)
+		// A module that loads but cannot start (SoftHSM without its token
+		// directory, an HSM client without its configuration) will not
+		// start by itself either: answered at once, tried again once a
+		// second.
+		return nil, disconnected(fmt.Sprintf("the PKCS#11 module %s failed to initialize", path), err)
 	}
 	m := &module{path: path, ctx: ctx, refs: 1}
 	modules.m[path] = m
