@@ -25,7 +25,8 @@ import (
 	"github.com/s3seal/s3seal/kms/keyring"
 )
 
-// TestHSMBackedKey runs s3seal over MinIO with its default key held in a
+// TestHSMBackedKey runs s3seal over the package store (MinIO, or versitygw
+// in CI's second pass) with its default key held in a
 // SoftHSM2 token (issue #24): `s3seal keys create --custom-key-store
 // pkcs11` makes it, objects written through it (single PUTs and a
 // multipart upload) read back bit-exact, also after a restart that opens

@@ -129,9 +129,10 @@ type Config struct {
 	Rand io.Reader
 	// KeyStore, if set, is the custom key store (an HSM) that keys
 	// created in one (KeyOptions.InKeyStore) live in (keystore.go). The
-	// keyring closes it on Close. Keys in a key store answer
-	// KeyUnavailableException while it is nil or cannot be used; the
-	// keyring's other keys work regardless.
+	// keyring closes it on Close. Keys in a key store answer a KMS error
+	// while it is nil or cannot be used (KMSInvalidStateException, or
+	// KeyUnavailableException for a failure that may pass); the keyring's
+	// other keys work regardless.
 	KeyStore KeyStore
 }
 
