@@ -130,6 +130,19 @@ func TestHSMBackedKey(t *testing.T) {
 		}
 	}
 
+	// s3seal decrypt reads an object straight from the store, the HSM
+	// unwrapping its data key, with no proxy.
+	dec := exec.Command(bin, "decrypt", "s3://"+bucket+"/"+mpKey)
+	dec.Env = os.Environ()
+	for k, v := range env {
+		dec.Env = append(dec.Env, k+"="+v)
+	}
+	plain, err := dec.Output()
+	if err != nil {
+		t.Fatalf("s3seal decrypt: %v\n%s", err, exitStderr(err))
+	}
+	testenv.AssertSame(t, "s3seal decrypt "+mpKey, plain, objects[mpKey])
+
 	// A restart: no data key cached, every GET unwraps in the token.
 	if err := p.Restart(); err != nil {
 		t.Fatal(err)
