@@ -410,8 +410,9 @@ func (s *Store) createKey(sh p11.SessionHandle, label string) error {
 		p11.NewAttribute(p11.CKA_CLASS, p11.CKO_SECRET_KEY),
 		p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_AES),
 		p11.NewAttribute(p11.CKA_VALUE_LEN, 32),
+		// Found again by label; no CKA_ID, whose form HSMs restrict
+		// (YubiHSM 2: a 16-bit number).
 		p11.NewAttribute(p11.CKA_LABEL, label),
-		p11.NewAttribute(p11.CKA_ID, []byte(label)),
 		p11.NewAttribute(p11.CKA_TOKEN, true),
 		p11.NewAttribute(p11.CKA_PRIVATE, true),
 		p11.NewAttribute(p11.CKA_SENSITIVE, true),
