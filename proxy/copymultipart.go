@@ -101,19 +101,23 @@ func (s *Server) copyMultipart(r *request, src *readReq, head *fasthttp.Response
 			return err
 		}
 	}
-	tag, version, err := s.copyParts(r.t.RawPath, create, src, srcTag, pm, resealed, "")
-	if err != nil {
-		return err
-	}
-	if version != "" {
-		r.ctx.Response.Header.Set("X-Amz-Version-Id", version)
-	}
-	res := s3wire.CopyObjectResult{XMLNS: s3wire.NS, ETag: s3wire.ObjectETag(tag, meta.ETag),
-		LastModified: s.cfg.Now().UTC().Format(s3wire.TimeFormat)}
-	res.Set(meta.Checksum, checksumType(meta))
-	writeXML(r.ctx, http.StatusOK, res)
-	r.echoSSE()
-	return nil
+	// Every part is copied at the store, or streamed through the proxy
+	// when re-wrapped: long for a large object (keepalive.go).
+	return s.keepAlive(r, func() (*answer, error) {
+		tag, version, err := s.copyParts(r.t.RawPath, create, src, srcTag, pm, resealed, "")
+		if err != nil {
+			return nil, err
+		}
+		a := &answer{}
+		if version != "" {
+			a.header = map[string]string{"X-Amz-Version-Id": version}
+		}
+		res := s3wire.CopyObjectResult{XMLNS: s3wire.NS, ETag: s3wire.ObjectETag(tag, meta.ETag),
+			LastModified: s.cfg.Now().UTC().Format(s3wire.TimeFormat)}
+		res.Set(meta.Checksum, checksumType(meta))
+		a.doc = res
+		return a, nil
+	})
 }
 
 // partsUnder reports whether every part of pm is sealed under keyID.

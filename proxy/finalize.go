@@ -69,50 +69,54 @@ func (s *Server) completeMultipart(r *request) error {
 			out.Header.Set("X-Amz-Mp-Object-Size", strconv.FormatInt(n+int64(len(asked.Parts))*envelope.PartOverhead, 10))
 		}
 	}
-	var done s3wire.CompleteMultipartUploadResult
-	resp, err := s.up.DoXMLResp(out, &done)
-	if err != nil {
-		var e *s3wire.Error
-		if errors.As(err, &e) && e.Code == "NoSuchUpload" {
-			// A retry of a Complete whose finalizing failed: the store
-			// completed the upload already. Finalize what is at the key if
-			// it is this upload, made of exactly the parts the client
-			// lists (the multipart ETag they give, S3's MD5 of the part
-			// MD5s); a store whose ETags are not MD5s gets no second try.
-			if tag, ok := s3wire.MultipartETag(asked.Parts); ok {
-				if shown, version, ferr := s.finalize(r, tag, "", asked.Parts, want); ferr == nil {
-					return s.writeCompleted(r, shown, version, want.kept)
+	// The Location the client is told: the object as it addresses it,
+	// never the store's.
+	loc := "http://" + string(r.ctx.Host()) + r.t.SignedPath
+	return s.keepAlive(r, func() (*answer, error) {
+		var done s3wire.CompleteMultipartUploadResult
+		resp, err := s.up.DoXMLResp(out, &done)
+		if err != nil {
+			var e *s3wire.Error
+			if errors.As(err, &e) && e.Code == "NoSuchUpload" {
+				// A retry of a Complete whose finalizing failed: the store
+				// completed the upload already. Finalize what is at the key
+				// if it is this upload, made of exactly the parts the
+				// client lists (the multipart ETag they give, S3's MD5 of
+				// the part MD5s); a store whose ETags are not MD5s gets no
+				// second try.
+				if tag, ok := s3wire.MultipartETag(asked.Parts); ok {
+					if shown, version, ferr := s.finalize(r, tag, "", asked.Parts, want); ferr == nil {
+						return completed(r, loc, shown, version, want.kept), nil
+					}
 				}
 			}
+			return nil, err
 		}
-		return err
-	}
-	version := string(resp.Header.Peek("X-Amz-Version-Id"))
-	fasthttp.ReleaseResponse(resp)
-	shown, finalVersion, err := s.finalize(r, done.ETag, version, asked.Parts, want)
-	if err != nil {
-		return err
-	}
-	return s.writeCompleted(r, shown, finalVersion, want.kept)
+		version := string(resp.Header.Peek("X-Amz-Version-Id"))
+		fasthttp.ReleaseResponse(resp)
+		shown, finalVersion, err := s.finalize(r, done.ETag, version, asked.Parts, want)
+		if err != nil {
+			return nil, err
+		}
+		return completed(r, loc, shown, finalVersion, want.kept), nil
+	})
 }
 
-// writeCompleted answers a Complete with the object's ETag as clients see
-// it (shown) and version id; meta is the finalized header's sealed
-// metadata, whose checksum the answer carries.
-func (s *Server) writeCompleted(r *request, shown, version string, meta *envelope.Meta) error {
+// completed is a Complete's answer: the object's location (loc), its ETag
+// as clients see it (shown) and version id; meta is the finalized header's
+// sealed metadata, whose checksum the answer carries.
+func completed(r *request, loc, shown, version string, meta *envelope.Meta) *answer {
+	a := &answer{}
 	if version != "" {
-		r.ctx.Response.Header.Set("X-Amz-Version-Id", version)
+		a.header = map[string]string{"X-Amz-Version-Id": version}
 	}
-	// The object's location as the client addresses it, never the store's.
-	loc := "http://" + string(r.ctx.Host()) + r.t.SignedPath
 	res := s3wire.CompleteMultipartUploadResult{XMLNS: s3wire.NS, Location: loc,
 		Bucket: r.t.Bucket, Key: r.t.Key, ETag: shown}
 	if meta != nil {
 		res.Set(meta.Checksum, checksumType(meta))
 	}
-	writeXML(r.ctx, http.StatusOK, res)
-	r.echoSSE()
-	return nil
+	a.doc = res
+	return a
 }
 
 // finalize replaces the pending header of the just-completed object

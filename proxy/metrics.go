@@ -149,6 +149,13 @@ func registerKMSMetrics(reg *prometheus.Registry, client kms.Client) (meter *kms
 			} {
 				reg.MustRegister(counter("s3seal_kms_requests_total", help, prometheus.Labels{"call": call.name}, func() uint64 { return call.f(x.Stats()) }))
 			}
+		case interface{ HeldDeletions() int }:
+			// The embedded keyring (kms/keyring): keys past their
+			// deletion date that it keeps because objects are still under
+			// them, each waiting for the operator.
+			reg.MustRegister(gauge("s3seal_kms_key_deletions_held",
+				"Keys past the end of their deletion waiting period that the embedded keyring did not delete because the last key usage report shows objects under them.",
+				nil, x.HeldDeletions))
 		case *kms.Audit:
 			reg.MustRegister(
 				counter("s3seal_kms_audit_events_total", "Audit records of KMS calls.", nil, func() uint64 { return x.Stats().Events }),

@@ -68,6 +68,11 @@ type Config struct {
 	// takes nothing of a response body for this long is disconnected.
 	// Default 30 s.
 	BodyTimeout time.Duration
+	// KeepAliveAfter is how long CompleteMultipartUpload or CopyObject may
+	// work before the client is sent 200 OK and white space until the
+	// answer is ready (keepalive.go). Default DefaultKeepAliveAfter;
+	// negative: at once.
+	KeepAliveAfter time.Duration
 	// MaxConcurrentRequests bounds the requests served at once; more are
 	// answered 503 SlowDown with Retry-After at once. 0: no bound.
 	MaxConcurrentRequests int
@@ -156,6 +161,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.HeaderTimeout == 0 {
 		cfg.HeaderTimeout = 30 * time.Second
+	}
+	if cfg.KeepAliveAfter == 0 {
+		cfg.KeepAliveAfter = DefaultKeepAliveAfter
 	}
 	if cfg.BodyTimeout == 0 {
 		cfg.BodyTimeout = 30 * time.Second

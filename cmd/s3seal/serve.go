@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/s3seal/s3seal/internal/embedstore"
+	"github.com/s3seal/s3seal/internal/objstore"
 	"github.com/s3seal/s3seal/kms"
 	"github.com/s3seal/s3seal/kms/awskms"
 	"github.com/s3seal/s3seal/kms/keyring"
@@ -47,6 +48,8 @@ type ServeCmd struct {
 
 	KeyringOptions          `embed:"" envprefix:"S3SEAL_"`
 	AllowMasterKeyInDataDir bool `env:"S3SEAL_ALLOW_MASTER_KEY_IN_DATA_DIR" help:"Start even though the embedded keyring's master key file is inside the data dir it protects (anyone who copies the data dir can then decrypt everything). By default the key file is made outside it, in the user's configuration directory (${env})."`
+
+	DeletionScan string `env:"S3SEAL_DELETION_SCAN" placeholder:"s3://bucket[/prefix],..." help:"Embedded keyring: before deleting a key whose waiting period has ended, scan these buckets (comma separated, as keys usage does; the report is kept in the data dir) and hold the key if objects are under it. Without it the last kept report decides (${env})."`
 
 	CacheMaxAge  time.Duration `env:"S3SEAL_DEK_CACHE_MAX_AGE" default:"5m" help:"How long a data key is reused for new objects (${env})."`
 	CacheMaxUses int           `env:"S3SEAL_DEK_CACHE_MAX_USES" default:"1000" help:"How many objects one data key encrypts; 0 disables reuse (${env})."`
@@ -93,6 +96,21 @@ func (c *ServeCmd) Run() error {
 	defer cutOff()
 	upURL, upAccess, upSecret := c.Upstream, c.UpstreamAccessKey, c.UpstreamSecretKey
 	var upDial func(string) (net.Conn, error)
+	var scan usageScan
+	scanTargets, err := parseTargets(splitList(c.DeletionScan))
+	if err != nil {
+		return fmt.Errorf("--deletion-scan: %w", err)
+	}
+	if len(scanTargets) > 0 && c.KMS != "local" {
+		return errors.New("--deletion-scan guards the embedded keyring's deletions: it needs --kms local")
+	}
+	if len(scanTargets) > 0 && upURL != "" {
+		st, err := c.UpstreamOptions.store()
+		if err != nil {
+			return err
+		}
+		scan = newUsageScan(st, scanTargets, c.DataDir)
+	}
 	if upURL == "" {
 		dir := filepath.Join(c.DataDir, "store")
 		store, err := embedstore.Open(dir, embedstore.Options{Logger: log})
@@ -104,6 +122,10 @@ func (c *ServeCmd) Run() error {
 		inproc := store.Serve()
 		defer inproc.Close(cutOffCtx)
 		upURL, upAccess, upSecret, upDial = embedstore.URL, "embedded", "embedded", inproc.Dial
+		if len(scanTargets) > 0 {
+			scan = newUsageScan(objstore.New(objstore.Config{Endpoint: embedstore.URL, Region: c.UpstreamRegion,
+				AccessKey: "embedded", SecretKey: "embedded", HTTPClient: inproc.HTTPClient()}), scanTargets, c.DataDir)
+		}
 		log.Info("using the embedded store", "dir", dir)
 	}
 
@@ -139,7 +161,7 @@ func (c *ServeCmd) Run() error {
 		flushOnKeyringChange(ctx, filepath.Join(c.DataDir, keyring.FileName), 2*time.Second, cache, log)
 	}
 	if kr, ok := backend.(*keyring.Keyring); ok {
-		stopKMS, err := c.startKeyring(ctx, kr, identities, singleIdentity(c), auditLog, log)
+		stopKMS, err := c.startKeyring(ctx, kr, identities, singleIdentity(c), auditLog, scan, log)
 		if err != nil {
 			return err
 		}
@@ -175,7 +197,7 @@ func (c *ServeCmd) Run() error {
 		KMS: client, DefaultKeyID: c.KMSKeyID, BucketKeys: bucketKeys,
 		Metrics: c.Metrics && c.MetricsListen == "", KMSPricePer10K: c.KMSPrice, AllowSigV2: c.AllowSigV2,
 		AllowDotSegments: c.AllowDotSegments, DropTrailerChecksums: !c.KeepTrailerChecksums, UpstreamDial: upDial, UpstreamTLS: upTLS,
-		HeaderTimeout: c.HeaderTimeout, BodyTimeout: c.BodyTimeout,
+		HeaderTimeout: c.HeaderTimeout, BodyTimeout: c.BodyTimeout, KeepAliveAfter: c.KeepAliveAfter,
 		MaxConcurrentRequests: c.MaxRequests, MaxRequestsPerIdentity: c.MaxRequestsPerIdentity,
 		UpstreamMaxConns: c.UpstreamMaxConns, UpstreamConnWait: c.UpstreamConnWait,
 		PostSpoolBytes: spoolBytes(c.PostSpoolMiB),
@@ -242,6 +264,9 @@ func (c *ServeCmd) shutdown(srv *proxy.Server, cutOff func(), log *slog.Logger) 
 
 func (c *ServeCmd) kmsBackend(ctx context.Context, log *slog.Logger) (kms.Client, error) {
 	krCfg, mk, err := c.keyringConfig()
+	if c.DeletionScan != "" {
+		krCfg.DeletionGuard = scannedGuard(c.DataDir)
+	}
 	if c.KMS == "local" {
 		if err != nil {
 			return nil, err

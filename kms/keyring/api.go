@@ -91,6 +91,11 @@ type KeyInfo struct {
 	// Versions of key material, oldest first; the last is current.
 	Versions []Version
 	Grants   []Grant
+	// DeletionHold is set while the key is kept past its deletion date
+	// (deletion.go); DeletionOverride when it will be deleted at its date
+	// whatever the check finds.
+	DeletionHold     *DeletionHold
+	DeletionOverride bool
 }
 
 // Rotation is a key's automatic rotation schedule.
@@ -135,6 +140,11 @@ func keyInfo(st *state, kr *keyRecord) *KeyInfo {
 	for _, g := range kr.Grants {
 		ki.Grants = append(ki.Grants, g.clone())
 	}
+	if kr.DeletionHold != nil {
+		h := *kr.DeletionHold
+		ki.DeletionHold = &h
+	}
+	ki.DeletionOverride = kr.DeletionOverride
 	return ki
 }
 
@@ -396,7 +406,7 @@ func (k *Keyring) Grants() (map[string][]Grant, error) {
 	err := k.read(func(st *state) error {
 		now := k.cfg.Now()
 		for _, kr := range st.df.Keys {
-			if gone(kr, now) {
+			if k.gone(kr, now) {
 				continue
 			}
 			for _, g := range kr.Grants {

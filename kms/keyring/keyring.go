@@ -12,7 +12,10 @@
 // made before a rotation keep decrypting. ScheduleKeyDeletion marks a key
 // PendingDeletion for 7 to 30 days (cancellable; cancelling leaves the key
 // Disabled, as AWS KMS does); once the date passes the key and its material
-// are gone and every blob it wrapped is unrecoverable.
+// are gone and every blob it wrapped is unrecoverable. A keyring with a
+// DeletionGuard asks it first, and keeps a key that still protects objects
+// PendingDeletion, held, until the guard finds none or an override says
+// delete (deletion.go).
 //
 // A default key (alias DefaultAlias) is created the first time a caller asks
 // for keyID "" or DefaultAlias.
@@ -134,6 +137,11 @@ type Config struct {
 	// KeyUnavailableException for a failure that may pass); the keyring's
 	// other keys work regardless.
 	KeyStore KeyStore
+	// DeletionGuard, if set, is asked before a key whose waiting period
+	// has ended is deleted; a key it finds objects under is held instead
+	// (deletion.go). Nil: keys are gone at their deletion date, as in AWS
+	// KMS.
+	DeletionGuard DeletionGuard
 }
 
 // Keyring is the embedded keyring. It is safe for concurrent use, and by
@@ -152,6 +160,11 @@ type Keyring struct {
 	fi      os.FileInfo
 	closed  bool
 	created bool
+
+	// purged lists the keys this process deleted (purgeDeleted, in any
+	// mutation) that DeleteDue has not yet reported.
+	purgedMu sync.Mutex
+	purged   []string
 }
 
 var _ kms.Client = (*Keyring)(nil)
@@ -161,6 +174,9 @@ type state struct {
 	df       *diskFile
 	byID     map[string]*keyRecord
 	material map[string][][]byte // key id -> material per version (index version-1)
+	// purged lists the keys purgeDeleted dropped from this state (an
+	// update's), for Keyring.purged once it is written.
+	purged []string
 }
 
 // Open opens the keyring in cfg.Dir, creating it (and the master key file)
@@ -406,19 +422,36 @@ func (k *Keyring) update(fn func(st *state) error) error {
 		zeroState(st)
 		return err
 	}
-	return k.store(st)
+	if err := k.store(st); err != nil {
+		return err
+	}
+	if len(st.purged) > 0 {
+		k.purgedMu.Lock()
+		k.purged = append(k.purged, st.purged...)
+		k.purgedMu.Unlock()
+	}
+	return nil
 }
 
 // purgeDeleted drops keys whose deletion date has passed, and their
-// aliases. It reports whether anything was dropped.
+// aliases; with a DeletionGuard, only those it clears (the others are held,
+// deletion.go). It reports whether anything changed.
 func (k *Keyring) purgeDeleted(st *state) bool {
 	now := k.cfg.Now()
 	changed := false
 	st.df.Keys = slices.DeleteFunc(st.df.Keys, func(kr *keyRecord) bool {
-		if !gone(kr, now) {
+		if !due(kr, now) {
 			return false
 		}
+		if k.cfg.DeletionGuard != nil {
+			held, holdChanged := k.hold(st, kr, now)
+			changed = changed || holdChanged
+			if held {
+				return false
+			}
+		}
 		changed = true
+		st.purged = append(st.purged, kr.ID)
 		for _, m := range st.material[kr.ID] {
 			kms.Zero(m)
 		}
@@ -437,8 +470,17 @@ func (k *Keyring) purgeDeleted(st *state) bool {
 	return changed
 }
 
-func gone(kr *keyRecord, now time.Time) bool {
+// due reports whether kr's waiting period has ended.
+func due(kr *keyRecord, now time.Time) bool {
 	return kr.State == kms.KeyPendingDeletion && !now.Before(kr.DeletionDate)
+}
+
+// gone reports whether kr counts as deleted though still in the file: once
+// its date has passed, unless a DeletionGuard decides (then a key is gone
+// only once purgeDeleted has dropped it, and until then PendingDeletion,
+// unusable, as before its date).
+func (k *Keyring) gone(kr *keyRecord, now time.Time) bool {
+	return k.cfg.DeletionGuard == nil && due(kr, now)
 }
 
 func (k *Keyring) checkOpen() error {
@@ -520,7 +562,7 @@ func (k *Keyring) lookup(st *state, keyID string) (*keyRecord, error) {
 		id = target
 	}
 	kr, ok := st.byID[id]
-	if !ok || gone(kr, k.cfg.Now()) {
+	if !ok || k.gone(kr, k.cfg.Now()) {
 		return nil, notFound(keyID)
 	}
 	return kr, nil

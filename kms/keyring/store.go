@@ -95,6 +95,17 @@ type keyRecord struct {
 	// Custom is set for a key held in a custom key store (keystore.go):
 	// its versions have a Label and no Material.
 	Custom *customRecord `json:"customKeyStore,omitempty"`
+
+	// Safe deletion (deletion.go). Neither makes the file format 2: an
+	// older s3seal ignores them and deletes the key at its date, as it
+	// always did.
+
+	// DeletionHold is set while a key past its deletion date is kept
+	// because the DeletionGuard found objects under it.
+	DeletionHold *DeletionHold `json:"deletionHold,omitempty"`
+	// DeletionOverride: delete at the date whatever the guard finds (the
+	// operator said so: schedule-deletion --force, keys delete --force).
+	DeletionOverride bool `json:"deletionOverride,omitempty"`
 }
 
 type versionRecord struct {

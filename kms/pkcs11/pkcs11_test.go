@@ -604,3 +604,63 @@ func TestHSMDoesNotAnswer(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestBackupCarriesOnlyReferences: a keyring backup (keys export) of an
+// HSM-backed key holds its record and labels and no key, says so, and a
+// restore leaves it out; the keyring's own keys go through whole.
+func TestBackupCarriesOnlyReferences(t *testing.T) {
+	ctx := context.Background()
+	kr := openKeyring(t, t.TempDir())
+	hk := createHSMKey(t, kr, "in the HSM")
+	lk, err := kr.CreateKey("local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec := kms.BucketContext("b")
+	ldk, err := kr.GenerateDataKey(ctx, lk.KeyID, ec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := kr.Backup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Zero()
+	for _, k := range b.Keys() {
+		if k.ReferenceOnly != (k.KeyID == hk.KeyID) {
+			t.Fatalf("backup lists key %s with ReferenceOnly %v", k.KeyID, k.ReferenceOnly)
+		}
+	}
+	raw, err := json.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Keys []struct {
+			ID       string `json:"id"`
+			Versions []struct {
+				Material []byte `json:"material"`
+				Label    string `json:"label"`
+			} `json:"versions"`
+		} `json:"keys"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range doc.Keys {
+		if k.ID == hk.KeyID && (len(k.Versions[0].Material) != 0 || k.Versions[0].Label != "s3seal-"+hk.KeyID) {
+			t.Fatalf("the backup of the HSM key: %d bytes of material, label %q", len(k.Versions[0].Material), k.Versions[0].Label)
+		}
+	}
+	kr2 := openKeyring(t, t.TempDir())
+	res, err := kr2.Restore(b, keyring.RestoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.ReferenceOnly) != 1 || res.ReferenceOnly[0] != hk.KeyID || len(res.Added) != 1 || res.Added[0] != lk.KeyID {
+		t.Fatalf("restore: %+v", res)
+	}
+	if pt, err := kr2.Decrypt(ctx, "", ldk.Ciphertext, ec); err != nil || !bytes.Equal(pt, ldk.Plaintext) {
+		t.Fatalf("the local key after the restore: %v", err)
+	}
+}
