@@ -100,6 +100,13 @@ type KeyMetadata struct {
 	KeySpec              string   `json:"KeySpec,omitempty"`
 	KeyUsage             string   `json:"KeyUsage,omitempty"`
 	EncryptionAlgorithms []string `json:"EncryptionAlgorithms,omitempty"`
+	// Origin is where the key material lives, as AWS KMS says it:
+	// AWS_CLOUDHSM for an embedded-keyring key held in an HSM (a custom
+	// key store); "" means the KMS's own (AWS_KMS).
+	Origin string `json:"Origin,omitempty"`
+	// CustomKeyStoreID names the custom key store that holds the key
+	// ("pkcs11:<token label>" for the embedded keyring's).
+	CustomKeyStoreID string `json:"CustomKeyStoreId,omitempty"`
 }
 
 // Asymmetric reports whether the key is an RSA key pair.

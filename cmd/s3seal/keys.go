@@ -190,6 +190,10 @@ func (k *KeysCmd) printKey(md *kms.KeyMetadata, hold *keyring.DeletionHold) erro
 	if !md.DeletionDate.IsZero() {
 		row("DeletionDate", md.DeletionDate.UTC().Format(time.RFC3339))
 	}
+	if md.Origin != "" {
+		row("Origin", md.Origin)
+		row("CustomKeyStoreId", md.CustomKeyStoreID)
+	}
 	if hold != nil {
 		row("DeletionHeld", hold.Reason+" (since "+hold.Since.UTC().Format(time.RFC3339)+")")
 	}
@@ -219,24 +223,33 @@ func (k *KeysCmd) describe(kr *keyring.Keyring, keyID string) error {
 
 // KeysCreateCmd creates a key.
 type KeysCreateCmd struct {
-	Description string   `short:"d" help:"Free-text description."`
-	Alias       []string `help:"Alias(es) to point at the new key, e.g. alias/photos."`
-	Spec        string   `default:"SYMMETRIC_DEFAULT" enum:"SYMMETRIC_DEFAULT,RSA_3072,RSA_4096" help:"Key spec: SYMMETRIC_DEFAULT (an AES-256 key), or RSA_3072 / RSA_4096, an RSA key pair whose public half a write-only instance wraps data keys with (serve --write-only-key) and whose private half stays in the keyring."`
+	Description    string   `short:"d" help:"Free-text description."`
+	Alias          []string `help:"Alias(es) to point at the new key, e.g. alias/photos."`
+	Spec           string   `default:"SYMMETRIC_DEFAULT" enum:"SYMMETRIC_DEFAULT,RSA_3072,RSA_4096" help:"Key spec: SYMMETRIC_DEFAULT (an AES-256 key), or RSA_3072 / RSA_4096, an RSA key pair whose public half a write-only instance wraps data keys with (serve --write-only-key) and whose private half stays in the keyring."`
+	CustomKeyStore string   `name:"custom-key-store" enum:",pkcs11" default:"" help:"Create the key in a custom key store: 'pkcs11' makes its material inside the HSM of --pkcs11-module/--pkcs11-token-label (never extractable; the keyring keeps only its label). DescribeKey then shows Origin AWS_CLOUDHSM. Symmetric keys only."`
+	HSMLabel       string   `name:"hsm-label" help:"With --custom-key-store, the HSM key's label (CKA_LABEL); rotations add -v2, -v3, ... Default s3seal-<key id>."`
 
 	k *KeysCmd
 }
 
 // Run creates the key and its aliases.
 func (c *KeysCreateCmd) Run() error {
+	if c.HSMLabel != "" && c.CustomKeyStore == "" {
+		return errors.New("keys create: --hsm-label needs --custom-key-store pkcs11")
+	}
+	if c.CustomKeyStore != "" && c.k.PKCS11Module == "" {
+		return errors.New("keys create: --custom-key-store pkcs11 needs the HSM: --pkcs11-module, --pkcs11-token-label and the PIN (S3SEAL_PKCS11_PIN or --pkcs11-pin-file)")
+	}
 	kr, err := c.k.open(true)
 	if err != nil {
 		return err
 	}
 	defer kr.Close()
-	md, err := kr.CreateKeySpec(c.Description, c.Spec)
+	ki, err := kr.CreateKeyWith(keyring.KeyOptions{Description: c.Description, KeySpec: c.Spec, InKeyStore: c.CustomKeyStore != "", Label: c.HSMLabel})
 	if err != nil {
 		return err
 	}
+	md := &ki.KeyMetadata
 	for _, a := range c.Alias {
 		if err := kr.CreateAlias(a, md.KeyID); err != nil {
 			return fmt.Errorf("key %s created, but alias %s: %w", md.KeyID, a, err)
@@ -449,6 +462,9 @@ type rotationVersion struct {
 	RotationType  string    `json:"RotationType,omitempty"` // AUTOMATIC, ON_DEMAND; "" for the first
 	State         string    `json:"KeyMaterialState"`       // CURRENT or NON_CURRENT
 	KeyMaterialID string    `json:"KeyMaterialId"`
+	// HSMKeyLabel is the version's key label in the HSM, for a key held
+	// in one: what the HSM's own tools list.
+	HSMKeyLabel string `json:"HSMKeyLabel,omitempty"`
 }
 
 // Run lists the versions, oldest first.
@@ -467,7 +483,7 @@ func (c *KeysRotationsCmd) Run() error {
 		v.RotationEnabled, v.RotationPeriodInDays, v.NextRotationDate = true, r.PeriodDays, r.NextRotation
 	}
 	for _, kv := range ki.Versions {
-		rv := rotationVersion{Version: kv.Version, Created: kv.Created, State: "NON_CURRENT", KeyMaterialID: kv.MaterialID}
+		rv := rotationVersion{Version: kv.Version, Created: kv.Created, State: "NON_CURRENT", KeyMaterialID: kv.MaterialID, HSMKeyLabel: kv.Label}
 		if kv.Version == len(ki.Versions) {
 			rv.State = "CURRENT"
 		}
@@ -492,13 +508,22 @@ func (c *KeysRotationsCmd) Run() error {
 		fmt.Fprintln(w, "automatic rotation off")
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VERSION\tSTATE\tCREATED\tROTATION\tKEY MATERIAL ID")
+	inHSM := ki.Origin != ""
+	header := "VERSION\tSTATE\tCREATED\tROTATION\tKEY MATERIAL ID"
+	if inHSM {
+		header += "\tHSM KEY LABEL"
+	}
+	fmt.Fprintln(tw, header)
 	for _, rv := range v.Versions {
 		typ := rv.RotationType
 		if typ == "" {
 			typ = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", rv.Version, rv.State, rv.Created.UTC().Format(time.RFC3339), typ, rv.KeyMaterialID)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s", rv.Version, rv.State, rv.Created.UTC().Format(time.RFC3339), typ, rv.KeyMaterialID)
+		if inHSM {
+			fmt.Fprintf(tw, "\t%s", rv.HSMKeyLabel)
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }

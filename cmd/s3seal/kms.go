@@ -203,6 +203,9 @@ func (c *KMSServeCmd) Run() error {
 		return fmt.Errorf("keyring: %w", err)
 	}
 	defer kr.Close()
+	if krCfg.KeyStore != nil {
+		checkKeyStore(ctx, krCfg.KeyStore, log)
+	}
 	audit, closeAudit, err := openAuditLog(c.AuditLog)
 	if err != nil {
 		return err

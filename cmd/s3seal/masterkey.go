@@ -57,6 +57,11 @@ func (o *KeyringOptions) keyringConfig() (keyring.Config, masterKey, error) {
 	// Every command opens the keyring with the same guard, so that none
 	// deletes a key at its date that the others would hold.
 	cfg := keyring.Config{Dir: o.DataDir, Passphrase: o.Passphrase, DeletionGuard: usageGuard(o.DataDir)}
+	ks, err := o.keyStore()
+	if err != nil {
+		return cfg, masterKey{}, err
+	}
+	cfg.KeyStore = ks
 	if o.Passphrase != "" {
 		return cfg, masterKey{}, nil
 	}

@@ -77,6 +77,13 @@ type KeyringOptions struct {
 	DataDir       string `env:"DATA_DIR" default:"./s3seal-data" help:"Directory of the embedded keyring; serve also keeps the embedded store and generated client credentials there (${env})."`
 	MasterKeyFile string `env:"MASTER_KEY_FILE" help:"Key file protecting the embedded keyring at rest; default <data-dir>/master.key (${env})."`
 	Passphrase    string `env:"KEYRING_PASSPHRASE" help:"Passphrase protecting the embedded keyring instead of a key file; prefer the environment variable to the flag, which other users can see in the process list (${env})."`
+
+	// The HSM that keyring keys created with --custom-key-store pkcs11
+	// live in. The PIN has no flag (the process list shows flags): it
+	// comes from S3SEAL_PKCS11_PIN or the PIN file.
+	PKCS11Module     string `name:"pkcs11-module" env:"PKCS11_MODULE" help:"PKCS#11 module (the HSM vendor's .so) of the HSM that holds keyring keys created with --custom-key-store pkcs11; needs an s3seal built with cgo (${env})."`
+	PKCS11TokenLabel string `name:"pkcs11-token-label" env:"PKCS11_TOKEN_LABEL" help:"Label of the HSM token (partition) that holds them (${env})."`
+	PKCS11PINFile    string `name:"pkcs11-pin-file" env:"PKCS11_PIN_FILE" help:"File (0600 or 0400) holding the token's user PIN; or set S3SEAL_PKCS11_PIN. There is no PIN flag: the process list shows flags (${env})."`
 }
 
 // KeyOptions choose the KMS key that wraps new data keys: serve's for the

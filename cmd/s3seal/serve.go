@@ -294,6 +294,9 @@ func (c *ServeCmd) kmsBackend(ctx context.Context, log *slog.Logger) (kms.Client
 		return nil, err
 	}
 	if kr, ok := backend.(*keyring.Keyring); ok {
+		if krCfg.KeyStore != nil {
+			checkKeyStore(ctx, krCfg.KeyStore, log)
+		}
 		if kr.Created() && kr.MasterKeyFile() != "" {
 			log.Warn("created the embedded keyring's master key; back it up apart from the data dir: without it no object can be decrypted",
 				"master_key_file", kr.MasterKeyFile(), "data_dir", c.DataDir)

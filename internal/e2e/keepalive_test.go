@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the manager is deprecated for transfermanager, but it is what most Go programs still upload with (as in manager_test.go).
+
 package e2e
 
 import (

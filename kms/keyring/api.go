@@ -114,6 +114,9 @@ type Version struct {
 	// MaterialID names the version without revealing anything of it (AWS
 	// KMS's KeyMaterialId): hex SHA-256 of the key id and version.
 	MaterialID string
+	// Label is the version's key label in the custom key store, for a key
+	// held in one.
+	Label string
 }
 
 // MaterialID is the KeyMaterialId of version v of key id.
@@ -132,7 +135,7 @@ func keyInfo(st *state, kr *keyRecord) *KeyInfo {
 		ki.Rotation = &Rotation{PeriodDays: kr.Rotation.PeriodDays, NextRotation: kr.Rotation.next()}
 	}
 	for _, v := range kr.Versions {
-		ki.Versions = append(ki.Versions, Version{Version: int(v.Version), Created: v.Created, Automatic: v.Automatic, MaterialID: MaterialID(kr.ID, int(v.Version))})
+		ki.Versions = append(ki.Versions, Version{Version: int(v.Version), Created: v.Created, Automatic: v.Automatic, MaterialID: MaterialID(kr.ID, int(v.Version)), Label: v.Label})
 	}
 	for _, g := range kr.Grants {
 		ki.Grants = append(ki.Grants, g.clone())
@@ -185,6 +188,13 @@ type KeyOptions struct {
 	// KeySpec is "" or SYMMETRIC_DEFAULT (a symmetric key), RSA_3072 or
 	// RSA_4096 (an RSA key pair).
 	KeySpec string
+	// InKeyStore creates the key in the custom key store (Config.KeyStore,
+	// an HSM): its material is made in the HSM and never leaves it.
+	// Symmetric keys only.
+	InKeyStore bool
+	// Label is, with InKeyStore, the HSM label of the key's first version
+	// (later versions add -v2, -v3, ...); default s3seal-<key id>.
+	Label string
 }
 
 // CreateKeyWith creates a new enabled key with one version of key
@@ -195,7 +205,7 @@ func (k *Keyring) CreateKeyWith(opts KeyOptions) (*KeyInfo, error) {
 	}
 	var ki *KeyInfo
 	err := k.update(func(st *state) error {
-		kr, err := k.newKeySpec(st, opts.Description, opts.KeySpec)
+		kr, err := k.newKeyWith(st, opts.Description, opts.KeySpec, opts.InKeyStore, opts.Label)
 		if err != nil {
 			return err
 		}

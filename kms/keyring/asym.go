@@ -92,7 +92,7 @@ func rotationUnsupported(kr *keyRecord) error {
 func (k *Keyring) CreateKeySpec(description, spec string) (*kms.KeyMetadata, error) {
 	var md *kms.KeyMetadata
 	err := k.update(func(st *state) error {
-		kr, err := k.newKeySpec(st, description, spec)
+		kr, err := k.newKeyWith(st, description, spec, false, "")
 		if err != nil {
 			return err
 		}

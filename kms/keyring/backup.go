@@ -59,13 +59,13 @@ type backupDoc struct {
 }
 
 // exportable reports whether a key's material can be written into a
-// backup. Every key of this keyring holds its material today. A key
-// backed by an HSM (PKCS#11) holds only a reference to a key that cannot
-// leave the HSM: this is where such a key answers false, and the backup
-// then carries its record with no material and lists it in ReferenceOnly,
-// which export and import both say. Backing such a key up is the HSM's
-// own business (its backup and cloning tools).
-func exportable(*keyRecord) bool { return true }
+// backup. A key held in an HSM (a custom key store, keystore.go) holds
+// only a reference to a key that cannot leave the HSM: it answers false,
+// and the backup then carries its record (token and labels) with no
+// material and lists it in ReferenceOnly, which export and import both
+// say. Backing such a key up is the HSM's own business (its backup and
+// cloning tools).
+func exportable(kr *keyRecord) bool { return kr.Custom == nil }
 
 // MarshalJSON writes the backup document.
 func (b *Backup) MarshalJSON() ([]byte, error) { return json.Marshal(&b.doc) }

@@ -36,6 +36,10 @@
 // opened under another key, version or context fails authentication
 // (InvalidCiphertextException).
 //
+// A key held in a hardware security module (a custom key store, file
+// format 3) wraps with the same layout and additional data under format
+// byte 0x02, sealed inside the HSM (keystore.go).
+//
 // # Policies, tags, rotation and grants (file format 2)
 //
 // For the KMS API (kmsapi) a key also carries a key policy (the text
@@ -126,6 +130,13 @@ type Config struct {
 	// Rand is the randomness for key material, ids and nonces;
 	// crypto/rand if nil.
 	Rand io.Reader
+	// KeyStore, if set, is the custom key store (an HSM) that keys
+	// created in one (KeyOptions.InKeyStore) live in (keystore.go). The
+	// keyring closes it on Close. Keys in a key store answer a KMS error
+	// while it is nil or cannot be used (KMSInvalidStateException, or
+	// KeyUnavailableException for a failure that may pass); the keyring's
+	// other keys work regardless.
+	KeyStore KeyStore
 	// DeletionGuard, if set, is asked before a key whose waiting period
 	// has ended is deleted; a key it finds objects under is held instead
 	// (deletion.go). Nil: keys are gone at their deletion date, as in AWS
@@ -290,6 +301,14 @@ func (k *Keyring) decode(df *diskFile) (*state, error) {
 			if v.Version != uint32(i+1) {
 				return nil, fmt.Errorf("keyring: key %s: version %d out of order", kr.ID, v.Version)
 			}
+			if kr.Custom != nil {
+				// The material is in the HSM: the file has only its label.
+				if v.Label == "" || len(v.Material) != 0 {
+					return nil, fmt.Errorf("keyring: key %s version %d: a key in a custom key store has a label and no material", kr.ID, v.Version)
+				}
+				mats = append(mats, nil)
+				continue
+			}
 			m, err := k.seal.open(v.Material, materialAAD(kr.ID, v.Version))
 			if err == nil && !materialFits(kr, m) {
 				kms.Zero(m)
@@ -361,6 +380,9 @@ func (k *Keyring) Close() error {
 		zeroState(k.st)
 	}
 	k.st, k.closed = nil, true
+	if k.cfg.KeyStore != nil {
+		return k.cfg.KeyStore.Close()
+	}
 	return nil
 }
 
@@ -614,17 +636,22 @@ func (k *Keyring) withKey(keyID string, fn func(st *state, kr *keyRecord) error)
 }
 
 func (k *Keyring) newKey(st *state, desc string) (*keyRecord, error) {
-	return k.newKeySpec(st, desc, "")
+	return k.newKeyWith(st, desc, "", false, "")
 }
 
-// newKeySpec makes a key of spec ("" or SYMMETRIC_DEFAULT: symmetric;
-// RSA_3072, RSA_4096: an RSA key pair).
-func (k *Keyring) newKeySpec(st *state, desc, spec string) (*keyRecord, error) {
+// newKeyWith makes a key of spec ("" or SYMMETRIC_DEFAULT: symmetric;
+// RSA_3072, RSA_4096: an RSA key pair), in the custom key store if inStore
+// (its first version labelled label there, or s3seal-<key id> if label is
+// ""). The key store holds symmetric keys only.
+func (k *Keyring) newKeyWith(st *state, desc, spec string, inStore bool, label string) (*keyRecord, error) {
 	if spec == kms.KeySpecSymmetric {
 		spec = ""
 	}
 	if spec != "" && rsaBits(spec) == 0 {
 		return nil, &kms.Error{Code: kms.CodeValidation, Message: fmt.Sprintf("key spec %q: the keyring makes SYMMETRIC_DEFAULT, RSA_3072 and RSA_4096 keys", spec)}
+	}
+	if spec != "" && inStore {
+		return nil, &kms.Error{Code: kms.CodeValidation, Message: fmt.Sprintf("key spec %q: the custom key store holds SYMMETRIC_DEFAULT keys only", spec)}
 	}
 	var u [16]byte
 	if _, err := io.ReadFull(k.cfg.Rand, u[:]); err != nil {
@@ -635,6 +662,18 @@ func (k *Keyring) newKeySpec(st *state, desc, spec string) (*keyRecord, error) {
 	id := formatUUID(u)
 	now := k.cfg.Now().UTC()
 	kr := &keyRecord{ID: id, Description: desc, CreationDate: now, State: kms.KeyEnabled, KeySpec: spec}
+	if inStore {
+		if k.cfg.KeyStore == nil {
+			return nil, &kms.Error{Code: kms.CodeInvalidState, Message: "no custom key store is configured (S3SEAL_PKCS11_MODULE, S3SEAL_PKCS11_TOKEN_LABEL, S3SEAL_PKCS11_PIN or S3SEAL_PKCS11_PIN_FILE)"}
+		}
+		if label == "" {
+			label = "s3seal-" + id
+		}
+		if err := validLabel(label); err != nil {
+			return nil, err
+		}
+		kr.Custom = &customRecord{Type: k.cfg.KeyStore.Type(), Token: k.cfg.KeyStore.Token(), Label: label}
+	}
 	if err := k.addVersion(st, kr, now, false); err != nil {
 		return nil, err
 	}
@@ -646,6 +685,17 @@ func (k *Keyring) newKeySpec(st *state, desc, spec string) (*keyRecord, error) {
 func (k *Keyring) addVersion(st *state, kr *keyRecord, now time.Time, automatic bool) error {
 	if kr.KeySpec != "" && len(kr.Versions) > 0 {
 		return rotationUnsupported(kr)
+	}
+	if kr.Custom != nil {
+		// A new key in the HSM: the file keeps its label only.
+		v := uint32(len(kr.Versions) + 1)
+		label := versionLabel(kr.Custom.Label, v)
+		if err := k.addStoreVersion(kr, label); err != nil {
+			return err
+		}
+		kr.Versions = append(kr.Versions, versionRecord{Version: v, Created: now, Label: label, Automatic: automatic})
+		st.material[kr.ID] = append(st.material[kr.ID], nil)
+		return nil
 	}
 	m, err := k.newMaterial(kr)
 	if err != nil {
@@ -710,8 +760,29 @@ func gcm(key []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
+// wrapInStore seals pt under version v of kr inside its key store:
+// wrapped-key format 2, the HSM's nonce in place of ours.
+func (k *Keyring) wrapInStore(ctx context.Context, kr *keyRecord, u [16]byte, v uint32, pt []byte, encCtx map[string]string) ([]byte, error) {
+	ks, err := k.keyStoreFor(kr)
+	if err != nil {
+		return nil, err
+	}
+	hdr := make([]byte, wrapHeaderLen, wrapHeaderLen+nonceLen+len(pt)+tagLen)
+	hdr[0] = wrapFormatKS
+	copy(hdr[1:17], u[:])
+	binary.BigEndian.PutUint32(hdr[17:21], v)
+	sealed, err := ks.Seal(ctx, kr.Versions[v-1].Label, pt, wrapAAD(hdr, encCtx))
+	if err != nil {
+		return nil, keyStoreErr(err)
+	}
+	if len(sealed) != nonceLen+len(pt)+tagLen {
+		return nil, &kms.Error{Code: kms.CodeKeyUnavailable, Message: fmt.Sprintf("the custom key store returned %d bytes for a %d-byte plaintext (want a 12-byte nonce and a 16-byte tag)", len(sealed), len(pt))}
+	}
+	return append(hdr, sealed...), nil
+}
+
 // wrap seals pt under kr's newest version (read lock held).
-func (k *Keyring) wrap(st *state, kr *keyRecord, pt []byte, encCtx map[string]string) ([]byte, error) {
+func (k *Keyring) wrap(ctx context.Context, st *state, kr *keyRecord, pt []byte, encCtx map[string]string) ([]byte, error) {
 	if err := symmetricOnly(kr); err != nil {
 		return nil, err
 	}
@@ -721,6 +792,9 @@ func (k *Keyring) wrap(st *state, kr *keyRecord, pt []byte, encCtx map[string]st
 	}
 	mats := st.material[kr.ID]
 	v := uint32(len(mats))
+	if kr.Custom != nil {
+		return k.wrapInStore(ctx, kr, u, v, pt, encCtx)
+	}
 	aead, err := gcm(mats[v-1])
 	if err != nil {
 		return nil, err
@@ -756,7 +830,7 @@ func WrappedKeyVersion(blob []byte) (keyID string, version uint32, ok bool) {
 
 // blobKeyID returns the key id a wrapped blob names.
 func blobKeyID(blob []byte) (string, error) {
-	if len(blob) < wrapHeaderLen+nonceLen+tagLen || blob[0] != wrapFormat {
+	if len(blob) < wrapHeaderLen+nonceLen+tagLen || (blob[0] != wrapFormat && blob[0] != wrapFormatKS) {
 		return "", invalidCiphertext()
 	}
 	var u [16]byte
@@ -765,11 +839,27 @@ func blobKeyID(blob []byte) (string, error) {
 }
 
 // unwrap opens blob (read lock held).
-func (k *Keyring) unwrap(st *state, kr *keyRecord, blob []byte, encCtx map[string]string) ([]byte, error) {
+func (k *Keyring) unwrap(ctx context.Context, st *state, kr *keyRecord, blob []byte, encCtx map[string]string) ([]byte, error) {
 	v := binary.BigEndian.Uint32(blob[17:21])
 	mats := st.material[kr.ID]
 	if v == 0 || int(v) > len(mats) {
 		return nil, invalidCiphertext()
+	}
+	// The format byte names the backing: a blob that names the other one
+	// was not made by this key, whatever its key id says.
+	if (blob[0] == wrapFormatKS) != (kr.Custom != nil) {
+		return nil, invalidCiphertext()
+	}
+	if kr.Custom != nil {
+		ks, err := k.keyStoreFor(kr)
+		if err != nil {
+			return nil, err
+		}
+		pt, err := ks.Open(ctx, kr.Versions[v-1].Label, blob[wrapHeaderLen:], wrapAAD(blob[:wrapHeaderLen], encCtx))
+		if err != nil {
+			return nil, keyStoreErr(err)
+		}
+		return pt, nil
 	}
 	aead, err := gcm(mats[v-1])
 	if err != nil {
@@ -793,7 +883,7 @@ func (k *Keyring) GenerateDataKey(ctx context.Context, keyID string, encCtx map[
 		if _, err := io.ReadFull(k.cfg.Rand, pt); err != nil {
 			return err
 		}
-		ct, err := k.wrap(st, kr, pt, encCtx)
+		ct, err := k.wrap(ctx, st, kr, pt, encCtx)
 		if err != nil {
 			kms.Zero(pt)
 			return err
@@ -815,7 +905,7 @@ func (k *Keyring) Encrypt(ctx context.Context, keyID string, plaintext []byte, e
 			return err
 		}
 		var err error
-		ct, err = k.wrap(st, kr, plaintext, encCtx)
+		ct, err = k.wrap(ctx, st, kr, plaintext, encCtx)
 		return err
 	})
 	return ct, err
@@ -827,13 +917,13 @@ func (k *Keyring) Decrypt(ctx context.Context, keyID string, wrapped []byte, enc
 	var pt []byte
 	err := k.read(func(st *state) error {
 		var err error
-		pt, err = k.decryptLocked(st, keyID, wrapped, encCtx)
+		pt, err = k.decryptLocked(ctx, st, keyID, wrapped, encCtx)
 		return err
 	})
 	return pt, err
 }
 
-func (k *Keyring) decryptLocked(st *state, keyID string, wrapped []byte, encCtx map[string]string) ([]byte, error) {
+func (k *Keyring) decryptLocked(ctx context.Context, st *state, keyID string, wrapped []byte, encCtx map[string]string) ([]byte, error) {
 	blobID, err := blobKeyID(wrapped)
 	if err != nil {
 		return nil, err
@@ -863,7 +953,7 @@ func (k *Keyring) decryptLocked(st *state, keyID string, wrapped []byte, encCtx 
 	if err := symmetricOnly(kr); err != nil {
 		return nil, err
 	}
-	return k.unwrap(st, kr, wrapped, encCtx)
+	return k.unwrap(ctx, st, kr, wrapped, encCtx)
 }
 
 // ReEncrypt implements kms.Client.
@@ -873,7 +963,7 @@ func (k *Keyring) ReEncrypt(ctx context.Context, srcKeyID string, wrapped []byte
 		dst string
 	)
 	err := k.withKey(dstKeyID, func(st *state, dkr *keyRecord) error {
-		pt, err := k.decryptLocked(st, srcKeyID, wrapped, srcCtx)
+		pt, err := k.decryptLocked(ctx, st, srcKeyID, wrapped, srcCtx)
 		if err != nil {
 			return err
 		}
@@ -881,7 +971,7 @@ func (k *Keyring) ReEncrypt(ctx context.Context, srcKeyID string, wrapped []byte
 		if err := usable(dkr); err != nil {
 			return err
 		}
-		ct, err = k.wrap(st, dkr, pt, dstCtx)
+		ct, err = k.wrap(ctx, st, dkr, pt, dstCtx)
 		dst = dkr.ID
 		return err
 	})
@@ -918,6 +1008,9 @@ func metadata(st *state, kr *keyRecord) *kms.KeyMetadata {
 		md.EncryptionAlgorithms = []string{kms.AlgRSAESOAEPSHA256}
 	} else {
 		md.EncryptionAlgorithms = []string{kms.AlgSymmetric}
+	}
+	if kr.Custom != nil {
+		md.Origin, md.CustomKeyStoreID = OriginCloudHSM, kr.Custom.storeID()
 	}
 	for a, id := range st.df.Aliases {
 		if id == kr.ID {

@@ -37,9 +37,11 @@ const (
 // s3seal refuses rather than silently ignoring a policy or a grant.
 //
 // Format 3 adds RSA key pairs (keySpec RSA_3072 or RSA_4096; their
-// material is the PKCS #8 private key, sealed as other material): an
-// older s3seal refuses such a file rather than failing on material that is
-// not 32 bytes, or offering an RSA key as a symmetric one.
+// material is the PKCS #8 private key, sealed as other material) and keys
+// held in a custom key store (keystore.go; their versions carry an HSM
+// label and no material): an older s3seal refuses such a file rather than
+// failing on material that is not 32 bytes or absent, or offering an RSA
+// key as a symmetric one.
 const (
 	fileFormatV1 = 1
 	fileFormatV2 = 2
@@ -99,6 +101,12 @@ type keyRecord struct {
 	Rotation *rotationRecord `json:"rotation,omitempty"`
 	Grants   []*Grant        `json:"grants,omitempty"`
 
+	// Format 3.
+
+	// Custom is set for a key held in a custom key store (keystore.go):
+	// its versions have a Label and no Material.
+	Custom *customRecord `json:"customKeyStore,omitempty"`
+
 	// Safe deletion (deletion.go). Neither makes the file format 2: an
 	// older s3seal ignores them and deletes the key at its date, as it
 	// always did.
@@ -118,6 +126,9 @@ type versionRecord struct {
 	// Automatic marks a version made by automatic rotation (format 2);
 	// other versions after the first were rotated on demand.
 	Automatic bool `json:"automatic,omitempty"`
+	// Label names the version's key in the custom key store (format 3),
+	// for keys held in one; Material is then empty.
+	Label string `json:"label,omitempty"`
 }
 
 // rotationRecord is a key's automatic rotation schedule: the next
@@ -133,10 +144,12 @@ func (r *rotationRecord) next() time.Time {
 }
 
 // format returns the file format df needs: 3 if any key is an RSA key
-// pair, 2 if any key uses a format 2 field, else 1.
+// pair or is held in a custom key store (an older s3seal would fail on
+// their versions, whose material is not an AES key or is absent, with a
+// misleading error), else 2 if any key uses a format 2 field, else 1.
 func (df *diskFile) format() int {
 	for _, kr := range df.Keys {
-		if kr.KeySpec != "" {
+		if kr.KeySpec != "" || kr.Custom != nil {
 			return fileFormatV3
 		}
 	}
