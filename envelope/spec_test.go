@@ -14,6 +14,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
 )
 
 // TestFormatSpec decrypts the golden objects of every version with an
@@ -50,7 +53,7 @@ func TestFormatSpec(t *testing.T) {
 		a = binary.BigEndian.AppendUint16(a, uint16(len(key)))
 		a = append(a, key...)
 		a = binary.BigEndian.AppendUint32(a, part)
-		if version == 2 {
+		if version >= 2 { // §12.1: version 3 as version 2
 			a = append(a, byte(len(u)))
 			a = append(a, u...)
 		}
@@ -111,7 +114,7 @@ func TestFormatSpec(t *testing.T) {
 			t.Fatal(err)
 		}
 		v := h[4]
-		if string(h[0:4]) != "S3SL" || v != 1 && v != 2 || int(v) != m.FormatVersion || h[5] != 0 {
+		if string(h[0:4]) != "S3SL" || v < 1 || v > 3 || int(v) != m.FormatVersion || v < 3 && h[5] != 0 || h[5]&^1 != 0 {
 			t.Fatalf("%s: magic/version/flags % x", path, h[:6])
 		}
 		versions[int(v)] = true
@@ -161,7 +164,7 @@ func TestFormatSpec(t *testing.T) {
 			} `json:"mf"`
 		}
 		var upload []byte
-		if v == 2 {
+		if v >= 2 {
 			if err := json.Unmarshal(meta, &blob); err != nil {
 				t.Fatalf("%s: blob: %v", path, err)
 			}
@@ -176,6 +179,10 @@ func TestFormatSpec(t *testing.T) {
 		var got []byte
 		switch layout {
 		case 1:
+			if h[5]&1 != 0 { // §12.2
+				got = openCompressed(t, gcm(kdf(oek, info("body"))), body, meta)
+				break
+			}
 			got = openStream(kdf(oek, info("body")), body, int64(len(plain)), 65536, 0)
 		case 2:
 			// §11.6: the manifest digest, recomputed from the part headers.
@@ -256,7 +263,71 @@ func TestFormatSpec(t *testing.T) {
 			t.Fatalf("%s: plaintext differs", path)
 		}
 	}
-	if !versions[1] || !versions[2] {
+	if !versions[1] || !versions[2] || !versions[3] {
 		t.Fatalf("golden files of versions %v", versions)
 	}
+}
+
+// openCompressed decodes a compressed single-layout body as FORMAT.md 12.2
+// describes it: blocks with their clear length headers (the AAD of their
+// segment), S2 block format or zstd frames, raw blocks, and the index, the
+// final segment, compared with the block headers.
+func openCompressed(t *testing.T, g cipher.AEAD, body, meta []byte) []byte {
+	var blob struct {
+		S int64 `json:"s"`
+		Z struct {
+			A string `json:"a"`
+			B int64  `json:"b"`
+		} `json:"z"`
+	}
+	if err := json.Unmarshal(meta, &blob); err != nil {
+		t.Fatal(err)
+	}
+	nonce := func(i int64, final byte) []byte {
+		n := binary.BigEndian.AppendUint32(nil, 0)
+		idx := binary.BigEndian.AppendUint64(nil, uint64(i))
+		return append(append(n, idx[1:]...), final)
+	}
+	nb := (blob.S + blob.Z.B - 1) / blob.Z.B
+	var out, hdrs []byte
+	zd, err := zstd.NewReader(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zd.Close()
+	for i := int64(0); i < nb; i++ {
+		hdr := body[:4]
+		h := binary.BigEndian.Uint32(hdr)
+		l := int(h & 0x7fffffff)
+		payload, err := g.Open(nil, nonce(i, 0), body[4:4+l+16], hdr)
+		if err != nil {
+			t.Fatalf("block %d: %v", i, err)
+		}
+		want := min(blob.Z.B, blob.S-i*blob.Z.B)
+		var pt []byte
+		switch {
+		case h&0x80000000 != 0:
+			pt = payload
+		case blob.Z.A == "s2":
+			pt, err = s2.Decode(nil, payload)
+		case blob.Z.A == "zstd":
+			pt, err = zd.DecodeAll(payload, nil)
+		default:
+			t.Fatalf("algorithm %q", blob.Z.A)
+		}
+		if err != nil || int64(len(pt)) != want {
+			t.Fatalf("block %d: %d bytes, %v", i, len(pt), err)
+		}
+		out = append(out, pt...)
+		hdrs = append(hdrs, hdr...)
+		body = body[4+l+16:]
+	}
+	if int64(len(body)) != 4*nb+16 {
+		t.Fatalf("index of %d bytes for %d blocks", len(body), nb)
+	}
+	index, err := g.Open(nil, nonce(nb, 1), body, nil)
+	if err != nil || !bytes.Equal(index, hdrs) {
+		t.Fatalf("index: %v", err)
+	}
+	return out
 }
