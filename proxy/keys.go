@@ -173,12 +173,18 @@ func (s *Server) newDataKey(r *request, bucket string) (*kms.DataKey, error) {
 // sealNew makes the envelope of a new object at the request's path, its
 // object key sealed under a (usually cached) data key of the bucket.
 func (s *Server) sealNew(r *request, layout envelope.Layout, meta *envelope.Meta) (*envelope.Object, error) {
+	return s.sealNewFlags(r, layout, meta, 0)
+}
+
+// sealNewFlags is sealNew for an object with format version 3 flags
+// (envelope.FlagCompressed: meta says how).
+func (s *Server) sealNewFlags(r *request, layout envelope.Layout, meta *envelope.Meta, flags envelope.Flags) (*envelope.Object, error) {
 	dk, err := s.newDataKey(r, r.t.Bucket)
 	if err != nil {
 		return nil, err
 	}
 	defer kms.Zero(dk.Plaintext)
-	obj, err := envelope.NewObject(dk.Plaintext, envelope.KeyInfo{KeyID: dk.KeyID, Wrapped: dk.Ciphertext},
+	obj, err := envelope.Config{Flags: flags}.NewObject(dk.Plaintext, envelope.KeyInfo{KeyID: dk.KeyID, Wrapped: dk.Ciphertext},
 		r.t.Bucket, r.t.Key, layout, meta.Encode())
 	if err != nil {
 		return nil, sealError(err)

@@ -18,7 +18,9 @@ import (
 // listObjects forwards ListObjects (V1, V2) and ListObjectVersions and
 // rewrites each entry's size and ETag to the plaintext object's.
 func (s *Server) listObjects(r *request) error {
-	return s.serveDocument(r, s3wire.RewriteListing)
+	return s.serveDocument(r, func(doc []byte) []byte {
+		return s3wire.RewriteListingWith(doc, s.listedSizes(r, doc))
+	})
 }
 
 // listParts rewrites each part's stored size to its plaintext size.
