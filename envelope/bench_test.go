@@ -190,3 +190,28 @@ func BenchmarkCompressed(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSaving: the adaptive check on one default block, on random
+// bytes (what restic packs and rclone crypt uploads look like: it must
+// cost little beside encrypting the object) and on JSON lines.
+func BenchmarkSaving(b *testing.B) {
+	for _, corpus := range []string{"random", "jsonl"} {
+		block := randBytes(5, DefaultBlockSize)
+		if corpus == "jsonl" {
+			block = compressible(5, DefaultBlockSize)
+		}
+		for _, alg := range []Algorithm{AlgS2, AlgZstd} {
+			b.Run(corpus+"/"+string(alg), func(b *testing.B) {
+				b.SetBytes(DefaultBlockSize)
+				var s float64
+				for b.Loop() {
+					var err error
+					if s, err = Saving(alg, block); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(s, "saving")
+			})
+		}
+	}
+}

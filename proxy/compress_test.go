@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/internal/testenv"
 	"github.com/s3seal/s3seal/kms"
@@ -31,10 +32,17 @@ func jsonLines(seed uint64, n int) []byte {
 	return b.Bytes()[:n]
 }
 
-// startCompressing runs one proxy per configuration in front of the
-// package's MinIO, all with one keyring (so that each reads what the others
-// wrote) and one client identity.
-func startCompressing(t *testing.T, zs ...proxy.Compression) []*env {
+// proxySet starts proxies in front of the package's MinIO that share one
+// keyring (so that each reads what the others wrote) and one client
+// identity.
+type proxySet struct {
+	t              testing.TB
+	kms            kms.Client
+	keyID          string
+	access, secret string
+}
+
+func newProxySet(t testing.TB) *proxySet {
 	t.Helper()
 	kr, err := keyring.Open(keyring.Config{Dir: t.TempDir()})
 	if err != nil {
@@ -44,16 +52,28 @@ func startCompressing(t *testing.T, zs ...proxy.Compression) []*env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	access, secret := "client-"+rand.Text()[:8], rand.Text()
+	return &proxySet{t: t, kms: kr, keyID: md.KeyID, access: "client-" + rand.Text()[:8], secret: rand.Text()}
+}
+
+// start runs one more proxy of the set with compression z (and a data-key
+// cache of its own, as a separate instance has).
+func (ps *proxySet) start(z proxy.Compression) *env {
+	e := startProxyWith(ps.t, func(c *proxy.Config) {
+		c.Identities = proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: ps.access, SecretKey: ps.secret, Buckets: []string{"*"}, Permissions: proxy.AllPermissions}}, nil)
+		c.KMS, c.DefaultKeyID = kms.NewCache(ps.kms, kms.DefaultCacheConfig()), ps.keyID
+		c.Compression = z
+	})
+	e.client = testenv.NewS3Client(e.endpoint, ps.access, ps.secret)
+	return e
+}
+
+// startCompressing runs one proxy of one set per configuration.
+func startCompressing(t testing.TB, zs ...proxy.Compression) []*env {
+	t.Helper()
+	ps := newProxySet(t)
 	var envs []*env
 	for _, z := range zs {
-		e := startProxyWith(t, func(c *proxy.Config) {
-			c.Identities = proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: access, SecretKey: secret, Buckets: []string{"*"}, Permissions: proxy.AllPermissions}}, nil)
-			c.KMS, c.DefaultKeyID = kms.NewCache(kr, kms.DefaultCacheConfig()), md.KeyID
-			c.Compression = z
-		})
-		e.client = testenv.NewS3Client(e.endpoint, access, secret)
-		envs = append(envs, e)
+		envs = append(envs, ps.start(z))
 	}
 	return envs
 }
@@ -101,11 +121,11 @@ func TestCompressedObjects(t *testing.T) {
 				"client-gzipped.json":  jsonLines(6, B+9), // the client says it compressed it
 				"logs/dir/ünïcode.txt": jsonLines(7, B/2),
 			}
-			types := map[string]string{"photo": "image/jpeg"}
+			ctypes := map[string]string{"photo": "image/jpeg"}
 			encodings := map[string]string{"client-gzipped.json": "gzip"}
 			for k, v := range objects {
 				in := &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(k), Body: bytes.NewReader(v), ContentLength: aws.Int64(int64(len(v)))}
-				if ct := types[k]; ct != "" {
+				if ct := ctypes[k]; ct != "" {
 					in.ContentType = &ct
 				}
 				if ce := encodings[k]; ce != "" {
@@ -140,6 +160,15 @@ func TestCompressedObjects(t *testing.T) {
 				head, err := e.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String(k)})
 				if err != nil || aws.ToInt64(head.ContentLength) != int64(len(v)) {
 					t.Fatalf("head %s: %v, %d", k, err, aws.ToInt64(head.ContentLength))
+				}
+				// GetObjectAttributes, from the instance that wrote it and
+				// from one that did not (its size cache is empty).
+				for _, c := range []*env{e, fresh} {
+					attrs, err := c.client.GetObjectAttributes(ctx, &s3.GetObjectAttributesInput{Bucket: &bucket, Key: aws.String(k),
+						ObjectAttributes: []types.ObjectAttributes{types.ObjectAttributesObjectSize, types.ObjectAttributesEtag}})
+					if err != nil || aws.ToInt64(attrs.ObjectSize) != int64(len(v)) {
+						t.Fatalf("GetObjectAttributes %s: %v, %d", k, err, aws.ToInt64(attrs.ObjectSize))
+					}
 				}
 				if len(v) == 0 {
 					continue

@@ -189,12 +189,25 @@ var checksumElements = []*regexp.Regexp{
 // object's ETag as clients see it, if the caller read it from the object's
 // header ("": the store's, mapped).
 func RewriteAttributes(body []byte, asked []string, shown string) []byte {
+	return RewriteAttributesSize(body, asked, shown, -1)
+}
+
+// RewriteAttributesSize is RewriteAttributes with the object's plaintext
+// size when the caller knows it (plain ≥ 0: a compressed object, whose
+// stored size does not give it).
+func RewriteAttributesSize(body []byte, asked []string, shown string, plain int64) []byte {
 	tag, _, _, _ := Element(body, "ETag")
 	storeTag := `"` + strings.Trim(unescapeQuotes(string(tag)), `"`) + `"`
 	sizeRaw, si, sj, ok := Element(body, "ObjectSize")
 	if ok {
 		stored, err := strconv.ParseInt(string(sizeRaw), 10, 64)
-		if plain, valid := envelope.ListedSize(stored, storeTag); err == nil && valid {
+		if plain < 0 {
+			var valid bool
+			if plain, valid = envelope.ListedSize(stored, storeTag); err != nil || !valid {
+				plain = -1
+			}
+		}
+		if plain >= 0 {
 			body = splice(body, si, sj, strconv.FormatInt(plain, 10))
 		}
 	}
