@@ -205,6 +205,19 @@ func (o *Object) Compression() *Compression {
 	return &c
 }
 
+// WholeReader yields the whole plaintext of a single-layout object, of
+// plainLen bytes, from its whole stored body: DecryptReader for an
+// uncompressed object, DecryptCompressedReader for a compressed one.
+func (o *Object) WholeReader(src io.Reader, plainLen int64) io.Reader {
+	if o.comp != nil {
+		if plainLen != o.plainSize {
+			return &errReader{fmt.Errorf("%w: %d bytes asked of a compressed object of %d", ErrRange, plainLen, o.plainSize)}
+		}
+		return o.DecryptCompressedReader(src, nil, 0, plainLen)
+	}
+	return o.DecryptReader(src, plainLen, 0, plainLen)
+}
+
 // EncryptCompressedReader returns the stored body of a compressed object
 // (made by a Config with FlagCompressed; its sealed Meta has the
 // compression parameters and the plaintext size s): src must yield exactly

@@ -139,10 +139,8 @@ func (c *DecryptCmd) Run() error {
 				defer kms.Zero(dek)
 				return envelope.OpenPart(ph, dek, pb, pk, meta.Upload)
 			})
-		} else if obj.Compression() != nil {
-			plain = obj.DecryptCompressedReader(get.Body, nil, 0, size)
 		} else {
-			plain = obj.DecryptReader(get.Body, size, 0, size)
+			plain = obj.WholeReader(get.Body, size)
 		}
 	}
 	w := os.Stdout
