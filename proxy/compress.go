@@ -103,8 +103,7 @@ func newCompressor(c Compression) (*compressor, error) {
 	if c.MinSaving < 0 || c.MinSaving >= 1 {
 		return nil, fmt.Errorf("proxy: compression minimum saving %v (want 0 <= x < 1)", c.MinSaving)
 	}
-	probe := envelope.Compression{Algorithm: envelope.AlgS2, BlockSize: c.BlockSize}
-	if _, err := envelope.DecodeMeta((&envelope.Meta{Compression: &probe}).Encode()); err != nil || !validBlockSize(c.BlockSize) {
+	if !validBlockSize(c.BlockSize) {
 		return nil, fmt.Errorf("proxy: compression block size %d (a power of two from %d to %d)", c.BlockSize, envelope.MinBlockSize, envelope.MaxBlockSize)
 	}
 	sizes, _ := lru.New[string, int64](100_000) // ~100 B an entry

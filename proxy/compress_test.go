@@ -273,3 +273,21 @@ func TestCompressionPerBucket(t *testing.T) {
 	// and read exactly.
 	checkListings(t, later, on, map[string][]byte{"k.log": data, "copy.log": data})
 }
+
+// TestCompressionConfig: settings a proxy refuses to start with.
+func TestCompressionConfig(t *testing.T) {
+	for _, z := range []proxy.Compression{
+		{Algorithm: "gzip"},
+		{Buckets: map[string]envelope.Algorithm{"b": "lz4"}},
+		{Algorithm: envelope.AlgS2, MinSaving: 1},
+		{Algorithm: envelope.AlgS2, MinSaving: -0.1},
+		{Algorithm: envelope.AlgS2, BlockSize: 100 << 10},
+		{Algorithm: envelope.AlgS2, BlockSize: 8 << 20},
+	} {
+		_, err := proxy.New(proxy.Config{KMS: kms.NewCache(nil, kms.DefaultCacheConfig()), DefaultKeyID: "k",
+			Identities: proxy.NewStaticIdentities(nil, nil), UpstreamURL: "http://127.0.0.1:1", Compression: z})
+		if err == nil || !strings.Contains(err.Error(), "compression") {
+			t.Errorf("%+v: %v", z, err)
+		}
+	}
+}
