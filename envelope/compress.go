@@ -1,7 +1,10 @@
 package envelope
 
 import (
+	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -20,9 +23,14 @@ import (
 // stored body is
 //
 //	block 0 || block 1 || ... || block nb-1 || index
-//	block i = uint32 h_i || AES-GCM(body key, nonce(i, final 0), payload_i, AAD = h_i)
+//	block i = (h_i XOR m_i) || AES-GCM(body key, nonce(i, final 0), payload_i, AAD = h_i)
 //	h_i     = payload length (bits 0..30) | 1<<31 if payload_i is the raw block
+//	m_i     = the first 4 bytes of AES(block header key, uint64 i || 8 zero bytes)
 //	index   = AES-GCM(body key, nonce(nb, final 1), h_0 || ... || h_nb-1, AAD = empty)
+//
+// The block header key is HKDF(OEK, "s3seal/3 block header"): the masked
+// headers let a reader walk the blocks in one pass while the store learns
+// nothing of each block's compressed length (only the total).
 //
 // with nb = ⌈s/BlockSize⌉ (0 for an empty object) from the sealed size s,
 // so that the index (4·nb+16 bytes) is found at the end of the body from
@@ -178,6 +186,29 @@ func Saving(alg Algorithm, sample []byte) (float64, error) {
 	return 1 - float64(len(c))/float64(len(sample)), nil
 }
 
+// blockHeaderKey is the AES block cipher that masks a compressed body's
+// block headers, under a key of its own derived from the object key (the
+// body key's AES must not be used outside GCM: AES(body key, 0) is GCM's
+// hash key).
+func blockHeaderKey(oek []byte, version byte) (cipher.Block, error) {
+	k, err := hkdf.Key(sha256.New, oek, nil, versionPrefix(version)+" block header", KeySize)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(k)
+	return aes.NewCipher(k)
+}
+
+// headerMask is m_i: the first 4 bytes of AES(block header key, uint64 i
+// || 8 zero bytes), a one-time pad for block i's header (one object key,
+// one use of each i).
+func headerMask(b cipher.Block, i int64) uint32 {
+	var in, out [aes.BlockSize]byte
+	binary.BigEndian.PutUint64(in[:8], uint64(i))
+	b.Encrypt(out[:], in[:])
+	return binary.BigEndian.Uint32(out[:4])
+}
+
 // compressedParams checks a compressed object's sealed metadata: its
 // compression parameters and its plaintext size.
 func compressedParams(meta []byte) (*Compression, int64, error) {
@@ -236,6 +267,7 @@ func (o *Object) EncryptCompressedReader(src io.Reader) io.Reader {
 	return &compEncReader{
 		enc:   &encReader{src: src, plainLen: o.plainSize},
 		aead:  o.body,
+		mask:  o.hdrMask,
 		comp:  *o.comp,
 		plain: o.plainSize,
 		nb:    o.comp.blocks(o.plainSize),
@@ -245,6 +277,7 @@ func (o *Object) EncryptCompressedReader(src io.Reader) io.Reader {
 type compEncReader struct {
 	enc      *encReader // for readFull and expectEOF
 	aead     cipher.AEAD
+	mask     cipher.Block
 	comp     Compression
 	plain    int64
 	nb, i    int64
@@ -288,8 +321,10 @@ func (e *compEncReader) next() error {
 	h |= uint32(len(payload))
 	e.index = binary.BigEndian.AppendUint32(e.index, h)
 	setNonce(&e.nonce, 0, e.i, false)
-	e.out = binary.BigEndian.AppendUint32(e.out[:0], h)
-	e.out = e.aead.Seal(e.out, e.nonce[:], payload, e.out[:blockHeaderSize])
+	var hb [blockHeaderSize]byte
+	binary.BigEndian.PutUint32(hb[:], h)
+	e.out = binary.BigEndian.AppendUint32(e.out[:0], h^headerMask(e.mask, e.i))
+	e.out = e.aead.Seal(e.out, e.nonce[:], payload, hb[:])
 	clear(in)
 	e.i++
 	return nil
@@ -419,7 +454,7 @@ func (o *Object) DecryptCompressedReader(src io.Reader, idx *BlockIndex, off, n 
 	case idx == nil && (off != 0 || n != o.plainSize):
 		return &errReader{fmt.Errorf("%w: a range needs the block index", ErrRange)}
 	}
-	d := &compDecReader{aead: o.body, comp: *o.comp, plain: o.plainSize, idx: idx, src: src, nb: o.comp.blocks(o.plainSize)}
+	d := &compDecReader{aead: o.body, mask: o.hdrMask, comp: *o.comp, plain: o.plainSize, idx: idx, src: src, nb: o.comp.blocks(o.plainSize)}
 	if n == 0 && idx != nil {
 		d.end = 0
 		return d
@@ -437,6 +472,7 @@ func (o *Object) DecryptCompressedReader(src io.Reader, idx *BlockIndex, off, n 
 
 type compDecReader struct {
 	aead      cipher.AEAD
+	mask      cipher.Block
 	comp      Compression
 	plain     int64
 	idx       *BlockIndex
@@ -489,7 +525,8 @@ func (d *compDecReader) next() error {
 	if err := d.readFull(hb[:]); err != nil {
 		return err
 	}
-	h := binary.BigEndian.Uint32(hb[:])
+	h := binary.BigEndian.Uint32(hb[:]) ^ headerMask(d.mask, d.i)
+	binary.BigEndian.PutUint32(hb[:], h)
 	if d.idx != nil && h != d.idx.hdrs[d.i] {
 		return fmt.Errorf("%w: block %d header differs from the index", ErrAuth, d.i)
 	}

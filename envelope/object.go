@@ -145,6 +145,7 @@ type Object struct {
 	// comp and plainSize: a compressed object's sealed parameters and size.
 	comp      *Compression
 	plainSize int64
+	hdrMask   cipher.Block // masks the block headers of a compressed body
 	closed    atomic.Bool
 }
 
@@ -180,6 +181,10 @@ func (c Config) NewObject(dek []byte, ki KeyInfo, bucket, key string, layout Lay
 			return nil, fmt.Errorf("%w: a compressed object has the single layout", ErrLayout)
 		}
 		if o.comp, o.plainSize, err = compressedParams(meta); err != nil {
+			o.Close()
+			return nil, err
+		}
+		if o.hdrMask, err = blockHeaderKey(o.oek, o.version); err != nil {
 			o.Close()
 			return nil, err
 		}
@@ -325,6 +330,10 @@ func (c Config) Open(h *Header, dek []byte, bucket, key string) (*Object, error)
 			o.Close()
 			return nil, err
 		}
+		if o.hdrMask, err = blockHeaderKey(o.oek, o.version); err != nil {
+			o.Close()
+			return nil, err
+		}
 	}
 	o.keyInfo = h.KeyInfo()
 	o.header = headerEncoding.EncodeToString(h.raw)
@@ -374,7 +383,7 @@ func (o *Object) Close() {
 	clear(o.oek)
 	o.keys.zero()
 	clear(o.meta)
-	o.body = nil
+	o.body, o.hdrMask = nil, nil
 }
 
 // EncryptReader returns the sealed body of a single-layout object whose

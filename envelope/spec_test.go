@@ -180,7 +180,7 @@ func TestFormatSpec(t *testing.T) {
 		switch layout {
 		case 1:
 			if h[5]&1 != 0 { // §12.2
-				got = openCompressed(t, gcm(kdf(oek, info("body"))), body, meta)
+				got = openCompressed(t, gcm(kdf(oek, info("body"))), kdf(oek, info("block header")), body, meta)
 				break
 			}
 			got = openStream(kdf(oek, info("body")), body, int64(len(plain)), 65536, 0)
@@ -272,7 +272,18 @@ func TestFormatSpec(t *testing.T) {
 // describes it: blocks with their clear length headers (the AAD of their
 // segment), S2 block format or zstd frames, raw blocks, and the index, the
 // final segment, compared with the block headers.
-func openCompressed(t *testing.T, g cipher.AEAD, body, meta []byte) []byte {
+func openCompressed(t *testing.T, g cipher.AEAD, hdrKey, body, meta []byte) []byte {
+	mb, err := aes.NewCipher(hdrKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// m_i: the first 4 bytes of AES(block header key, uint64 i || 8 zero bytes).
+	mask := func(i int64) uint32 {
+		var in, out [16]byte
+		binary.BigEndian.PutUint64(in[:8], uint64(i))
+		mb.Encrypt(out[:], in[:])
+		return binary.BigEndian.Uint32(out[:4])
+	}
 	var blob struct {
 		S int64 `json:"s"`
 		Z struct {
@@ -296,8 +307,8 @@ func openCompressed(t *testing.T, g cipher.AEAD, body, meta []byte) []byte {
 	}
 	defer zd.Close()
 	for i := int64(0); i < nb; i++ {
-		hdr := body[:4]
-		h := binary.BigEndian.Uint32(hdr)
+		h := binary.BigEndian.Uint32(body[:4]) ^ mask(i)
+		hdr := binary.BigEndian.AppendUint32(nil, h)
 		l := int(h & 0x7fffffff)
 		payload, err := g.Open(nil, nonce(i, 0), body[4:4+l+16], hdr)
 		if err != nil {
