@@ -54,6 +54,12 @@ func TestCompressedSource(t *testing.T) {
 	wrapped, _ := hex.DecodeString(g.Wrapped)
 	src, dst := &regA.store.Upstream, &regB.store.Upstream
 	createBucket(t, src, g.Bucket)
+	// TestVersion1Source uses the golden bucket too: leave it as found.
+	t.Cleanup(func() {
+		ctx := context.Background()
+		src.S3Client().DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &g.Bucket, Key: &g.Key})
+		src.S3Client().DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: &g.Bucket})
+	})
 	if _, err := src.S3Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: &g.Bucket, Key: &g.Key,
 		Body: bytes.NewReader(body), Metadata: map[string]string{"s3seal": g.HeaderValue}}); err != nil {
 		t.Fatal(err)
