@@ -326,13 +326,15 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 		}
 		po.ranged = true
 	}
+	if obj.Compression() != nil {
+		s.rememberSize(po.storeTag, stored, po.size) // for listings
+	}
 	if rq.head {
 		return po, nil
 	}
 
 	src := upstream.Body(resp)
 	if obj.Compression() != nil {
-		s.rememberSize(po.storeTag, stored, po.size)
 		return s.readCompressed(rq, po, obj, headerValue, stored, status)
 	}
 	if po.parts == 0 {
