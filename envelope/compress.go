@@ -302,7 +302,7 @@ func (e *compEncReader) next() error {
 	}
 	bl := e.comp.blockLen(e.plain, e.i)
 	if e.in == nil {
-		e.in = make([]byte, e.comp.BlockSize)
+		e.in = make([]byte, min(int64(e.comp.BlockSize), e.plain)) // a small object's size, not a block's
 	}
 	in := e.in[:bl]
 	if err := e.enc.readFull(in, e.i*int64(e.comp.BlockSize)+int64(bl)); err != nil {
@@ -535,7 +535,7 @@ func (d *compDecReader) next() error {
 	}
 	l := int(h &^ rawBit)
 	if cap(d.sealed) < l+TagSize {
-		d.sealed = make([]byte, l+TagSize, d.comp.BlockSize+TagSize)
+		d.sealed = make([]byte, l+TagSize, min(int64(d.comp.BlockSize), d.plain)+TagSize)
 	}
 	sealed := d.sealed[:l+TagSize]
 	if err := d.readFull(sealed); err != nil {
@@ -552,7 +552,7 @@ func (d *compDecReader) next() error {
 		out = payload
 	} else {
 		if d.plainBuf == nil {
-			d.plainBuf = make([]byte, d.comp.BlockSize)
+			d.plainBuf = make([]byte, min(int64(d.comp.BlockSize), d.plain))
 		}
 		if out, err = decompressBlock(d.comp.Algorithm, d.plainBuf, payload, bl); err != nil {
 			return err

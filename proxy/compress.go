@@ -217,7 +217,18 @@ const spoolMem = 1 << 20
 // ciphertext already; the spool encrypts it once more under a key of its
 // own (post.go's spool). The caller closes the returned closer.
 func (s *Server) spoolCompressed(sealed io.Reader, limit int64) (io.Reader, int64, func(), error) {
-	buf := make([]byte, spoolMem)
+	buf := make([]byte, min(spoolMem, limit+1)) // a small object's whole body, and no more
+	if int64(len(buf)) > limit {
+		// Fits in memory whatever it compresses to.
+		n, err := io.ReadFull(sealed, buf)
+		if err == io.ErrUnexpectedEOF || err == io.EOF {
+			return bytes.NewReader(buf[:n]), int64(n), func() {}, nil
+		}
+		if err == nil {
+			err = fmt.Errorf("compressed body longer than its bound %d", limit)
+		}
+		return nil, 0, nil, err
+	}
 	n, err := io.ReadFull(sealed, buf)
 	switch {
 	case err == io.EOF || err == io.ErrUnexpectedEOF:
