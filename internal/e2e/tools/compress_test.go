@@ -16,7 +16,7 @@ import (
 // TestToolsCompressed runs the aws cli, rclone and restic tests through an
 // s3seal that compresses every bucket (S3SEAL_COMPRESS=s2, README
 // "Compression"): their text-like files are stored compressed, their
-// random, already compressed or encrypted data (restic packs, rclone crypt)
+// random, already compressed or encrypted data (restic packs; random files)
 // is stored as before by the adaptive check, and every sync, check, backup
 // and restore comes out as without compression. "stored" checks, at the
 // store, that the first kind is compressed and the second is not.
