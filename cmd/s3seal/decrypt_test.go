@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -129,6 +130,36 @@ func TestDecryptCompressed(t *testing.T) {
 	}
 	if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, logs.Bytes()) {
 		t.Fatalf("decrypted %d bytes, want %d: %v", len(got), logs.Len(), err)
+	}
+	// --info shows the compression and its ratio (stdout captured).
+	infoFile := filepath.Join(t.TempDir(), "info.json")
+	f, err := os.Create(infoFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout := os.Stdout
+	os.Stdout = f
+	info := *cmd
+	info.Info, info.Output = true, "-"
+	err = info.Run()
+	os.Stdout = stdout
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Plaintext   int64 `json:"plaintext_size"`
+		Stored      int64 `json:"stored_size"`
+		Compression struct {
+			Algorithm string  `json:"algorithm"`
+			BlockSize int     `json:"block_size"`
+			Ratio     float64 `json:"ratio"`
+		} `json:"compression"`
+	}
+	raw, _ := os.ReadFile(infoFile)
+	if err := json.Unmarshal(raw, &got); err != nil || got.Plaintext != int64(logs.Len()) || got.Compression.Algorithm != "zstd" ||
+		got.Compression.BlockSize != 256<<10 || got.Compression.Ratio != float64(got.Stored)/float64(got.Plaintext) {
+		t.Fatalf("decrypt --info: %s (%v)", raw, err)
 	}
 	var text bytes.Buffer
 	ins := &InspectCmd{Object: "s3://" + bucket + "/app.log", out: &text,
