@@ -28,15 +28,15 @@ import (
 //	m_i     = the first 4 bytes of AES(block header key, uint64 i || 8 zero bytes)
 //	index   = AES-GCM(body key, nonce(nb, final 1), h_0 || ... || h_nb-1, AAD = empty)
 //
-// The block header key is HKDF(OEK, "s3seal/3 block header"): the masked
-// headers let a reader walk the blocks in one pass while the store learns
-// nothing of each block's compressed length (only the total).
-//
 // with nb = ⌈s/BlockSize⌉ (0 for an empty object) from the sealed size s,
 // so that the index (4·nb+16 bytes) is found at the end of the body from
 // the stored size alone. The nonces are those of FORMAT.md section 4 (part
 // number 0), so blocks cannot be reordered, dropped or truncated, and the
 // index, the final segment, must be there.
+//
+// The block header key is HKDF(OEK, "s3seal/3 block header"): the masked
+// headers let a reader walk the blocks in one pass while the store learns
+// nothing of each block's compressed length (only the total).
 
 // Algorithm names a compression algorithm, as sealed in Meta.Compression.
 type Algorithm string
