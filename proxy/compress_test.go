@@ -258,6 +258,29 @@ func TestCompressionPerBucket(t *testing.T) {
 	if h, _ := storedHeader(t, e, off, "k.log"); h.Version() != 2 {
 		t.Fatalf("bucket off: version %d", h.Version())
 	}
+	// A body that fails its Content-MD5 stores nothing, compressed or not
+	// (small: in-memory spool; large: the temporary file).
+	// text then random: compressed (its first block is text), and over the
+	// 1 MiB in-memory spool once stored (the random half stays raw).
+	mixedBody := append(jsonLines(12, 2<<20), randomBytes(2<<20)...)
+	if _, err := c.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(on), Key: aws.String("mixed.log"), Body: bytes.NewReader(mixedBody)}); err != nil {
+		t.Fatal(err)
+	}
+	if h, stored := storedHeader(t, e, on, "mixed.log"); h.Flags() != envelope.FlagCompressed || stored < 2<<20 || stored > 3<<20 {
+		t.Fatalf("mixed: flags %#x, %d stored bytes", h.Flags(), stored)
+	}
+	checkRange(t, c, on, "mixed.log", mixedBody, "bytes=0-")
+	checkRange(t, later, on, "mixed.log", mixedBody, "bytes=2000000-2200000")
+	for _, bad := range [][]byte{jsonLines(11, 5000), mixedBody} {
+		_, err := c.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(on), Key: aws.String("bad.log"), Body: bytes.NewReader(bad),
+			ContentMD5: aws.String("1B2M2Y8AsgTpgAmY7PhCfg==")}) // the MD5 of nothing
+		if apiCode(err) != "BadDigest" {
+			t.Fatalf("%d bytes with a wrong Content-MD5: %v", len(bad), err)
+		}
+		if _, err := e.direct.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(on), Key: aws.String("bad.log")}); err == nil {
+			t.Fatalf("%d bytes with a wrong Content-MD5: stored", len(bad))
+		}
+	}
 	// A copy (metadata only: the key resealed, the body copied by the
 	// store) stays compressed and reads back whole and by range.
 	if _, err := c.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String(on), Key: aws.String("copy.log"),
@@ -287,7 +310,7 @@ func TestCompressionPerBucket(t *testing.T) {
 	checkRange(t, c, off, "mp.log", data[70000:190000], "bytes=0-")
 	// Turned off for the bucket now: its compressed objects still list
 	// and read exactly.
-	checkListings(t, later, on, map[string][]byte{"k.log": data, "copy.log": data})
+	checkListings(t, later, on, map[string][]byte{"k.log": data, "copy.log": data, "mixed.log": mixedBody})
 }
 
 // TestCompressionConfig: settings a proxy refuses to start with.
