@@ -241,6 +241,7 @@ func goldenCases(t testing.TB) []goldenCase {
 			StoredSize: int64(len(body)), StoreETag: s3ETag(false, body),
 		}})
 	}
+	cases = append(cases, goldenAsymCases(t, cfg)...)
 	for i := range cases {
 		cases[i].m.PlaintextFile = cases[i].name + ".plain"
 		cases[i].m.BodyFile = cases[i].name + ".body"

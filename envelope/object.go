@@ -194,7 +194,7 @@ func (c Config) NewObject(dek []byte, ki KeyInfo, bucket, key string, layout Lay
 		o.Close()
 		return nil, err
 	}
-	o.keyInfo = KeyInfo{KeyID: ki.KeyID, Wrapped: append([]byte(nil), ki.Wrapped...)}
+	o.keyInfo = KeyInfo{KeyID: ki.KeyID, Wrapped: append([]byte(nil), ki.Wrapped...), Flags: o.flags & FlagAsymmetricWrap}
 	o.meta = append([]byte(nil), meta...)
 	return o, nil
 }

@@ -184,6 +184,12 @@ func (s *Server) compressFor(r *request, plainLen int64) envelope.Algorithm {
 	if alg == "" || s.comp.skip(r.t.Key, r.header.Get("Content-Type"), r.header.Get("Content-Encoding")) {
 		return ""
 	}
+	if _, asym := s.bucketKey(r.t.Bucket); asym {
+		// A write-only (RSA) bucket: the instance that writes cannot unseal
+		// the header, and a compressed object's size is only there, so its
+		// HEADs and listings would show a wrong size. Not compressed.
+		return ""
+	}
 	return alg
 }
 
