@@ -158,7 +158,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for _, g := range []struct {
 		name string
 		run  func(context.Context) error
-	}{{"large objects", r.large}, {"small objects", r.small}} {
+	}{{"large objects", r.large}, {"small objects", r.small}, {"compression", r.compression}} {
 		r.logf("%s", g.name)
 		resetPeakRSS(proxyPID)
 		for range max(1, cfg.Repeat) {

@@ -74,6 +74,20 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s: %+v", name, m)
 		}
 	}
+	// Compression: the text object through each s3seal bucket and direct,
+	// compressed only where the bucket compresses.
+	for _, name := range []string{"PUT " + large + " text x1, S2", "GET " + large + " text x1, zstd", "GET " + large + " text x1, uncompressed",
+		"PUT " + large + " random x1, S2 bucket"} {
+		if m, ok := rep.Find(name); !ok || m.Values[S3seal] <= 0 {
+			t.Errorf("%s: %+v", name, m)
+		}
+	}
+	for label, limit := range map[string]float64{"uncompressed": 1.01, "S2": 0.5, "zstd": 0.5} {
+		m, ok := rep.Find("stored/plaintext, " + large + " text, " + label)
+		if !ok || m.Values[S3seal] <= 0 || m.Values[S3seal] > limit || (label == "uncompressed") != (m.Values[S3seal] > 1) {
+			t.Errorf("stored/plaintext %s: %+v", label, m)
+		}
+	}
 	if m, ok := rep.Find("proxy peak RSS, large objects"); !ok || len(m.Values) != 1 || m.Values[S3seal] < 1 {
 		t.Errorf("proxy peak RSS: %+v", m)
 	}

@@ -142,6 +142,14 @@ func startEnv(ctx context.Context, cfg envConfig) (_ *env, err error) {
 			return nil, fmt.Errorf("%s: create bucket: %w", s.name, err)
 		}
 	}
+	for _, b := range compressedBuckets {
+		if b.bucket == "" {
+			continue
+		}
+		if _, err := e.systems[2].client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b.bucket)}); err != nil {
+			return nil, fmt.Errorf("s3seal: create bucket %s: %w", b.bucket, err)
+		}
+	}
 	return e, nil
 }
 
@@ -247,6 +255,8 @@ func startProxyOnce(bin string, upstream *testenv.MinIO, cpu int, pprofDir, dir 
 		"S3SEAL_SECRET_KEY":      p.secretKey,
 		"S3SEAL_AUDIT_LOG":       p.auditLog,
 		"S3SEAL_LOG_LEVEL":       "warn",
+		// Compression only in the compression workload's buckets.
+		"S3SEAL_COMPRESS_BUCKETS": compressEnv(),
 	}
 	for k, v := range upstream.UpstreamEnv() {
 		env[k] = v

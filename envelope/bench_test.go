@@ -131,3 +131,87 @@ func BenchmarkOpenHeader(b *testing.B) {
 		o.Close()
 	}
 }
+
+// BenchmarkCompressed: write and whole-read throughput of compressed bodies
+// and their stored/plaintext ratio, per algorithm and block size, on JSON
+// lines (compressible) and random bytes (stored raw): the figures behind
+// DefaultBlockSize.
+func BenchmarkCompressed(b *testing.B) {
+	const size = 16 << 20
+	dek := bytes.Repeat([]byte{7}, KeySize)
+	for _, corpus := range []string{"jsonl", "random"} {
+		plain := randBytes(1, size)
+		if corpus == "jsonl" {
+			plain = compressible(1, size)
+		}
+		for _, alg := range []Algorithm{AlgS2, AlgZstd} {
+			for _, bs := range []int{64 << 10, 256 << 10, 1 << 20} {
+				comp := Compression{Algorithm: alg, BlockSize: bs}
+				meta := (&Meta{Size: size, Compression: &comp}).Encode()
+				seal := func() (*Object, []byte) {
+					o, err := Config{Flags: FlagCompressed}.NewObject(dek, testKI, "b", "k", LayoutSingle, meta)
+					if err != nil {
+						b.Fatal(err)
+					}
+					var buf bytes.Buffer
+					if _, err := buf.ReadFrom(o.EncryptCompressedReader(bytes.NewReader(plain))); err != nil {
+						b.Fatal(err)
+					}
+					return o, buf.Bytes()
+				}
+				name := fmt.Sprintf("%s/%s/%dK", corpus, alg, bs>>10)
+				b.Run("write/"+name, func(b *testing.B) {
+					b.SetBytes(size)
+					var stored int
+					for b.Loop() {
+						o, body := seal()
+						o.Close()
+						stored = len(body)
+					}
+					b.ReportMetric(float64(stored)/size, "stored/plain")
+				})
+				b.Run("read/"+name, func(b *testing.B) {
+					w, body := seal()
+					h, _ := ParseHeader(w.HeaderValue())
+					w.Close()
+					o, err := Open(h, dek, "b", "k")
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer o.Close()
+					b.SetBytes(size)
+					for b.Loop() {
+						if n, err := io.Copy(io.Discard, o.DecryptCompressedReader(bytes.NewReader(body), nil, 0, size)); err != nil || n != size {
+							b.Fatal(n, err)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkSaving: the adaptive check on one default block, on random
+// bytes (what restic packs and rclone crypt uploads look like: it must
+// cost little beside encrypting the object) and on JSON lines.
+func BenchmarkSaving(b *testing.B) {
+	for _, corpus := range []string{"random", "jsonl"} {
+		block := randBytes(5, DefaultBlockSize)
+		if corpus == "jsonl" {
+			block = compressible(5, DefaultBlockSize)
+		}
+		for _, alg := range []Algorithm{AlgS2, AlgZstd} {
+			b.Run(corpus+"/"+string(alg), func(b *testing.B) {
+				b.SetBytes(DefaultBlockSize)
+				var s float64
+				for b.Loop() {
+					var err error
+					if s, err = Saving(alg, block); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(s, "saving")
+			})
+		}
+	}
+}

@@ -64,6 +64,13 @@ type Meta struct {
 	// named at CreateMultipartUpload (CRC32, ...): the completion computes
 	// the object's checksum with it. Only the pending header carries it.
 	ChecksumAlgorithm string `json:"ca,omitempty"`
+
+	// Version 3 fields; EncodeFor(2) leaves them out.
+
+	// Compression holds the parameters of a compressed body (FlagCompressed,
+	// FORMAT.md 12.2): algorithm and block size. Size is then the only
+	// source of the plaintext size.
+	Compression *Compression `json:"z,omitempty"`
 }
 
 // Source names the stored object version a migrated object was made from,
@@ -93,8 +100,9 @@ type Manifest struct {
 	Digest []byte `json:"d"`
 }
 
-// Encode returns the blob of a version 2 header.
-func (m *Meta) Encode() []byte { return m.EncodeFor(Version) }
+// Encode returns the blob with every field set (what a version 2 or 3
+// header carries: the version 3 fields are set only for version 3 objects).
+func (m *Meta) Encode() []byte { return m.EncodeFor(MaxVersion) }
 
 // EncodeFor returns the blob for a header of the given format version: a
 // version 1 header (a copy of a version 1 object keeps its version, since
@@ -104,6 +112,9 @@ func (m *Meta) EncodeFor(version int) []byte {
 	if version < 2 {
 		v.Headers, v.Upload, v.Manifest, v.Create, v.Source, v.ETag = nil, nil, nil, nil, nil, ""
 		v.ChecksumType, v.ChecksumAlgorithm = "", ""
+	}
+	if version < 3 {
+		v.Compression = nil
 	}
 	b, _ := json.Marshal(&v) // cannot fail: strings, ints and bytes only
 	return b
@@ -146,6 +157,9 @@ func PartsInETag(etag string) int {
 // stored − N·PartOverhead, any other ETag the single layout's inverse. ok is
 // false for a size no s3seal object can have. It is what listings show; it
 // authenticates nothing (a listing has no header to check it against).
+// It is wrong for a compressed object (FlagCompressed), whose stored size
+// says nothing exact and which a listing cannot tell apart: its size is in
+// its header only.
 func ListedSize(stored int64, storeETag string) (int64, bool) {
 	if n := PartsInETag(storeETag); n > 0 {
 		p, err := MultipartPlaintextSize(stored, n)
@@ -164,6 +178,16 @@ func ListedSize(stored int64, storeETag string) (int64, bool) {
 func (o *Object) PlainSize(m *Meta, stored int64, storeETag string) (int64, error) {
 	parts := PartsInETag(storeETag)
 	switch {
+	case o.comp != nil && parts == 0:
+		// The stored size says nothing exact: the sealed size is the size,
+		// and the stored one must be possible for it.
+		if m.Size != o.plainSize {
+			return 0, fmt.Errorf("%w: sealed size %d, object opened with %d", ErrSize, m.Size, o.plainSize)
+		}
+		if _, _, err := o.IndexRange(stored); err != nil {
+			return 0, err
+		}
+		return o.plainSize, nil
 	case o.layout == LayoutSingle && parts == 0:
 		p, err := PlaintextSize(stored)
 		if err != nil {

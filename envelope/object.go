@@ -118,6 +118,10 @@ func parseHeader(raw []byte) (*Header, error) {
 	if !h.layout.valid() {
 		return nil, fmt.Errorf("%w: unknown layout %d", ErrFormat, h.layout)
 	}
+	if h.flags&FlagCompressed != 0 && h.layout != LayoutSingle {
+		// A multipart object's parts say for themselves.
+		return nil, fmt.Errorf("%w: compressed flag on a %v object header", ErrFormat, h.layout)
+	}
 	h.metaAAD = raw[: len(raw)-len(r.b) : len(raw)-len(r.b)]
 	h.sealedMeta = r.b
 	return h, nil
@@ -137,7 +141,12 @@ type Object struct {
 	meta    []byte
 	header  string
 	sealed  atomic.Bool // EncryptReader may run once, and only on new objects
-	closed  atomic.Bool
+
+	// comp and plainSize: a compressed object's sealed parameters and size.
+	comp      *Compression
+	plainSize int64
+	hdrMask   cipher.Block // masks the block headers of a compressed body
+	closed    atomic.Bool
 }
 
 // NewObject makes a fresh OEK, seals it to (bucket, key) with dek, and seals
@@ -166,6 +175,20 @@ func (c Config) NewObject(dek []byte, ki KeyInfo, bucket, key string, layout Lay
 		return nil, err
 	}
 	o.flags = c.Flags & FlagCompressed
+	if o.flags != 0 {
+		if layout != LayoutSingle {
+			o.Close()
+			return nil, fmt.Errorf("%w: a compressed object has the single layout", ErrLayout)
+		}
+		if o.comp, o.plainSize, err = compressedParams(meta); err != nil {
+			o.Close()
+			return nil, err
+		}
+		if o.hdrMask, err = blockHeaderKey(o.oek, o.version); err != nil {
+			o.Close()
+			return nil, err
+		}
+	}
 	o.header, o.flags, err = o.seal(dek, ki, bucket, key, meta)
 	if err != nil {
 		o.Close()
@@ -205,6 +228,16 @@ func (o *Object) seal(dek []byte, ki KeyInfo, bucket, key string, meta []byte) (
 	flags, err := writeFlags(o.version, o.flags&FlagCompressed, o.cfg, ki)
 	if err != nil {
 		return "", 0, err
+	}
+	if o.comp != nil {
+		// The body does not change: neither may what describes it.
+		c, size, err := compressedParams(meta)
+		if err != nil {
+			return "", 0, err
+		}
+		if *c != *o.comp || size != o.plainSize {
+			return "", 0, fmt.Errorf("%w: resealed metadata changes the compressed body's parameters", ErrFormat)
+		}
 	}
 	aad, err := keyAAD(o.version, o.layout, bucket, key, 0, nil)
 	if err != nil {
@@ -292,6 +325,16 @@ func (c Config) Open(h *Header, dek []byte, bucket, key string) (*Object, error)
 	}
 	o.meta = meta
 	o.flags = h.flags
+	if o.flags&FlagCompressed != 0 {
+		if o.comp, o.plainSize, err = compressedParams(meta); err != nil {
+			o.Close()
+			return nil, err
+		}
+		if o.hdrMask, err = blockHeaderKey(o.oek, o.version); err != nil {
+			o.Close()
+			return nil, err
+		}
+	}
 	o.keyInfo = h.KeyInfo()
 	o.header = headerEncoding.EncodeToString(h.raw)
 	o.sealed.Store(true)
@@ -340,7 +383,7 @@ func (o *Object) Close() {
 	clear(o.oek)
 	o.keys.zero()
 	clear(o.meta)
-	o.body = nil
+	o.body, o.hdrMask = nil, nil
 }
 
 // EncryptReader returns the sealed body of a single-layout object whose
@@ -360,6 +403,8 @@ func (o *Object) EncryptReader(src io.Reader, plainLen int64) io.Reader {
 		return &errReader{ErrClosed}
 	case o.layout != LayoutSingle:
 		return &errReader{fmt.Errorf("%w: EncryptReader on a %v object (use NewPart)", ErrLayout, o.layout)}
+	case o.comp != nil:
+		return &errReader{fmt.Errorf("%w: EncryptReader on a compressed object (use EncryptCompressedReader)", ErrLayout)}
 	case plainLen < 0 || plainLen > MaxObjectSize:
 		return &errReader{fmt.Errorf("%w: plaintext length %d", ErrTooLarge, plainLen)}
 	case o.sealed.Swap(true):
@@ -384,6 +429,8 @@ func (o *Object) DecryptReader(src io.Reader, plainLen, off, n int64) io.Reader 
 		return &errReader{ErrClosed}
 	case o.layout != LayoutSingle:
 		return &errReader{fmt.Errorf("%w: DecryptReader on a %v object (use OpenPart)", ErrLayout, o.layout)}
+	case o.comp != nil:
+		return &errReader{fmt.Errorf("%w: DecryptReader on a compressed object (use DecryptCompressedReader)", ErrLayout)}
 	}
 	return newDecReader(o.body, 0, SegmentSize, src, plainLen, off, n, 0)
 }

@@ -15,6 +15,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
 )
 
 // TestFormatSpec decrypts the golden objects of every version with an
@@ -112,7 +115,7 @@ func TestFormatSpec(t *testing.T) {
 			t.Fatal(err)
 		}
 		v, flags := h[4], h[5]
-		if string(h[0:4]) != "S3SL" || v < 1 || v > 3 || int(v) != m.FormatVersion || v < 3 && flags != 0 || flags&^0x02 != 0 {
+		if string(h[0:4]) != "S3SL" || v < 1 || v > 3 || int(v) != m.FormatVersion || v < 3 && flags != 0 || flags&^0x03 != 0 {
 			t.Fatalf("%s: magic/version/flags % x", path, h[:6])
 		}
 		if flags&0x02 != 0 { // §12.3: the wrapped DEK is RSAES_OAEP_SHA_256 under the RSA key
@@ -183,6 +186,10 @@ func TestFormatSpec(t *testing.T) {
 		var got []byte
 		switch layout {
 		case 1:
+			if h[5]&1 != 0 { // §12.2
+				got = openCompressed(t, gcm(kdf(oek, info("body"))), kdf(oek, info("block header")), body, meta)
+				break
+			}
 			got = openStream(kdf(oek, info("body")), body, int64(len(plain)), 65536, 0)
 		case 2:
 			// §11.6: the manifest digest, recomputed from the part headers.
@@ -263,7 +270,82 @@ func TestFormatSpec(t *testing.T) {
 			t.Fatalf("%s: plaintext differs", path)
 		}
 	}
-	if !versions[1] || !versions[2] {
+	if !versions[1] || !versions[2] || !versions[3] {
 		t.Fatalf("golden files of versions %v", versions)
 	}
+}
+
+// openCompressed decodes a compressed single-layout body as FORMAT.md 12.2
+// describes it: blocks with their clear length headers (the AAD of their
+// segment), S2 block format or zstd frames, raw blocks, and the index, the
+// final segment, compared with the block headers.
+func openCompressed(t *testing.T, g cipher.AEAD, hdrKey, body, meta []byte) []byte {
+	mb, err := aes.NewCipher(hdrKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// m_i: the first 4 bytes of AES(block header key, uint64 i || 8 zero bytes).
+	mask := func(i int64) uint32 {
+		var in, out [16]byte
+		binary.BigEndian.PutUint64(in[:8], uint64(i))
+		mb.Encrypt(out[:], in[:])
+		return binary.BigEndian.Uint32(out[:4])
+	}
+	var blob struct {
+		S int64 `json:"s"`
+		Z struct {
+			A string `json:"a"`
+			B int64  `json:"b"`
+		} `json:"z"`
+	}
+	if err := json.Unmarshal(meta, &blob); err != nil {
+		t.Fatal(err)
+	}
+	nonce := func(i int64, final byte) []byte {
+		n := binary.BigEndian.AppendUint32(nil, 0)
+		idx := binary.BigEndian.AppendUint64(nil, uint64(i))
+		return append(append(n, idx[1:]...), final)
+	}
+	nb := (blob.S + blob.Z.B - 1) / blob.Z.B
+	var out, hdrs []byte
+	zd, err := zstd.NewReader(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zd.Close()
+	for i := int64(0); i < nb; i++ {
+		h := binary.BigEndian.Uint32(body[:4]) ^ mask(i)
+		hdr := binary.BigEndian.AppendUint32(nil, h)
+		l := int(h & 0x7fffffff)
+		payload, err := g.Open(nil, nonce(i, 0), body[4:4+l+16], hdr)
+		if err != nil {
+			t.Fatalf("block %d: %v", i, err)
+		}
+		want := min(blob.Z.B, blob.S-i*blob.Z.B)
+		var pt []byte
+		switch {
+		case h&0x80000000 != 0:
+			pt = payload
+		case blob.Z.A == "s2":
+			pt, err = s2.Decode(nil, payload)
+		case blob.Z.A == "zstd":
+			pt, err = zd.DecodeAll(payload, nil)
+		default:
+			t.Fatalf("algorithm %q", blob.Z.A)
+		}
+		if err != nil || int64(len(pt)) != want {
+			t.Fatalf("block %d: %d bytes, %v", i, len(pt), err)
+		}
+		out = append(out, pt...)
+		hdrs = append(hdrs, hdr...)
+		body = body[4+l+16:]
+	}
+	if int64(len(body)) != 4*nb+16 {
+		t.Fatalf("index of %d bytes for %d blocks", len(body), nb)
+	}
+	index, err := g.Open(nil, nonce(nb, 1), body, nil)
+	if err != nil || !bytes.Equal(index, hdrs) {
+		t.Fatalf("index: %v", err)
+	}
+	return out
 }

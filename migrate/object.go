@@ -477,6 +477,7 @@ type readCloser struct {
 func (t *task) reencryptSingle(ctx context.Context) error {
 	j := t.job
 	meta := t.destMeta()
+	meta.Compression = nil // written uncompressed (version 2)
 	o, err := envelope.NewObject(t.dk.Plaintext, t.keyInfo(), j.cfg.Dst.Bucket, t.dkey, envelope.LayoutSingle, meta.Encode())
 	if err != nil {
 		return fmt.Errorf("seal the destination header: %w", err)
@@ -487,7 +488,7 @@ func (t *task) reencryptSingle(ctx context.Context) error {
 		return fmt.Errorf("read the source: %w", err)
 	}
 	defer rc.Close()
-	plain := t.obj.DecryptReader(rc, t.plainSize, 0, t.plainSize)
+	plain := t.obj.WholeReader(rc, t.plainSize)
 	return j.put(ctx, t.dkey, o.HeaderValue(), o.EncryptReader(plain, t.plainSize), envelope.CiphertextSize(t.plainSize))
 }
 

@@ -194,7 +194,7 @@ func (j *job) verify(ctx context.Context, key string, wantSize int64) error {
 			return err
 		}
 		defer rc.Close()
-		_, err = io.Copy(io.Discard, obj.DecryptReader(rc, size, 0, size))
+		_, err = io.Copy(io.Discard, obj.WholeReader(rc, size))
 		return err
 	}
 	pm, hdrs, err := dst.Store.PartHeaders(ctx, do)

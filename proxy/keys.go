@@ -288,12 +288,20 @@ func (s *Server) newDataKey(r *request, bucket string) (*dataKey, error) {
 // sealNew makes the envelope of a new object at the request's path, its
 // object key sealed under a (usually cached) data key of the bucket.
 func (s *Server) sealNew(r *request, layout envelope.Layout, meta *envelope.Meta) (*envelope.Object, error) {
+	return s.sealNewFlags(r, layout, meta, 0)
+}
+
+// sealNewFlags is sealNew for an object with format version 3 flags
+// (envelope.FlagCompressed: meta says how).
+func (s *Server) sealNewFlags(r *request, layout envelope.Layout, meta *envelope.Meta, flags envelope.Flags) (*envelope.Object, error) {
 	dk, err := s.newDataKey(r, r.t.Bucket)
 	if err != nil {
 		return nil, err
 	}
 	defer kms.Zero(dk.Plaintext)
-	obj, err := dk.config().NewObject(dk.Plaintext, dk.keyInfo(), r.t.Bucket, r.t.Key, layout, meta.Encode())
+	cfg := dk.config()
+	cfg.Flags |= flags // the body's flags (compression) beside the key's
+	obj, err := cfg.NewObject(dk.Plaintext, dk.keyInfo(), r.t.Bucket, r.t.Key, layout, meta.Encode())
 	if err != nil {
 		return nil, sealError(err)
 	}

@@ -2,9 +2,11 @@ package proxy
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/s3seal/s3seal/envelope"
@@ -18,7 +20,9 @@ import (
 // listObjects forwards ListObjects (V1, V2) and ListObjectVersions and
 // rewrites each entry's size and ETag to the plaintext object's.
 func (s *Server) listObjects(r *request) error {
-	return s.serveDocument(r, s3wire.RewriteListing)
+	return s.serveDocument(r, func(doc []byte) []byte {
+		return s3wire.RewriteListingWith(doc, s.listedSizes(r, doc))
+	})
 }
 
 // listParts rewrites each part's stored size to its plaintext size.
@@ -95,7 +99,23 @@ func (s *Server) getObjectAttributes(r *request) error {
 			_, shown = s.headETag(r, r.t.RawPath, versionQuery(r.t.Query.Get("versionId")))
 		}
 	}
-	body = s3wire.RewriteAttributes(body, asked, shown)
+	plain := int64(-1)
+	if s.comp != nil && s.comp.mayHold(r.t.Bucket) && envelope.PartsInETag(storeTag) == 0 && wants("ObjectSize") {
+		// Perhaps a compressed object: its size is in its header only.
+		stored := int64(-1)
+		if raw, _, _, ok := s3wire.Element(body, "ObjectSize"); ok {
+			stored, _ = strconv.ParseInt(string(raw), 10, 64)
+		}
+		if size, ok := s.comp.sizes.Get(sizeKey(storeTag, stored)); ok {
+			plain = size
+		} else if size, err := s.headSize(r, r.t.Key, r.t.Query.Get("versionId"), storeTag); err == nil {
+			plain = size
+			s.rememberSize(storeTag, stored, size)
+		} else {
+			return s3wire.Internal(fmt.Errorf("GetObjectAttributes: plaintext size: %w", err))
+		}
+	}
+	body = s3wire.RewriteAttributesSize(body, asked, shown, plain)
 	if len(extra) > 0 {
 		if i := bytes.LastIndex(body, []byte("</")); i >= 0 {
 			body = slices.Concat(body[:i], extra, body[i:])

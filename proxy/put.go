@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -39,7 +40,27 @@ func (s *Server) putObject(r *request) error {
 	if err != nil {
 		return err
 	}
-	obj, err := s.sealNew(r, envelope.LayoutSingle, meta)
+	// src is the plaintext to store: the client's body, verified as it is
+	// read (trailers and checksums are body's), with the adaptive check's
+	// first block put back in front.
+	var src io.Reader = body
+	var flags envelope.Flags
+	if alg := s.compressFor(r, plainLen); alg != "" {
+		rec := &errRecorder{r: body}
+		var compressed bool
+		if src, compressed, err = s.adaptive(alg, rec, plainLen); err != nil {
+			if bodyErr := rec.Err(); bodyErr != nil {
+				r.ctx.SetConnectionClose()
+				return bodyError(bodyErr)
+			}
+			return s3wire.Internal(err)
+		}
+		if compressed {
+			flags = envelope.FlagCompressed
+			meta.Compression = &envelope.Compression{Algorithm: alg, BlockSize: s.comp.cfg.BlockSize}
+		}
+	}
+	obj, err := s.sealNewFlags(r, envelope.LayoutSingle, meta, flags)
 	if err != nil {
 		return err
 	}
@@ -49,8 +70,13 @@ func (s *Server) putObject(r *request) error {
 	s3wire.DropContentHeaders(out.Header)
 	out.Header.Set(s3wire.SealHeader, obj.HeaderValue())
 	s.resolveIfMatch(r, out)
-	encrypt := func(src io.Reader) io.Reader { return obj.EncryptReader(src, plainLen) }
-	resp, err := s.sendEncrypted(r, out, body, encrypt, envelope.CiphertextSize(plainLen))
+	var resp *fasthttp.Response
+	if flags&envelope.FlagCompressed != 0 {
+		resp, err = s.sendCompressed(r, out, obj, src, plainLen)
+	} else {
+		encrypt := func(src io.Reader) io.Reader { return obj.EncryptReader(src, plainLen) }
+		resp, err = s.sendEncrypted(r, out, src, encrypt, envelope.CiphertextSize(plainLen))
+	}
 	if err != nil {
 		return err
 	}
@@ -68,6 +94,9 @@ func (s *Server) putObject(r *request) error {
 				r.ctx.Response.Header.Set("X-Amz-Version-Id", version)
 			}
 		}
+	}
+	if meta.Compression != nil {
+		s.rememberSize(storeTag, out.BodyLen, plainLen)
 	}
 	r.ctx.Response.Header.Set("ETag", s3wire.ClientETag(storeTag))
 	echoChecksums(r, body)
@@ -95,6 +124,37 @@ func (s *Server) sendEncrypted(r *request, out *upstream.Request, src io.Reader,
 		r.ctx.SetConnectionClose()
 		return nil, bodyError(bodyErr)
 	}
+	if err != nil {
+		return nil, s3wire.Internal(fmt.Errorf("upstream %s: %w", r.op, err))
+	}
+	return resp, nil
+}
+
+// sendCompressed sends out with src compressed and encrypted by obj (a
+// compressed object). The store needs the length up front, and it is
+// known only once the whole body is compressed: the sealed body is spooled
+// first (compress.go), and a failure of the client's body is its error
+// before anything reaches the store.
+func (s *Server) sendCompressed(r *request, out *upstream.Request, obj *envelope.Object, src io.Reader, plainLen int64) (*fasthttp.Response, error) {
+	rec := &errRecorder{r: src}
+	_, hi := obj.Compression().CompressedSizeBounds(plainLen)
+	body, n, release, err := s.spoolCompressed(obj.EncryptCompressedReader(rec), hi)
+	if bodyErr := rec.Err(); bodyErr != nil {
+		if err == nil {
+			release()
+		}
+		r.ctx.SetConnectionClose()
+		return nil, bodyError(bodyErr)
+	}
+	if errors.Is(err, errSpoolFull) {
+		return nil, s3wire.ErrSlowDown
+	}
+	if err != nil {
+		return nil, s3wire.Internal(err)
+	}
+	defer release()
+	out.Body, out.BodyLen = body, n
+	resp, err := s.up.Do(out)
 	if err != nil {
 		return nil, s3wire.Internal(fmt.Errorf("upstream %s: %w", r.op, err))
 	}

@@ -213,7 +213,7 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 	if br != nil && br.SuffixSet {
 		// A suffix range needs the plaintext size to find its first
 		// segment: ask for it first, and pin the version we will read.
-		size, etag, err := s.statSize(rq, cond)
+		size, etag, err := s.statSize(r, rq, cond)
 		if err != nil {
 			return nil, err
 		}
@@ -253,11 +253,24 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 	status := resp.StatusCode()
 	if status == http.StatusRequestedRangeNotSatisfiable {
 		fasthttp.ReleaseResponse(resp)
-		size, _, err := s.statSize(rq, cond)
+		size, _, err := s.statSize(r, rq, cond)
 		if err != nil {
 			return nil, err
 		}
-		return nil, s3wire.InvalidRange(size, br.Raw)
+		if _, _, ok := br.Resolve(size); !ok {
+			return nil, s3wire.InvalidRange(size, br.Raw)
+		}
+		// A compressed object is shorter than the range aligned for an
+		// uncompressed one: ask for its first byte, for the headers and
+		// the stored size; readCompressed fetches the blocks.
+		out.Header.Set("Range", "bytes=0-0")
+		if resp, err = s.up.Do(out); err != nil {
+			return nil, s3wire.Internal(fmt.Errorf("upstream %s: %w", method, err))
+		}
+		if status = resp.StatusCode(); status == http.StatusRequestedRangeNotSatisfiable {
+			fasthttp.ReleaseResponse(resp)
+			return nil, s3wire.InvalidRange(size, br.Raw)
+		}
 	}
 	if status != http.StatusOK && status != http.StatusPartialContent {
 		return nil, &upstreamReply{resp}
@@ -318,11 +331,17 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 		}
 		po.ranged = true
 	}
+	if obj.Compression() != nil {
+		s.rememberSize(po.storeTag, stored, po.size) // for listings
+	}
 	if rq.head {
 		return po, nil
 	}
 
 	src := upstream.Body(resp)
+	if obj.Compression() != nil {
+		return s.readCompressed(rq, po, obj, headerValue, stored, status)
+	}
 	if po.parts == 0 {
 		if want, _ := envelope.CipherRange(po.size, po.off, po.n); want != cipherOff {
 			return fail(s3wire.Internal(fmt.Errorf("store returned range at %d, want %d", cipherOff, want)))
@@ -369,8 +388,48 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 	return po, nil
 }
 
-// statSize HEADs the object for its plaintext size and store ETag.
-func (s *Server) statSize(rq *readReq, cond http.Header) (int64, string, error) {
+// readCompressed sets po.body to the plaintext a compressed object's read
+// asks for. The whole object streams from the response at hand; a range
+// fetches the block index (cached per object version), then exactly the
+// blocks that hold the range: the first response was aligned for an
+// uncompressed object and is dropped.
+func (s *Server) readCompressed(rq *readReq, po *plainObject, obj *envelope.Object, headerValue string, stored int64, status int) (*plainObject, error) {
+	fail := func(err error) (*plainObject, error) { po.Close(); return nil, err }
+	if !po.ranged && status == http.StatusOK {
+		po.body = obj.DecryptCompressedReader(upstream.Body(po.resp), nil, 0, po.size)
+		return po, nil
+	}
+	po.resp.CloseBodyStream()
+	if po.n == 0 {
+		po.body = bytes.NewReader(nil)
+		return po, nil
+	}
+	idx, err := s.blockIndex(rq, obj, po.storeTag, headerValue, stored)
+	if err != nil {
+		return fail(err)
+	}
+	cOff, cLen, err := idx.CipherRange(po.off, po.n)
+	if err != nil {
+		return fail(s3wire.Internal(err))
+	}
+	out := upstream.NewRequest(http.MethodGet, rq.rawPath, rq.query)
+	out.Header.Set("If-Match", po.storeTag)
+	out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", cOff, cOff+cLen-1))
+	rresp, err := s.up.Do(out)
+	if err != nil {
+		return fail(s3wire.Internal(err))
+	}
+	po.closers = append(po.closers, func() { rresp.CloseBodyStream(); fasthttp.ReleaseResponse(rresp) })
+	if st := rresp.StatusCode(); st != http.StatusPartialContent {
+		return fail(s3wire.Internal(fmt.Errorf("range of compressed object: store answered %d", st)))
+	}
+	po.body = obj.DecryptCompressedReader(upstream.Body(rresp), idx, po.off, po.n)
+	return po, nil
+}
+
+// statSize HEADs the object for its plaintext size and store ETag. A
+// compressed object's size is in its header only.
+func (s *Server) statSize(r *request, rq *readReq, cond http.Header) (int64, string, error) {
 	out := upstream.NewRequest(http.MethodHead, rq.rawPath, rq.query)
 	for k, v := range cond {
 		out.Header[k] = v
@@ -384,7 +443,21 @@ func (s *Server) statSize(rq *readReq, cond http.Header) (int64, string, error) 
 	}
 	defer fasthttp.ReleaseResponse(resp)
 	tag := string(resp.Header.Peek("ETag"))
-	size, ok := envelope.ListedSize(int64(resp.Header.ContentLength()), tag)
+	stored := int64(resp.Header.ContentLength())
+	hv := string(resp.Header.Peek(s3wire.SealHeader))
+	if h, err := envelope.ParseHeader(hv); err == nil && h.Flags()&envelope.FlagCompressed != 0 {
+		obj, meta, err := s.openSealed(r, hv, rq.bucket, rq.key)
+		if err != nil {
+			return 0, "", err
+		}
+		defer obj.Close()
+		size, err := obj.PlainSize(meta, stored, tag)
+		if err != nil {
+			return 0, "", s3wire.Damaged(fmt.Errorf("%s/%s: %w", rq.bucket, rq.key, err))
+		}
+		return size, tag, nil
+	}
+	size, ok := envelope.ListedSize(stored, tag)
 	if !ok {
 		return 0, "", s3wire.ErrNotSealed
 	}

@@ -13,6 +13,8 @@ import (
 	"net"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/kms"
 	"github.com/s3seal/s3seal/proxy/s3wire"
 	"github.com/s3seal/s3seal/proxy/upstream"
@@ -118,6 +120,10 @@ type Config struct {
 	// Certificates are always verified.
 	UpstreamTLS *tls.Config
 
+	// Compression compresses single PUTs before encryption, per bucket
+	// (compress.go); the zero value is off.
+	Compression Compression
+
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -131,6 +137,8 @@ type Server struct {
 	kms      kms.Client
 	srv      *fasthttp.Server
 	partMaps *partMaps
+	comp     *compressor // nil: compression off everywhere
+	indexes  *lru.Cache[string, *envelope.BlockIndex]
 	spool    spoolBudget // PostSpoolBytes
 	metrics  *metrics
 	ready    readiness
@@ -202,6 +210,12 @@ func New(cfg Config) (*Server, error) {
 			AllowV2: cfg.AllowSigV2,
 		},
 	}
+	if z, err := newCompressor(cfg.Compression); err != nil {
+		return nil, err
+	} else if z.anywhere() || len(z.cfg.Buckets) > 0 {
+		s.comp = z
+	}
+	s.indexes, _ = lru.New[string, *envelope.BlockIndex](4096)
 	if cfg.MaxConcurrentRequests > 0 {
 		s.slots = make(chan struct{}, cfg.MaxConcurrentRequests)
 	}

@@ -3,11 +3,14 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/s3seal/s3seal/envelope"
 )
 
 // writeConfig writes a --config file and returns its path.
@@ -134,5 +137,39 @@ func TestLimitOptions(t *testing.T) {
 		MaxRequestsPerIdentity: 8, UpstreamMaxConns: 2048, UpstreamConnWait: 2 * time.Second}
 	if c.Serve.LimitOptions != want {
 		t.Errorf("set: %+v, want %+v", c.Serve.LimitOptions, want)
+	}
+}
+
+// The compression options, from a --config file as from flags.
+func TestCompressOptions(t *testing.T) {
+	path := writeConfig(t, `{"compress": "s2", "compress_buckets": "logs=zstd,media=off", "compress_skip": "zip,.JPG,image/*", "compress_min_saving": 0.2}`)
+	c, err := parseCLI(t, "serve", "--config", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	z, err := c.Serve.CompressOptions.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if z.Algorithm != envelope.AlgS2 || z.Buckets["logs"] != envelope.AlgZstd || z.Buckets["media"] != "" || len(z.Buckets) != 2 ||
+		z.MinSaving != 0.2 || z.BlockSize != 256<<10 || !slices.Equal(z.SkipExtensions, []string{"zip", "jpg"}) ||
+		!slices.Equal(z.SkipContentTypes, []string{"image/*"}) {
+		t.Fatalf("%+v", z)
+	}
+	c, err = parseCLI(t, "serve")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if z, err := c.Serve.CompressOptions.config(); err != nil || z.Algorithm != "" || z.Buckets != nil || len(z.SkipExtensions) == 0 {
+		t.Fatalf("default: %+v, %v", z, err)
+	}
+	for _, bad := range []string{"--compress-buckets=logs=gzip", "--compress-buckets=logs", "--compress=lz4"} {
+		c, err := parseCLI(t, "serve", bad)
+		if err == nil {
+			_, err = c.Serve.CompressOptions.config()
+		}
+		if err == nil {
+			t.Errorf("%s accepted", bad)
+		}
 	}
 }

@@ -100,11 +100,17 @@ func (c *DecryptCmd) Run() error {
 	}
 	parts := envelope.PartsInETag(etag)
 	if c.Info {
-		out, _ := json.MarshalIndent(map[string]any{
+		info := map[string]any{
 			"object": c.Object, "format_version": h.Version(), "layout": obj.Layout().String(),
 			"kms_key": ki.KeyID, "stored_size": stored, "plaintext_size": size, "parts": parts,
 			"sealed_metadata": json.RawMessage(obj.Meta()),
-		}, "", "  ")
+		}
+		if z := obj.Compression(); z != nil {
+			// stored / plaintext: what compression saved, tags included.
+			info["compression"] = map[string]any{"algorithm": z.Algorithm, "block_size": z.BlockSize,
+				"ratio": float64(stored) / float64(max(size, 1))}
+		}
+		out, _ := json.MarshalIndent(info, "", "  ")
 		fmt.Println(string(out))
 		return nil
 	}
@@ -151,7 +157,7 @@ func (c *DecryptCmd) Run() error {
 				return envelope.OpenPart(ph, dek, pb, pk, meta.Upload)
 			})
 		} else {
-			plain = obj.DecryptReader(get.Body, size, 0, size)
+			plain = obj.WholeReader(get.Body, size)
 		}
 	}
 	w := os.Stdout

@@ -3,8 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -88,5 +92,83 @@ func TestDecryptWithoutProxy(t *testing.T) {
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Error("a damaged object left an output file")
+	}
+}
+
+// TestDecryptCompressed: an object a compressing s3seal wrote (S3SEAL_COMPRESS)
+// is recovered from MinIO by decrypt without the proxy, and inspect shows
+// it compressed without claiming a plaintext size it cannot know.
+func TestDecryptCompressed(t *testing.T) {
+	mi := testenv.StartMinIO(t, testenv.MinIOOptions{})
+	env := mi.UpstreamEnv()
+	env["S3SEAL_COMPRESS"] = "zstd"
+	proxy := testenv.StartS3seal(t, env)
+	c := proxy.S3Client()
+	ctx := context.Background()
+	bucket := "decrypt-compressed"
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	for i := 0; logs.Len() < 700_000; i++ {
+		fmt.Fprintf(&logs, `{"n":%d,"level":"info","msg":"served","path":"/a/%d"}`+"\n", i, i%977)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("app.log"), Body: bytes.NewReader(logs.Bytes())}); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Stop()
+	head, err := mi.S3Client().HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("app.log")})
+	if err != nil || aws.ToInt64(head.ContentLength) > int64(logs.Len())/4 {
+		t.Fatalf("stored %d bytes for %d: %v", aws.ToInt64(head.ContentLength), logs.Len(), err)
+	}
+	out := filepath.Join(t.TempDir(), "app.log")
+	cmd := &DecryptCmd{Object: "s3://" + bucket + "/app.log", Output: out,
+		UpstreamOptions: UpstreamOptions{Upstream: mi.Endpoint, UpstreamRegion: "us-east-1", UpstreamAccessKey: mi.AccessKey, UpstreamSecretKey: mi.SecretKey},
+		KMSOptions:      KMSOptions{KMS: "local"}, KeyringOptions: KeyringOptions{DataDir: proxy.DataDir, MasterKeyFile: proxy.MasterKeyFile}}
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, logs.Bytes()) {
+		t.Fatalf("decrypted %d bytes, want %d: %v", len(got), logs.Len(), err)
+	}
+	// --info shows the compression and its ratio (stdout captured).
+	infoFile := filepath.Join(t.TempDir(), "info.json")
+	f, err := os.Create(infoFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout := os.Stdout
+	os.Stdout = f
+	info := *cmd
+	info.Info, info.Output = true, "-"
+	err = info.Run()
+	os.Stdout = stdout
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Plaintext   int64 `json:"plaintext_size"`
+		Stored      int64 `json:"stored_size"`
+		Compression struct {
+			Algorithm string  `json:"algorithm"`
+			BlockSize int     `json:"block_size"`
+			Ratio     float64 `json:"ratio"`
+		} `json:"compression"`
+	}
+	raw, _ := os.ReadFile(infoFile)
+	if err := json.Unmarshal(raw, &got); err != nil || got.Plaintext != int64(logs.Len()) || got.Compression.Algorithm != "zstd" ||
+		got.Compression.BlockSize != 256<<10 || got.Compression.Ratio != float64(got.Stored)/float64(got.Plaintext) {
+		t.Fatalf("decrypt --info: %s (%v)", raw, err)
+	}
+	var text bytes.Buffer
+	ins := &InspectCmd{Object: "s3://" + bucket + "/app.log", out: &text,
+		UpstreamOptions: UpstreamOptions{Upstream: mi.Endpoint, UpstreamRegion: "us-east-1", UpstreamAccessKey: mi.AccessKey, UpstreamSecretKey: mi.SecretKey}}
+	if err := ins.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if s := text.String(); !regexp.MustCompile(`(?m)^flags +compressed$`).MatchString(s) ||
+		regexp.MustCompile(`(?m)^plaintext size`).MatchString(s) || !strings.Contains(s, "decrypt --info") {
+		t.Fatalf("inspect:\n%s", s)
 	}
 }

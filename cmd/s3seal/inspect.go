@@ -40,7 +40,9 @@ type Inspection struct {
 	Sealed        bool   `json:"sealed"`
 	FormatVersion int    `json:"format_version,omitempty"`
 	Layout        string `json:"layout,omitempty"`
-	PlaintextSize *int64 `json:"plaintext_size,omitempty"`
+	// Flags names the version 3 flags of the header (compressed, ...).
+	Flags         []string `json:"flags,omitempty"`
+	PlaintextSize *int64   `json:"plaintext_size,omitempty"`
 	// KMSKey is the key that wrapped the object header's data key; region
 	// and account are read from it when it is an ARN.
 	KMSKey          string `json:"kms_key,omitempty"`
@@ -81,6 +83,8 @@ var sealedFields = map[int][]string{
 	1: {"object key (OEK)", "plaintext size", "user metadata (x-amz-meta-*)", "plaintext MD5", "checksums", "origin path of copied parts"},
 	2: {"object key (OEK)", "plaintext size", "user metadata (x-amz-meta-*)", "content headers (Content-Type, ...)", "plaintext MD5", "checksums",
 		"origin path of copied parts", "upload identity", "part manifest", "migration source"},
+	3: {"object key (OEK)", "plaintext size", "user metadata (x-amz-meta-*)", "content headers (Content-Type, ...)", "plaintext MD5", "checksums",
+		"origin path of copied parts", "upload identity", "part manifest", "migration source", "compression algorithm and block size"},
 }
 
 func (c *InspectCmd) Run() error {
@@ -152,6 +156,12 @@ func inspect(ctx context.Context, st *objstore.Store, bucket, key string) (*Insp
 	}
 	in.HeaderValueBytes, in.SealedMetadataBytes = len(o.HeaderValue), h.MetaSize()
 	in.SealedFields = sealedFields[h.Version()]
+	if f := h.Flags(); f&envelope.FlagCompressed != 0 {
+		in.Flags = append(in.Flags, "compressed")
+	}
+	if f := h.Flags(); f&envelope.FlagAsymmetricWrap != 0 {
+		in.Flags = append(in.Flags, "asymmetric-wrap")
+	}
 	if h.Version() >= 2 {
 		for k, v := range o.Content {
 			if k == "Content-Type" && defaultContentType(v) {
@@ -165,6 +175,10 @@ func inspect(ctx context.Context, st *objstore.Store, bucket, key string) (*Insp
 	}
 	parts := o.Parts()
 	switch {
+	case h.Flags()&envelope.FlagCompressed != 0 && parts == 0:
+		// The stored size says nothing exact of a compressed body.
+		in.Warnings = append(in.Warnings, "compressed body: its plaintext size, and so the compression ratio, are sealed; "+
+			"s3seal decrypt --info shows them")
 	case h.Layout() == envelope.LayoutSingle && parts == 0:
 		if p, err := envelope.PlaintextSize(o.Size); err == nil {
 			in.PlaintextSize = &p
@@ -215,6 +229,9 @@ func (in *Inspection) writeText(w io.Writer) error {
 	if in.Sealed {
 		row("format version", in.FormatVersion)
 		row("layout", in.Layout)
+		if len(in.Flags) > 0 {
+			row("flags", strings.Join(in.Flags, ", "))
+		}
 		if in.PlaintextSize != nil {
 			row("plaintext size", *in.PlaintextSize)
 		}

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/internal/embedstore"
 	"github.com/s3seal/s3seal/internal/objstore"
 	"github.com/s3seal/s3seal/kms"
@@ -65,6 +66,8 @@ type ServeCmd struct {
 
 	LimitOptions `embed:"" envprefix:"S3SEAL_"`
 	PostSpoolMiB int64 `name:"post-spool-mib" env:"S3SEAL_POST_SPOOL_MIB" default:"8192" help:"MiB that browser form (POST) uploads may hold at once in temporary files (TMPDIR; encrypted under per-upload keys) while their length is learnt; a form over it is answered 503 SlowDown. 0: no bound (${env})."`
+
+	CompressOptions `embed:"" envprefix:"S3SEAL_"`
 
 	LogLevel string `env:"S3SEAL_LOG_LEVEL" enum:"debug,info,warn,error" default:"info" help:"Log level (${env})."`
 
@@ -203,6 +206,10 @@ func (c *ServeCmd) Run() error {
 	if err != nil {
 		return err
 	}
+	compression, err := c.CompressOptions.config()
+	if err != nil {
+		return err
+	}
 	srv, err := proxy.New(proxy.Config{
 		UpstreamURL: upURL, UpstreamRegion: c.UpstreamRegion,
 		UpstreamAccessKey: upAccess, UpstreamSecretKey: upSecret,
@@ -215,6 +222,7 @@ func (c *ServeCmd) Run() error {
 		MaxConcurrentRequests: c.MaxRequests, MaxRequestsPerIdentity: c.MaxRequestsPerIdentity,
 		UpstreamMaxConns: c.UpstreamMaxConns, UpstreamConnWait: c.UpstreamConnWait,
 		PostSpoolBytes: spoolBytes(c.PostSpoolMiB),
+		Compression:    compression,
 		Logger:         log,
 	})
 	if err != nil {
@@ -474,6 +482,63 @@ func spoolBytes(mib int64) int64 {
 		return -1
 	}
 	return mib << 20
+}
+
+// CompressOptions turn on compression before encryption (issue #22; README
+// "Compression"), globally or per bucket.
+type CompressOptions struct {
+	Compress          string  `env:"COMPRESS" enum:"off,s2,zstd" default:"off" help:"Compress new single-PUT objects before encrypting them, in every bucket without its own setting: 'off', 's2' (fast) or 'zstd' (smaller). Do not turn it on where content an attacker can partly choose is stored together with secrets: sizes then leak (README, Compression) (${env})."`
+	CompressBuckets   string  `env:"COMPRESS_BUCKETS" help:"Per-bucket compression, comma separated bucket=off|s2|zstd pairs, overriding --compress (${env})."`
+	CompressSkip      string  `env:"COMPRESS_SKIP" help:"File extensions (zip, .jpg) and content types (image/png, video/*) stored uncompressed because they are compressed already, comma separated; replaces the built-in list (zip, gz, tgz, zst, xz, bz2, 7z, jpg, png, mp4, mkv, mp3, pdf, ...). 'none': skip nothing by name (${env})."`
+	CompressMinSaving float64 `env:"COMPRESS_MIN_SAVING" default:"0.10" help:"Adaptive check: an object whose first block compresses by less than this fraction is stored uncompressed (${env})."`
+	CompressBlockKiB  int     `name:"compress-block-kib" env:"COMPRESS_BLOCK_KIB" default:"256" help:"Compression block size in KiB (64 to 4096, a power of two): a range read decompresses whole blocks (${env})."`
+	CompressSpoolMiB  int64   `name:"compress-spool-mib" env:"COMPRESS_SPOOL_MIB" default:"8192" help:"MiB that compressed PUTs may hold at once in temporary files (TMPDIR; ciphertext, encrypted once more) while their stored length is learnt; a PUT over it is answered 503 SlowDown. 0: no bound (${env})."`
+}
+
+// config builds proxy.Compression from the options.
+func (o *CompressOptions) config() (proxy.Compression, error) {
+	alg := func(s string) (envelope.Algorithm, error) {
+		switch strings.ToLower(strings.TrimSpace(s)) {
+		case "off", "":
+			return "", nil
+		case "s2":
+			return envelope.AlgS2, nil
+		case "zstd":
+			return envelope.AlgZstd, nil
+		}
+		return "", fmt.Errorf("compression algorithm %q (want off, s2 or zstd)", s)
+	}
+	c := proxy.Compression{MinSaving: o.CompressMinSaving, BlockSize: o.CompressBlockKiB << 10, SpoolBytes: spoolBytes(o.CompressSpoolMiB),
+		SkipExtensions: proxy.DefaultSkipExtensions, SkipContentTypes: proxy.DefaultSkipContentTypes}
+	var err error
+	if c.Algorithm, err = alg(o.Compress); err != nil {
+		return c, err
+	}
+	pairs, err := parseBucketKeys(o.CompressBuckets)
+	if err != nil {
+		return c, fmt.Errorf("--compress-buckets: %w", err)
+	}
+	if len(pairs) > 0 {
+		c.Buckets = map[string]envelope.Algorithm{}
+	}
+	for b, a := range pairs {
+		if c.Buckets[b], err = alg(a); err != nil {
+			return c, fmt.Errorf("--compress-buckets %s: %w", b, err)
+		}
+	}
+	if o.CompressSkip != "" {
+		c.SkipExtensions, c.SkipContentTypes = nil, nil
+		if strings.TrimSpace(o.CompressSkip) != "none" {
+			for _, item := range splitList(o.CompressSkip) {
+				if strings.Contains(item, "/") {
+					c.SkipContentTypes = append(c.SkipContentTypes, strings.ToLower(item))
+				} else {
+					c.SkipExtensions = append(c.SkipExtensions, strings.ToLower(strings.TrimPrefix(item, ".")))
+				}
+			}
+		}
+	}
+	return c, nil
 }
 
 // asymmetricKeys builds the write-only keys' KMS stack: a data-key cache

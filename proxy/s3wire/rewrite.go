@@ -3,7 +3,9 @@ package s3wire
 import (
 	"bytes"
 	"encoding/xml"
+	"html"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -18,10 +20,57 @@ import (
 // RewriteListing replaces <Size> and <ETag> inside every <Contents> and
 // <Version> element of a ListObjects (V1, V2) or ListObjectVersions page.
 func RewriteListing(doc []byte) []byte {
-	return rewriteElements(doc, []string{"Contents", "Version"}, rewriteEntry)
+	return RewriteListingWith(doc, nil)
 }
 
-func rewriteEntry(e []byte) []byte {
+// ListedSizes looks up an entry's plaintext size (key and version id as
+// the listing has them, XML-unescaped); ok false: the stored size says it.
+type ListedSizes func(key, version, storeTag string, stored int64) (plain int64, ok bool)
+
+// RewriteListingWith is RewriteListing with the sizes sizes knows (a
+// compressed object's stored size does not give its plaintext size).
+func RewriteListingWith(doc []byte, sizes ListedSizes) []byte {
+	return rewriteElements(doc, []string{"Contents", "Version"}, func(e []byte) []byte { return rewriteEntry(e, sizes) })
+}
+
+// ListingEntries calls fn for every <Contents> and <Version> entry of a
+// listing page that has an ETag and a size.
+func ListingEntries(doc []byte, fn func(key, version, storeTag string, stored int64)) {
+	rewriteElements(doc, []string{"Contents", "Version"}, func(e []byte) []byte {
+		if key, version, storeTag, stored, ok := entryFields(e); ok {
+			fn(key, version, storeTag, stored)
+		}
+		return e
+	})
+}
+
+func entryFields(e []byte) (key, version, storeTag string, stored int64, ok bool) {
+	etagRaw, _, _, hasTag := Element(e, "ETag")
+	sizeRaw, _, _, hasSize := Element(e, "Size")
+	keyRaw, _, _, hasKey := Element(e, "Key")
+	if !hasTag || !hasSize || !hasKey {
+		return "", "", "", 0, false
+	}
+	stored, err := strconv.ParseInt(string(sizeRaw), 10, 64)
+	if err != nil {
+		return "", "", "", 0, false
+	}
+	if v, _, _, ok := Element(e, "VersionId"); ok {
+		version = html.UnescapeString(string(v))
+	}
+	return html.UnescapeString(string(keyRaw)), version, unescapeQuotes(string(etagRaw)), stored, true
+}
+
+// URLDecodeKey decodes a key of a listing asked for with encoding-type=url
+// (a key that does not decode is returned as it is).
+func URLDecodeKey(k string) string {
+	if d, err := url.QueryUnescape(k); err == nil {
+		return d
+	}
+	return k
+}
+
+func rewriteEntry(e []byte, sizes ListedSizes) []byte {
 	etagRaw, ei, ej, hasTag := Element(e, "ETag")
 	sizeRaw, si, sj, hasSize := Element(e, "Size")
 	if !hasTag || !hasSize {
@@ -32,7 +81,15 @@ func rewriteEntry(e []byte) []byte {
 	if err != nil {
 		return e
 	}
-	plain, ok := envelope.ListedSize(stored, storeTag)
+	plain, ok := int64(0), false
+	if sizes != nil {
+		if key, version, _, _, fok := entryFields(e); fok {
+			plain, ok = sizes(key, version, storeTag, stored)
+		}
+	}
+	if !ok {
+		plain, ok = envelope.ListedSize(stored, storeTag)
+	}
 	if !ok {
 		return e // not an s3seal object: leave it as the store described it
 	}
@@ -132,12 +189,25 @@ var checksumElements = []*regexp.Regexp{
 // object's ETag as clients see it, if the caller read it from the object's
 // header ("": the store's, mapped).
 func RewriteAttributes(body []byte, asked []string, shown string) []byte {
+	return RewriteAttributesSize(body, asked, shown, -1)
+}
+
+// RewriteAttributesSize is RewriteAttributes with the object's plaintext
+// size when the caller knows it (plain ≥ 0: a compressed object, whose
+// stored size does not give it).
+func RewriteAttributesSize(body []byte, asked []string, shown string, plain int64) []byte {
 	tag, _, _, _ := Element(body, "ETag")
 	storeTag := `"` + strings.Trim(unescapeQuotes(string(tag)), `"`) + `"`
 	sizeRaw, si, sj, ok := Element(body, "ObjectSize")
 	if ok {
 		stored, err := strconv.ParseInt(string(sizeRaw), 10, 64)
-		if plain, valid := envelope.ListedSize(stored, storeTag); err == nil && valid {
+		if plain < 0 {
+			var valid bool
+			if plain, valid = envelope.ListedSize(stored, storeTag); err != nil || !valid {
+				plain = -1
+			}
+		}
+		if plain >= 0 {
 			body = splice(body, si, sj, strconv.FormatInt(plain, 10))
 		}
 	}

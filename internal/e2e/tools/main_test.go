@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -322,15 +323,30 @@ func md5hex(b []byte) string {
 }
 
 // storeEnv is the store a client test runs against (testenv.StoreCase),
-// with this package's checks of what it holds.
-type storeEnv struct{ *testenv.StoreCase }
+// with this package's checks of what it holds, and the environment every
+// proxy it starts gets besides the test's own (proxyEnv).
+type storeEnv struct {
+	*testenv.StoreCase
+	proxyEnv map[string]string
+}
 
 // forEachStore runs f per store: the package's and the embedded one.
 func forEachStore(t *testing.T, f func(t *testing.T, st *storeEnv)) {
-	testenv.ForEachStore(t, store, func(t *testing.T, c *testenv.StoreCase) { f(t, &storeEnv{c}) })
+	forEachStoreWith(t, nil, f)
+}
+
+// forEachStoreWith is forEachStore with proxies configured by env (for
+// instance to compress).
+func forEachStoreWith(t *testing.T, env map[string]string, f func(t *testing.T, st *storeEnv)) {
+	testenv.ForEachStore(t, store, func(t *testing.T, c *testenv.StoreCase) { f(t, &storeEnv{c, env}) })
 }
 
 func (s *storeEnv) startProxy(t *testing.T, env map[string]string) *testenv.S3seal {
+	if len(s.proxyEnv) > 0 {
+		merged := maps.Clone(s.proxyEnv)
+		maps.Copy(merged, env)
+		env = merged
+	}
 	return s.StartProxy(t, env)
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/internal/testenv"
 )
 
@@ -33,6 +34,7 @@ type propObject struct {
 	key   string
 	plain []byte
 	parts []int // nil: a single PUT
+	text  bool  // compressible (stored compressed by a compressing s3seal)
 }
 
 // boundaries returns the offsets where something changes: 0, the size,
@@ -79,6 +81,15 @@ func propObjects(rng *rand.Rand, seed uint64) []*propObject {
 	single := func(key string, n int) *propObject {
 		return &propObject{key: key, plain: randomBytes(seed^uint64(n)^0xabc, n)}
 	}
+	// text objects compress: the "minio-compressed" case stores them
+	// compressed in 64 KiB blocks (FORMAT.md 12.2), the others as any object.
+	text := func(key string, n int) *propObject {
+		var b bytes.Buffer
+		if err := fill(&b, rand.New(rand.NewPCG(seed, uint64(n))), n, true); err != nil {
+			panic(err)
+		}
+		return &propObject{key: key, plain: b.Bytes(), text: true}
+	}
 	return []*propObject{
 		mp("mp/equal", 5<<20, 5<<20, 1+rng.IntN(100<<10)),
 		mp("mp/uneven", uneven()...),
@@ -92,6 +103,9 @@ func propObjects(rng *rand.Rand, seed uint64) []*propObject {
 		single("single/small", 1+rng.IntN(200)),
 		single("single/segment", (1+rng.IntN(4))<<16+rng.IntN(3)-1),
 		single("single/large", 100<<10+rng.IntN(2<<20)),
+		text("text/blocks", (2+rng.IntN(3))<<16+rng.IntN(3)-1),
+		text("text/large", 300<<10+rng.IntN(2<<20)),
+		text("text/one-block", 2000+rng.IntN(60<<10)),
 	}
 }
 
@@ -182,6 +196,9 @@ func TestRangeProperty(t *testing.T) {
 		{"minio", func(t *testing.T) (*testenv.S3seal, string) {
 			return startProxy(t, nil), newBucket(t, "property")
 		}},
+		{"minio-compressed", func(t *testing.T) (*testenv.S3seal, string) {
+			return startProxy(t, map[string]string{"S3SEAL_COMPRESS": "s2", "S3SEAL_COMPRESS_BLOCK_KIB": "64"}), newBucket(t, "property")
+		}},
 		{"embedded", func(t *testing.T) (*testenv.S3seal, string) {
 			p := testenv.StartS3seal(t, nil)
 			bucket := "property-" + testenv.RandomKey(4)
@@ -221,6 +238,22 @@ func TestRangeProperty(t *testing.T) {
 				}
 				assertETagRule(t, o.key, etag, o.plain)
 				etags[o.key] = etag
+			}
+			if st.name == "minio-compressed" {
+				// The text objects are stored compressed, the others not.
+				for _, o := range objs {
+					if o.parts != nil {
+						continue
+					}
+					head, err := direct().HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(o.key)})
+					if err != nil {
+						t.Fatal(err)
+					}
+					h, err := envelope.ParseHeader(head.Metadata["s3seal"])
+					if err != nil || (h.Flags()&envelope.FlagCompressed != 0) != o.text {
+						t.Fatalf("%s: stored with flags %v, text %v (%v)", o.key, h, o.text, err)
+					}
+				}
 			}
 			checkSizesAndETags(t, c, bucket, objs, etags)
 			for _, o := range objs {

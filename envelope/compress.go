@@ -1,0 +1,605 @@
+package envelope
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/bits"
+	"sync"
+
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
+)
+
+// Compressed bodies (format version 3, FlagCompressed; FORMAT.md 12.2).
+//
+// The plaintext is cut into blocks of BlockSize bytes (the last holds the
+// rest), each compressed on its own so that a range read decompresses only
+// the blocks it covers. A block that does not shrink is stored raw. The
+// stored body is
+//
+//	block 0 || block 1 || ... || block nb-1 || index
+//	block i = (h_i XOR m_i) || AES-GCM(body key, nonce(i, final 0), payload_i, AAD = h_i)
+//	h_i     = payload length (bits 0..30) | 1<<31 if payload_i is the raw block
+//	m_i     = the first 4 bytes of AES(block header key, uint64 i || 8 zero bytes)
+//	index   = AES-GCM(body key, nonce(nb, final 1), h_0 || ... || h_nb-1, AAD = empty)
+//
+// with nb = ⌈s/BlockSize⌉ (0 for an empty object) from the sealed size s,
+// so that the index (4·nb+16 bytes) is found at the end of the body from
+// the stored size alone. The nonces are those of FORMAT.md section 4 (part
+// number 0), so blocks cannot be reordered, dropped or truncated, and the
+// index, the final segment, must be there.
+//
+// The block header key is HKDF(OEK, "s3seal/3 block header"): the masked
+// headers let a reader walk the blocks in one pass while the store learns
+// nothing of each block's compressed length (only the total).
+
+// Algorithm names a compression algorithm, as sealed in Meta.Compression.
+type Algorithm string
+
+// Algorithms, both from github.com/klauspost/compress: S2 (the block
+// format, Snappy's successor) is fast, zstd compresses more.
+const (
+	AlgS2   Algorithm = "s2"
+	AlgZstd Algorithm = "zstd"
+)
+
+// Block sizes: powers of two in [MinBlockSize, MaxBlockSize].
+const (
+	DefaultBlockSize = 256 << 10
+	MinBlockSize     = 64 << 10
+	MaxBlockSize     = 4 << 20
+
+	// MaxCompressedSize bounds the plaintext of a compressed object: S3's
+	// single PUT limit, which also bounds the index (80 KiB at the
+	// default block size).
+	MaxCompressedSize int64 = 5 << 30
+
+	blockHeaderSize = 4
+	rawBit          = 1 << 31
+)
+
+// Compression is the sealed description of a compressed body (Meta field
+// "z").
+type Compression struct {
+	Algorithm Algorithm `json:"a"`
+	BlockSize int       `json:"b"`
+}
+
+func (c *Compression) check() error {
+	if c == nil {
+		return fmt.Errorf("%w: compressed object without its compression parameters", ErrFormat)
+	}
+	if c.Algorithm != AlgS2 && c.Algorithm != AlgZstd {
+		return fmt.Errorf("%w: compression algorithm %q", ErrFormat, c.Algorithm)
+	}
+	if c.BlockSize < MinBlockSize || c.BlockSize > MaxBlockSize || bits.OnesCount(uint(c.BlockSize)) != 1 {
+		return fmt.Errorf("%w: compression block size %d", ErrFormat, c.BlockSize)
+	}
+	return nil
+}
+
+// blocks is the number of blocks of a plaintext of plain bytes.
+func (c *Compression) blocks(plain int64) int64 {
+	return (plain + int64(c.BlockSize) - 1) / int64(c.BlockSize)
+}
+
+// blockLen is the plaintext length of block i of plain bytes.
+func (c *Compression) blockLen(plain, i int64) int {
+	return int(min(int64(c.BlockSize), plain-i*int64(c.BlockSize)))
+}
+
+// CompressedSizeBounds returns the smallest and largest stored size a
+// compressed body of plain bytes can have: every block at least one byte,
+// or every block stored raw.
+func (c *Compression) CompressedSizeBounds(plain int64) (lo, hi int64) {
+	nb := c.blocks(plain)
+	over := nb*(blockHeaderSize+TagSize) + blockHeaderSize*nb + TagSize
+	return over + nb, over + plain
+}
+
+var (
+	zstdOnce sync.Once
+	zstdEnc  *zstd.Encoder
+	zstdDec  *zstd.Decoder
+	zstdErr  error
+)
+
+// zstdCodec returns the shared zstd encoder and decoder (both safe for
+// concurrent EncodeAll/DecodeAll). The checksum is off: the AEAD tag
+// authenticates every block already. The decoder's memory is bounded by
+// the largest block.
+func zstdCodec() (*zstd.Encoder, *zstd.Decoder, error) {
+	zstdOnce.Do(func() {
+		zstdEnc, zstdErr = zstd.NewWriter(nil, zstd.WithEncoderCRC(false), zstd.WithEncoderLevel(zstd.SpeedDefault))
+		if zstdErr != nil {
+			return
+		}
+		zstdDec, zstdErr = zstd.NewReader(nil, zstd.WithDecoderMaxMemory(MaxBlockSize), zstd.WithDecoderConcurrency(0))
+	})
+	return zstdEnc, zstdDec, zstdErr
+}
+
+// compressBlock appends the compressed form of src to dst[:0].
+func compressBlock(alg Algorithm, dst, src []byte) ([]byte, error) {
+	switch alg {
+	case AlgS2:
+		if n := s2.MaxEncodedLen(len(src)); cap(dst) < n {
+			dst = make([]byte, n)
+		}
+		return s2.Encode(dst[:cap(dst)], src), nil
+	case AlgZstd:
+		enc, _, err := zstdCodec()
+		if err != nil {
+			return nil, err
+		}
+		return enc.EncodeAll(src, dst[:0]), nil
+	}
+	return nil, fmt.Errorf("%w: compression algorithm %q", ErrFormat, alg)
+}
+
+// decompressBlock decompresses src, which must yield exactly want bytes,
+// into dst (cap ≥ want).
+func decompressBlock(alg Algorithm, dst, src []byte, want int) ([]byte, error) {
+	var out []byte
+	var err error
+	switch alg {
+	case AlgS2:
+		n, derr := s2.DecodedLen(src)
+		if derr != nil || n != want {
+			return nil, fmt.Errorf("%w: compressed block of %d bytes, want %d (%v)", ErrFormat, n, want, derr)
+		}
+		out, err = s2.Decode(dst[:want], src)
+	case AlgZstd:
+		_, dec, zerr := zstdCodec()
+		if zerr != nil {
+			return nil, zerr
+		}
+		out, err = dec.DecodeAll(src, dst[:0])
+	default:
+		return nil, fmt.Errorf("%w: compression algorithm %q", ErrFormat, alg)
+	}
+	if err != nil || len(out) != want {
+		return nil, fmt.Errorf("%w: compressed block does not decompress to %d bytes (%v)", ErrFormat, want, err)
+	}
+	return out, nil
+}
+
+// Saving returns the fraction of sample's size that compressing it as one
+// block with alg saves (0 if it does not shrink): the adaptive check a
+// writer runs on an object's first block before choosing to compress it.
+func Saving(alg Algorithm, sample []byte) (float64, error) {
+	if len(sample) == 0 {
+		return 0, nil
+	}
+	c, err := compressBlock(alg, nil, sample)
+	if err != nil {
+		return 0, err
+	}
+	if len(c) >= len(sample) {
+		return 0, nil
+	}
+	return 1 - float64(len(c))/float64(len(sample)), nil
+}
+
+// blockHeaderKey is the AES block cipher that masks a compressed body's
+// block headers, under a key of its own derived from the object key (the
+// body key's AES must not be used outside GCM: AES(body key, 0) is GCM's
+// hash key).
+func blockHeaderKey(oek []byte, version byte) (cipher.Block, error) {
+	k, err := hkdf.Key(sha256.New, oek, nil, versionPrefix(version)+" block header", KeySize)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(k)
+	return aes.NewCipher(k)
+}
+
+// headerMask is m_i: the first 4 bytes of AES(block header key, uint64 i
+// || 8 zero bytes), a one-time pad for block i's header (one object key,
+// one use of each i).
+func headerMask(b cipher.Block, i int64) uint32 {
+	var in, out [aes.BlockSize]byte
+	binary.BigEndian.PutUint64(in[:8], uint64(i))
+	b.Encrypt(out[:], in[:])
+	return binary.BigEndian.Uint32(out[:4])
+}
+
+// compressedParams checks a compressed object's sealed metadata: its
+// compression parameters and its plaintext size.
+func compressedParams(meta []byte) (*Compression, int64, error) {
+	m, err := DecodeMeta(meta)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := m.Compression.check(); err != nil {
+		return nil, 0, err
+	}
+	if m.Size < 0 || m.Size > MaxCompressedSize {
+		return nil, 0, fmt.Errorf("%w: compressed object of %d bytes", ErrFormat, m.Size)
+	}
+	c := *m.Compression
+	return &c, m.Size, nil
+}
+
+// Compression returns the compression parameters of a compressed object
+// (FlagCompressed), nil for any other.
+func (o *Object) Compression() *Compression {
+	if o.comp == nil {
+		return nil
+	}
+	c := *o.comp
+	return &c
+}
+
+// WholeReader yields the whole plaintext of a single-layout object, of
+// plainLen bytes, from its whole stored body: DecryptReader for an
+// uncompressed object, DecryptCompressedReader for a compressed one.
+func (o *Object) WholeReader(src io.Reader, plainLen int64) io.Reader {
+	if o.comp != nil {
+		if plainLen != o.plainSize {
+			return &errReader{fmt.Errorf("%w: %d bytes asked of a compressed object of %d", ErrRange, plainLen, o.plainSize)}
+		}
+		return o.DecryptCompressedReader(src, nil, 0, plainLen)
+	}
+	return o.DecryptReader(src, plainLen, 0, plainLen)
+}
+
+// EncryptCompressedReader returns the stored body of a compressed object
+// (made by a Config with FlagCompressed; its sealed Meta has the
+// compression parameters and the plaintext size s): src must yield exactly
+// s bytes. The stream's length is known only at its end. The index, the
+// final segment, is emitted only after src returned io.EOF cleanly, as for
+// EncryptReader. Once per Object, and only on a new one (ErrReused).
+func (o *Object) EncryptCompressedReader(src io.Reader) io.Reader {
+	switch {
+	case o.closed.Load():
+		return &errReader{ErrClosed}
+	case o.comp == nil:
+		return &errReader{fmt.Errorf("%w: not a compressed object", ErrLayout)}
+	case o.sealed.Swap(true):
+		return &errReader{ErrReused}
+	}
+	return &compEncReader{
+		enc:   &encReader{src: src, plainLen: o.plainSize},
+		aead:  o.body,
+		mask:  o.hdrMask,
+		comp:  *o.comp,
+		plain: o.plainSize,
+		nb:    o.comp.blocks(o.plainSize),
+	}
+}
+
+type compEncReader struct {
+	enc      *encReader // for readFull and expectEOF
+	aead     cipher.AEAD
+	mask     cipher.Block
+	comp     Compression
+	plain    int64
+	nb, i    int64
+	index    []byte
+	in, cbuf []byte
+	out      []byte // sealed bytes not yet returned
+	done     bool
+	err      error
+	nonce    [NonceSize]byte
+}
+
+// next seals the next block, or the index after the last one.
+func (e *compEncReader) next() error {
+	if e.i == e.nb {
+		if err := e.enc.expectEOF(); err != nil {
+			return err
+		}
+		setNonce(&e.nonce, 0, e.nb, true)
+		e.out = e.aead.Seal(e.out[:0], e.nonce[:], e.index, nil)
+		e.done = true
+		return nil
+	}
+	bl := e.comp.blockLen(e.plain, e.i)
+	if e.in == nil {
+		e.in = make([]byte, min(int64(e.comp.BlockSize), e.plain)) // a small object's size, not a block's
+	}
+	in := e.in[:bl]
+	if err := e.enc.readFull(in, e.i*int64(e.comp.BlockSize)+int64(bl)); err != nil {
+		return err
+	}
+	c, err := compressBlock(e.comp.Algorithm, e.cbuf, in)
+	if err != nil {
+		return err
+	}
+	e.cbuf = c
+	var h uint32
+	payload := c
+	if len(c) >= bl {
+		payload, h = in, rawBit
+	}
+	h |= uint32(len(payload))
+	e.index = binary.BigEndian.AppendUint32(e.index, h)
+	setNonce(&e.nonce, 0, e.i, false)
+	var hb [blockHeaderSize]byte
+	binary.BigEndian.PutUint32(hb[:], h)
+	e.out = binary.BigEndian.AppendUint32(e.out[:0], h^headerMask(e.mask, e.i))
+	e.out = e.aead.Seal(e.out, e.nonce[:], payload, hb[:])
+	clear(in)
+	e.i++
+	return nil
+}
+
+func (e *compEncReader) Read(p []byte) (int, error) {
+	for len(e.out) == 0 {
+		if e.err != nil {
+			return 0, e.err
+		}
+		if e.done {
+			return 0, io.EOF
+		}
+		if err := e.next(); err != nil {
+			e.err = err
+			clear(e.in)
+			return 0, err
+		}
+	}
+	n := copy(p, e.out)
+	e.out = e.out[n:]
+	return n, nil
+}
+
+// IndexRange returns where the sealed index of a compressed object lies in
+// its stored body of stored bytes: its last 4·nb+16 bytes.
+func (o *Object) IndexRange(stored int64) (off, n int64, err error) {
+	if o.comp == nil {
+		return 0, 0, fmt.Errorf("%w: not a compressed object", ErrLayout)
+	}
+	if lo, hi := o.comp.CompressedSizeBounds(o.plainSize); stored < lo || stored > hi {
+		return 0, 0, fmt.Errorf("%w: %d stored bytes for a compressed object of %d bytes", ErrSize, stored, o.plainSize)
+	}
+	n = blockHeaderSize*o.comp.blocks(o.plainSize) + TagSize
+	return stored - n, n, nil
+}
+
+// BlockIndex is the authenticated index of a compressed object: where each
+// block is stored and whether it is raw.
+type BlockIndex struct {
+	comp   Compression
+	plain  int64
+	hdrs   []uint32
+	starts []int64 // stored offset of each block; starts[nb] = index offset
+}
+
+// OpenIndex authenticates the sealed index (the IndexRange bytes of the
+// stored body of stored bytes) and checks that its blocks fill the body
+// exactly. A caller may cache the result with the object version (store
+// ETag).
+func (o *Object) OpenIndex(sealed []byte, stored int64) (*BlockIndex, error) {
+	off, n, err := o.IndexRange(stored)
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(sealed)) != n {
+		return nil, fmt.Errorf("%w: index of %d bytes, want %d", ErrTruncated, len(sealed), n)
+	}
+	var nonce [NonceSize]byte
+	nb := o.comp.blocks(o.plainSize)
+	setNonce(&nonce, 0, nb, true)
+	plain, err := o.body.Open(nil, nonce[:], sealed, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: compressed block index", ErrAuth)
+	}
+	idx := &BlockIndex{comp: *o.comp, plain: o.plainSize, hdrs: make([]uint32, nb), starts: make([]int64, nb+1)}
+	var pos int64
+	for i := range nb {
+		h := binary.BigEndian.Uint32(plain[4*i:])
+		if err := checkBlockHeader(&idx.comp, o.plainSize, i, h); err != nil {
+			return nil, err
+		}
+		idx.hdrs[i], idx.starts[i] = h, pos
+		pos += blockHeaderSize + int64(h&^rawBit) + TagSize
+	}
+	idx.starts[nb] = pos
+	if pos != off {
+		return nil, fmt.Errorf("%w: index blocks end at %d, index at %d", ErrSize, pos, off)
+	}
+	return idx, nil
+}
+
+// checkBlockHeader checks a block header against its block's plaintext
+// length: a raw payload is the block, a compressed one is not longer.
+func checkBlockHeader(c *Compression, plain, i int64, h uint32) error {
+	l, bl := int(h&^rawBit), c.blockLen(plain, i)
+	if h&rawBit != 0 && l != bl || h&rawBit == 0 && (l >= bl || l == 0) {
+		return fmt.Errorf("%w: block %d header %#x for %d plaintext bytes", ErrFormat, i, h, bl)
+	}
+	return nil
+}
+
+// Blocks returns the number of blocks.
+func (x *BlockIndex) Blocks() int { return len(x.hdrs) }
+
+// StoredSize returns the stored size of the body the index describes.
+func (x *BlockIndex) StoredSize() int64 {
+	return x.starts[len(x.hdrs)] + blockHeaderSize*int64(len(x.hdrs)) + TagSize
+}
+
+// CipherRange maps plaintext [off, off+n) (n ≥ 1) to the stored range of
+// the blocks that hold it, for DecryptCompressedReader.
+func (x *BlockIndex) CipherRange(off, n int64) (cipherOff, cipherLen int64, err error) {
+	if off < 0 || n < 1 || off > x.plain || n > x.plain-off {
+		return 0, 0, fmt.Errorf("%w: [%d, +%d) of %d bytes", ErrRange, off, n, x.plain)
+	}
+	first := off / int64(x.comp.BlockSize)
+	last := (off + n - 1) / int64(x.comp.BlockSize)
+	return x.starts[first], x.starts[last+1] - x.starts[first], nil
+}
+
+// DecryptCompressedReader yields plaintext [off, off+n) of a compressed
+// object. With idx nil it reads the whole stored body from its start (off
+// 0, n the object's size; one request, no index fetched first), checks the
+// index at its end against the blocks read and holds the last block's
+// plaintext until it has. With idx (from OpenIndex) src must be positioned
+// at cipherOff of idx.CipherRange(off, n), and exactly cipherLen bytes are
+// consumed. No plaintext of a block that fails authentication is returned.
+func (o *Object) DecryptCompressedReader(src io.Reader, idx *BlockIndex, off, n int64) io.Reader {
+	switch {
+	case o.closed.Load():
+		return &errReader{ErrClosed}
+	case o.comp == nil:
+		return &errReader{fmt.Errorf("%w: not a compressed object", ErrLayout)}
+	case off < 0 || n < 0 || off > o.plainSize || n > o.plainSize-off:
+		return &errReader{fmt.Errorf("%w: [%d, +%d) of %d bytes", ErrRange, off, n, o.plainSize)}
+	case idx == nil && (off != 0 || n != o.plainSize):
+		return &errReader{fmt.Errorf("%w: a range needs the block index", ErrRange)}
+	}
+	d := &compDecReader{aead: o.body, mask: o.hdrMask, comp: *o.comp, plain: o.plainSize, idx: idx, src: src, nb: o.comp.blocks(o.plainSize)}
+	if n == 0 && idx != nil {
+		d.end = 0
+		return d
+	}
+	d.skip = int(off % int64(o.comp.BlockSize))
+	d.i = off / int64(o.comp.BlockSize)
+	d.left = n
+	if idx == nil {
+		d.end = d.nb
+	} else {
+		d.end = (off+n-1)/int64(o.comp.BlockSize) + 1
+	}
+	return d
+}
+
+type compDecReader struct {
+	aead      cipher.AEAD
+	mask      cipher.Block
+	comp      Compression
+	plain     int64
+	idx       *BlockIndex
+	src       io.Reader
+	nb        int64
+	i, end    int64 // next block, one past the last block to read
+	skip      int   // bytes to drop at the start of the next block
+	left      int64 // plaintext bytes still to return
+	seen      []byte
+	sealed    []byte
+	plainBuf  []byte
+	out       []byte
+	indexRead bool
+	err       error
+	nonce     [NonceSize]byte
+}
+
+func (d *compDecReader) readFull(b []byte) error {
+	if _, err := io.ReadFull(d.src, b); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return fmt.Errorf("%w: compressed body", ErrTruncated)
+		}
+		return err
+	}
+	return nil
+}
+
+// readIndex reads and authenticates the index after the last block of a
+// whole read, and compares it with the block headers seen.
+func (d *compDecReader) readIndex() error {
+	b := make([]byte, blockHeaderSize*d.nb+TagSize)
+	if err := d.readFull(b); err != nil {
+		return err
+	}
+	setNonce(&d.nonce, 0, d.nb, true)
+	plain, err := d.aead.Open(b[:0], d.nonce[:], b, nil)
+	if err != nil {
+		return fmt.Errorf("%w: compressed block index", ErrAuth)
+	}
+	if string(plain) != string(d.seen) {
+		return fmt.Errorf("%w: block index differs from the blocks", ErrAuth)
+	}
+	d.indexRead = true
+	return nil
+}
+
+// next opens block d.i into d.out.
+func (d *compDecReader) next() error {
+	var hb [blockHeaderSize]byte
+	if err := d.readFull(hb[:]); err != nil {
+		return err
+	}
+	h := binary.BigEndian.Uint32(hb[:]) ^ headerMask(d.mask, d.i)
+	binary.BigEndian.PutUint32(hb[:], h)
+	if d.idx != nil && h != d.idx.hdrs[d.i] {
+		return fmt.Errorf("%w: block %d header differs from the index", ErrAuth, d.i)
+	}
+	if err := checkBlockHeader(&d.comp, d.plain, d.i, h); err != nil {
+		return err
+	}
+	l := int(h &^ rawBit)
+	if cap(d.sealed) < l+TagSize {
+		d.sealed = make([]byte, l+TagSize, min(int64(d.comp.BlockSize), d.plain)+TagSize)
+	}
+	sealed := d.sealed[:l+TagSize]
+	if err := d.readFull(sealed); err != nil {
+		return err
+	}
+	setNonce(&d.nonce, 0, d.i, false)
+	payload, err := d.aead.Open(sealed[:0], d.nonce[:], sealed, hb[:])
+	if err != nil {
+		return fmt.Errorf("%w: compressed block %d", ErrAuth, d.i)
+	}
+	bl := d.comp.blockLen(d.plain, d.i)
+	var out []byte
+	if h&rawBit != 0 {
+		out = payload
+	} else {
+		if d.plainBuf == nil {
+			d.plainBuf = make([]byte, min(int64(d.comp.BlockSize), d.plain))
+		}
+		if out, err = decompressBlock(d.comp.Algorithm, d.plainBuf, payload, bl); err != nil {
+			return err
+		}
+	}
+	if d.idx == nil {
+		d.seen = binary.BigEndian.AppendUint32(d.seen, h)
+		if d.i == d.nb-1 {
+			if err := d.readIndex(); err != nil {
+				clear(out)
+				return err
+			}
+		}
+	}
+	d.i++
+	out = out[d.skip:]
+	d.skip = 0
+	if int64(len(out)) > d.left {
+		out = out[:d.left]
+	}
+	d.out = out
+	return nil
+}
+
+func (d *compDecReader) Read(p []byte) (int, error) {
+	for len(d.out) == 0 {
+		if d.err != nil {
+			return 0, d.err
+		}
+		if d.i >= d.end || d.left == 0 {
+			// A whole read of an empty object still reads (and so
+			// authenticates) the index.
+			if d.idx == nil && !d.indexRead && d.nb == 0 {
+				if err := d.readIndex(); err != nil {
+					d.err = err
+					return 0, err
+				}
+			}
+			return 0, io.EOF
+		}
+		if err := d.next(); err != nil {
+			d.err = err
+			return 0, err
+		}
+	}
+	n := copy(p, d.out)
+	d.out = d.out[n:]
+	d.left -= int64(n)
+	return n, nil
+}

@@ -1,0 +1,391 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"path"
+	"strings"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/proxy/s3wire"
+	"github.com/s3seal/s3seal/proxy/upstream"
+	"github.com/valyala/fasthttp"
+)
+
+// Compression before encryption (issue #22; FORMAT.md 12.2): single PUTs
+// to a bucket with compression on are compressed in blocks, unless their
+// name or type says they are compressed already or their first block does
+// not shrink enough. Multipart uploads are not compressed (their parts
+// would need compressed parts, which the format does not define yet).
+
+// Compression configures compression. The zero value is off everywhere.
+type Compression struct {
+	// Algorithm is the algorithm for buckets without their own setting;
+	// "" leaves them uncompressed.
+	Algorithm envelope.Algorithm
+	// Buckets maps bucket names to their algorithm; "" turns compression
+	// off for that bucket.
+	Buckets map[string]envelope.Algorithm
+	// SkipExtensions (lowercase, without the dot) and SkipContentTypes
+	// (media types, lowercase; "video/*" matches a whole type) name
+	// content that is compressed already: stored as it comes.
+	SkipExtensions   []string
+	SkipContentTypes []string
+	// MinSaving is the fraction of its first block that compressing must
+	// save for an object to be stored compressed (the adaptive check).
+	MinSaving float64
+	// BlockSize is the compression block size (envelope.DefaultBlockSize
+	// if 0).
+	BlockSize int
+	// SpoolBytes bounds the bytes compressed PUTs hold in temporary files
+	// at once while their stored length is learnt (default 8 GiB;
+	// negative: no bound); a PUT over it is answered 503 SlowDown.
+	SpoolBytes int64
+}
+
+// DefaultSkipExtensions and DefaultSkipContentTypes are the formats that
+// are compressed (or encrypted) already: compressing them again costs CPU
+// and saves nothing.
+var (
+	DefaultSkipExtensions = []string{
+		"7z", "aac", "apk", "avi", "avif", "br", "bz2", "cab", "deb", "docx", "epub", "flac", "flv", "gif", "gpg", "gz",
+		"heic", "jar", "jpeg", "jpg", "lz", "lz4", "lzma", "m4a", "m4v", "mkv", "mov", "mp3", "mp4", "odt", "ogg", "opus",
+		"parquet", "pdf", "png", "pptx", "rar", "rpm", "s2", "snappy", "sz", "tbz2", "tgz", "txz", "webm", "webp", "whl",
+		"xlsx", "xz", "zip", "zst",
+	}
+	DefaultSkipContentTypes = []string{
+		"application/gzip", "application/x-gzip", "application/zip", "application/x-7z-compressed", "application/x-bzip2",
+		"application/x-xz", "application/zstd", "application/x-rar-compressed", "application/vnd.rar", "application/pdf",
+		"image/jpeg", "image/png", "image/gif", "image/webp", "image/avif", "image/heic", "video/*", "audio/*",
+	}
+)
+
+// DefaultMinSaving is the adaptive check's default: an object whose first
+// block compresses by less than 10% is stored uncompressed.
+const DefaultMinSaving = 0.10
+
+// compressor holds the configuration and the listing size cache.
+type compressor struct {
+	cfg   Compression
+	exts  map[string]bool
+	types map[string]bool
+	spool spoolBudget
+	sizes *lru.Cache[string, int64] // store ETag + stored size → plaintext size
+}
+
+func newCompressor(c Compression) (*compressor, error) {
+	if c.BlockSize == 0 {
+		c.BlockSize = envelope.DefaultBlockSize
+	}
+	if c.SpoolBytes == 0 {
+		c.SpoolBytes = DefaultPostSpoolBytes
+	}
+	check := func(a envelope.Algorithm) error {
+		if a != "" && a != envelope.AlgS2 && a != envelope.AlgZstd {
+			return fmt.Errorf("proxy: compression algorithm %q (want s2 or zstd)", a)
+		}
+		return nil
+	}
+	if err := check(c.Algorithm); err != nil {
+		return nil, err
+	}
+	for _, a := range c.Buckets {
+		if err := check(a); err != nil {
+			return nil, err
+		}
+	}
+	if c.MinSaving < 0 || c.MinSaving >= 1 {
+		return nil, fmt.Errorf("proxy: compression minimum saving %v (want 0 <= x < 1)", c.MinSaving)
+	}
+	if !validBlockSize(c.BlockSize) {
+		return nil, fmt.Errorf("proxy: compression block size %d (a power of two from %d to %d)", c.BlockSize, envelope.MinBlockSize, envelope.MaxBlockSize)
+	}
+	sizes, _ := lru.New[string, int64](100_000) // ~100 B an entry
+	z := &compressor{cfg: c, exts: map[string]bool{}, types: map[string]bool{}, spool: spoolBudget{limit: c.SpoolBytes}, sizes: sizes}
+	for _, e := range c.SkipExtensions {
+		z.exts[strings.ToLower(strings.TrimPrefix(e, "."))] = true
+	}
+	for _, t := range c.SkipContentTypes {
+		z.types[strings.ToLower(t)] = true
+	}
+	return z, nil
+}
+
+func validBlockSize(n int) bool {
+	return n >= envelope.MinBlockSize && n <= envelope.MaxBlockSize && n&(n-1) == 0
+}
+
+// algorithm is the algorithm for new objects in bucket ("" for none).
+func (z *compressor) algorithm(bucket string) envelope.Algorithm {
+	if a, ok := z.cfg.Buckets[bucket]; ok {
+		return a
+	}
+	return z.cfg.Algorithm
+}
+
+// anywhere reports whether any bucket may hold compressed objects.
+func (z *compressor) anywhere() bool {
+	if z.cfg.Algorithm != "" {
+		return true
+	}
+	for _, a := range z.cfg.Buckets {
+		if a != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// mayHold reports whether bucket may hold compressed objects, so that its
+// listings look their sizes up. A bucket whose compression was on once
+// and is off now still may: with a global algorithm, or one named for the
+// bucket (even ""), it is assumed to.
+func (z *compressor) mayHold(bucket string) bool {
+	if z.cfg.Algorithm != "" {
+		return true
+	}
+	_, named := z.cfg.Buckets[bucket]
+	return named
+}
+
+// skip reports whether an object's key or content headers say it is
+// compressed already.
+func (z *compressor) skip(key, contentType, contentEncoding string) bool {
+	if ce := strings.TrimSpace(strings.ToLower(contentEncoding)); ce != "" && ce != "identity" && ce != "aws-chunked" {
+		return true // gzip, br, zstd, ...: the client compressed it
+	}
+	if ext := strings.TrimPrefix(strings.ToLower(path.Ext(key)), "."); ext != "" && z.exts[ext] {
+		return true
+	}
+	if mt, _, err := mime.ParseMediaType(contentType); err == nil {
+		if z.types[mt] {
+			return true
+		}
+		if i := strings.IndexByte(mt, '/'); i > 0 && z.types[mt[:i]+"/*"] {
+			return true
+		}
+	}
+	return false
+}
+
+// compressFor is the algorithm a PutObject of plainLen bytes is
+// compressed with, or "".
+func (s *Server) compressFor(r *request, plainLen int64) envelope.Algorithm {
+	if s.comp == nil || plainLen == 0 || plainLen > envelope.MaxCompressedSize {
+		return ""
+	}
+	alg := s.comp.algorithm(r.t.Bucket)
+	if alg == "" || s.comp.skip(r.t.Key, r.header.Get("Content-Type"), r.header.Get("Content-Encoding")) {
+		return ""
+	}
+	if _, asym := s.bucketKey(r.t.Bucket); asym {
+		// A write-only (RSA) bucket: the instance that writes cannot unseal
+		// the header, and a compressed object's size is only there, so its
+		// HEADs and listings would show a wrong size. Not compressed.
+		return ""
+	}
+	return alg
+}
+
+// adaptive reads the first block of the body and decides: compressed is
+// true when it saves at least MinSaving. body is the whole plaintext
+// again, the first block included. On random or encrypted data (restic
+// packs, rclone crypt) S2 gives up on a block early, so the check costs
+// little beside the PUT itself (README, "Compression").
+func (s *Server) adaptive(alg envelope.Algorithm, src io.Reader, plainLen int64) (body io.Reader, compressed bool, err error) {
+	first := make([]byte, min(int64(s.comp.cfg.BlockSize), plainLen))
+	if _, err := io.ReadFull(src, first); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, false, err
+	}
+	saving, err := envelope.Saving(alg, first)
+	if err != nil {
+		return nil, false, err
+	}
+	return io.MultiReader(bytes.NewReader(first), src), saving >= s.comp.cfg.MinSaving, nil
+}
+
+// spoolMem is what a compressed PUT keeps in memory before it spills to a
+// temporary file: most compressible objects are small.
+const spoolMem = 1 << 20
+
+// spoolCompressed reads the whole sealed compressed body (its length is
+// known only at its end, and the store needs it up front): in memory up to
+// spoolMem, else in a temporary file within the budget. The body is
+// ciphertext already; the spool encrypts it once more under a key of its
+// own (post.go's spool). The caller closes the returned closer.
+func (s *Server) spoolCompressed(sealed io.Reader, limit int64) (io.Reader, int64, func(), error) {
+	buf := make([]byte, min(spoolMem, limit+1)) // a small object's whole body, and no more
+	if int64(len(buf)) > limit {
+		// Fits in memory whatever it compresses to.
+		n, err := io.ReadFull(sealed, buf)
+		if err == io.ErrUnexpectedEOF || err == io.EOF {
+			return bytes.NewReader(buf[:n]), int64(n), func() {}, nil
+		}
+		if err == nil {
+			err = fmt.Errorf("compressed body longer than its bound %d", limit)
+		}
+		return nil, 0, nil, err
+	}
+	n, err := io.ReadFull(sealed, buf)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		return bytes.NewReader(buf[:n]), int64(n), func() {}, nil
+	case err != nil:
+		return nil, 0, nil, err
+	}
+	sp, total, err := spool(io.MultiReader(bytes.NewReader(buf[:n]), sealed), limit, &s.comp.spool)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	return sp, total, func() { sp.Close() }, nil
+}
+
+// sizeKey names a stored object version in the size cache: its store
+// ETag (the MD5 of its stored bytes for a single PUT, which differ for
+// every object since every object has its own key) and stored size.
+func sizeKey(storeTag string, stored int64) string {
+	return fmt.Sprintf("%s/%d", strings.Trim(storeTag, `"`), stored)
+}
+
+// rememberSize records a compressed object's plaintext size for listings.
+func (s *Server) rememberSize(storeTag string, stored, plain int64) {
+	if s.comp != nil && storeTag != "" {
+		s.comp.sizes.Add(sizeKey(storeTag, stored), plain)
+	}
+}
+
+// listedSizes returns, for a listing of bucket, the plaintext sizes of the
+// single-layout entries whose stored size may not tell it (bucket may hold
+// compressed objects): from the cache, else from a HEAD of each (in
+// parallel, at most listHeadConcurrency at once), whose header gives it.
+// An entry whose HEAD fails keeps the size its stored size gives.
+func (s *Server) listedSizes(r *request, doc []byte) func(key, version, storeTag string, stored int64) (int64, bool) {
+	if s.comp == nil || !s.comp.mayHold(r.t.Bucket) {
+		return nil
+	}
+	urlKeys := r.t.Query.Get("encoding-type") == "url"
+	type miss struct {
+		key, version, tag string
+		stored            int64
+	}
+	var misses []miss
+	seen := map[string]bool{}
+	s3wire.ListingEntries(doc, func(key, version, storeTag string, stored int64) {
+		if envelope.PartsInETag(storeTag) > 0 {
+			return
+		}
+		k := sizeKey(storeTag, stored)
+		if _, ok := s.comp.sizes.Get(k); ok || seen[k] {
+			return
+		}
+		seen[k] = true
+		if urlKeys {
+			key = s3wire.URLDecodeKey(key)
+		}
+		misses = append(misses, miss{key, version, storeTag, stored})
+	})
+	sem := make(chan struct{}, listHeadConcurrency)
+	done := make(chan struct{})
+	for _, m := range misses {
+		go func() {
+			sem <- struct{}{}
+			defer func() { <-sem; done <- struct{}{} }()
+			if size, err := s.headSize(r, m.key, m.version, m.tag); err == nil {
+				s.comp.sizes.Add(sizeKey(m.tag, m.stored), size)
+			} else {
+				s.log.Debug("listing: size from the stored size", "id", r.id, "key", m.key, "err", err)
+			}
+		}()
+	}
+	for range misses {
+		<-done
+	}
+	return func(key, version, storeTag string, stored int64) (int64, bool) {
+		if envelope.PartsInETag(storeTag) > 0 {
+			return 0, false
+		}
+		return s.comp.sizes.Get(sizeKey(storeTag, stored))
+	}
+}
+
+// listHeadConcurrency bounds the HEADs one listing page sends at once.
+const listHeadConcurrency = 32
+
+// headSize HEADs one listed object version and returns its plaintext
+// size from its header: the sealed size of a compressed object, the size
+// its stored size gives for any other. It fails if the object is gone,
+// changed since the listing (another ETag), or not readable.
+func (s *Server) headSize(r *request, key, version, storeTag string) (int64, error) {
+	out := upstream.NewRequest(http.MethodHead, s3wire.EscapePath(r.t.Bucket, key), versionQuery(version))
+	out.Header.Set("If-Match", storeTag)
+	resp, err := s.up.Do(out)
+	if err != nil {
+		return 0, err
+	}
+	defer fasthttp.ReleaseResponse(resp)
+	if st := resp.StatusCode(); st != http.StatusOK {
+		return 0, fmt.Errorf("store answered %d", st)
+	}
+	stored := int64(resp.Header.ContentLength())
+	hv := string(resp.Header.Peek(s3wire.SealHeader))
+	h, err := envelope.ParseHeader(hv)
+	if err != nil {
+		return 0, err
+	}
+	if h.Flags()&envelope.FlagCompressed == 0 {
+		if size, ok := envelope.ListedSize(stored, storeTag); ok {
+			return size, nil
+		}
+		return 0, envelope.ErrSize
+	}
+	obj, meta, err := s.openSealed(r, hv, r.t.Bucket, key)
+	if err != nil {
+		return 0, err
+	}
+	defer obj.Close()
+	return obj.PlainSize(meta, stored, storeTag)
+}
+
+// blockIndexes caches opened block indexes of compressed objects, by
+// object version and header, as partMaps does for multipart objects.
+func (s *Server) blockIndex(rq *readReq, obj *envelope.Object, storeTag, headerValue string, stored int64) (*envelope.BlockIndex, error) {
+	h := sha256.Sum256([]byte(headerValue))
+	key := rq.bucket + "\x00" + rq.key + "\x00" + storeTag + "\x00" + string(h[:])
+	if idx, ok := s.indexes.Get(key); ok {
+		return idx, nil
+	}
+	off, n, err := obj.IndexRange(stored)
+	if err != nil {
+		return nil, s3wire.Damaged(fmt.Errorf("%s/%s: %w", rq.bucket, rq.key, err))
+	}
+	out := upstream.NewRequest(http.MethodGet, rq.rawPath, rq.query)
+	out.Header.Set("If-Match", storeTag)
+	out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+n-1))
+	resp, err := s.up.Do(out)
+	if err != nil {
+		return nil, s3wire.Internal(err)
+	}
+	defer fasthttp.ReleaseResponse(resp)
+	if st := resp.StatusCode(); st != http.StatusPartialContent {
+		return nil, s3wire.Internal(fmt.Errorf("block index of %s/%s: store answered %d", rq.bucket, rq.key, st))
+	}
+	body, err := io.ReadAll(io.LimitReader(upstream.Body(resp), n+1))
+	if err != nil {
+		return nil, s3wire.Internal(err)
+	}
+	idx, err := obj.OpenIndex(body, stored)
+	if err != nil {
+		return nil, s3wire.Damaged(fmt.Errorf("%s/%s: %w", rq.bucket, rq.key, err))
+	}
+	s.indexes.Add(key, idx)
+	return idx, nil
+}
