@@ -55,6 +55,9 @@ func masterKeyDefault(dataDir string) (string, error) {
 // master key file resolved (none for a passphrase keyring).
 func (o *KeyringOptions) keyringConfig() (keyring.Config, masterKey, error) {
 	cfg := keyring.Config{Dir: o.DataDir, Passphrase: o.Passphrase}
+	if err := fipsCheckPassphrase(o.Passphrase); err != nil {
+		return cfg, masterKey{}, err
+	}
 	if o.Passphrase != "" {
 		return cfg, masterKey{}, nil
 	}
