@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/fips140"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
@@ -79,6 +80,9 @@ func (c *ServeCmd) Run() error {
 
 	if err := fipsAllowSigV2(c.AllowSigV2); err != nil {
 		return err
+	}
+	if fips140.Enabled() {
+		log.Info("FIPS 140-3 mode", "fips140", fipsModeName(), "module", fips140.Version(), "gofips140", buildSetting("GOFIPS140"))
 	}
 	identities, err := c.identities(log)
 	if err != nil {
