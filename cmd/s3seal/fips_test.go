@@ -112,7 +112,9 @@ func TestVersionCommand(t *testing.T) {
 		}
 	}
 	// This test binary and the proxy are built with the same GOFIPS140.
-	if own := buildSetting("GOFIPS140"); own != "" && own != "off" {
+	own := buildSetting("GOFIPS140")
+	t.Logf("this test binary: GOFIPS140=%q, fips140 mode %s; the proxy's version:\n%s", own, fipsModeName(), out)
+	if own != "" && own != "off" {
 		if want := "(built with GOFIPS140=" + own + ")"; !strings.Contains(out, want) {
 			t.Errorf("this test binary was built with GOFIPS140=%s, the proxy testenv built says otherwise:\n%s", own, out)
 		}
