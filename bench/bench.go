@@ -168,6 +168,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		r.peakRSS("proxy peak RSS, " + g.name)
 	}
+	rep.addFloorRatios(formatSize(z.Large))
 	rep.LoadAfter = loadAvg()
 	if r.env.proxy.exited() {
 		return nil, fmt.Errorf("s3seal exited during the run:\n%s", r.env.proxy.out.String())

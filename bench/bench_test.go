@@ -63,10 +63,13 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s: %+v", name, m)
 		}
 	}
+	if m, ok := rep.Find("GET 4 KiB x1: p50 added to direct"); !ok || m.Unit != unitMsAdded || len(m.Values) != len(Systems)-1 {
+		t.Errorf("added p50: %+v", m)
+	}
 	if m, ok := rep.Find("PUT 4 KiB x1: p99 added to direct"); !ok || m.Unit != unitMsAdded || len(m.Values) != len(Systems)-1 {
 		t.Errorf("added p99: %+v", m)
 	}
-	for _, name := range []string{"PUT " + large + " x1: floor CPU, TCP relay", "GET " + large + " x1: floor CPU, TCP relay + AES-GCM"} {
+	for _, name := range []string{"PUT " + large + " x1: floor CPU, TCP relay, splice", "GET " + large + " x1: floor CPU, HTTP relay + AES-GCM"} {
 		if m, ok := rep.Find(name); !ok || len(m.Values) != 1 || m.Values[S3seal] < 0 {
 			t.Errorf("%s: %+v", name, m)
 		}
@@ -211,5 +214,31 @@ func TestReportRepeatMedian(t *testing.T) {
 	r.add("GET", unitMBps, higher, S3seal, 40)
 	if m, _ := r.Find("GET"); m.Values[S3seal] != 25 {
 		t.Fatalf("even count: median %v, want 25", m.Values[S3seal])
+	}
+}
+
+// TestFloorRatios checks that s3seal's proxy CPU is divided by each floor
+// of the same report, and that a missing or zero floor adds no row.
+func TestFloorRatios(t *testing.T) {
+	rep := &Report{}
+	rep.add("PUT 1 GiB x1: proxy CPU", unitCPU, lower, S3seal, 0.9)
+	rep.add("PUT 1 GiB x1: floor CPU, TCP relay, splice", unitCPU, lower, S3seal, 0.3)
+	rep.add("PUT 1 GiB x1: floor CPU, HTTP relay + AES-GCM", unitCPU, lower, S3seal, 0.6)
+	rep.add("GET 1 GiB x1: proxy CPU", unitCPU, lower, S3seal, 0.5)
+	rep.add("GET 1 GiB x1: floor CPU, TCP relay, splice", unitCPU, lower, S3seal, 0)
+	rep.addFloorRatios("1 GiB")
+	for name, want := range map[string]float64{
+		"PUT 1 GiB x1: proxy CPU / floor (TCP relay, splice)":    3,
+		"PUT 1 GiB x1: proxy CPU / floor (HTTP relay + AES-GCM)": 1.5,
+	} {
+		m, ok := rep.Find(name)
+		if !ok || m.Unit != unitTimes || math.Abs(m.Values[S3seal]-want) > 1e-9 {
+			t.Errorf("%s: %+v, want %v", name, m, want)
+		}
+	}
+	for _, name := range []string{"GET 1 GiB x1: proxy CPU / floor (TCP relay, splice)", "GET 1 GiB x1: proxy CPU / floor (HTTP relay + AES-GCM)"} {
+		if m, ok := rep.Find(name); ok {
+			t.Errorf("%s: %+v, want no row", name, m)
+		}
 	}
 }

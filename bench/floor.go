@@ -17,22 +17,26 @@ import (
 	"github.com/s3seal/s3seal/internal/testenv"
 )
 
-// floor measures what any encrypting proxy has to spend on this machine: a
-// bare TCP relay (bench/relay) takes s3seal's place (pinned where s3seal
-// is) between the same client and the plain MinIO, and forwards the same
-// 1 GiB PUT and GET; once as it is, once also running AES-256-GCM over
-// every byte. Its CPU time per GiB is the kernel's loopback copies plus
-// the cipher, with no HTTP, signatures or allocation: s3seal's proxy CPU
-// rows are to be read against these.
+// floorModes are the relay's two runs: bench/relay as it is (splice) and
+// with -gcm (whole-batch reads, AES-256-GCM, one write per batch).
+var floorModes = []struct {
+	label string
+	gcm   bool
+}{{"TCP relay, splice", false}, {"HTTP relay + AES-GCM", true}}
+
+// floor measures what a proxy has to spend on this machine: bench/relay
+// takes s3seal's place (pinned where s3seal is) between the same client
+// and the plain MinIO, and forwards the same 1 GiB PUT and GET; once
+// splicing (the kernel's loopback path alone), once reading whole batches
+// and running AES-256-GCM over every byte as s3seal does. Its CPU time per
+// GiB has no HTTP beyond finding the bodies, no signatures and no
+// allocation: s3seal's proxy CPU rows are to be read against these
+// (addFloorRatios).
 func (r *runner) floor(ctx context.Context) error {
 	z := r.cfg.Sizes
 	sz := formatSize(z.Large)
-	modes := []struct {
-		label string
-		gcm   bool
-	}{{"TCP relay", false}, {"TCP relay + AES-GCM", true}}
 	var bin string
-	for _, m := range modes {
+	for _, m := range floorModes {
 		workload := "floor: " + m.label
 		if r.cfg.Filter != nil && !r.cfg.Filter.MatchString(workload) {
 			continue
@@ -81,7 +85,7 @@ func (r *runner) floorOnce(ctx context.Context, bin, label string, gcm bool, sz 
 		fn func() error
 	}{
 		{"PUT", func() error { return s.put(ctx, key, size) }},
-		{"GET", func() error { return s.get(ctx, key, 0, size, false, false) }},
+		{"GET", func() error { return s.get(ctx, key, 0, size, false, r.cfg.Verify) }},
 	} {
 		before, err := procCPU(rel.cmd.Process.Pid)
 		if err != nil {
@@ -98,6 +102,27 @@ func (r *runner) floorOnce(ctx context.Context, bin, label string, gcm bool, sz 
 			(after-before).Seconds()/(float64(size)/(1<<30)))
 	}
 	return nil
+}
+
+// addFloorRatios adds, for PUT and GET of size sz, s3seal's proxy CPU
+// divided by each floor's (their medians, from the same run): 1.00x means
+// s3seal spends what the cheapest proxy doing the same work would, and
+// what is above it is s3seal's own (HTTP, signatures, allocation, framing).
+func (r *Report) addFloorRatios(sz string) {
+	for _, op := range []string{"PUT", "GET"} {
+		p, ok := r.Find(fmt.Sprintf("%s %s x1: proxy CPU", op, sz))
+		if !ok || p.Values[S3seal] <= 0 {
+			continue
+		}
+		for _, m := range floorModes {
+			f, ok := r.Find(fmt.Sprintf("%s %s x1: floor CPU, %s", op, sz, m.label))
+			if !ok || f.Values[S3seal] <= 0 {
+				continue
+			}
+			r.add(fmt.Sprintf("%s %s x1: proxy CPU / floor (%s)", op, sz, m.label), unitTimes, lower, S3seal,
+				p.Values[S3seal]/f.Values[S3seal])
+		}
+	}
 }
 
 // buildRelay builds bench/relay into dir.

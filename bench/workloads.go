@@ -25,6 +25,7 @@ const (
 	unitObjs    = "objects/s"
 	unitMs      = "ms"
 	unitMsAdded = "ms added"
+	unitTimes   = "x floor" // a ratio of two rows of the same run
 	unitCPU     = "CPU s/GiB"
 	unitMiB     = "MiB"
 	unitCalls   = "calls"
@@ -476,6 +477,7 @@ func (r *runner) latency(ctx context.Context) error {
 		d, ok := p[Direct]
 		for sys, v := range p {
 			if ok && sys != Direct {
+				r.rep.add(name+": p50 added to direct", unitMsAdded, lower, sys, v[0]-d[0])
 				r.rep.add(name+": p99 added to direct", unitMsAdded, lower, sys, v[1]-d[1])
 			}
 		}

@@ -1,7 +1,7 @@
-// Package envelope implements the s3seal on-store object format (versions 1
-// and 2; it writes version 2): key derivation and sealing of the per-object
-// key, the object header kept in the object's metadata and the metadata blob
-// sealed in it (Meta), the segmented AES-256-GCM body stream, the
+// Package envelope implements the s3seal on-store object format (versions 1,
+// 2 and 3; it writes version 2, or version 3 when a flag is asked for): key
+// derivation and sealing of the per-object key, the object header kept in
+// the object's metadata and the metadata blob sealed in it (Meta), the segmented AES-256-GCM body stream, the
 // self-describing parts of multipart objects bound to their upload, the
 // manifest that binds the completed set of parts to the object, and the size
 // and range arithmetic that maps plaintext positions to stored ones.
@@ -42,9 +42,19 @@ import (
 
 // Format constants. Changing any of them changes the format: bump Version.
 const (
-	// Version is the format version this package writes. It reads every
-	// version from MinVersion to Version.
+	// Version is the format version this package writes for objects and
+	// parts without flags: version 2, so that nothing written without a
+	// flag changes. A writer asked for any flag (Config.Flags) writes
+	// FlagsVersion instead.
 	Version = 2
+
+	// FlagsVersion is the format version whose flags byte is meaningful
+	// (FORMAT.md section 12): version 2 with flag bits.
+	FlagsVersion = 3
+
+	// MaxVersion is the newest format version this package reads. It reads
+	// every version from MinVersion to MaxVersion.
+	MaxVersion = 3
 
 	// MinVersion is the oldest format version this package reads.
 	MinVersion = 1
@@ -127,6 +137,54 @@ func (l Layout) valid() bool { return l == LayoutSingle || l == LayoutMultipart 
 type KeyInfo struct {
 	KeyID   string
 	Wrapped []byte
+	// Flags: only FlagAsymmetricWrap counts here. Parsed headers set it
+	// when the wrapped DEK is an RSA ciphertext, so that the caller knows
+	// which KMS unwrap to call before Open; a writer sets it in the header
+	// it seals with this key info (as it does Config.Flags' bits).
+	Flags Flags
+}
+
+// Flags are the bits of the flags byte (offset 5) of a version 3 object
+// header or part header (FORMAT.md section 12). Version 1 and 2 headers
+// have no flags; a reader refuses a bit it does not know.
+type Flags byte
+
+// Flag bits, the same values in the object header and the part header.
+const (
+	// FlagCompressed: the body (or the part's body) was compressed before
+	// encryption.
+	FlagCompressed Flags = 0x01
+	// FlagAsymmetricWrap: the wrapped-DEK field holds an RSAES_OAEP_SHA_256
+	// ciphertext of the DEK under the RSA public key the key id names.
+	FlagAsymmetricWrap Flags = 0x02
+
+	knownFlags = FlagCompressed | FlagAsymmetricWrap
+)
+
+// checkFlags validates the flags byte of a header of the given version:
+// versions 1 and 2 have none, version 3 only the known bits.
+func checkFlags(version byte, f byte) error {
+	switch {
+	case version < FlagsVersion && f != 0:
+		return fmt.Errorf("%w: flags %#x in a version %d header", ErrFormat, f, version)
+	case Flags(f)&^knownFlags != 0:
+		return fmt.Errorf("%w: unknown header flags %#x", ErrFormat, f)
+	}
+	return nil
+}
+
+// writeFlags is the flags byte a writer puts in a header: the body flags
+// of the object or part (fixed when it was made) and the wrap flag of the
+// key info or the config. A header with flags needs version 3.
+func writeFlags(version byte, body Flags, c Config, ki KeyInfo) (Flags, error) {
+	if (c.Flags|ki.Flags)&^knownFlags != 0 {
+		return 0, fmt.Errorf("%w: unknown flags %#x", ErrFormat, byte(c.Flags|ki.Flags))
+	}
+	f := body | (c.Flags|ki.Flags)&FlagAsymmetricWrap
+	if f != 0 && version < FlagsVersion {
+		return 0, fmt.Errorf("%w: flags %#x need format version %d, not %d", ErrFormat, byte(f), FlagsVersion, version)
+	}
+	return f, nil
 }
 
 // Errors. Every failure wraps one of these; test with errors.Is.
@@ -175,7 +233,7 @@ var (
 // HKDF info string ("s3seal/<v> body", ...).
 func versionPrefix(version byte) string { return fmt.Sprintf("s3seal/%d", version) }
 
-func validVersion(v byte) bool { return v >= MinVersion && v <= Version }
+func validVersion(v byte) bool { return v >= MinVersion && v <= MaxVersion }
 
 // derived holds the keys derived from one OEK or part key.
 type derived struct {
@@ -246,6 +304,8 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 // objects, UploadIDSize bytes for the parts of a multipart upload):
 //
 //	"s3seal/2" || ... || uint32 part || uint8 len(upload) || upload
+//
+// Version 3 is version 2 with the prefix "s3seal/3".
 func keyAAD(version byte, layout Layout, bucket, key string, part uint32, upload []byte) ([]byte, error) {
 	if len(bucket) > 0xffff || len(key) > 0xffff {
 		return nil, fmt.Errorf("%w: bucket or key longer than 65535 bytes", ErrTooLarge)
@@ -312,17 +372,26 @@ type Config struct {
 	// Rand supplies object keys, part keys and nonces. nil means crypto/rand.
 	Rand io.Reader
 
-	// version is the format version written; 0 means Version. Only the
-	// golden tests write an older version (to check that its files still
-	// come out byte for byte).
+	// Flags selects the format version 3 features of the objects and parts
+	// this Config makes (NewObject, NewPart). Zero writes version 2, byte
+	// for byte as before version 3 existed; any flag writes version 3.
+	Flags Flags
+
+	// version is the format version written; 0 means Version, or
+	// FlagsVersion when Flags has a bit. Only the golden tests write an
+	// older version (to check that its files still come out byte for
+	// byte), and the tests write version 3 without flags.
 	version byte
 }
 
 func (c Config) writeVersion() byte {
-	if c.version == 0 {
-		return Version
+	switch {
+	case c.version != 0:
+		return c.version
+	case c.Flags != 0:
+		return FlagsVersion
 	}
-	return c.version
+	return Version
 }
 
 func (c Config) rand() io.Reader {

@@ -208,6 +208,7 @@ func goldenCases(t testing.TB) []goldenCase {
 	}
 	mp := goldenMultipartV2(t, cfg)
 	cases = append(cases, mp, goldenMultipartMigrated(t, cfg, mp))
+	cases = append(cases, goldenAsymCases(t, cfg)...)
 	for i := range cases {
 		cases[i].m.PlaintextFile = cases[i].name + ".plain"
 		cases[i].m.BodyFile = cases[i].name + ".body"
@@ -424,7 +425,7 @@ func unhex(t *testing.T, s string) []byte {
 // reads it: header, sealed metadata, sizes, and for multipart objects the
 // part map verified against the manifest before any plaintext.
 func checkGolden(t *testing.T, m *goldenManifest, plain, body []byte) {
-	if m.FormatVersion < MinVersion || m.FormatVersion > Version || int64(len(plain)) != m.PlaintextSize || int64(len(body)) != m.StoredSize {
+	if m.FormatVersion < MinVersion || m.FormatVersion > MaxVersion || int64(len(plain)) != m.PlaintextSize || int64(len(body)) != m.StoredSize {
 		t.Fatal("manifest does not match files")
 	}
 	h, err := ParseHeader(m.HeaderValue)

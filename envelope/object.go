@@ -10,13 +10,14 @@ import (
 	"sync/atomic"
 )
 
-// Object header, versions 1 and 2 (FORMAT.md "Object header"; version 2
-// has the same bytes, with its own key derivation and AADs):
+// Object header, versions 1, 2 and 3 (FORMAT.md "Object header"; versions
+// 2 and 3 have the same bytes, with their own key derivation and AADs):
 //
 //	off  size  field
 //	0    4     magic "S3SL"
-//	4    1     version (1 or 2)
-//	5    1     flags (0; any other value is rejected)
+//	4    1     version (1, 2 or 3)
+//	5    1     flags (0 before version 3; in version 3 the Flag bits, any
+//	           other bit is rejected)
 //	6    1     layout (1 single, 2 multipart)
 //	7    2+K   KMS key id, uint16 length-prefixed
 //	.    2+W   wrapped DEK, uint16 length-prefixed
@@ -37,6 +38,7 @@ var headerEncoding = base64.RawURLEncoding.Strict()
 // Header is a decoded object header. Parsing needs no key; Open unseals it.
 type Header struct {
 	version    byte
+	flags      Flags
 	layout     Layout
 	keyID      string
 	wrapped    []byte
@@ -51,8 +53,12 @@ type Header struct {
 
 // KeyInfo returns the KMS key id and wrapped DEK to unwrap for Open.
 func (h *Header) KeyInfo() KeyInfo {
-	return KeyInfo{KeyID: h.keyID, Wrapped: append([]byte(nil), h.wrapped...)}
+	return KeyInfo{KeyID: h.keyID, Wrapped: append([]byte(nil), h.wrapped...), Flags: h.flags & FlagAsymmetricWrap}
 }
+
+// Flags returns the header's flags (always 0 before version 3). They are
+// authenticated by Open (the metadata AAD covers them).
+func (h *Header) Flags() Flags { return h.flags }
 
 // Layout returns the object's layout.
 func (h *Header) Layout() Layout { return h.layout }
@@ -94,10 +100,11 @@ func parseHeader(raw []byte) (*Header, error) {
 		}
 		return nil, fmt.Errorf("%w: object header version %d", ErrVersion, v)
 	}
-	if f := r.u8(); f != 0 {
-		return nil, fmt.Errorf("%w: unknown header flags %#x", ErrFormat, f)
+	f := r.u8()
+	if err := checkFlags(v, f); err != nil {
+		return nil, err
 	}
-	h := &Header{raw: raw, version: v}
+	h := &Header{raw: raw, version: v, flags: Flags(f)}
 	h.layout = Layout(r.u8())
 	h.keyID = string(r.lv())
 	h.wrapped = r.lv()
@@ -121,6 +128,7 @@ func parseHeader(raw []byte) (*Header, error) {
 type Object struct {
 	cfg     Config
 	version byte
+	flags   Flags // as written in the header this Object was made or opened with
 	layout  Layout
 	keyInfo KeyInfo
 	oek     []byte
@@ -157,12 +165,13 @@ func (c Config) NewObject(dek []byte, ki KeyInfo, bucket, key string, layout Lay
 		clear(oek)
 		return nil, err
 	}
-	o.header, err = o.seal(dek, ki, bucket, key, meta)
+	o.flags = c.Flags & FlagCompressed
+	o.header, o.flags, err = o.seal(dek, ki, bucket, key, meta)
 	if err != nil {
 		o.Close()
 		return nil, err
 	}
-	o.keyInfo = KeyInfo{KeyID: ki.KeyID, Wrapped: append([]byte(nil), ki.Wrapped...)}
+	o.keyInfo = KeyInfo{KeyID: ki.KeyID, Wrapped: append([]byte(nil), ki.Wrapped...), Flags: o.flags & FlagAsymmetricWrap}
 	o.meta = append([]byte(nil), meta...)
 	return o, nil
 }
@@ -183,25 +192,32 @@ func newObject(c Config, oek []byte, version byte, layout Layout) (*Object, erro
 }
 
 // seal builds a header value for o's OEK bound to (bucket, key) under dek.
-func (o *Object) seal(dek []byte, ki KeyInfo, bucket, key string, meta []byte) (string, error) {
+// Its flags are o's body flags (FlagCompressed: a property of the body,
+// which a reseal does not touch) and the wrap flag of ki or o's Config; it
+// returns them with the value.
+func (o *Object) seal(dek []byte, ki KeyInfo, bucket, key string, meta []byte) (string, Flags, error) {
 	if o.closed.Load() {
-		return "", ErrClosed
+		return "", 0, ErrClosed
 	}
 	if err := checkKeyInfo(ki); err != nil {
-		return "", err
+		return "", 0, err
+	}
+	flags, err := writeFlags(o.version, o.flags&FlagCompressed, o.cfg, ki)
+	if err != nil {
+		return "", 0, err
 	}
 	aad, err := keyAAD(o.version, o.layout, bucket, key, 0, nil)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	rnd := o.cfg.rand()
 	nonce, sealedOEK, err := sealKey(rnd, dek, o.oek, aad)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	raw := make([]byte, 0, 7+2+len(ki.KeyID)+2+len(ki.Wrapped)+NonceSize+len(sealedOEK)+CommitmentSize+NonceSize+len(meta)+TagSize)
 	raw = append(raw, objectMagic...)
-	raw = append(raw, o.version, 0, byte(o.layout))
+	raw = append(raw, o.version, byte(flags), byte(o.layout))
 	raw = appendLV(raw, []byte(ki.KeyID))
 	raw = appendLV(raw, ki.Wrapped)
 	raw = append(raw, nonce[:]...)
@@ -209,18 +225,20 @@ func (o *Object) seal(dek []byte, ki KeyInfo, bucket, key string, meta []byte) (
 	raw = append(raw, o.keys.commit[:]...)
 	var metaNonce [NonceSize]byte
 	if _, err := io.ReadFull(rnd, metaNonce[:]); err != nil {
-		return "", fmt.Errorf("envelope: random source: %w", err)
+		return "", 0, fmt.Errorf("envelope: random source: %w", err)
 	}
 	raw = append(raw, metaNonce[:]...)
 	if n := HeaderValueLen(ki, len(meta)); n > MaxHeaderValueLen {
-		return "", fmt.Errorf("%w: header value would be %d bytes, limit %d (metadata blob %d bytes)", ErrTooLarge, n, MaxHeaderValueLen, len(meta))
+		return "", 0, fmt.Errorf("%w: header value would be %d bytes, limit %d (metadata blob %d bytes)", ErrTooLarge, n, MaxHeaderValueLen, len(meta))
 	}
 	g, err := newGCM(o.keys.meta[:])
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
+	// The AAD is every header byte so far, the flags byte included: a flag
+	// changed at the store fails to open.
 	raw = g.Seal(raw, metaNonce[:], meta, raw)
-	return headerEncoding.EncodeToString(raw), nil
+	return headerEncoding.EncodeToString(raw), flags, nil
 }
 
 // HeaderValueLen is the length of the header value (base64 text) of a
@@ -273,6 +291,7 @@ func (c Config) Open(h *Header, dek []byte, bucket, key string) (*Object, error)
 		return nil, fmt.Errorf("%w: metadata blob", ErrAuth)
 	}
 	o.meta = meta
+	o.flags = h.flags
 	o.keyInfo = h.KeyInfo()
 	o.header = headerEncoding.EncodeToString(h.raw)
 	o.sealed.Store(true)
@@ -291,17 +310,23 @@ func (o *Object) Layout() Layout { return o.layout }
 // Version returns the object's format version.
 func (o *Object) Version() int { return int(o.version) }
 
+// Flags returns the flags of the object's header.
+func (o *Object) Flags() Flags { return o.flags }
+
 // KeyInfo returns the key info the header was sealed with.
 func (o *Object) KeyInfo() KeyInfo { return o.keyInfo }
 
 // Reseal returns a new header value for the same OEK bound to another path
 // (copy, rename) and/or another DEK, with a new metadata blob. The body is
-// unchanged. o itself (and its HeaderValue) is not modified.
+// unchanged, and so are the header's version and FlagCompressed;
+// FlagAsymmetricWrap is set if ki (or o's Config) has it. o itself (and its
+// HeaderValue) is not modified.
 func (o *Object) Reseal(dek []byte, ki KeyInfo, bucket, key string, meta []byte) (string, error) {
 	if len(dek) != KeySize {
 		return "", ErrKeySize
 	}
-	return o.seal(dek, ki, bucket, key, meta)
+	v, _, err := o.seal(dek, ki, bucket, key, meta)
+	return v, err
 }
 
 // Close zeroes the object key, the derived keys and the metadata blob. The

@@ -322,7 +322,7 @@ func TestMultipartObject(t *testing.T) {
 		dek []byte
 		ki  KeyInfo
 	}
-	insts := []inst{{newDEK(t), KeyInfo{"key-a", []byte("wrapped-a")}}, {newDEK(t), KeyInfo{"key-b", []byte("wrapped-b")}}}
+	insts := []inst{{newDEK(t), KeyInfo{KeyID: "key-a", Wrapped: []byte("wrapped-a")}}, {newDEK(t), KeyInfo{KeyID: "key-b", Wrapped: []byte("wrapped-b")}}}
 	deks := map[string][]byte{"key-a": insts[0].dek, "key-b": insts[1].dek}
 	obj, err := NewObject(insts[0].dek, insts[0].ki, "bk", "mp", LayoutMultipart, []byte(`{"size":"?"}`))
 	if err != nil {

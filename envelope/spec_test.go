@@ -5,6 +5,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -50,7 +51,7 @@ func TestFormatSpec(t *testing.T) {
 		a = binary.BigEndian.AppendUint16(a, uint16(len(key)))
 		a = append(a, key...)
 		a = binary.BigEndian.AppendUint32(a, part)
-		if version == 2 {
+		if version >= 2 { // §12.1: version 3 has the same key AAD
 			a = append(a, byte(len(u)))
 			a = append(a, u...)
 		}
@@ -110,9 +111,15 @@ func TestFormatSpec(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v := h[4]
-		if string(h[0:4]) != "S3SL" || v != 1 && v != 2 || int(v) != m.FormatVersion || h[5] != 0 {
+		v, flags := h[4], h[5]
+		if string(h[0:4]) != "S3SL" || v < 1 || v > 3 || int(v) != m.FormatVersion || v < 3 && flags != 0 || flags&^0x02 != 0 {
 			t.Fatalf("%s: magic/version/flags % x", path, h[:6])
+		}
+		if flags&0x02 != 0 { // §12.3: the wrapped DEK is RSAES_OAEP_SHA_256 under the RSA key
+			wrapped, _ := hex.DecodeString(m.WrappedHex)
+			if got, err := rsa.DecryptOAEP(sha256.New(), nil, specRSAKey(t), wrapped, nil); err != nil || !bytes.Equal(got, dek) {
+				t.Fatalf("%s: RSA-wrapped DEK: %v", path, err)
+			}
 		}
 		versions[int(v)] = true
 		info := func(what string) string { return fmt.Sprintf("s3seal/%d %s", v, what) } // §2, §11.1
@@ -161,7 +168,7 @@ func TestFormatSpec(t *testing.T) {
 			} `json:"mf"`
 		}
 		var upload []byte
-		if v == 2 {
+		if v >= 2 {
 			if err := json.Unmarshal(meta, &blob); err != nil {
 				t.Fatalf("%s: blob: %v", path, err)
 			}
@@ -187,7 +194,7 @@ func TestFormatSpec(t *testing.T) {
 			var total int64
 			for rest := body; len(rest) > 0; {
 				ph := rest[:4096]
-				if string(ph[0:4]) != "S3SP" || ph[4] != v || ph[5] != 0 || ph[7] != 0 { // §11.7 step 4: no other version
+				if string(ph[0:4]) != "S3SP" || ph[4] != v || ph[5] != flags || ph[7] != 0 { // §11.7 step 4: no other version; §12.3 the flag
 					t.Fatalf("%s: part magic/version", path)
 				}
 				s := 1 << ph[6]
@@ -206,7 +213,7 @@ func TestFormatSpec(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: part %d key: %v", path, p, err)
 				}
-				if v == 2 { // §11.2: the part key does not open for another upload
+				if v >= 2 { // §11.2: the part key does not open for another upload
 					other := bytes.Clone(upload)
 					other[0] ^= 1
 					if _, err := gcm(pdek).Open(nil, ph[o:o+12], ph[o+12:o+60], keyAAD(v, 2, m.Bucket, m.Key, p, other)); err == nil {
@@ -231,7 +238,7 @@ func TestFormatSpec(t *testing.T) {
 				got = append(got, openStream(kdf(pk, info("body")), rest[4096:size], pl, s, p)...)
 				rest = rest[size:]
 			}
-			if v == 2 {
+			if v >= 2 {
 				d := digest.Sum(nil)
 				if hex.EncodeToString(d) != m.ManifestDigestHex || blob.Mf.D != base64.StdEncoding.EncodeToString(d) ||
 					blob.Mf.N != len(m.Parts) || blob.Mf.S != total {

@@ -195,7 +195,10 @@ type Audit struct {
 	log    *AuditLog
 }
 
-var _ Wrapper = (*Audit)(nil)
+var (
+	_ Wrapper          = (*Audit)(nil)
+	_ AsymmetricClient = (*Audit)(nil)
+)
 
 // NewAudit wraps inner, writing events to w. caller names the principal a
 // call is made for; if nil, the Identity from WithCaller is used.
@@ -315,4 +318,33 @@ func (a *Audit) DescribeKey(ctx context.Context, keyID string) (*KeyMetadata, er
 	}
 	a.record(ctx, start, "DescribeKey", true, AuditParameters{KeyID: keyID}, []string{res}, err)
 	return md, err
+}
+
+// GetPublicKey records and forwards the call.
+func (a *Audit) GetPublicKey(ctx context.Context, keyID string) (*PublicKey, error) {
+	as, err := asymOf(a.inner)
+	if err != nil {
+		return nil, err
+	}
+	start := a.now()
+	pk, err := as.GetPublicKey(ctx, keyID)
+	res := keyID
+	if pk != nil {
+		res = pk.KeyID
+	}
+	a.record(ctx, start, "GetPublicKey", true, AuditParameters{KeyID: keyID}, []string{res}, err)
+	return pk, err
+}
+
+// DecryptAsymmetric records and forwards the call (CloudTrail names it
+// Decrypt, with the algorithm).
+func (a *Audit) DecryptAsymmetric(ctx context.Context, keyID, alg string, ct []byte) ([]byte, error) {
+	as, err := asymOf(a.inner)
+	if err != nil {
+		return nil, err
+	}
+	start := a.now()
+	pt, err := as.DecryptAsymmetric(ctx, keyID, alg, ct)
+	a.record(ctx, start, "Decrypt", false, AuditParameters{KeyID: keyID, EncryptionAlgorithm: alg}, []string{keyID}, err)
+	return pt, err
 }

@@ -128,7 +128,10 @@ type decEntry struct {
 	created   time.Time
 }
 
-var _ Wrapper = (*Cache)(nil)
+var (
+	_ Wrapper          = (*Cache)(nil)
+	_ AsymmetricClient = (*Cache)(nil)
+)
 
 // NewCache wraps inner with a data-key cache bounded by cfg.
 func NewCache(inner Client, cfg CacheConfig) *Cache {
@@ -463,4 +466,26 @@ func decryptKey(keyID string, wrapped []byte, encCtx map[string]string) [32]byte
 	var k [32]byte
 	h.Sum(k[:0])
 	return k
+}
+
+// GetPublicKey passes through (an Asymmetric below keeps the keys it
+// wraps with).
+func (c *Cache) GetPublicKey(ctx context.Context, keyID string) (*PublicKey, error) {
+	a, err := asymOf(c.inner)
+	if err != nil {
+		return nil, err
+	}
+	c.kmsCalls.Add(1)
+	return a.GetPublicKey(ctx, keyID)
+}
+
+// DecryptAsymmetric passes through, uncached: callers wanting the cache
+// call Decrypt on a Cache over an Asymmetric.
+func (c *Cache) DecryptAsymmetric(ctx context.Context, keyID, alg string, ct []byte) ([]byte, error) {
+	a, err := asymOf(c.inner)
+	if err != nil {
+		return nil, err
+	}
+	c.kmsCalls.Add(1)
+	return a.DecryptAsymmetric(ctx, keyID, alg, ct)
 }

@@ -7,6 +7,8 @@
 //
 // Backends: kms/awskms (AWS KMS and compatible endpoints) and kms/keyring
 // (the embedded keyring). Both pass the shared suite in kms/kmstest.
+// kms/rsafile is an RSA key pair in PEM files, for write-only buckets
+// without a KMS (asymmetric operations only).
 //
 // kmsapi serves the embedded keyring over the AWS KMS API, so that
 // other processes reach it through kms/awskms; kms/policy is the key
@@ -22,6 +24,13 @@
 //
 // Each wrapper has Stats() for metrics and Unwrap() to reach the layer
 // below.
+//
+// RSA key pairs (write-only buckets, asym.go): backends that hold them
+// implement AsymmetricClient, which every wrapper passes through, and cmd
+// stacks a second cache over an Asymmetric over the same retry, audit and
+// meter layers:
+//
+//	asym := kms.NewCache(kms.NewAsymmetric(retried, kms.AsymmetricConfig{Decrypt: canRead}), cfg)
 package kms
 
 import (
@@ -85,6 +94,24 @@ type KeyMetadata struct {
 	DeletionDate time.Time `json:"DeletionDate,omitzero"`
 	// KeyVersions counts key material versions (embedded keyring rotation).
 	KeyVersions int `json:"KeyVersions,omitempty"`
+	// KeySpec, KeyUsage and EncryptionAlgorithms as AWS reports them
+	// (SYMMETRIC_DEFAULT or RSA_3072/RSA_4096, ENCRYPT_DECRYPT, ...);
+	// empty when the backend did not say.
+	KeySpec              string   `json:"KeySpec,omitempty"`
+	KeyUsage             string   `json:"KeyUsage,omitempty"`
+	EncryptionAlgorithms []string `json:"EncryptionAlgorithms,omitempty"`
+	// Origin is where the key material lives, as AWS KMS says it:
+	// AWS_CLOUDHSM for an embedded-keyring key held in an HSM (a custom
+	// key store); "" means the KMS's own (AWS_KMS).
+	Origin string `json:"Origin,omitempty"`
+	// CustomKeyStoreID names the custom key store that holds the key
+	// ("pkcs11:<token label>" for the embedded keyring's).
+	CustomKeyStoreID string `json:"CustomKeyStoreId,omitempty"`
+}
+
+// Asymmetric reports whether the key is an RSA key pair.
+func (m *KeyMetadata) Asymmetric() bool {
+	return m.KeySpec == KeySpecRSA3072 || m.KeySpec == KeySpecRSA4096 || strings.HasPrefix(m.KeySpec, "RSA_")
 }
 
 // Error codes, named as AWS KMS names its exceptions so that the proxy can

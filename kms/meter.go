@@ -10,11 +10,14 @@ import (
 // included.
 type MeterStats struct {
 	GenerateDataKey, Decrypt, Encrypt, ReEncrypt, DescribeKey uint64
+	// GetPublicKey and AsymmetricDecrypt (a Decrypt with an RSA key's
+	// private half) are AWS's "asymmetric requests", priced apart.
+	GetPublicKey, AsymmetricDecrypt uint64
 }
 
 // Total is the sum over the calls.
 func (s MeterStats) Total() uint64 {
-	return s.GenerateDataKey + s.Decrypt + s.Encrypt + s.ReEncrypt + s.DescribeKey
+	return s.GenerateDataKey + s.Decrypt + s.Encrypt + s.ReEncrypt + s.DescribeKey + s.GetPublicKey + s.AsymmetricDecrypt
 }
 
 // Meter is a Client that counts the calls made to the Client below it,
@@ -23,9 +26,13 @@ func (s MeterStats) Total() uint64 {
 type Meter struct {
 	inner                                           Client
 	generate, decrypt, encrypt, reencrypt, describe atomic.Uint64
+	getPublic, asymDecrypt                          atomic.Uint64
 }
 
-var _ Wrapper = (*Meter)(nil)
+var (
+	_ Wrapper          = (*Meter)(nil)
+	_ AsymmetricClient = (*Meter)(nil)
+)
 
 // NewMeter wraps inner with request counters.
 func NewMeter(inner Client) *Meter { return &Meter{inner: inner} }
@@ -36,7 +43,8 @@ func (m *Meter) Unwrap() Client { return m.inner }
 // Stats returns the counts so far.
 func (m *Meter) Stats() MeterStats {
 	return MeterStats{GenerateDataKey: m.generate.Load(), Decrypt: m.decrypt.Load(), Encrypt: m.encrypt.Load(),
-		ReEncrypt: m.reencrypt.Load(), DescribeKey: m.describe.Load()}
+		ReEncrypt: m.reencrypt.Load(), DescribeKey: m.describe.Load(),
+		GetPublicKey: m.getPublic.Load(), AsymmetricDecrypt: m.asymDecrypt.Load()}
 }
 
 // GenerateDataKey implements Client.
@@ -67,4 +75,24 @@ func (m *Meter) ReEncrypt(ctx context.Context, srcKeyID string, wrapped []byte, 
 func (m *Meter) DescribeKey(ctx context.Context, keyID string) (*KeyMetadata, error) {
 	m.describe.Add(1)
 	return m.inner.DescribeKey(ctx, keyID)
+}
+
+// GetPublicKey implements AsymmetricClient.
+func (m *Meter) GetPublicKey(ctx context.Context, keyID string) (*PublicKey, error) {
+	a, err := asymOf(m.inner)
+	if err != nil {
+		return nil, err
+	}
+	m.getPublic.Add(1)
+	return a.GetPublicKey(ctx, keyID)
+}
+
+// DecryptAsymmetric implements AsymmetricClient.
+func (m *Meter) DecryptAsymmetric(ctx context.Context, keyID, alg string, ct []byte) ([]byte, error) {
+	a, err := asymOf(m.inner)
+	if err != nil {
+		return nil, err
+	}
+	m.asymDecrypt.Add(1)
+	return a.DecryptAsymmetric(ctx, keyID, alg, ct)
 }

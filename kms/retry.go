@@ -163,3 +163,29 @@ func (r *Retry) DescribeKey(ctx context.Context, keyID string) (md *KeyMetadata,
 	})
 	return md, err
 }
+
+// GetPublicKey retries the inner GetPublicKey.
+func (r *Retry) GetPublicKey(ctx context.Context, keyID string) (pk *PublicKey, err error) {
+	a, err := asymOf(r.inner)
+	if err != nil {
+		return nil, err
+	}
+	err = r.do(ctx, func(ctx context.Context) (e error) {
+		pk, e = a.GetPublicKey(ctx, keyID)
+		return e
+	})
+	return pk, err
+}
+
+// DecryptAsymmetric retries the inner DecryptAsymmetric.
+func (r *Retry) DecryptAsymmetric(ctx context.Context, keyID, alg string, ct []byte) (pt []byte, err error) {
+	a, err := asymOf(r.inner)
+	if err != nil {
+		return nil, err
+	}
+	err = r.do(ctx, func(ctx context.Context) (e error) {
+		pt, e = a.DecryptAsymmetric(ctx, keyID, alg, ct)
+		return e
+	})
+	return pt, err
+}

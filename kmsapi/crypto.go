@@ -108,6 +108,9 @@ func opDecrypt(s *Server, c *call, in *decryptInput) (any, error) {
 	if err := noRecipient(in.Recipient); err != nil {
 		return nil, err
 	}
+	if in.EncryptionAlgorithm == kms.AlgRSAESOAEPSHA256 {
+		return s.decryptRSA(c, in)
+	}
 	if err := checkAlgorithm("encryptionAlgorithm", in.EncryptionAlgorithm); err != nil {
 		return nil, err
 	}

@@ -71,10 +71,14 @@ type env struct {
 	audit *syncBuffer
 }
 
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB, opts ...func(*keyring.Config)) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir(), clock: &testClock{t: time.Now().UTC()}, audit: &syncBuffer{}}
-	kr, err := keyring.Open(keyring.Config{Dir: e.dir, Now: e.clock.Now})
+	cfg := keyring.Config{Dir: e.dir, Now: e.clock.Now}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	kr, err := keyring.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,6 +47,7 @@ const (
 	codeInvalidSignature    = "InvalidSignatureException"
 	codeIncompleteSignature = "IncompleteSignatureException"
 	codeRequestTooLarge     = "RequestEntityTooLargeException"
+	codeCustomKeyStore404   = "CustomKeyStoreNotFoundException"
 )
 
 // statusOf is the HTTP status AWS KMS answers an exception with: 400 for

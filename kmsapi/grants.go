@@ -17,12 +17,13 @@ import (
 var grantOperations = []string{
 	"Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
 	"ReEncryptFrom", "ReEncryptTo", "CreateGrant", "RetireGrant", "DescribeKey",
+	"GetPublicKey", // RSA key pairs
 }
 
 // asymmetricOperations are valid grant operations that no key here can
 // perform.
 var asymmetricOperations = []string{
-	"Sign", "Verify", "GetPublicKey", "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext",
+	"Sign", "Verify", "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext",
 	"GenerateMac", "VerifyMac", "DeriveSharedSecret",
 }
 

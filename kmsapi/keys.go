@@ -72,8 +72,15 @@ func toMetadata(ki *keyring.KeyInfo) keyMetadata {
 		KeyState: string(ki.KeyState), DeletionDate: epoch(ki.DeletionDate), Origin: "AWS_KMS", KeyManager: "CUSTOMER",
 		CustomerMasterKeySpec: "SYMMETRIC_DEFAULT", KeySpec: "SYMMETRIC_DEFAULT", EncryptionAlgorithms: []string{"SYMMETRIC_DEFAULT"},
 	}
+	if ki.Asymmetric() {
+		md.CustomerMasterKeySpec, md.KeySpec, md.EncryptionAlgorithms = ki.KeySpec, ki.KeySpec, ki.EncryptionAlgorithms
+	}
 	if n := len(ki.Versions); n > 0 {
 		md.CurrentKeyMaterialID = ki.Versions[n-1].MaterialID
+	}
+	if ki.Origin != "" {
+		// A key held in an HSM (keyring custom key store).
+		md.Origin, md.CustomKeyStoreID = ki.Origin, ki.CustomKeyStoreID
 	}
 	return md
 }
@@ -184,15 +191,28 @@ func opCreateKey(s *Server, c *call, in *createKeyInput) (any, error) {
 	if err := s.authorizeAccount(c, "kms:CreateKey"); err != nil {
 		return nil, err
 	}
+	spec := in.KeySpec
+	if spec == "" {
+		spec = in.CustomerMasterKeySpec
+	}
 	switch {
+	case in.KeySpec != "" && in.CustomerMasterKeySpec != "" && in.KeySpec != in.CustomerMasterKeySpec:
+		return nil, validation("KeySpec and CustomerMasterKeySpec differ")
 	case in.KeyUsage != "" && in.KeyUsage != "ENCRYPT_DECRYPT",
-		in.KeySpec != "" && in.KeySpec != "SYMMETRIC_DEFAULT",
-		in.CustomerMasterKeySpec != "" && in.CustomerMasterKeySpec != "SYMMETRIC_DEFAULT":
-		return nil, apiErr(codeUnsupported, "s3seal's KMS makes symmetric encryption keys only (KeySpec SYMMETRIC_DEFAULT, KeyUsage ENCRYPT_DECRYPT).")
-	case in.Origin != "" && in.Origin != "AWS_KMS":
-		return nil, apiErr(codeUnsupported, "s3seal's KMS makes its own key material (Origin AWS_KMS).")
-	case in.CustomKeyStoreID != "" || in.XksKeyID != "":
-		return nil, apiErr(codeUnsupported, "s3seal's KMS has no custom key stores.")
+		spec != "" && spec != kms.KeySpecSymmetric && spec != kms.KeySpecRSA3072 && spec != kms.KeySpecRSA4096:
+		return nil, apiErr(codeUnsupported, "s3seal's KMS makes encryption keys only (KeyUsage ENCRYPT_DECRYPT): KeySpec SYMMETRIC_DEFAULT, RSA_3072 or RSA_4096.")
+	case in.Origin != "" && in.Origin != keyring.OriginKMS && in.Origin != keyring.OriginCloudHSM:
+		return nil, apiErr(codeUnsupported, "s3seal's KMS makes its own key material (Origin AWS_KMS) or keys in its HSM key store (Origin AWS_CLOUDHSM).")
+	case in.XksKeyID != "":
+		return nil, apiErr(codeUnsupported, "s3seal's KMS has no external key stores.")
+	case (in.Origin == keyring.OriginCloudHSM) != (in.CustomKeyStoreID != ""):
+		return nil, validation("Origin AWS_CLOUDHSM and CustomKeyStoreId must be given together.")
+	case in.CustomKeyStoreID != "" && in.CustomKeyStoreID != s.kr.CustomKeyStoreID():
+		// The keyring has at most one key store: the HSM it was
+		// configured with (s3seal keys describe shows its id).
+		return nil, apiErr(codeCustomKeyStore404, "Custom key store %q not found.", in.CustomKeyStoreID)
+	case in.CustomKeyStoreID != "" && spec != "" && spec != kms.KeySpecSymmetric:
+		return nil, apiErr(codeUnsupported, "s3seal's HSM key store holds SYMMETRIC_DEFAULT keys only.")
 	case in.MultiRegion:
 		return nil, apiErr(codeUnsupported, "s3seal's KMS has no multi-Region keys.")
 	case len(in.Description) > 8192:
@@ -207,7 +227,7 @@ func opCreateKey(s *Server, c *call, in *createKeyInput) (any, error) {
 			return nil, err
 		}
 	}
-	ki, err := s.kr.CreateKeyWith(keyring.KeyOptions{Description: in.Description, Policy: in.Policy, Tags: tags})
+	ki, err := s.kr.CreateKeyWith(keyring.KeyOptions{Description: in.Description, Policy: in.Policy, Tags: tags, KeySpec: spec, InKeyStore: in.CustomKeyStoreID != ""})
 	if err != nil {
 		return nil, err
 	}

@@ -243,6 +243,7 @@ var operations = map[string]operation{
 	"ListResourceTags":                {true, handler(opListResourceTags)},
 	"Encrypt":                         {false, handler(opEncrypt)},
 	"Decrypt":                         {false, handler(opDecrypt)},
+	"GetPublicKey":                    {true, handler(opGetPublicKey)},
 	"ReEncrypt":                       {false, handler(opReEncrypt)},
 	"GenerateDataKey":                 {false, handler(opGenerateDataKey)},
 	"GenerateDataKeyWithoutPlaintext": {false, handler(opGenerateDataKeyWithoutPlaintext)},

@@ -41,6 +41,7 @@ type keyMetadata struct {
 	EncryptionAlgorithms  []string  `json:"EncryptionAlgorithms"`
 	MultiRegion           bool      `json:"MultiRegion"`
 	CurrentKeyMaterialID  string    `json:"CurrentKeyMaterialId,omitempty"`
+	CustomKeyStoreID      string    `json:"CustomKeyStoreId,omitempty"`
 }
 
 type tag struct {

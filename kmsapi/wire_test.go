@@ -87,7 +87,7 @@ func TestWireErrors(t *testing.T) {
 			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "/kms/", "/s3/", 1))
 		}, 400, "IncompleteSignatureException"},
 		{"unknown operation", admin, "TrentService.Frobnicate", json11, "{}", nil, 400, "UnsupportedOperationException"},
-		{"asymmetric operation", admin, "TrentService.GetPublicKey", json11, `{"KeyId":"x"}`, nil, 400, "UnsupportedOperationException"},
+		{"asymmetric operation", admin, "TrentService.Sign", json11, `{"KeyId":"x"}`, nil, 400, "UnsupportedOperationException"},
 		{"no target", admin, "", json11, "{}", nil, 400, "UnknownOperationException"},
 		{"bad json", admin, "TrentService.ListKeys", json11, "{", nil, 400, "SerializationException"},
 		{"wrong member type", admin, "TrentService.DescribeKey", json11, `{"KeyId":5}`, nil, 400, "SerializationException"},

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"encoding/xml"
 	"fmt"
 	"net/http"
 	"strings"
@@ -94,8 +93,11 @@ func (s *Server) copyObject(r *request) error {
 	if err != nil {
 		return err
 	}
-	value, err := obj.Reseal(dk.Plaintext, envelope.KeyInfo{KeyID: dk.KeyID, Wrapped: dk.Ciphertext},
-		r.t.Bucket, r.t.Key, meta.EncodeFor(obj.Version()))
+	if err := dk.resealable(obj.Version()); err != nil {
+		kms.Zero(dk.Plaintext)
+		return err
+	}
+	value, err := obj.Reseal(dk.Plaintext, dk.keyInfo(), r.t.Bucket, r.t.Key, meta.EncodeFor(obj.Version()))
 	kms.Zero(dk.Plaintext)
 	if err != nil {
 		return sealError(err)
@@ -105,23 +107,19 @@ func (s *Server) copyObject(r *request) error {
 	out.Header.Set("X-Amz-Copy-Source-If-Match", srcTag)
 	out.Header.Set("X-Amz-Metadata-Directive", "REPLACE")
 
-	cresp, body, err := s.fetchDocument(r, out, s3wire.MaxSmallBody)
-	if cresp == nil {
-		return err
-	}
-	defer fasthttp.ReleaseResponse(cresp)
-	var res s3wire.CopyObjectResult
-	if err := xml.Unmarshal(body, &res); err != nil {
-		// S3 can answer 200 with an error document in the body.
-		relayBody(r, cresp, body)
-	} else {
+	// A store copies up to 5 GiB here, which can take longer than
+	// clients wait for a first byte (keepalive.go).
+	return s.keepAlive(r, func() (*answer, error) {
+		var res s3wire.CopyObjectResult
+		cresp, err := s.up.DoXMLResp(out, &res)
+		if err != nil {
+			return nil, err
+		}
+		defer fasthttp.ReleaseResponse(cresp)
 		res.ETag = s3wire.ClientETag(res.ETag)
 		res.Clear() // the store's, of the ciphertext
 		res.Set(meta.Checksum, checksumType(meta))
 		res.XMLNS = s3wire.NS
-		relayHeaders(&r.ctx.Response.Header, &cresp.Header, true)
-		writeXML(r.ctx, http.StatusOK, res)
-	}
-	r.echoSSE()
-	return nil
+		return &answer{header: relayedHeaders(&cresp.Header, true), doc: res}, nil
+	})
 }

@@ -49,7 +49,10 @@ func (s *Server) copyMultipart(r *request, src *readReq, head *fasthttp.Response
 		return err
 	}
 	defer kms.Zero(dk.Plaintext)
-	ki := envelope.KeyInfo{KeyID: dk.KeyID, Wrapped: dk.Ciphertext}
+	if err := dk.resealable(srcVersion); err != nil {
+		return err
+	}
+	ki := dk.keyInfo()
 	var resealed []*envelope.PartHeader
 	if !partsUnder(pm, dk.KeyID) {
 		if resealed, err = s.resealParts(r, src, srcTag, pm, meta, dk.Plaintext, ki); err != nil {
@@ -75,12 +78,12 @@ func (s *Server) copyMultipart(r *request, src *readReq, head *fasthttp.Response
 		}
 	}
 	meta.Size = -1
-	obj, err := envelope.NewObject(dk.Plaintext, ki, r.t.Bucket, r.t.Key, envelope.LayoutMultipart, meta.Encode())
+	obj, err := dk.config().NewObject(dk.Plaintext, ki, r.t.Bucket, r.t.Key, envelope.LayoutMultipart, meta.Encode())
 	if errors.Is(err, envelope.ErrTooLarge) && meta.ETag != "" {
 		// The copy's header may be longer than the source's (another
 		// bucket's key): it keeps the store's ETag rather than fail.
 		meta.ETag = ""
-		obj, err = envelope.NewObject(dk.Plaintext, ki, r.t.Bucket, r.t.Key, envelope.LayoutMultipart, meta.Encode())
+		obj, err = dk.config().NewObject(dk.Plaintext, ki, r.t.Bucket, r.t.Key, envelope.LayoutMultipart, meta.Encode())
 	}
 	if err != nil {
 		return sealError(err)
@@ -101,19 +104,23 @@ func (s *Server) copyMultipart(r *request, src *readReq, head *fasthttp.Response
 			return err
 		}
 	}
-	tag, version, err := s.copyParts(r.t.RawPath, create, src, srcTag, pm, resealed, "")
-	if err != nil {
-		return err
-	}
-	if version != "" {
-		r.ctx.Response.Header.Set("X-Amz-Version-Id", version)
-	}
-	res := s3wire.CopyObjectResult{XMLNS: s3wire.NS, ETag: s3wire.ObjectETag(tag, meta.ETag),
-		LastModified: s.cfg.Now().UTC().Format(s3wire.TimeFormat)}
-	res.Set(meta.Checksum, checksumType(meta))
-	writeXML(r.ctx, http.StatusOK, res)
-	r.echoSSE()
-	return nil
+	// Every part is copied at the store, or streamed through the proxy
+	// when re-wrapped: long for a large object (keepalive.go).
+	return s.keepAlive(r, func() (*answer, error) {
+		tag, version, err := s.copyParts(r.t.RawPath, create, src, srcTag, pm, resealed, "")
+		if err != nil {
+			return nil, err
+		}
+		a := &answer{}
+		if version != "" {
+			a.header = map[string]string{"X-Amz-Version-Id": version}
+		}
+		res := s3wire.CopyObjectResult{XMLNS: s3wire.NS, ETag: s3wire.ObjectETag(tag, meta.ETag),
+			LastModified: s.cfg.Now().UTC().Format(s3wire.TimeFormat)}
+		res.Set(meta.Checksum, checksumType(meta))
+		a.doc = res
+		return a, nil
+	})
 }
 
 // partsUnder reports whether every part of pm is sealed under keyID.

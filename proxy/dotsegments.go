@@ -1,10 +1,14 @@
 package proxy
 
 import (
-	"encoding/xml"
+	"bytes"
+	"crypto/md5"
+	"encoding/base64"
 	"net/http"
 	"strings"
 	"unicode"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/s3seal/s3seal/proxy/s3wire"
 )
@@ -28,10 +32,11 @@ func hasDotSegment(p string) bool {
 	return false
 }
 
-// refuseDotSegments answers a request whose key, copy source or
-// DeleteObjects list has a dot segment with MinIO's errors. A DeleteObjects
-// request is read here to check its keys, and so also relayed from here
-// (done is true).
+// refuseDotSegments answers a request whose key or copy source has a dot
+// segment with MinIO's errors. A DeleteObjects request is read here to
+// check its keys, and so also relayed from here (done is true): the
+// objects with a dot segment get a per-object error, the others are
+// deleted, as MinIO does.
 func (s *Server) refuseDotSegments(r *request) (done bool, err error) {
 	if s.cfg.AllowDotSegments {
 		return false, nil
@@ -55,17 +60,38 @@ func (s *Server) refuseDotSegments(r *request) (done bool, err error) {
 	if err != nil {
 		return true, err
 	}
-	var list struct {
-		Objects []struct{ Key string } `xml:"Object"`
-	}
-	if xml.Unmarshal(body, &list) == nil {
-		for _, o := range list.Objects {
-			if hasDotSegment(o.Key) {
-				return true, errInvalidObjectName
-			}
+	kept, remaining, refused, err := s3wire.SplitDeleteObjects(body, hasDotSegment)
+	if err != nil || len(refused) == 0 {
+		if err != nil {
+			return true, err
 		}
+		return true, s.relayWith(r, body)
 	}
-	return true, s.relayWith(r, body)
+	// Like MinIO, refuse only the objects with a dot segment, each with an
+	// <Error> in the result, and delete the others.
+	var doc []byte
+	if remaining > 0 {
+		out := r.outbound(string(r.ctx.Method()))
+		out.Body = bytes.NewReader(kept)
+		out.BodyLen = int64(len(kept))
+		sum := md5.Sum(kept)
+		out.Header.Set("Content-Md5", base64.StdEncoding.EncodeToString(sum[:]))
+		resp, stored, err := s.fetchDocument(r, out, s3wire.MaxListBody)
+		if resp == nil {
+			return true, err
+		}
+		defer fasthttp.ReleaseResponse(resp)
+		relayHeaders(&r.ctx.Response.Header, &resp.Header, false)
+		doc = stored
+	}
+	doc, err = s3wire.AppendDeleteErrors(doc, refused, "XMinioInvalidObjectName", "Object name contains unsupported characters.")
+	if err != nil {
+		return true, s3wire.Internal(err)
+	}
+	r.ctx.SetStatusCode(http.StatusOK)
+	r.ctx.Response.Header.SetContentType("application/xml")
+	r.ctx.SetBody(doc)
+	return true, nil
 }
 
 var errInvalidObjectName = s3wire.NewError(http.StatusBadRequest, "XMinioInvalidObjectName", "Object name contains unsupported characters.")

@@ -69,50 +69,54 @@ func (s *Server) completeMultipart(r *request) error {
 			out.Header.Set("X-Amz-Mp-Object-Size", strconv.FormatInt(n+int64(len(asked.Parts))*envelope.PartOverhead, 10))
 		}
 	}
-	var done s3wire.CompleteMultipartUploadResult
-	resp, err := s.up.DoXMLResp(out, &done)
-	if err != nil {
-		var e *s3wire.Error
-		if errors.As(err, &e) && e.Code == "NoSuchUpload" {
-			// A retry of a Complete whose finalizing failed: the store
-			// completed the upload already. Finalize what is at the key if
-			// it is this upload, made of exactly the parts the client
-			// lists (the multipart ETag they give, S3's MD5 of the part
-			// MD5s); a store whose ETags are not MD5s gets no second try.
-			if tag, ok := s3wire.MultipartETag(asked.Parts); ok {
-				if shown, version, ferr := s.finalize(r, tag, "", asked.Parts, want); ferr == nil {
-					return s.writeCompleted(r, shown, version, want.kept)
+	// The Location the client is told: the object as it addresses it,
+	// never the store's.
+	loc := "http://" + string(r.ctx.Host()) + r.t.SignedPath
+	return s.keepAlive(r, func() (*answer, error) {
+		var done s3wire.CompleteMultipartUploadResult
+		resp, err := s.up.DoXMLResp(out, &done)
+		if err != nil {
+			var e *s3wire.Error
+			if errors.As(err, &e) && e.Code == "NoSuchUpload" {
+				// A retry of a Complete whose finalizing failed: the store
+				// completed the upload already. Finalize what is at the key
+				// if it is this upload, made of exactly the parts the
+				// client lists (the multipart ETag they give, S3's MD5 of
+				// the part MD5s); a store whose ETags are not MD5s gets no
+				// second try.
+				if tag, ok := s3wire.MultipartETag(asked.Parts); ok {
+					if shown, version, ferr := s.finalize(r, tag, "", asked.Parts, want); ferr == nil {
+						return completed(r, loc, shown, version, want.kept), nil
+					}
 				}
 			}
+			return nil, err
 		}
-		return err
-	}
-	version := string(resp.Header.Peek("X-Amz-Version-Id"))
-	fasthttp.ReleaseResponse(resp)
-	shown, finalVersion, err := s.finalize(r, done.ETag, version, asked.Parts, want)
-	if err != nil {
-		return err
-	}
-	return s.writeCompleted(r, shown, finalVersion, want.kept)
+		version := string(resp.Header.Peek("X-Amz-Version-Id"))
+		fasthttp.ReleaseResponse(resp)
+		shown, finalVersion, err := s.finalize(r, done.ETag, version, asked.Parts, want)
+		if err != nil {
+			return nil, err
+		}
+		return completed(r, loc, shown, finalVersion, want.kept), nil
+	})
 }
 
-// writeCompleted answers a Complete with the object's ETag as clients see
-// it (shown) and version id; meta is the finalized header's sealed
-// metadata, whose checksum the answer carries.
-func (s *Server) writeCompleted(r *request, shown, version string, meta *envelope.Meta) error {
+// completed is a Complete's answer: the object's location (loc), its ETag
+// as clients see it (shown) and version id; meta is the finalized header's
+// sealed metadata, whose checksum the answer carries.
+func completed(r *request, loc, shown, version string, meta *envelope.Meta) *answer {
+	a := &answer{}
 	if version != "" {
-		r.ctx.Response.Header.Set("X-Amz-Version-Id", version)
+		a.header = map[string]string{"X-Amz-Version-Id": version}
 	}
-	// The object's location as the client addresses it, never the store's.
-	loc := "http://" + string(r.ctx.Host()) + r.t.SignedPath
 	res := s3wire.CompleteMultipartUploadResult{XMLNS: s3wire.NS, Location: loc,
 		Bucket: r.t.Bucket, Key: r.t.Key, ETag: shown}
 	if meta != nil {
 		res.Set(meta.Checksum, checksumType(meta))
 	}
-	writeXML(r.ctx, http.StatusOK, res)
-	r.echoSSE()
-	return nil
+	a.doc = res
+	return a
 }
 
 // finalize replaces the pending header of the just-completed object
@@ -161,17 +165,44 @@ func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.C
 		return "", "", s3wire.Damaged(err)
 	}
 	ki := h.KeyInfo()
-	dek, err := s.kms.Decrypt(kmsContext(r, rq.bucket, rq.key), ki.KeyID, ki.Wrapped, kms.BucketContext(rq.bucket))
-	if err != nil {
-		return "", "", s3wire.FromKMSError(err)
+	var (
+		dek []byte
+		obj *envelope.Object
+	)
+	if writeOnly := s.writeOnly(ki); writeOnly {
+		// No DEK here: open the pending header with the object key the
+		// upload id carries, and reseal it below under the data key this
+		// instance holds for the same RSA key (wrapped locally, FORMAT.md
+		// section 12.3). An upload created by an instance that could
+		// decrypt has no such key in its id, and cannot complete here.
+		if r.upload.PendingKey == nil {
+			return "", "", errWriteOnly
+		}
+		if obj, err = (envelope.Config{}).OpenPending(h, r.upload.PendingKey); err != nil {
+			return "", "", s3wire.Damaged(err)
+		}
+		defer obj.Close()
+		dk, err := s.newDataKey(r, rq.bucket)
+		if err != nil {
+			return "", "", err
+		}
+		if dk.flags == 0 || !sameKey(dk.KeyID, ki.KeyID) {
+			kms.Zero(dk.Plaintext)
+			return "", "", s3wire.Internal(fmt.Errorf("finalizing %s: the bucket's write-only key is %s, the upload's %s", rq.rawPath, dk.KeyID, ki.KeyID))
+		}
+		dek, ki = dk.Plaintext, dk.keyInfo()
+	} else {
+		if dek, err = s.unwrap(kmsContext(r, rq.bucket, rq.key), ki, rq.bucket); err != nil {
+			return "", "", err
+		}
+		if obj, err = envelope.Open(h, dek, rq.bucket, rq.key); err != nil {
+			kms.Zero(dek)
+			return "", "", s3wire.Damaged(err)
+		}
+		defer obj.Close()
 	}
 	defer kms.Zero(dek)
 	r.sse = sse{alg: s3wire.SSEKMS, keyID: ki.KeyID}
-	obj, err := envelope.Open(h, dek, rq.bucket, rq.key)
-	if err != nil {
-		return "", "", s3wire.Damaged(err)
-	}
-	defer obj.Close()
 	meta, err := envelope.DecodeMeta(obj.Meta())
 	if err != nil {
 		return "", "", s3wire.Damaged(err)
@@ -205,6 +236,13 @@ func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.C
 		num, _, _, off := pm.Part(i)
 		if num != parts[i].PartNumber {
 			return "", "", s3wire.Internal(fmt.Errorf("finalizing %s: part %d of the completed object is number %d, client asked for %d", rq.rawPath, i+1, num, parts[i].PartNumber))
+		}
+		if s.writeOnly(read[off].KeyInfo()) {
+			// A write-only instance cannot open the part: the manifest
+			// binds its header bytes, and every reader opens it with this
+			// upload's identity before returning plaintext (a part of
+			// another upload makes the object unreadable, not misread).
+			continue
 		}
 		p, err := open(read[off])
 		if err != nil {

@@ -130,20 +130,8 @@ func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
 }
 
 func (s *Server) writeError(r *request, err error) {
-	e := s3wire.AsError(storeUnavailable(err))
+	e := s.logError(r, err)
 	ctx := r.ctx
-	attrs := []any{"id", r.id, "op", r.op.String(), "code", e.Code, "status", e.Status}
-	if r.t != nil {
-		attrs = append(attrs, "bucket", r.t.Bucket, "key", r.t.Key)
-	}
-	if e.Cause != nil {
-		attrs = append(attrs, "cause", e.Cause.Error())
-	}
-	if e.Status >= 500 {
-		s.log.Error("request failed", attrs...)
-	} else {
-		s.log.Info("request refused", attrs...)
-	}
 	ctx.Response.ResetBody()
 	ctx.Response.Header.Del("ETag")
 	if e.Code == s3wire.ErrSlowDown.Code {
@@ -166,4 +154,23 @@ func (s *Server) writeError(r *request, err error) {
 	if ctx.Request.Header.ContentLength() != 0 {
 		ctx.SetConnectionClose()
 	}
+}
+
+// logError logs a request's failure and returns the S3 error the client
+// gets for it.
+func (s *Server) logError(r *request, err error) *s3wire.Error {
+	e := s3wire.AsError(storeUnavailable(err))
+	attrs := []any{"id", r.id, "op", r.op.String(), "code", e.Code, "status", e.Status}
+	if r.t != nil {
+		attrs = append(attrs, "bucket", r.t.Bucket, "key", r.t.Key)
+	}
+	if e.Cause != nil {
+		attrs = append(attrs, "cause", e.Cause.Error())
+	}
+	if e.Status >= 500 {
+		s.log.Error("request failed", attrs...)
+	} else {
+		s.log.Info("request refused", attrs...)
+	}
+	return e
 }

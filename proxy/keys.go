@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -38,12 +39,122 @@ import (
 // key chosen at CreateMultipartUpload reaches them in the upload id
 // (s3wire.UploadRef).
 
+// AsymmetricKeys are write-only keys (issue #21): RSA key pairs whose
+// public half wraps the data keys of new objects (FORMAT.md section 12.3),
+// so that an instance without decrypt rights on them writes what it
+// cannot read back: ransomware-resistant backup ingestion.
+//
+// A bucket's key is, in this order: its key in BucketKeys here, its key in
+// Config.BucketKeys, DefaultKeyID here, Config.DefaultKeyID. A key a
+// client names with SSE headers is a symmetric key.
+type AsymmetricKeys struct {
+	// KMS wraps data keys with RSA public keys and, with Decrypt, asks the
+	// KMS to unwrap them: a kms.Cache over a kms.Asymmetric (one RSA wrap
+	// per cached data key). nil: no asymmetric keys; objects written with
+	// one are refused to read.
+	KMS kms.Client
+	// DefaultKeyID, if set, is the key of every bucket that has no
+	// mapping of its own: the whole instance is write-only.
+	DefaultKeyID string
+	// BucketKeys maps bucket names to RSA key ids (ARN, id or alias).
+	BucketKeys map[string]string
+	// Decrypt says this instance has decrypt rights on the RSA keys (KMS
+	// Decrypt): it reads what asymmetric keys wrapped. Off, every read
+	// that needs such an object's plaintext or its keys is refused with
+	// 403 AccessDenied before any KMS call.
+	Decrypt bool
+}
+
+func (a *AsymmetricKeys) check(symmetric map[string]string) error {
+	if a.KMS == nil && (a.DefaultKeyID != "" || len(a.BucketKeys) > 0 || a.Decrypt) {
+		return errors.New("proxy: asymmetric keys need Asymmetric.KMS")
+	}
+	for b := range a.BucketKeys {
+		if _, ok := symmetric[b]; ok {
+			return fmt.Errorf("proxy: bucket %s has both a symmetric and an asymmetric key", b)
+		}
+	}
+	return nil
+}
+
+// errWriteOnly answers a read this instance cannot do: the object's data
+// keys are wrapped with an RSA key it has no decrypt rights on.
+var errWriteOnly = s3wire.NewError(http.StatusForbidden, "AccessDenied",
+	"Access Denied: the object was "+kms.WriteOnlyMessage+" (s3seal write-only mode; read it through an instance with decrypt rights on its RSA key)")
+
 // keyFor returns the KMS key that protects new objects in bucket.
 func (s *Server) keyFor(bucket string) string {
-	if k, ok := s.cfg.BucketKeys[bucket]; ok && k != "" {
-		return k
+	k, _ := s.bucketKey(bucket)
+	return k
+}
+
+// bucketKey returns the KMS key that protects new objects in bucket and
+// whether it is an asymmetric (write-only) key.
+func (s *Server) bucketKey(bucket string) (key string, asym bool) {
+	if k, ok := s.cfg.Asymmetric.BucketKeys[bucket]; ok && k != "" {
+		return k, true
 	}
-	return s.cfg.DefaultKeyID
+	if k, ok := s.cfg.BucketKeys[bucket]; ok && k != "" {
+		return k, false
+	}
+	if k := s.cfg.Asymmetric.DefaultKeyID; k != "" {
+		return k, true
+	}
+	return s.cfg.DefaultKeyID, false
+}
+
+// canDecryptAsymmetric reports whether this instance reads objects whose
+// data keys an RSA key wrapped.
+func (s *Server) canDecryptAsymmetric() bool {
+	return s.cfg.Asymmetric.KMS != nil && s.cfg.Asymmetric.Decrypt
+}
+
+// writeOnly reports whether ki (from an object or part header) is one
+// this instance cannot unwrap.
+func (s *Server) writeOnly(ki envelope.KeyInfo) bool {
+	return ki.Flags&envelope.FlagAsymmetricWrap != 0 && !s.canDecryptAsymmetric()
+}
+
+// unwrap returns the data key of a header's key info, from the KMS that
+// wrapped it, for the object at bucket.
+func (s *Server) unwrap(ctx context.Context, ki envelope.KeyInfo, bucket string) ([]byte, error) {
+	client := s.kms
+	if ki.Flags&envelope.FlagAsymmetricWrap != 0 {
+		if !s.canDecryptAsymmetric() {
+			return nil, errWriteOnly
+		}
+		client = s.cfg.Asymmetric.KMS
+	}
+	dek, err := client.Decrypt(ctx, ki.KeyID, ki.Wrapped, kms.BucketContext(bucket))
+	if err != nil {
+		return nil, s3wire.FromKMSError(err)
+	}
+	return dek, nil
+}
+
+// dataKey is a data key for a new header, and the flag its header needs.
+type dataKey struct {
+	*kms.DataKey
+	flags envelope.Flags // FlagAsymmetricWrap for an RSA-wrapped key
+}
+
+// keyInfo is what a header sealed under d records.
+func (d *dataKey) keyInfo() envelope.KeyInfo {
+	return envelope.KeyInfo{KeyID: d.KeyID, Wrapped: d.Ciphertext, Flags: d.flags}
+}
+
+// config makes the objects and parts sealed under d: format version 2, or
+// 3 for an RSA-wrapped key.
+func (d *dataKey) config() envelope.Config { return envelope.Config{Flags: d.flags} }
+
+// resealable reports whether a header of format version v can be resealed
+// under d: the asymmetric-wrap flag exists from version 3 on, and a
+// reseal keeps the version (its keys derive from it).
+func (d *dataKey) resealable(v int) error {
+	if d.flags != 0 && v < envelope.FlagsVersion {
+		return s3wire.NotImplemented(fmt.Sprintf("copying a format version %d object to a bucket with a write-only (asymmetric) key: its header cannot carry the asymmetric flag without re-encrypting the object; download and upload it instead", v))
+	}
+	return nil
 }
 
 // writeKey returns the KMS key a write to bucket uses and the SSE algorithm
@@ -157,17 +268,21 @@ func kmsContext(r *request, bucket, key string) context.Context {
 // newDataKey fetches a (usually cached) data key for bucket, under the key
 // the request asks for if it may, and records what the response will say
 // protects the object.
-func (s *Server) newDataKey(r *request, bucket string) (*kms.DataKey, error) {
+func (s *Server) newDataKey(r *request, bucket string) (*dataKey, error) {
 	keyID, alg, err := s.writeKey(r, bucket)
 	if err != nil {
 		return nil, err
 	}
-	dk, err := s.kms.GenerateDataKey(kmsContext(r, bucket, r.t.Key), keyID, kms.BucketContext(bucket))
+	client, flags := s.kms, envelope.Flags(0)
+	if bk, asym := s.bucketKey(bucket); asym && sameKey(keyID, bk) {
+		client, flags = s.cfg.Asymmetric.KMS, envelope.FlagAsymmetricWrap
+	}
+	dk, err := client.GenerateDataKey(kmsContext(r, bucket, r.t.Key), keyID, kms.BucketContext(bucket))
 	if err != nil {
 		return nil, s3wire.FromKMSError(err)
 	}
 	r.sse = sse{alg: alg, keyID: dk.KeyID}
-	return dk, nil
+	return &dataKey{DataKey: dk, flags: flags}, nil
 }
 
 // sealNew makes the envelope of a new object at the request's path, its
@@ -178,8 +293,7 @@ func (s *Server) sealNew(r *request, layout envelope.Layout, meta *envelope.Meta
 		return nil, err
 	}
 	defer kms.Zero(dk.Plaintext)
-	obj, err := envelope.NewObject(dk.Plaintext, envelope.KeyInfo{KeyID: dk.KeyID, Wrapped: dk.Ciphertext},
-		r.t.Bucket, r.t.Key, layout, meta.Encode())
+	obj, err := dk.config().NewObject(dk.Plaintext, dk.keyInfo(), r.t.Bucket, r.t.Key, layout, meta.Encode())
 	if err != nil {
 		return nil, sealError(err)
 	}
@@ -207,10 +321,9 @@ func (s *Server) openSealed(r *request, headerValue, bucket, key string) (*envel
 	if err != nil {
 		return nil, nil, s3wire.Damaged(fmt.Errorf("envelope header: %w", err))
 	}
-	ki := h.KeyInfo()
-	dek, err := s.kms.Decrypt(kmsContext(r, bucket, key), ki.KeyID, ki.Wrapped, kms.BucketContext(bucket))
+	dek, err := s.unwrap(kmsContext(r, bucket, key), h.KeyInfo(), bucket)
 	if err != nil {
-		return nil, nil, s3wire.FromKMSError(err)
+		return nil, nil, err
 	}
 	defer kms.Zero(dek)
 	obj, err := envelope.Open(h, dek, bucket, key)
@@ -233,10 +346,9 @@ func (s *Server) partOpener(r *request, bucket, key string, meta *envelope.Meta)
 	pb, pk := meta.PartsPath(bucket, key)
 	ctx := kmsContext(r, pb, pk)
 	return func(ph *envelope.PartHeader) (*envelope.Part, error) {
-		ki := ph.KeyInfo()
-		dek, err := s.kms.Decrypt(ctx, ki.KeyID, ki.Wrapped, kms.BucketContext(pb))
+		dek, err := s.unwrap(ctx, ph.KeyInfo(), pb)
 		if err != nil {
-			return nil, s3wire.FromKMSError(err)
+			return nil, err
 		}
 		defer kms.Zero(dek)
 		part, err := envelope.OpenPart(ph, dek, pb, pk, meta.Upload)

@@ -146,9 +146,19 @@ func registerKMSMetrics(reg *prometheus.Registry, client kms.Client) (meter *kms
 				{"Encrypt", func(s kms.MeterStats) uint64 { return s.Encrypt }},
 				{"ReEncrypt", func(s kms.MeterStats) uint64 { return s.ReEncrypt }},
 				{"DescribeKey", func(s kms.MeterStats) uint64 { return s.DescribeKey }},
+				// Asymmetric keys (write-only buckets): AWS prices them apart.
+				{"GetPublicKey", func(s kms.MeterStats) uint64 { return s.GetPublicKey }},
+				{"DecryptRSA", func(s kms.MeterStats) uint64 { return s.AsymmetricDecrypt }},
 			} {
 				reg.MustRegister(counter("s3seal_kms_requests_total", help, prometheus.Labels{"call": call.name}, func() uint64 { return call.f(x.Stats()) }))
 			}
+		case interface{ HeldDeletions() int }:
+			// The embedded keyring (kms/keyring): keys past their
+			// deletion date that it keeps because objects are still under
+			// them, each waiting for the operator.
+			reg.MustRegister(gauge("s3seal_kms_key_deletions_held",
+				"Keys past the end of their deletion waiting period that the embedded keyring did not delete because the last key usage report shows objects under them.",
+				nil, x.HeldDeletions))
 		case *kms.Audit:
 			reg.MustRegister(
 				counter("s3seal_kms_audit_events_total", "Audit records of KMS calls.", nil, func() uint64 { return x.Stats().Events }),

@@ -85,7 +85,19 @@ func (s *Server) createMultipart(r *request) error {
 	}
 	r.ctx.SetStatusCode(http.StatusOK)
 	relayHeaders(&r.ctx.Response.Header, &resp.Header, false)
-	r.ctx.SetBody(s3wire.SetUploadID(body, s3wire.ClientUploadID(storeID, upload, keyID)))
+	clientID := s3wire.ClientUploadID(storeID, upload, keyID)
+	if s.writeOnly(obj.KeyInfo()) {
+		// This instance (or another write-only one) completes the upload
+		// without the DEK: the pending header's object key travels in the
+		// upload id (FORMAT.md section 12.3).
+		pk, err := obj.PendingKey()
+		if err != nil {
+			return s3wire.Internal(err)
+		}
+		clientID = s3wire.ClientUploadIDPending(storeID, upload, keyID, pk)
+		clear(pk)
+	}
+	r.ctx.SetBody(s3wire.SetUploadID(body, clientID))
 	// The store's own checksum defaults are of the ciphertext.
 	r.ctx.Response.Header.Del("X-Amz-Checksum-Algorithm")
 	r.ctx.Response.Header.Del("X-Amz-Checksum-Type")
@@ -134,8 +146,7 @@ func (s *Server) putPart(r *request, pn int, src io.Reader, plainLen int64, plai
 	if err != nil {
 		return err
 	}
-	part, err := envelope.NewPart(dk.Plaintext, envelope.KeyInfo{KeyID: dk.KeyID, Wrapped: dk.Ciphertext},
-		r.t.Bucket, r.t.Key, r.upload.Upload, pn, plainLen)
+	part, err := dk.config().NewPart(dk.Plaintext, dk.keyInfo(), r.t.Bucket, r.t.Key, r.upload.Upload, pn, plainLen)
 	kms.Zero(dk.Plaintext)
 	if err != nil {
 		return s3wire.Internal(err)

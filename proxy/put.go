@@ -139,7 +139,11 @@ func (s *Server) keepTrailerChecksum(r *request, obj *envelope.Object, meta *env
 	if err != nil {
 		return fail(err)
 	}
-	hv, err := obj.Reseal(dk.Plaintext, envelope.KeyInfo{KeyID: dk.KeyID, Wrapped: dk.Ciphertext}, r.t.Bucket, r.t.Key, kept.Encode())
+	if err := dk.resealable(obj.Version()); err != nil {
+		kms.Zero(dk.Plaintext)
+		return fail(err)
+	}
+	hv, err := obj.Reseal(dk.Plaintext, dk.keyInfo(), r.t.Bucket, r.t.Key, kept.Encode())
 	kms.Zero(dk.Plaintext)
 	if err != nil {
 		return fail(err) // no room beside the client's metadata

@@ -82,7 +82,13 @@ func (s *Server) checkReady(ctx context.Context) error {
 	fasthttp.ReleaseResponse(resp)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if _, err := s.kms.DescribeKey(ctx, s.cfg.DefaultKeyID); err != nil {
+	// A write-only instance probes its RSA key: its KMS identity may have
+	// no rights on the symmetric default key it never uses.
+	probe, key := s.kms, s.cfg.DefaultKeyID
+	if k := s.cfg.Asymmetric.DefaultKeyID; k != "" {
+		probe, key = s.cfg.Asymmetric.KMS, k
+	}
+	if _, err := probe.DescribeKey(ctx, key); err != nil {
 		reason := "kms failed"
 		if code := kms.ErrorCode(err); code != "" {
 			reason = "kms answered " + code

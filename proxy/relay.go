@@ -121,6 +121,23 @@ func relayHeaders(dst *fasthttp.ResponseHeader, src *fasthttp.ResponseHeader, se
 	}
 }
 
+// relayedHeaders is relayHeaders into a map, for an answer built apart
+// from the response (keepalive.go).
+func relayedHeaders(src *fasthttp.ResponseHeader, sealed bool) map[string]string {
+	var h fasthttp.ResponseHeader
+	relayHeaders(&h, src, sealed)
+	m := map[string]string{}
+	for k, v := range h.All() {
+		switch string(k) {
+		case "Content-Length", "Content-Type", "Date", "Server":
+			// the answer's own
+		default:
+			m[string(k)] = string(v)
+		}
+	}
+	return m
+}
+
 // fetchDocument sends a request whose successful answer is an XML document
 // the proxy rewrites (listings, copy results, upload ids). It returns the
 // response (which the caller releases) and its body, at most limit bytes;
@@ -140,13 +157,6 @@ func (s *Server) fetchDocument(r *request, out *upstream.Request, limit int64) (
 		return nil, nil, s3wire.Internal(err)
 	}
 	return resp, body, nil
-}
-
-// relayBody sends an already-read upstream body with the upstream status.
-func relayBody(r *request, resp *fasthttp.Response, body []byte) {
-	r.ctx.SetStatusCode(resp.StatusCode())
-	relayHeaders(&r.ctx.Response.Header, &resp.Header, false)
-	r.ctx.SetBody(body)
 }
 
 // writeXML answers with a document of the proxy's own.

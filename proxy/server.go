@@ -44,6 +44,8 @@ type Config struct {
 	DefaultKeyID string
 	// BucketKeys maps bucket names to KMS key ids.
 	BucketKeys map[string]string
+	// Asymmetric configures write-only keys (RSA key pairs, keys.go).
+	Asymmetric AsymmetricKeys
 
 	// MaxObjectSize bounds the plaintext of single PUTs; the default is
 	// the most whose ciphertext fits S3's limit of 5 GiB.
@@ -68,6 +70,11 @@ type Config struct {
 	// takes nothing of a response body for this long is disconnected.
 	// Default 30 s.
 	BodyTimeout time.Duration
+	// KeepAliveAfter is how long CompleteMultipartUpload or CopyObject may
+	// work before the client is sent 200 OK and white space until the
+	// answer is ready (keepalive.go). Default DefaultKeepAliveAfter;
+	// negative: at once.
+	KeepAliveAfter time.Duration
 	// MaxConcurrentRequests bounds the requests served at once; more are
 	// answered 503 SlowDown with Retry-After at once. 0: no bound.
 	MaxConcurrentRequests int
@@ -157,6 +164,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.HeaderTimeout == 0 {
 		cfg.HeaderTimeout = 30 * time.Second
 	}
+	if cfg.KeepAliveAfter == 0 {
+		cfg.KeepAliveAfter = DefaultKeepAliveAfter
+	}
 	if cfg.BodyTimeout == 0 {
 		cfg.BodyTimeout = 30 * time.Second
 	}
@@ -165,6 +175,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.DefaultKeyID == "" {
 		return nil, errors.New("proxy: a default KMS key is required")
+	}
+	if err := cfg.Asymmetric.check(cfg.BucketKeys); err != nil {
+		return nil, err
 	}
 	up, err := upstream.New(upstream.Config{URL: cfg.UpstreamURL, Region: cfg.UpstreamRegion,
 		AccessKey: cfg.UpstreamAccessKey, SecretKey: cfg.UpstreamSecretKey, Now: cfg.Now, Dial: cfg.UpstreamDial,

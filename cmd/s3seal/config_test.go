@@ -113,14 +113,14 @@ func TestAllowSigV2Flag(t *testing.T) {
 // key, with their defaults when unset.
 func TestLimitOptions(t *testing.T) {
 	for _, name := range []string{"S3SEAL_HEADER_TIMEOUT", "S3SEAL_BODY_TIMEOUT", "S3SEAL_MAX_REQUESTS",
-		"S3SEAL_MAX_REQUESTS_PER_IDENTITY", "S3SEAL_UPSTREAM_MAX_CONNS", "S3SEAL_UPSTREAM_CONN_WAIT"} {
+		"S3SEAL_MAX_REQUESTS_PER_IDENTITY", "S3SEAL_KEEPALIVE_AFTER", "S3SEAL_UPSTREAM_MAX_CONNS", "S3SEAL_UPSTREAM_CONN_WAIT"} {
 		unsetenv(t, name)
 	}
 	c, err := parseCLI(t, "serve")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := LimitOptions{HeaderTimeout: 30 * time.Second, BodyTimeout: 30 * time.Second, MaxRequests: 1024,
+	want := LimitOptions{HeaderTimeout: 30 * time.Second, BodyTimeout: 30 * time.Second, KeepAliveAfter: 10 * time.Second, MaxRequests: 1024,
 		MaxRequestsPerIdentity: 256, UpstreamMaxConns: 1024, UpstreamConnWait: 5 * time.Second}
 	if c.Serve.LimitOptions != want {
 		t.Errorf("defaults: %+v, want %+v", c.Serve.LimitOptions, want)
@@ -131,7 +131,7 @@ func TestLimitOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = LimitOptions{HeaderTimeout: 30 * time.Second, BodyTimeout: time.Minute, MaxRequests: 512,
+	want = LimitOptions{HeaderTimeout: 30 * time.Second, BodyTimeout: time.Minute, KeepAliveAfter: 10 * time.Second, MaxRequests: 512,
 		MaxRequestsPerIdentity: 8, UpstreamMaxConns: 2048, UpstreamConnWait: 2 * time.Second}
 	if c.Serve.LimitOptions != want {
 		t.Errorf("set: %+v, want %+v", c.Serve.LimitOptions, want)

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/kms"
+	"github.com/s3seal/s3seal/kms/rsafile"
 )
 
 // DecryptCmd reads an object straight from the store and decrypts it with
@@ -21,6 +22,8 @@ type DecryptCmd struct {
 	Object string `arg:"" help:"The object, as s3://bucket/key."`
 	Output string `short:"o" default:"-" help:"Where to write the plaintext ('-': stdout)."`
 	Info   bool   `help:"Print what the envelope says (layout, key, sizes, metadata) instead of the plaintext."`
+	// Named explicitly: serve has the same option.
+	RSAPrivateKeyFile string `name:"rsa-private-key-file" env:"S3SEAL_RSA_PRIVATE_KEY_FILE" help:"PEM RSA private key of objects written with serve --write-only-key-file: their data keys are unwrapped with it instead of a KMS (${env})."`
 
 	UpstreamOptions `embed:"" envprefix:"S3SEAL_"`
 	KMSOptions      `embed:"" envprefix:"S3SEAL_"`
@@ -51,16 +54,31 @@ func (c *DecryptCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	krCfg, _, err := c.keyringConfig()
-	if err != nil && c.KMS == "local" {
-		return err
-	}
-	backend, err := openKMS(ctx, c.KMSOptions, "", krCfg)
-	if err != nil {
-		return err
+	var backend kms.Client
+	if c.RSAPrivateKeyFile != "" && rsafile.IsKeyID(h.KeyInfo().KeyID) {
+		// A PEM key's object needs no KMS: open none (a keyring would be
+		// created for nothing).
+		if backend, err = rsafile.LoadPrivate(c.RSAPrivateKeyFile); err != nil {
+			return err
+		}
+	} else {
+		krCfg, _, err := c.keyringConfig()
+		if err != nil && c.KMS == "local" {
+			return err
+		}
+		if backend, err = openKMS(ctx, c.KMSOptions, "", krCfg); err != nil {
+			return err
+		}
+		if c.RSAPrivateKeyFile != "" {
+			pemKey, err := rsafile.LoadPrivate(c.RSAPrivateKeyFile)
+			if err != nil {
+				return err
+			}
+			backend = &pemRouter{Client: backend, pem: pemKey}
+		}
 	}
 	ki := h.KeyInfo()
-	dek, err := backend.Decrypt(ctx, ki.KeyID, ki.Wrapped, kms.BucketContext(bucket))
+	dek, err := unwrapDEK(ctx, backend, ki, bucket)
 	if err != nil {
 		return fmt.Errorf("unwrap the data key: %w", err)
 	}
@@ -125,8 +143,7 @@ func (c *DecryptCmd) Run() error {
 		if pm != nil {
 			pb, pk := meta.PartsPath(bucket, key)
 			plain = envelope.MultipartReader(get.Body, pm, nil, 0, size, func(ph *envelope.PartHeader) (*envelope.Part, error) {
-				ki := ph.KeyInfo()
-				dek, err := backend.Decrypt(ctx, ki.KeyID, ki.Wrapped, kms.BucketContext(pb))
+				dek, err := unwrapDEK(ctx, backend, ph.KeyInfo(), pb)
 				if err != nil {
 					return nil, err
 				}
@@ -164,4 +181,47 @@ func dirOf(path string) string {
 		return path[:i+1]
 	}
 	return "."
+}
+
+// unwrapDEK unwraps a header's data key: with KMS Decrypt under the
+// bucket's encryption context, or, when the header says an RSA public key
+// wrapped it (FORMAT.md section 12.3), with KMS Decrypt of the RSA key's
+// private half (RSAES_OAEP_SHA_256, no encryption context).
+func unwrapDEK(ctx context.Context, backend kms.Client, ki envelope.KeyInfo, bucket string) ([]byte, error) {
+	if ki.Flags&envelope.FlagAsymmetricWrap == 0 {
+		return backend.Decrypt(ctx, ki.KeyID, ki.Wrapped, kms.BucketContext(bucket))
+	}
+	if pr, ok := backend.(*pemRouter); ok && rsafile.IsKeyID(ki.KeyID) {
+		backend = pr.pem
+	}
+	a, err := kms.NewAsymmetric(backend, kms.AsymmetricConfig{Decrypt: true})
+	if err != nil {
+		return nil, err
+	}
+	return a.Decrypt(ctx, ki.KeyID, ki.Wrapped, nil)
+}
+
+// pemRouter is decrypt's KMS when a PEM private key is given: headers
+// that name the PEM key (rsafile.KeyIDPrefix) are unwrapped with it, all
+// others with the KMS.
+type pemRouter struct {
+	kms.Client
+	pem *rsafile.Key
+}
+
+// GetPublicKey and DecryptAsymmetric reach the KMS's RSA keys.
+func (p *pemRouter) GetPublicKey(ctx context.Context, keyID string) (*kms.PublicKey, error) {
+	a, ok := p.Client.(kms.AsymmetricClient)
+	if !ok {
+		return nil, fmt.Errorf("%T has no asymmetric keys", p.Client)
+	}
+	return a.GetPublicKey(ctx, keyID)
+}
+
+func (p *pemRouter) DecryptAsymmetric(ctx context.Context, keyID, alg string, ct []byte) ([]byte, error) {
+	a, ok := p.Client.(kms.AsymmetricClient)
+	if !ok {
+		return nil, fmt.Errorf("%T has no asymmetric keys", p.Client)
+	}
+	return a.DecryptAsymmetric(ctx, keyID, alg, ct)
 }

@@ -47,6 +47,10 @@ type Inspection struct {
 	KMSRegion       string `json:"kms_region,omitempty"`
 	KMSAccount      string `json:"kms_account,omitempty"`
 	WrappedKeyBytes int    `json:"wrapped_key_bytes,omitempty"`
+	// KeyWrapping says how the data key was wrapped when it was not by
+	// the KMS itself: "RSAES_OAEP_SHA_256" for a write-only key (FORMAT.md
+	// 12.3), whose readers need KMS Decrypt with the RSA key.
+	KeyWrapping string `json:"key_wrapping,omitempty"`
 	// HeaderValueBytes is the length of the x-amz-meta-s3seal value (S3
 	// allows 2048 bytes of user metadata); SealedMetadataBytes that of the
 	// sealed metadata blob inside it.
@@ -140,6 +144,9 @@ func inspect(ctx context.Context, st *objstore.Store, bucket, key string) (*Insp
 	ki := h.KeyInfo()
 	in.FormatVersion, in.Layout = h.Version(), h.Layout().String()
 	in.KMSKey, in.WrappedKeyBytes = ki.KeyID, len(ki.Wrapped)
+	if ki.Flags&envelope.FlagAsymmetricWrap != 0 {
+		in.KeyWrapping = kms.AlgRSAESOAEPSHA256
+	}
 	if a, ok := kms.ParseARN(ki.KeyID); ok {
 		in.KMSRegion, in.KMSAccount = a.Region, a.Account
 	}
@@ -217,6 +224,9 @@ func (in *Inspection) writeText(w io.Writer) error {
 			row("kms account", in.KMSAccount)
 		}
 		row("wrapped data key", fmt.Sprintf("%d bytes", in.WrappedKeyBytes))
+		if in.KeyWrapping != "" {
+			row("key wrapping", in.KeyWrapping+" (RSA public key: a write-only writer)")
+		}
 		row("header value", fmt.Sprintf("%d of %d bytes", in.HeaderValueBytes, envelope.MaxHeaderValueLen))
 		row("sealed metadata", fmt.Sprintf("%d bytes", in.SealedMetadataBytes))
 		row("sealed (may hold)", strings.Join(in.SealedFields, ", "))

@@ -38,6 +38,9 @@ type KeysCmd struct {
 	Rotations        KeysRotationsCmd        `cmd:"" help:"List a key's material versions (its rotations, automatic and on demand) and its automatic rotation schedule."`
 	Policy           KeysPolicyCmd           `cmd:"" help:"Show a key's policy (the KMS API's), or replace it: whoever holds the data dir and master key is the key's root, so this also undoes a policy that locked every identity out."`
 	Usage            KeysUsageCmd            `cmd:"" help:"Report which KMS keys (and key versions) protect how many objects and bytes in buckets, from the object headers at the store (any KMS; needs the store's credentials only). The report is kept in the data dir for schedule-deletion."`
+	Delete           KeysDeleteCmd           `cmd:"" help:"Delete a key whose waiting period has ended and that the last key usage report does not show in use (such a key is held, not deleted, at its date); --force deletes it anyway."`
+	Export           KeysExportCmd           `cmd:"" help:"Write the whole keyring (keys, material, aliases, policies, grants, states, deletion dates, rotation) to an encrypted backup file (age: a recovery passphrase or recovery public keys)."`
+	Import           KeysImportCmd           `cmd:"" help:"Restore a keyring backup made by keys export into this data dir (an empty one, unless --merge)."`
 
 	out    io.Writer // nil: os.Stdout
 	errOut io.Writer // nil: os.Stderr
@@ -50,6 +53,7 @@ func (k *KeysCmd) AfterApply() error {
 	k.Enable.k, k.Disable.k, k.Rotate.k = k, k, k
 	k.ScheduleDeletion.k, k.CancelDeletion.k = k, k
 	k.Rotations.k, k.Policy.k, k.Usage.k = k, k, k
+	k.Delete.k, k.Export.k, k.Import.k = k, k, k
 	return nil
 }
 
@@ -62,7 +66,37 @@ func (k *KeysCmd) stdout() io.Writer {
 
 // open opens the keyring; only create may bring a new one into being (a
 // typo in --data-dir must not silently make an empty keyring and key).
+// It first deletes the keys whose waiting period has ended (and that the
+// usage check lets go), so that what a command shows and does is the
+// keyring as it stands even when no server runs to do it.
 func (k *KeysCmd) open(create bool) (*keyring.Keyring, error) {
+	kr, err := k.openKeyring(create)
+	if err != nil {
+		return nil, err
+	}
+	deleted, held, err := kr.DeleteDue()
+	if err != nil {
+		kr.Close()
+		return nil, err
+	}
+	for _, id := range deleted {
+		fmt.Fprintf(k.stderr(), "deleted key %s: its waiting period ended\n", id)
+	}
+	for _, ki := range held {
+		fmt.Fprintf(k.stderr(), "warning: key %s is past its deletion date but held: %s\n", ki.KeyID, ki.DeletionHold.Reason)
+	}
+	return kr, nil
+}
+
+func (k *KeysCmd) stderr() io.Writer {
+	if k.errOut != nil {
+		return k.errOut
+	}
+	return os.Stderr
+}
+
+// openKeyring is open without the deletion of due keys.
+func (k *KeysCmd) openKeyring(create bool) (*keyring.Keyring, error) {
 	if k == nil {
 		return nil, errors.New("keys: internal error: subcommand not linked")
 	}
@@ -85,10 +119,7 @@ func (k *KeysCmd) open(create bool) (*keyring.Keyring, error) {
 		return nil, err
 	}
 	if kr.Created() {
-		w := k.errOut
-		if w == nil {
-			w = os.Stderr
-		}
+		w := k.stderr()
 		if f := kr.MasterKeyFile(); f != "" {
 			fmt.Fprintf(w, "created a new keyring in %s, protected by %s.\nBack up that file apart from the data: without it no object can be decrypted.\n", k.DataDir, f)
 		} else {
@@ -98,21 +129,37 @@ func (k *KeysCmd) open(create bool) (*keyring.Keyring, error) {
 	return kr, nil
 }
 
-func (k *KeysCmd) printKeys(mds []kms.KeyMetadata) error {
+// keyView is a key as keys list prints it in JSON: its metadata, and the
+// hold on its deletion if any.
+type keyView struct {
+	kms.KeyMetadata
+	DeletionHold *keyring.DeletionHold `json:"DeletionHold,omitempty"`
+}
+
+func (k *KeysCmd) printKeys(mds []kms.KeyMetadata, holds map[string]keyring.DeletionHold) error {
 	if k.JSON {
 		enc := json.NewEncoder(k.stdout())
 		enc.SetIndent("", "  ")
-		if mds == nil {
-			mds = []kms.KeyMetadata{}
+		views := []keyView{}
+		for _, md := range mds {
+			v := keyView{KeyMetadata: md}
+			if h, ok := holds[md.KeyID]; ok {
+				v.DeletionHold = &h
+			}
+			views = append(views, v)
 		}
-		return enc.Encode(mds)
+		return enc.Encode(views)
 	}
 	tw := tabwriter.NewWriter(k.stdout(), 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KEY ID\tSTATE\tVERSIONS\tCREATED\tALIASES\tDESCRIPTION")
 	for _, md := range mds {
 		state := string(md.KeyState)
 		if md.KeyState == kms.KeyPendingDeletion {
-			state += " (" + md.DeletionDate.UTC().Format(time.DateOnly) + ")"
+			state += " (" + md.DeletionDate.UTC().Format(time.DateOnly)
+			if h, ok := holds[md.KeyID]; ok {
+				state += fmt.Sprintf(", HELD: %d objects", h.Objects)
+			}
+			state += ")"
 		}
 		aliases := strings.Join(md.Aliases, ",")
 		if aliases == "" {
@@ -124,19 +171,31 @@ func (k *KeysCmd) printKeys(mds []kms.KeyMetadata) error {
 	return tw.Flush()
 }
 
-func (k *KeysCmd) printKey(md *kms.KeyMetadata) error {
+func (k *KeysCmd) printKey(md *kms.KeyMetadata, hold *keyring.DeletionHold) error {
 	if k.JSON {
 		enc := json.NewEncoder(k.stdout())
 		enc.SetIndent("", "  ")
-		return enc.Encode(md)
+		return enc.Encode(keyView{KeyMetadata: *md, DeletionHold: hold})
 	}
 	tw := tabwriter.NewWriter(k.stdout(), 0, 4, 2, ' ', 0)
 	row := func(name, value string) { fmt.Fprintf(tw, "%s\t%s\n", name, value) }
 	row("KeyId", md.KeyID)
 	row("Arn", md.Arn)
 	row("State", string(md.KeyState))
+	if md.Asymmetric() {
+		row("KeySpec", md.KeySpec)
+		row("KeyUsage", md.KeyUsage)
+		row("EncryptionAlgorithms", strings.Join(md.EncryptionAlgorithms, ", "))
+	}
 	if !md.DeletionDate.IsZero() {
 		row("DeletionDate", md.DeletionDate.UTC().Format(time.RFC3339))
+	}
+	if md.Origin != "" {
+		row("Origin", md.Origin)
+		row("CustomKeyStoreId", md.CustomKeyStoreID)
+	}
+	if hold != nil {
+		row("DeletionHeld", hold.Reason+" (since "+hold.Since.UTC().Format(time.RFC3339)+")")
 	}
 	row("Versions", fmt.Sprint(md.KeyVersions))
 	row("Created", md.CreationDate.UTC().Format(time.RFC3339))
@@ -151,28 +210,46 @@ func (k *KeysCmd) describe(kr *keyring.Keyring, keyID string) error {
 	if err != nil {
 		return err
 	}
-	return k.printKey(md)
+	holds, err := kr.DeletionHolds()
+	if err != nil {
+		return err
+	}
+	var hold *keyring.DeletionHold
+	if h, ok := holds[md.KeyID]; ok {
+		hold = &h
+	}
+	return k.printKey(md, hold)
 }
 
 // KeysCreateCmd creates a key.
 type KeysCreateCmd struct {
-	Description string   `short:"d" help:"Free-text description."`
-	Alias       []string `help:"Alias(es) to point at the new key, e.g. alias/photos."`
+	Description    string   `short:"d" help:"Free-text description."`
+	Alias          []string `help:"Alias(es) to point at the new key, e.g. alias/photos."`
+	Spec           string   `default:"SYMMETRIC_DEFAULT" enum:"SYMMETRIC_DEFAULT,RSA_3072,RSA_4096" help:"Key spec: SYMMETRIC_DEFAULT (an AES-256 key), or RSA_3072 / RSA_4096, an RSA key pair whose public half a write-only instance wraps data keys with (serve --write-only-key) and whose private half stays in the keyring."`
+	CustomKeyStore string   `name:"custom-key-store" enum:",pkcs11" default:"" help:"Create the key in a custom key store: 'pkcs11' makes its material inside the HSM of --pkcs11-module/--pkcs11-token-label (never extractable; the keyring keeps only its label). DescribeKey then shows Origin AWS_CLOUDHSM. Symmetric keys only."`
+	HSMLabel       string   `name:"hsm-label" help:"With --custom-key-store, the HSM key's label (CKA_LABEL); rotations add -v2, -v3, ... Default s3seal-<key id>."`
 
 	k *KeysCmd
 }
 
 // Run creates the key and its aliases.
 func (c *KeysCreateCmd) Run() error {
+	if c.HSMLabel != "" && c.CustomKeyStore == "" {
+		return errors.New("keys create: --hsm-label needs --custom-key-store pkcs11")
+	}
+	if c.CustomKeyStore != "" && c.k.PKCS11Module == "" {
+		return errors.New("keys create: --custom-key-store pkcs11 needs the HSM: --pkcs11-module, --pkcs11-token-label and the PIN (S3SEAL_PKCS11_PIN or --pkcs11-pin-file)")
+	}
 	kr, err := c.k.open(true)
 	if err != nil {
 		return err
 	}
 	defer kr.Close()
-	md, err := kr.CreateKey(c.Description)
+	ki, err := kr.CreateKeyWith(keyring.KeyOptions{Description: c.Description, KeySpec: c.Spec, InKeyStore: c.CustomKeyStore != "", Label: c.HSMLabel})
 	if err != nil {
 		return err
 	}
+	md := &ki.KeyMetadata
 	for _, a := range c.Alias {
 		if err := kr.CreateAlias(a, md.KeyID); err != nil {
 			return fmt.Errorf("key %s created, but alias %s: %w", md.KeyID, a, err)
@@ -197,7 +274,11 @@ func (c *KeysListCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	return c.k.printKeys(mds)
+	holds, err := kr.DeletionHolds()
+	if err != nil {
+		return err
+	}
+	return c.k.printKeys(mds, holds)
 }
 
 // KeysDescribeCmd shows one key.
@@ -298,7 +379,7 @@ func (c *KeysRotateCmd) Run() error {
 type KeysScheduleDeletionCmd struct {
 	Key   string `arg:"" help:"Key id, ARN or alias."`
 	Days  int    `default:"30" help:"Waiting period in days, 7 to 30."`
-	Force bool   `help:"Schedule the deletion even though the last key usage report (s3seal keys usage) shows objects under the key."`
+	Force bool   `help:"Schedule the deletion even though the last key usage report (s3seal keys usage) shows objects under the key; the key is then deleted at its date without the check that would otherwise hold it."`
 
 	k *KeysCmd
 }
@@ -315,11 +396,16 @@ func (c *KeysScheduleDeletionCmd) Run() error {
 		if err != nil {
 			return err
 		}
-		if err := deletionCheck(c.k.DataDir, md, c.Force, warn, time.Now()); err != nil {
+		forced, err := deletionCheck(c.k.DataDir, md, c.Force, warn, time.Now())
+		if err != nil {
 			return err
 		}
-		_, err = kr.ScheduleKeyDeletion(id, c.Days)
-		return err
+		if _, err = kr.ScheduleKeyDeletion(id, c.Days); err != nil || !forced {
+			return err
+		}
+		// The operator was told of the objects and said delete: the
+		// check at the end of the waiting period would only ask again.
+		return kr.OverrideDeletionCheck(id)
 	})
 }
 
@@ -376,6 +462,9 @@ type rotationVersion struct {
 	RotationType  string    `json:"RotationType,omitempty"` // AUTOMATIC, ON_DEMAND; "" for the first
 	State         string    `json:"KeyMaterialState"`       // CURRENT or NON_CURRENT
 	KeyMaterialID string    `json:"KeyMaterialId"`
+	// HSMKeyLabel is the version's key label in the HSM, for a key held
+	// in one: what the HSM's own tools list.
+	HSMKeyLabel string `json:"HSMKeyLabel,omitempty"`
 }
 
 // Run lists the versions, oldest first.
@@ -394,7 +483,7 @@ func (c *KeysRotationsCmd) Run() error {
 		v.RotationEnabled, v.RotationPeriodInDays, v.NextRotationDate = true, r.PeriodDays, r.NextRotation
 	}
 	for _, kv := range ki.Versions {
-		rv := rotationVersion{Version: kv.Version, Created: kv.Created, State: "NON_CURRENT", KeyMaterialID: kv.MaterialID}
+		rv := rotationVersion{Version: kv.Version, Created: kv.Created, State: "NON_CURRENT", KeyMaterialID: kv.MaterialID, HSMKeyLabel: kv.Label}
 		if kv.Version == len(ki.Versions) {
 			rv.State = "CURRENT"
 		}
@@ -419,13 +508,22 @@ func (c *KeysRotationsCmd) Run() error {
 		fmt.Fprintln(w, "automatic rotation off")
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VERSION\tSTATE\tCREATED\tROTATION\tKEY MATERIAL ID")
+	inHSM := ki.Origin != ""
+	header := "VERSION\tSTATE\tCREATED\tROTATION\tKEY MATERIAL ID"
+	if inHSM {
+		header += "\tHSM KEY LABEL"
+	}
+	fmt.Fprintln(tw, header)
 	for _, rv := range v.Versions {
 		typ := rv.RotationType
 		if typ == "" {
 			typ = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", rv.Version, rv.State, rv.Created.UTC().Format(time.RFC3339), typ, rv.KeyMaterialID)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s", rv.Version, rv.State, rv.Created.UTC().Format(time.RFC3339), typ, rv.KeyMaterialID)
+		if inHSM {
+			fmt.Fprintf(tw, "\t%s", rv.HSMKeyLabel)
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }

@@ -46,18 +46,27 @@ func (k *kmsIdentities) Lookup(ak string) (string, bool) {
 func (k *kmsIdentities) Admin(ak string) bool { return k.admins[ak] }
 
 // startKeyring runs what a process that owns the embedded keyring runs
-// beside its main listener: automatic key rotation and, with
+// beside its main listener: automatic key rotation, the deletion of keys
+// whose waiting period has ended (runDeletion) and, with
 // --kms-listen, the KMS API. single is the access key of the one
 // configured identity ("" with a credentials file), the default
 // administrator. The returned stop ends both.
-func (o *KMSAPIOptions) startKeyring(ctx context.Context, kr *keyring.Keyring, ids proxy.Identities, single string, audit *kms.AuditLog, log *slog.Logger) (stop func(), err error) {
+//
+// scan, if not nil, counts the objects under each key at the store before
+// runDeletion decides on keys due for deletion (serve --deletion-scan).
+func (o *KMSAPIOptions) startKeyring(ctx context.Context, kr *keyring.Keyring, ids proxy.Identities, single string, audit *kms.AuditLog, scan usageScan, log *slog.Logger) (stop func(), err error) {
 	rctx, cancel := context.WithCancel(ctx)
 	rotated := make(chan struct{})
 	go func() {
 		defer close(rotated)
 		kmsapi.RunRotation(rctx, kr, time.Minute, log)
 	}()
-	stopRotation := func() { cancel(); <-rotated }
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		runDeletion(rctx, kr, time.Minute, scan, log)
+	}()
+	stopRotation := func() { cancel(); <-rotated; <-swept }
 	if o.KMSListen == "" {
 		return stopRotation, nil
 	}
@@ -194,12 +203,15 @@ func (c *KMSServeCmd) Run() error {
 		return fmt.Errorf("keyring: %w", err)
 	}
 	defer kr.Close()
+	if krCfg.KeyStore != nil {
+		checkKeyStore(ctx, krCfg.KeyStore, log)
+	}
 	audit, closeAudit, err := openAuditLog(c.AuditLog)
 	if err != nil {
 		return err
 	}
 	defer closeAudit()
-	stopKMS, err := c.startKeyring(ctx, kr, ids, singleIdentity(sc), audit, log)
+	stopKMS, err := c.startKeyring(ctx, kr, ids, singleIdentity(sc), audit, nil, log)
 	if err != nil {
 		return err
 	}

@@ -82,11 +82,11 @@ func TestKMSListener(t *testing.T) {
 	ids := proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: "single", SecretKey: "single-secret", Buckets: []string{"*"}}}, nil)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	o := &KMSAPIOptions{KMSListen: addr, KMSTLSCert: certFile}
-	if _, err := o.startKeyring(context.Background(), kr, ids, "single", nil, log); err == nil {
+	if _, err := o.startKeyring(context.Background(), kr, ids, "single", nil, nil, log); err == nil {
 		t.Fatal("a certificate without its key was accepted")
 	}
 	o.KMSTLSKey = keyFile
-	stop, err := o.startKeyring(context.Background(), kr, ids, "single", nil, log)
+	stop, err := o.startKeyring(context.Background(), kr, ids, "single", nil, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,10 +54,17 @@ func masterKeyDefault(dataDir string) (string, error) {
 // keyringConfig is the keyring configuration the options give, with the
 // master key file resolved (none for a passphrase keyring).
 func (o *KeyringOptions) keyringConfig() (keyring.Config, masterKey, error) {
-	cfg := keyring.Config{Dir: o.DataDir, Passphrase: o.Passphrase}
+	// Every command opens the keyring with the same guard, so that none
+	// deletes a key at its date that the others would hold.
+	cfg := keyring.Config{Dir: o.DataDir, Passphrase: o.Passphrase, DeletionGuard: usageGuard(o.DataDir)}
 	if err := fipsCheckPassphrase(o.Passphrase); err != nil {
 		return cfg, masterKey{}, err
 	}
+	ks, err := o.keyStore()
+	if err != nil {
+		return cfg, masterKey{}, err
+	}
+	cfg.KeyStore = ks
 	if o.Passphrase != "" {
 		return cfg, masterKey{}, nil
 	}

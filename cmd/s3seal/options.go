@@ -32,6 +32,7 @@ type UpstreamOptions struct {
 type LimitOptions struct {
 	HeaderTimeout          time.Duration `env:"HEADER_TIMEOUT" default:"30s" help:"Time a client has from a request's first byte to the end of its headers (and from connecting to its first byte); slower connections are closed (${env})."`
 	BodyTimeout            time.Duration `env:"BODY_TIMEOUT" default:"30s" help:"Longest pause allowed while a client sends a request body or takes a response body: a client that sends nothing for this long mid-upload is answered 400 RequestTimeout and disconnected, and nothing is stored; one that reads nothing of a download for this long is disconnected (${env})."`
+	KeepAliveAfter         time.Duration `env:"KEEPALIVE_AFTER" default:"10s" help:"How long CompleteMultipartUpload (which copies every part at the store to seal the object's part list) or CopyObject may work before the client is sent 200 OK and a space every 5 s until the result, or an error document, follows, as S3 does; clients such as the aws cli give up after 60 s without a byte (${env})."`
 	MaxRequests            int           `env:"MAX_REQUESTS" default:"1024" help:"Requests served at once; more are answered 503 SlowDown with Retry-After, which SDKs retry. 0: no bound (${env})."`
 	MaxRequestsPerIdentity int           `env:"MAX_REQUESTS_PER_IDENTITY" default:"256" help:"Requests one access key may have in service at once (anonymous requests count as one identity), so that one client cannot take every slot; more are answered 503 SlowDown with Retry-After. 0: no bound (${env})."`
 	UpstreamMaxConns       int           `env:"UPSTREAM_MAX_CONNS" default:"1024" help:"Connections open to the store at most (${env})."`
@@ -76,6 +77,13 @@ type KeyringOptions struct {
 	DataDir       string `env:"DATA_DIR" default:"./s3seal-data" help:"Directory of the embedded keyring; serve also keeps the embedded store and generated client credentials there (${env})."`
 	MasterKeyFile string `env:"MASTER_KEY_FILE" help:"Key file protecting the embedded keyring at rest; default <data-dir>/master.key (${env})."`
 	Passphrase    string `env:"KEYRING_PASSPHRASE" help:"Passphrase protecting the embedded keyring instead of a key file; prefer the environment variable to the flag, which other users can see in the process list (${env})."`
+
+	// The HSM that keyring keys created with --custom-key-store pkcs11
+	// live in. The PIN has no flag (the process list shows flags): it
+	// comes from S3SEAL_PKCS11_PIN or the PIN file.
+	PKCS11Module     string `name:"pkcs11-module" env:"PKCS11_MODULE" help:"PKCS#11 module (the HSM vendor's .so) of the HSM that holds keyring keys created with --custom-key-store pkcs11; needs an s3seal built with cgo (${env})."`
+	PKCS11TokenLabel string `name:"pkcs11-token-label" env:"PKCS11_TOKEN_LABEL" help:"Label of the HSM token (partition) that holds them (${env})."`
+	PKCS11PINFile    string `name:"pkcs11-pin-file" env:"PKCS11_PIN_FILE" help:"File (0600 or 0400) holding the token's user PIN; or set S3SEAL_PKCS11_PIN. There is no PIN flag: the process list shows flags (${env})."`
 }
 
 // KeyOptions choose the KMS key that wraps new data keys: serve's for the

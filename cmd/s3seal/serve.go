@@ -19,9 +19,11 @@ import (
 	"time"
 
 	"github.com/s3seal/s3seal/internal/embedstore"
+	"github.com/s3seal/s3seal/internal/objstore"
 	"github.com/s3seal/s3seal/kms"
 	"github.com/s3seal/s3seal/kms/awskms"
 	"github.com/s3seal/s3seal/kms/keyring"
+	"github.com/s3seal/s3seal/kms/rsafile"
 	"github.com/s3seal/s3seal/proxy"
 )
 
@@ -46,8 +48,16 @@ type ServeCmd struct {
 
 	KMSAPIOptions `embed:"" envprefix:"S3SEAL_"`
 
+	WriteOnlyKey        string `env:"S3SEAL_WRITE_ONLY_KEY" help:"RSA KMS key (RSA_3072 or RSA_4096, ENCRYPT_DECRYPT; id, ARN or alias) whose public half wraps the data keys of every bucket without a mapping of its own: this instance writes objects it cannot read back unless --rsa-decrypt is given (write-only backup ingestion). Needs a KMS that is not in this data dir (--kms aws, possibly at an 's3seal kms serve' elsewhere) (${env})."`
+	WriteOnlyBucketKeys string `env:"S3SEAL_WRITE_ONLY_BUCKET_KEYS" help:"Per-bucket RSA keys as --write-only-key, comma separated bucket=key pairs; a bucket may not also be in --bucket-keys (${env})."`
+	WriteOnlyKeyFile    string `env:"S3SEAL_WRITE_ONLY_KEY_FILE" help:"PEM RSA public key (3072 or 4096 bits, e.g. from 'openssl pkey -pubout') that wraps the data keys of every bucket without a mapping of its own, without a KMS: this instance writes what it cannot read. Instead of --write-only-key and --write-only-bucket-keys (${env})."`
+	RSAPrivateKeyFile   string `name:"rsa-private-key-file" env:"S3SEAL_RSA_PRIVATE_KEY_FILE" help:"PEM RSA private key of --write-only-key-file's key: this instance reads (and, with --write-only-key-file, writes) objects wrapped with it, without a KMS (${env})."`
+	RSADecrypt          bool   `name:"rsa-decrypt" env:"S3SEAL_RSA_DECRYPT" help:"This instance has KMS Decrypt rights on the RSA keys (AWS KMS Decrypt with RSAES_OAEP_SHA_256): it reads objects whose data keys they wrapped, as a restore ('read') instance. Off, such reads are answered 403 AccessDenied (${env})."`
+
 	KeyringOptions          `embed:"" envprefix:"S3SEAL_"`
 	AllowMasterKeyInDataDir bool `env:"S3SEAL_ALLOW_MASTER_KEY_IN_DATA_DIR" help:"Start even though the embedded keyring's master key file is inside the data dir it protects (anyone who copies the data dir can then decrypt everything). By default the key file is made outside it, in the user's configuration directory (${env})."`
+
+	DeletionScan string `env:"S3SEAL_DELETION_SCAN" placeholder:"s3://bucket[/prefix],..." help:"Embedded keyring: before deleting a key whose waiting period has ended, scan these buckets (comma separated, as keys usage does; the report is kept in the data dir) and hold the key if objects are under it. Without it the last kept report decides (${env})."`
 
 	CacheMaxAge  time.Duration `env:"S3SEAL_DEK_CACHE_MAX_AGE" default:"5m" help:"How long a data key is reused for new objects (${env})."`
 	CacheMaxUses int           `env:"S3SEAL_DEK_CACHE_MAX_USES" default:"1000" help:"How many objects one data key encrypts; 0 disables reuse (${env})."`
@@ -100,6 +110,21 @@ func (c *ServeCmd) Run() error {
 	defer cutOff()
 	upURL, upAccess, upSecret := c.Upstream, c.UpstreamAccessKey, c.UpstreamSecretKey
 	var upDial func(string) (net.Conn, error)
+	var scan usageScan
+	scanTargets, err := parseTargets(splitList(c.DeletionScan))
+	if err != nil {
+		return fmt.Errorf("--deletion-scan: %w", err)
+	}
+	if len(scanTargets) > 0 && c.KMS != "local" {
+		return errors.New("--deletion-scan guards the embedded keyring's deletions: it needs --kms local")
+	}
+	if len(scanTargets) > 0 && upURL != "" {
+		st, err := c.UpstreamOptions.store()
+		if err != nil {
+			return err
+		}
+		scan = newUsageScan(st, scanTargets, c.DataDir)
+	}
 	if upURL == "" {
 		dir := filepath.Join(c.DataDir, "store")
 		store, err := embedstore.Open(dir, embedstore.Options{Logger: log})
@@ -111,6 +136,10 @@ func (c *ServeCmd) Run() error {
 		inproc := store.Serve()
 		defer inproc.Close(cutOffCtx)
 		upURL, upAccess, upSecret, upDial = embedstore.URL, "embedded", "embedded", inproc.Dial
+		if len(scanTargets) > 0 {
+			scan = newUsageScan(objstore.New(objstore.Config{Endpoint: embedstore.URL, Region: c.UpstreamRegion,
+				AccessKey: "embedded", SecretKey: "embedded", HTTPClient: inproc.HTTPClient()}), scanTargets, c.DataDir)
+		}
 		log.Info("using the embedded store", "dir", dir)
 	}
 
@@ -139,6 +168,13 @@ func (c *ServeCmd) Run() error {
 	client = kms.NewRetry(client, kms.RetryConfig{})
 	cacheCfg := kms.DefaultCacheConfig()
 	cacheCfg.MaxAge, cacheCfg.MaxUses = c.CacheMaxAge, c.CacheMaxUses
+	asym, err := c.asymmetricKeys(client, cacheCfg)
+	if err != nil {
+		return err
+	}
+	if ac, ok := asym.KMS.(*kms.Cache); ok {
+		flushOnHangup(ctx, ac, log)
+	}
 	cache := kms.NewCache(client, cacheCfg)
 	client = cache
 	flushOnHangup(ctx, cache, log)
@@ -146,7 +182,7 @@ func (c *ServeCmd) Run() error {
 		flushOnKeyringChange(ctx, filepath.Join(c.DataDir, keyring.FileName), 2*time.Second, cache, log)
 	}
 	if kr, ok := backend.(*keyring.Keyring); ok {
-		stopKMS, err := c.startKeyring(ctx, kr, identities, singleIdentity(c), auditLog, log)
+		stopKMS, err := c.startKeyring(ctx, kr, identities, singleIdentity(c), auditLog, scan, log)
 		if err != nil {
 			return err
 		}
@@ -179,10 +215,10 @@ func (c *ServeCmd) Run() error {
 		UpstreamAccessKey: upAccess, UpstreamSecretKey: upSecret,
 		Region:     c.Region,
 		Identities: identities, Domains: splitList(c.Domains),
-		KMS: client, DefaultKeyID: c.KMSKeyID, BucketKeys: bucketKeys,
+		KMS: client, DefaultKeyID: c.KMSKeyID, BucketKeys: bucketKeys, Asymmetric: asym,
 		Metrics: c.Metrics && c.MetricsListen == "", KMSPricePer10K: c.KMSPrice, AllowSigV2: c.AllowSigV2,
 		AllowDotSegments: c.AllowDotSegments, DropTrailerChecksums: !c.KeepTrailerChecksums, UpstreamDial: upDial, UpstreamTLS: upTLS,
-		HeaderTimeout: c.HeaderTimeout, BodyTimeout: c.BodyTimeout,
+		HeaderTimeout: c.HeaderTimeout, BodyTimeout: c.BodyTimeout, KeepAliveAfter: c.KeepAliveAfter,
 		MaxConcurrentRequests: c.MaxRequests, MaxRequestsPerIdentity: c.MaxRequestsPerIdentity,
 		UpstreamMaxConns: c.UpstreamMaxConns, UpstreamConnWait: c.UpstreamConnWait,
 		PostSpoolBytes: spoolBytes(c.PostSpoolMiB),
@@ -249,6 +285,9 @@ func (c *ServeCmd) shutdown(srv *proxy.Server, cutOff func(), log *slog.Logger) 
 
 func (c *ServeCmd) kmsBackend(ctx context.Context, log *slog.Logger) (kms.Client, error) {
 	krCfg, mk, err := c.keyringConfig()
+	if c.DeletionScan != "" {
+		krCfg.DeletionGuard = scannedGuard(c.DataDir)
+	}
 	if c.KMS == "local" {
 		if err != nil {
 			return nil, err
@@ -262,6 +301,9 @@ func (c *ServeCmd) kmsBackend(ctx context.Context, log *slog.Logger) (kms.Client
 		return nil, err
 	}
 	if kr, ok := backend.(*keyring.Keyring); ok {
+		if krCfg.KeyStore != nil {
+			checkKeyStore(ctx, krCfg.KeyStore, log)
+		}
 		if kr.Created() && kr.MasterKeyFile() != "" {
 			log.Warn("created the embedded keyring's master key; back it up apart from the data dir: without it no object can be decrypted",
 				"master_key_file", kr.MasterKeyFile(), "data_dir", c.DataDir)
@@ -439,4 +481,80 @@ func spoolBytes(mib int64) int64 {
 		return -1
 	}
 	return mib << 20
+}
+
+// asymmetricKeys builds the write-only keys' KMS stack: a data-key cache
+// (one RSA wrap per cached data key) over kms.Asymmetric over the same
+// retry, audit and meter layers as the symmetric keys, so that every
+// GetPublicKey and RSA Decrypt is retried, audited and counted. Without
+// --rsa-decrypt the cache keeps no unwrapped keys and Asymmetric refuses
+// every Decrypt: the instance cannot read what it wrote.
+func (c *ServeCmd) asymmetricKeys(below kms.Client, cacheCfg kms.CacheConfig) (proxy.AsymmetricKeys, error) {
+	bucketKeys, err := parseBucketKeys(c.WriteOnlyBucketKeys)
+	if err != nil {
+		return proxy.AsymmetricKeys{}, fmt.Errorf("--write-only-bucket-keys: %w", err)
+	}
+	if c.WriteOnlyKeyFile != "" || c.RSAPrivateKeyFile != "" {
+		return c.fileKeys(bucketKeys, cacheCfg)
+	}
+	if c.WriteOnlyKey == "" && len(bucketKeys) == 0 && !c.RSADecrypt {
+		return proxy.AsymmetricKeys{}, nil
+	}
+	if c.KMS == "local" && !c.RSADecrypt && (c.WriteOnlyKey != "" || len(bucketKeys) > 0) {
+		// The embedded keyring in the data dir holds the private keys: an
+		// instance that has them is not write-only.
+		return proxy.AsymmetricKeys{}, errors.New("--write-only-key with --kms local: the embedded keyring in this data dir holds the RSA private key, so this instance would not be write-only; keep the keyring elsewhere ('s3seal kms serve') and use --kms aws --kms-endpoint, or give --rsa-decrypt for an instance that may read")
+	}
+	a, err := kms.NewAsymmetric(below, kms.AsymmetricConfig{Decrypt: c.RSADecrypt})
+	if err != nil {
+		return proxy.AsymmetricKeys{}, err
+	}
+	if !c.RSADecrypt {
+		cacheCfg.DecryptMaxEntries = 0
+	}
+	return proxy.AsymmetricKeys{KMS: kms.NewCache(a, cacheCfg), DefaultKeyID: c.WriteOnlyKey, BucketKeys: bucketKeys, Decrypt: c.RSADecrypt}, nil
+}
+
+// fileKeys builds the RSA keys' stack over a key in PEM files instead of
+// the KMS: the public key file to write with, the private key file to
+// read (and to write, if the public one is not given). Objects name the
+// key by its fingerprint (rsafile.KeyIDPrefix).
+func (c *ServeCmd) fileKeys(bucketKeys map[string]string, cacheCfg kms.CacheConfig) (proxy.AsymmetricKeys, error) {
+	if c.WriteOnlyKey != "" || len(bucketKeys) > 0 {
+		return proxy.AsymmetricKeys{}, errors.New("--write-only-key-file and --rsa-private-key-file replace the KMS for RSA keys: give them or --write-only-key / --write-only-bucket-keys, not both")
+	}
+	var (
+		key *rsafile.Key
+		err error
+	)
+	if c.RSAPrivateKeyFile != "" {
+		if key, err = rsafile.LoadPrivate(c.RSAPrivateKeyFile); err != nil {
+			return proxy.AsymmetricKeys{}, err
+		}
+	}
+	if c.WriteOnlyKeyFile != "" {
+		pub, err := rsafile.LoadPublic(c.WriteOnlyKeyFile)
+		if err != nil {
+			return proxy.AsymmetricKeys{}, err
+		}
+		if key != nil && key.ID() != pub.ID() {
+			return proxy.AsymmetricKeys{}, errors.New("--write-only-key-file and --rsa-private-key-file are not one key pair")
+		}
+		if key == nil {
+			key = pub
+		}
+	}
+	decrypt := c.RSAPrivateKeyFile != ""
+	a, err := kms.NewAsymmetric(key, kms.AsymmetricConfig{Decrypt: decrypt})
+	if err != nil {
+		return proxy.AsymmetricKeys{}, err
+	}
+	if !decrypt {
+		cacheCfg.DecryptMaxEntries = 0
+	}
+	out := proxy.AsymmetricKeys{KMS: kms.NewCache(a, cacheCfg), Decrypt: decrypt}
+	if c.WriteOnlyKeyFile != "" {
+		out.DefaultKeyID = key.ID()
+	}
+	return out, nil
 }

@@ -40,19 +40,28 @@ type KeysUsageCmd struct {
 	k *KeysCmd
 }
 
+// parseTargets reads s3://bucket[/prefix] arguments.
+func parseTargets(args []string) ([]keyusage.Target, error) {
+	var targets []keyusage.Target
+	for _, t := range args {
+		rest, ok := strings.CutPrefix(t, "s3://")
+		b, prefix, _ := strings.Cut(rest, "/")
+		if !ok || b == "" {
+			return nil, fmt.Errorf("%q: want s3://bucket or s3://bucket/prefix", t)
+		}
+		targets = append(targets, keyusage.Target{Bucket: b, Prefix: prefix})
+	}
+	return targets, nil
+}
+
 // usageFile is where the last report is kept, in the data dir beside the
 // keyring it is about.
 const usageFile = "key-usage.json"
 
 func (c *KeysUsageCmd) Run() error {
-	var targets []keyusage.Target
-	for _, t := range c.Targets {
-		rest, ok := strings.CutPrefix(t, "s3://")
-		b, prefix, _ := strings.Cut(rest, "/")
-		if !ok || b == "" {
-			return fmt.Errorf("%q: want s3://bucket or s3://bucket/prefix", t)
-		}
-		targets = append(targets, keyusage.Target{Bucket: b, Prefix: prefix})
+	targets, err := parseTargets(c.Targets)
+	if err != nil {
+		return err
 	}
 	st, closeStore, err := c.storeOrEmbedded(c.k.DataDir)
 	if err != nil {
@@ -97,16 +106,21 @@ func (c *KeysUsageCmd) save(rep *keyusage.Report) {
 		fmt.Fprintf(c.stderr(), "report not kept: no data dir %s\n", c.k.DataDir)
 		return
 	}
+	if err := keepUsage(c.k.DataDir, rep); err != nil {
+		fmt.Fprintf(c.stderr(), "report not kept: %v\n", err)
+	}
+}
+
+// keepUsage writes rep as dataDir's kept report.
+func keepUsage(dataDir string, rep *keyusage.Report) error {
 	b, _ := json.MarshalIndent(rep, "", "  ")
-	path := filepath.Join(c.k.DataDir, usageFile)
+	path := filepath.Join(dataDir, usageFile)
 	tmp := path + ".tmp"
 	err := os.WriteFile(tmp, append(b, '\n'), 0o600)
 	if err == nil {
 		err = os.Rename(tmp, path)
 	}
-	if err != nil {
-		fmt.Fprintf(c.stderr(), "report not kept: %v\n", err)
-	}
+	return err
 }
 
 // loadUsage reads the report keys usage kept in dataDir; nil, nil if there
@@ -203,14 +217,20 @@ func (b *usageBar) finish() {
 // old one, is a warning. Deleting a key makes every object under it
 // unrecoverable once the waiting period ends, and the keyring cannot know
 // what the store holds: the report is the only evidence it has.
-func deletionCheck(dataDir string, md *kms.KeyMetadata, force bool, warn io.Writer, now time.Time) error {
+//
+// forced reports that the deletion goes ahead only because of force.
+func deletionCheck(dataDir string, md *kms.KeyMetadata, force bool, warn io.Writer, now time.Time) (forced bool, err error) {
 	rep, err := loadUsage(dataDir)
 	if err != nil {
-		return fmt.Errorf("reading the key usage report: %w (pass --force to schedule the deletion anyway)", err)
+		if force {
+			fmt.Fprintf(warn, "warning: reading the key usage report: %v (--force given).\n", err)
+			return true, nil
+		}
+		return false, fmt.Errorf("reading the key usage report: %w (pass --force to schedule the deletion anyway)", err)
 	}
 	if rep == nil {
 		fmt.Fprintf(warn, "warning: no key usage report in %s: nothing says what %s protects. Run `s3seal keys usage s3://bucket ...` over every bucket first.\n", dataDir, md.KeyID)
-		return nil
+		return false, nil
 	}
 	age := now.Sub(rep.Time)
 	when := fmt.Sprintf("the key usage report of %s (%s ago, over %s)", rep.Time.Format(time.RFC3339), age.Round(time.Minute), strings.Join(rep.Scanned, " "))
@@ -223,13 +243,13 @@ func deletionCheck(dataDir string, md *kms.KeyMetadata, force bool, warn io.Writ
 	}
 	if u == nil || u.Objects == 0 {
 		fmt.Fprintf(warn, "%s shows no object under %s.\n", when, md.KeyID)
-		return nil
+		return false, nil
 	}
 	msg := fmt.Sprintf("%s protects %d objects (%d bytes of plaintext) in %s according to %s; once deleted they cannot be decrypted",
 		md.KeyID, u.Objects, u.PlaintextBytes, strings.Join(u.Buckets, ", "), when)
 	if !force {
-		return fmt.Errorf("%s. Re-wrap them under another key first (s3seal rewrap s3://bucket --to KEY), or pass --force", msg)
+		return false, fmt.Errorf("%s. Re-wrap them under another key first (s3seal rewrap s3://bucket --to KEY), or pass --force", msg)
 	}
 	fmt.Fprintf(warn, "warning: %s (--force given).\n", msg)
-	return nil
+	return true, nil
 }

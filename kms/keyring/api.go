@@ -91,6 +91,11 @@ type KeyInfo struct {
 	// Versions of key material, oldest first; the last is current.
 	Versions []Version
 	Grants   []Grant
+	// DeletionHold is set while the key is kept past its deletion date
+	// (deletion.go); DeletionOverride when it will be deleted at its date
+	// whatever the check finds.
+	DeletionHold     *DeletionHold
+	DeletionOverride bool
 }
 
 // Rotation is a key's automatic rotation schedule.
@@ -109,6 +114,9 @@ type Version struct {
 	// MaterialID names the version without revealing anything of it (AWS
 	// KMS's KeyMaterialId): hex SHA-256 of the key id and version.
 	MaterialID string
+	// Label is the version's key label in the custom key store, for a key
+	// held in one.
+	Label string
 }
 
 // MaterialID is the KeyMaterialId of version v of key id.
@@ -127,11 +135,16 @@ func keyInfo(st *state, kr *keyRecord) *KeyInfo {
 		ki.Rotation = &Rotation{PeriodDays: kr.Rotation.PeriodDays, NextRotation: kr.Rotation.next()}
 	}
 	for _, v := range kr.Versions {
-		ki.Versions = append(ki.Versions, Version{Version: int(v.Version), Created: v.Created, Automatic: v.Automatic, MaterialID: MaterialID(kr.ID, int(v.Version))})
+		ki.Versions = append(ki.Versions, Version{Version: int(v.Version), Created: v.Created, Automatic: v.Automatic, MaterialID: MaterialID(kr.ID, int(v.Version)), Label: v.Label})
 	}
 	for _, g := range kr.Grants {
 		ki.Grants = append(ki.Grants, g.clone())
 	}
+	if kr.DeletionHold != nil {
+		h := *kr.DeletionHold
+		ki.DeletionHold = &h
+	}
+	ki.DeletionOverride = kr.DeletionOverride
 	return ki
 }
 
@@ -172,6 +185,16 @@ type KeyOptions struct {
 	// not parse it: validate it before.
 	Policy string
 	Tags   map[string]string
+	// KeySpec is "" or SYMMETRIC_DEFAULT (a symmetric key), RSA_3072 or
+	// RSA_4096 (an RSA key pair).
+	KeySpec string
+	// InKeyStore creates the key in the custom key store (Config.KeyStore,
+	// an HSM): its material is made in the HSM and never leaves it.
+	// Symmetric keys only.
+	InKeyStore bool
+	// Label is, with InKeyStore, the HSM label of the key's first version
+	// (later versions add -v2, -v3, ...); default s3seal-<key id>.
+	Label string
 }
 
 // CreateKeyWith creates a new enabled key with one version of key
@@ -182,7 +205,7 @@ func (k *Keyring) CreateKeyWith(opts KeyOptions) (*KeyInfo, error) {
 	}
 	var ki *KeyInfo
 	err := k.update(func(st *state) error {
-		kr, err := k.newKey(st, opts.Description)
+		kr, err := k.newKeyWith(st, opts.Description, opts.KeySpec, opts.InKeyStore, opts.Label)
 		if err != nil {
 			return err
 		}
@@ -272,6 +295,9 @@ func (k *Keyring) EnableRotation(keyID string, periodDays int) error {
 	return k.mutateKey(keyID, func(st *state, kr *keyRecord) error {
 		if err := usable(kr); err != nil {
 			return err
+		}
+		if kr.KeySpec != "" {
+			return rotationUnsupported(kr)
 		}
 		if kr.Rotation != nil {
 			kr.Rotation.PeriodDays = periodDays
@@ -387,7 +413,7 @@ func (k *Keyring) Grants() (map[string][]Grant, error) {
 	err := k.read(func(st *state) error {
 		now := k.cfg.Now()
 		for _, kr := range st.df.Keys {
-			if gone(kr, now) {
+			if k.gone(kr, now) {
 				continue
 			}
 			for _, g := range kr.Grants {

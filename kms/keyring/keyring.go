@@ -12,7 +12,10 @@
 // made before a rotation keep decrypting. ScheduleKeyDeletion marks a key
 // PendingDeletion for 7 to 30 days (cancellable; cancelling leaves the key
 // Disabled, as AWS KMS does); once the date passes the key and its material
-// are gone and every blob it wrapped is unrecoverable.
+// are gone and every blob it wrapped is unrecoverable. A keyring with a
+// DeletionGuard asks it first, and keeps a key that still protects objects
+// PendingDeletion, held, until the guard finds none or an override says
+// delete (deletion.go).
 //
 // A default key (alias DefaultAlias) is created the first time a caller asks
 // for keyID "" or DefaultAlias.
@@ -32,6 +35,10 @@
 // by key, uvarint(len(key)) ‖ key ‖ uvarint(len(value)) ‖ value. A blob
 // opened under another key, version or context fails authentication
 // (InvalidCiphertextException).
+//
+// A key held in a hardware security module (a custom key store, file
+// format 3) wraps with the same layout and additional data under format
+// byte 0x02, sealed inside the HSM (keystore.go).
 //
 // # Policies, tags, rotation and grants (file format 2)
 //
@@ -123,6 +130,18 @@ type Config struct {
 	// Rand is the randomness for key material, ids and nonces;
 	// crypto/rand if nil.
 	Rand io.Reader
+	// KeyStore, if set, is the custom key store (an HSM) that keys
+	// created in one (KeyOptions.InKeyStore) live in (keystore.go). The
+	// keyring closes it on Close. Keys in a key store answer a KMS error
+	// while it is nil or cannot be used (KMSInvalidStateException, or
+	// KeyUnavailableException for a failure that may pass); the keyring's
+	// other keys work regardless.
+	KeyStore KeyStore
+	// DeletionGuard, if set, is asked before a key whose waiting period
+	// has ended is deleted; a key it finds objects under is held instead
+	// (deletion.go). Nil: keys are gone at their deletion date, as in AWS
+	// KMS.
+	DeletionGuard DeletionGuard
 }
 
 // Keyring is the embedded keyring. It is safe for concurrent use, and by
@@ -141,15 +160,26 @@ type Keyring struct {
 	fi      os.FileInfo
 	closed  bool
 	created bool
+
+	// purged lists the keys this process deleted (purgeDeleted, in any
+	// mutation) that DeleteDue has not yet reported.
+	purgedMu sync.Mutex
+	purged   []string
 }
 
-var _ kms.Client = (*Keyring)(nil)
+var (
+	_ kms.Client           = (*Keyring)(nil)
+	_ kms.AsymmetricClient = (*Keyring)(nil)
+)
 
 // state is one loaded keyring file, immutable once published.
 type state struct {
 	df       *diskFile
 	byID     map[string]*keyRecord
 	material map[string][][]byte // key id -> material per version (index version-1)
+	// purged lists the keys purgeDeleted dropped from this state (an
+	// update's), for Keyring.purged once it is written.
+	purged []string
 }
 
 // Open opens the keyring in cfg.Dir, creating it (and the master key file)
@@ -271,8 +301,20 @@ func (k *Keyring) decode(df *diskFile) (*state, error) {
 			if v.Version != uint32(i+1) {
 				return nil, fmt.Errorf("keyring: key %s: version %d out of order", kr.ID, v.Version)
 			}
+			if kr.Custom != nil {
+				// The material is in the HSM: the file has only its label.
+				if v.Label == "" || len(v.Material) != 0 {
+					return nil, fmt.Errorf("keyring: key %s version %d: a key in a custom key store has a label and no material", kr.ID, v.Version)
+				}
+				mats = append(mats, nil)
+				continue
+			}
 			m, err := k.seal.open(v.Material, materialAAD(kr.ID, v.Version))
-			if err != nil || len(m) != 32 {
+			if err == nil && !materialFits(kr, m) {
+				kms.Zero(m)
+				err = errors.New("material does not fit the key spec")
+			}
+			if err != nil {
 				return nil, fmt.Errorf("keyring: key %s version %d: cannot unseal material (wrong master key or corrupt file)", kr.ID, v.Version)
 			}
 			mats = append(mats, m)
@@ -338,6 +380,9 @@ func (k *Keyring) Close() error {
 		zeroState(k.st)
 	}
 	k.st, k.closed = nil, true
+	if k.cfg.KeyStore != nil {
+		return k.cfg.KeyStore.Close()
+	}
 	return nil
 }
 
@@ -384,19 +429,36 @@ func (k *Keyring) update(fn func(st *state) error) error {
 		zeroState(st)
 		return err
 	}
-	return k.store(st)
+	if err := k.store(st); err != nil {
+		return err
+	}
+	if len(st.purged) > 0 {
+		k.purgedMu.Lock()
+		k.purged = append(k.purged, st.purged...)
+		k.purgedMu.Unlock()
+	}
+	return nil
 }
 
 // purgeDeleted drops keys whose deletion date has passed, and their
-// aliases. It reports whether anything was dropped.
+// aliases; with a DeletionGuard, only those it clears (the others are held,
+// deletion.go). It reports whether anything changed.
 func (k *Keyring) purgeDeleted(st *state) bool {
 	now := k.cfg.Now()
 	changed := false
 	st.df.Keys = slices.DeleteFunc(st.df.Keys, func(kr *keyRecord) bool {
-		if !gone(kr, now) {
+		if !due(kr, now) {
 			return false
 		}
+		if k.cfg.DeletionGuard != nil {
+			held, holdChanged := k.hold(st, kr, now)
+			changed = changed || holdChanged
+			if held {
+				return false
+			}
+		}
 		changed = true
+		st.purged = append(st.purged, kr.ID)
 		for _, m := range st.material[kr.ID] {
 			kms.Zero(m)
 		}
@@ -415,8 +477,17 @@ func (k *Keyring) purgeDeleted(st *state) bool {
 	return changed
 }
 
-func gone(kr *keyRecord, now time.Time) bool {
+// due reports whether kr's waiting period has ended.
+func due(kr *keyRecord, now time.Time) bool {
 	return kr.State == kms.KeyPendingDeletion && !now.Before(kr.DeletionDate)
+}
+
+// gone reports whether kr counts as deleted though still in the file: once
+// its date has passed, unless a DeletionGuard decides (then a key is gone
+// only once purgeDeleted has dropped it, and until then PendingDeletion,
+// unusable, as before its date).
+func (k *Keyring) gone(kr *keyRecord, now time.Time) bool {
+	return k.cfg.DeletionGuard == nil && due(kr, now)
 }
 
 func (k *Keyring) checkOpen() error {
@@ -498,7 +569,7 @@ func (k *Keyring) lookup(st *state, keyID string) (*keyRecord, error) {
 		id = target
 	}
 	kr, ok := st.byID[id]
-	if !ok || gone(kr, k.cfg.Now()) {
+	if !ok || k.gone(kr, k.cfg.Now()) {
 		return nil, notFound(keyID)
 	}
 	return kr, nil
@@ -565,6 +636,23 @@ func (k *Keyring) withKey(keyID string, fn func(st *state, kr *keyRecord) error)
 }
 
 func (k *Keyring) newKey(st *state, desc string) (*keyRecord, error) {
+	return k.newKeyWith(st, desc, "", false, "")
+}
+
+// newKeyWith makes a key of spec ("" or SYMMETRIC_DEFAULT: symmetric;
+// RSA_3072, RSA_4096: an RSA key pair), in the custom key store if inStore
+// (its first version labelled label there, or s3seal-<key id> if label is
+// ""). The key store holds symmetric keys only.
+func (k *Keyring) newKeyWith(st *state, desc, spec string, inStore bool, label string) (*keyRecord, error) {
+	if spec == kms.KeySpecSymmetric {
+		spec = ""
+	}
+	if spec != "" && rsaBits(spec) == 0 {
+		return nil, &kms.Error{Code: kms.CodeValidation, Message: fmt.Sprintf("key spec %q: the keyring makes SYMMETRIC_DEFAULT, RSA_3072 and RSA_4096 keys", spec)}
+	}
+	if spec != "" && inStore {
+		return nil, &kms.Error{Code: kms.CodeValidation, Message: fmt.Sprintf("key spec %q: the custom key store holds SYMMETRIC_DEFAULT keys only", spec)}
+	}
 	var u [16]byte
 	if _, err := io.ReadFull(k.cfg.Rand, u[:]); err != nil {
 		return nil, err
@@ -573,7 +661,19 @@ func (k *Keyring) newKey(st *state, desc string) (*keyRecord, error) {
 	u[8] = u[8]&0x3f | 0x80
 	id := formatUUID(u)
 	now := k.cfg.Now().UTC()
-	kr := &keyRecord{ID: id, Description: desc, CreationDate: now, State: kms.KeyEnabled}
+	kr := &keyRecord{ID: id, Description: desc, CreationDate: now, State: kms.KeyEnabled, KeySpec: spec}
+	if inStore {
+		if k.cfg.KeyStore == nil {
+			return nil, &kms.Error{Code: kms.CodeInvalidState, Message: "no custom key store is configured (S3SEAL_PKCS11_MODULE, S3SEAL_PKCS11_TOKEN_LABEL, S3SEAL_PKCS11_PIN or S3SEAL_PKCS11_PIN_FILE)"}
+		}
+		if label == "" {
+			label = "s3seal-" + id
+		}
+		if err := validLabel(label); err != nil {
+			return nil, err
+		}
+		kr.Custom = &customRecord{Type: k.cfg.KeyStore.Type(), Token: k.cfg.KeyStore.Token(), Label: label}
+	}
 	if err := k.addVersion(st, kr, now, false); err != nil {
 		return nil, err
 	}
@@ -583,8 +683,22 @@ func (k *Keyring) newKey(st *state, desc string) (*keyRecord, error) {
 }
 
 func (k *Keyring) addVersion(st *state, kr *keyRecord, now time.Time, automatic bool) error {
-	m := make([]byte, 32)
-	if _, err := io.ReadFull(k.cfg.Rand, m); err != nil {
+	if kr.KeySpec != "" && len(kr.Versions) > 0 {
+		return rotationUnsupported(kr)
+	}
+	if kr.Custom != nil {
+		// A new key in the HSM: the file keeps its label only.
+		v := uint32(len(kr.Versions) + 1)
+		label := versionLabel(kr.Custom.Label, v)
+		if err := k.addStoreVersion(kr, label); err != nil {
+			return err
+		}
+		kr.Versions = append(kr.Versions, versionRecord{Version: v, Created: now, Label: label, Automatic: automatic})
+		st.material[kr.ID] = append(st.material[kr.ID], nil)
+		return nil
+	}
+	m, err := k.newMaterial(kr)
+	if err != nil {
 		return err
 	}
 	v := uint32(len(kr.Versions) + 1)
@@ -646,14 +760,41 @@ func gcm(key []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
+// wrapInStore seals pt under version v of kr inside its key store:
+// wrapped-key format 2, the HSM's nonce in place of ours.
+func (k *Keyring) wrapInStore(ctx context.Context, kr *keyRecord, u [16]byte, v uint32, pt []byte, encCtx map[string]string) ([]byte, error) {
+	ks, err := k.keyStoreFor(kr)
+	if err != nil {
+		return nil, err
+	}
+	hdr := make([]byte, wrapHeaderLen, wrapHeaderLen+nonceLen+len(pt)+tagLen)
+	hdr[0] = wrapFormatKS
+	copy(hdr[1:17], u[:])
+	binary.BigEndian.PutUint32(hdr[17:21], v)
+	sealed, err := ks.Seal(ctx, kr.Versions[v-1].Label, pt, wrapAAD(hdr, encCtx))
+	if err != nil {
+		return nil, keyStoreErr(err)
+	}
+	if len(sealed) != nonceLen+len(pt)+tagLen {
+		return nil, &kms.Error{Code: kms.CodeKeyUnavailable, Message: fmt.Sprintf("the custom key store returned %d bytes for a %d-byte plaintext (want a 12-byte nonce and a 16-byte tag)", len(sealed), len(pt))}
+	}
+	return append(hdr, sealed...), nil
+}
+
 // wrap seals pt under kr's newest version (read lock held).
-func (k *Keyring) wrap(st *state, kr *keyRecord, pt []byte, encCtx map[string]string) ([]byte, error) {
+func (k *Keyring) wrap(ctx context.Context, st *state, kr *keyRecord, pt []byte, encCtx map[string]string) ([]byte, error) {
+	if err := symmetricOnly(kr); err != nil {
+		return nil, err
+	}
 	u, ok := parseUUID(kr.ID)
 	if !ok {
 		return nil, &kms.Error{Code: kms.CodeInternal, Message: "malformed key id " + kr.ID}
 	}
 	mats := st.material[kr.ID]
 	v := uint32(len(mats))
+	if kr.Custom != nil {
+		return k.wrapInStore(ctx, kr, u, v, pt, encCtx)
+	}
 	aead, err := gcm(mats[v-1])
 	if err != nil {
 		return nil, err
@@ -689,7 +830,7 @@ func WrappedKeyVersion(blob []byte) (keyID string, version uint32, ok bool) {
 
 // blobKeyID returns the key id a wrapped blob names.
 func blobKeyID(blob []byte) (string, error) {
-	if len(blob) < wrapHeaderLen+nonceLen+tagLen || blob[0] != wrapFormat {
+	if len(blob) < wrapHeaderLen+nonceLen+tagLen || (blob[0] != wrapFormat && blob[0] != wrapFormatKS) {
 		return "", invalidCiphertext()
 	}
 	var u [16]byte
@@ -698,11 +839,27 @@ func blobKeyID(blob []byte) (string, error) {
 }
 
 // unwrap opens blob (read lock held).
-func (k *Keyring) unwrap(st *state, kr *keyRecord, blob []byte, encCtx map[string]string) ([]byte, error) {
+func (k *Keyring) unwrap(ctx context.Context, st *state, kr *keyRecord, blob []byte, encCtx map[string]string) ([]byte, error) {
 	v := binary.BigEndian.Uint32(blob[17:21])
 	mats := st.material[kr.ID]
 	if v == 0 || int(v) > len(mats) {
 		return nil, invalidCiphertext()
+	}
+	// The format byte names the backing: a blob that names the other one
+	// was not made by this key, whatever its key id says.
+	if (blob[0] == wrapFormatKS) != (kr.Custom != nil) {
+		return nil, invalidCiphertext()
+	}
+	if kr.Custom != nil {
+		ks, err := k.keyStoreFor(kr)
+		if err != nil {
+			return nil, err
+		}
+		pt, err := ks.Open(ctx, kr.Versions[v-1].Label, blob[wrapHeaderLen:], wrapAAD(blob[:wrapHeaderLen], encCtx))
+		if err != nil {
+			return nil, keyStoreErr(err)
+		}
+		return pt, nil
 	}
 	aead, err := gcm(mats[v-1])
 	if err != nil {
@@ -726,7 +883,7 @@ func (k *Keyring) GenerateDataKey(ctx context.Context, keyID string, encCtx map[
 		if _, err := io.ReadFull(k.cfg.Rand, pt); err != nil {
 			return err
 		}
-		ct, err := k.wrap(st, kr, pt, encCtx)
+		ct, err := k.wrap(ctx, st, kr, pt, encCtx)
 		if err != nil {
 			kms.Zero(pt)
 			return err
@@ -748,7 +905,7 @@ func (k *Keyring) Encrypt(ctx context.Context, keyID string, plaintext []byte, e
 			return err
 		}
 		var err error
-		ct, err = k.wrap(st, kr, plaintext, encCtx)
+		ct, err = k.wrap(ctx, st, kr, plaintext, encCtx)
 		return err
 	})
 	return ct, err
@@ -760,13 +917,13 @@ func (k *Keyring) Decrypt(ctx context.Context, keyID string, wrapped []byte, enc
 	var pt []byte
 	err := k.read(func(st *state) error {
 		var err error
-		pt, err = k.decryptLocked(st, keyID, wrapped, encCtx)
+		pt, err = k.decryptLocked(ctx, st, keyID, wrapped, encCtx)
 		return err
 	})
 	return pt, err
 }
 
-func (k *Keyring) decryptLocked(st *state, keyID string, wrapped []byte, encCtx map[string]string) ([]byte, error) {
+func (k *Keyring) decryptLocked(ctx context.Context, st *state, keyID string, wrapped []byte, encCtx map[string]string) ([]byte, error) {
 	blobID, err := blobKeyID(wrapped)
 	if err != nil {
 		return nil, err
@@ -793,7 +950,10 @@ func (k *Keyring) decryptLocked(st *state, keyID string, wrapped []byte, encCtx 
 	if err := usable(kr); err != nil {
 		return nil, err
 	}
-	return k.unwrap(st, kr, wrapped, encCtx)
+	if err := symmetricOnly(kr); err != nil {
+		return nil, err
+	}
+	return k.unwrap(ctx, st, kr, wrapped, encCtx)
 }
 
 // ReEncrypt implements kms.Client.
@@ -803,7 +963,7 @@ func (k *Keyring) ReEncrypt(ctx context.Context, srcKeyID string, wrapped []byte
 		dst string
 	)
 	err := k.withKey(dstKeyID, func(st *state, dkr *keyRecord) error {
-		pt, err := k.decryptLocked(st, srcKeyID, wrapped, srcCtx)
+		pt, err := k.decryptLocked(ctx, st, srcKeyID, wrapped, srcCtx)
 		if err != nil {
 			return err
 		}
@@ -811,7 +971,7 @@ func (k *Keyring) ReEncrypt(ctx context.Context, srcKeyID string, wrapped []byte
 		if err := usable(dkr); err != nil {
 			return err
 		}
-		ct, err = k.wrap(st, dkr, pt, dstCtx)
+		ct, err = k.wrap(ctx, st, dkr, pt, dstCtx)
 		dst = dkr.ID
 		return err
 	})
@@ -840,6 +1000,17 @@ func metadata(st *state, kr *keyRecord) *kms.KeyMetadata {
 		KeyState:     kr.State,
 		DeletionDate: kr.DeletionDate,
 		KeyVersions:  len(kr.Versions),
+		KeySpec:      kms.KeySpecSymmetric,
+		KeyUsage:     kms.KeyUsageEncrypt,
+	}
+	if kr.KeySpec != "" {
+		md.KeySpec = kr.KeySpec
+		md.EncryptionAlgorithms = []string{kms.AlgRSAESOAEPSHA256}
+	} else {
+		md.EncryptionAlgorithms = []string{kms.AlgSymmetric}
+	}
+	if kr.Custom != nil {
+		md.Origin, md.CustomKeyStoreID = OriginCloudHSM, kr.Custom.storeID()
 	}
 	for a, id := range st.df.Aliases {
 		if id == kr.ID {

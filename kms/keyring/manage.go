@@ -34,7 +34,7 @@ func (k *Keyring) ListKeys() ([]kms.KeyMetadata, error) {
 	err := k.read(func(st *state) error {
 		now := k.cfg.Now()
 		for _, kr := range st.df.Keys {
-			if !gone(kr, now) {
+			if !k.gone(kr, now) {
 				out = append(out, *metadata(st, kr))
 			}
 		}
@@ -198,6 +198,7 @@ func (k *Keyring) CancelKeyDeletion(keyID string) error {
 		}
 		kr.State = kms.KeyDisabled
 		kr.DeletionDate = time.Time{}
+		kr.DeletionHold, kr.DeletionOverride = nil, false
 		return nil
 	})
 }

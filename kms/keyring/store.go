@@ -35,9 +35,17 @@ const (
 // that uses none of these is written as format 1, so that an older s3seal
 // still opens it; one that uses any is written as format 2, which an older
 // s3seal refuses rather than silently ignoring a policy or a grant.
+//
+// Format 3 adds RSA key pairs (keySpec RSA_3072 or RSA_4096; their
+// material is the PKCS #8 private key, sealed as other material) and keys
+// held in a custom key store (keystore.go; their versions carry an HSM
+// label and no material): an older s3seal refuses such a file rather than
+// failing on material that is not 32 bytes or absent, or offering an RSA
+// key as a symmetric one.
 const (
 	fileFormatV1 = 1
 	fileFormatV2 = 2
+	fileFormatV3 = 3
 
 	kdfFile   = "file"
 	kdfScrypt = "scrypt"
@@ -79,6 +87,10 @@ type keyRecord struct {
 	DeletionDate time.Time       `json:"deletionDate,omitzero"`
 	Versions     []versionRecord `json:"versions"`
 
+	// KeySpec is "" for a symmetric key, RSA_3072 or RSA_4096 for an RSA
+	// key pair (format 3).
+	KeySpec string `json:"keySpec,omitempty"`
+
 	// Format 2.
 
 	// Policy is the key policy as set (CreateKey, PutKeyPolicy); ""
@@ -88,6 +100,23 @@ type keyRecord struct {
 	// Rotation is set while automatic rotation is on.
 	Rotation *rotationRecord `json:"rotation,omitempty"`
 	Grants   []*Grant        `json:"grants,omitempty"`
+
+	// Format 3.
+
+	// Custom is set for a key held in a custom key store (keystore.go):
+	// its versions have a Label and no Material.
+	Custom *customRecord `json:"customKeyStore,omitempty"`
+
+	// Safe deletion (deletion.go). Neither makes the file format 2: an
+	// older s3seal ignores them and deletes the key at its date, as it
+	// always did.
+
+	// DeletionHold is set while a key past its deletion date is kept
+	// because the DeletionGuard found objects under it.
+	DeletionHold *DeletionHold `json:"deletionHold,omitempty"`
+	// DeletionOverride: delete at the date whatever the guard finds (the
+	// operator said so: schedule-deletion --force, keys delete --force).
+	DeletionOverride bool `json:"deletionOverride,omitempty"`
 }
 
 type versionRecord struct {
@@ -97,6 +126,9 @@ type versionRecord struct {
 	// Automatic marks a version made by automatic rotation (format 2);
 	// other versions after the first were rotated on demand.
 	Automatic bool `json:"automatic,omitempty"`
+	// Label names the version's key in the custom key store (format 3),
+	// for keys held in one; Material is then empty.
+	Label string `json:"label,omitempty"`
 }
 
 // rotationRecord is a key's automatic rotation schedule: the next
@@ -111,9 +143,16 @@ func (r *rotationRecord) next() time.Time {
 	return r.Since.Add(time.Duration(r.PeriodDays) * 24 * time.Hour)
 }
 
-// format returns the file format df needs: 2 if any key uses a format 2
-// field, else 1.
+// format returns the file format df needs: 3 if any key is an RSA key
+// pair or is held in a custom key store (an older s3seal would fail on
+// their versions, whose material is not an AES key or is absent, with a
+// misleading error), else 2 if any key uses a format 2 field, else 1.
 func (df *diskFile) format() int {
+	for _, kr := range df.Keys {
+		if kr.KeySpec != "" || kr.Custom != nil {
+			return fileFormatV3
+		}
+	}
 	for _, kr := range df.Keys {
 		if kr.Policy != "" || len(kr.Tags) > 0 || kr.Rotation != nil || len(kr.Grants) > 0 {
 			return fileFormatV2
@@ -353,7 +392,7 @@ func readDiskFile(path string) (*diskFile, os.FileInfo, error) {
 	if err := dec.Decode(&df); err != nil {
 		return nil, nil, fmt.Errorf("keyring: %s: %w", path, err)
 	}
-	if df.Format != fileFormatV1 && df.Format != fileFormatV2 {
+	if df.Format != fileFormatV1 && df.Format != fileFormatV2 && df.Format != fileFormatV3 {
 		return nil, nil, fmt.Errorf("keyring: %s: unsupported format %d (written by a newer s3seal?)", path, df.Format)
 	}
 	if df.Aliases == nil {

@@ -27,14 +27,30 @@ import (
 // aborted and listed for parts, but not uploaded to or completed: their
 // parts could not be bound to the upload.
 
-const uploadIDPrefix = "s3seal2~"
+//
+// An upload to a write-only (asymmetric) key, whose pending header the
+// instance that completes it cannot open with the KMS, also carries the
+// pending header's object key (FORMAT.md section 12.3):
+//
+//	s3seal3a~<base64url(upload identity)>~<base64url(KMS key id) or empty>~<base64url(object key)>~<the store's upload id>
+//
+// The client learns a key that seals only the metadata it sent itself
+// (and, once finalized, the manifest of its own parts).
+
+const (
+	uploadIDPrefix     = "s3seal2~"
+	uploadIDPrefixAsym = "s3seal3a~"
+)
 
 // UploadRef is what a client upload id says.
 type UploadRef struct {
 	StoreID string
 	Upload  []byte // nil: not an s3seal2 id
 	KeyID   string
-	Client  string // the id as the client sent it
+	// PendingKey is the pending header's object key of an upload to a
+	// write-only key ("s3seal3a~" ids); nil otherwise.
+	PendingKey []byte
+	Client     string // the id as the client sent it
 }
 
 // Mapped reports whether the store knows the upload by another id than
@@ -47,10 +63,32 @@ func ClientUploadID(storeID string, upload []byte, keyID string) string {
 	return uploadIDPrefix + enc.EncodeToString(upload) + "~" + enc.EncodeToString([]byte(keyID)) + "~" + storeID
 }
 
+// ClientUploadIDPending is ClientUploadID for an upload to a write-only
+// key: it also carries the pending header's object key.
+func ClientUploadIDPending(storeID string, upload []byte, keyID string, pendingKey []byte) string {
+	enc := base64.RawURLEncoding
+	return uploadIDPrefixAsym + enc.EncodeToString(upload) + "~" + enc.EncodeToString([]byte(keyID)) + "~" +
+		enc.EncodeToString(pendingKey) + "~" + storeID
+}
+
 // ParseUploadID splits a client upload id. A foreign id is kept whole as
 // the store's id.
 func ParseUploadID(client string) UploadRef {
 	ref := UploadRef{StoreID: client, Client: client}
+	if rest, ok := strings.CutPrefix(client, uploadIDPrefixAsym); ok {
+		fields := strings.SplitN(rest, "~", 4)
+		if len(fields) != 4 {
+			return ref
+		}
+		enc := base64.RawURLEncoding
+		upload, err1 := enc.DecodeString(fields[0])
+		key, err2 := enc.DecodeString(fields[1])
+		pk, err3 := enc.DecodeString(fields[2])
+		if err1 != nil || err2 != nil || err3 != nil || len(upload) != envelope.UploadIDSize || len(pk) != envelope.KeySize {
+			return ref
+		}
+		return UploadRef{StoreID: fields[3], Upload: upload, KeyID: string(key), PendingKey: pk, Client: client}
+	}
 	rest, ok := strings.CutPrefix(client, uploadIDPrefix)
 	if !ok {
 		return ref

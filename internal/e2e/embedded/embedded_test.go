@@ -232,15 +232,29 @@ func TestDotSegmentsRefused(t *testing.T) {
 	if code := apiCode(err); code != "XMinioInvalidObjectName" {
 		t.Errorf("CopyObject from allowed/../other/file: %v, want XMinioInvalidObjectName", err)
 	}
-	_, err = narrow.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String("allowed"), Delete: &types.Delete{Objects: []types.ObjectIdentifier{{Key: aws.String("mine")}, {Key: aws.String("../other/file")}}}})
-	if code := apiCode(err); code != "XMinioInvalidObjectName" {
-		t.Errorf("DeleteObjects with ../other/file: %v, want XMinioInvalidObjectName", err)
+	// DeleteObjects: like MinIO, each object with a dot segment gets its
+	// own error and the others are deleted.
+	res, err := narrow.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String("allowed"), Delete: &types.Delete{Objects: []types.ObjectIdentifier{{Key: aws.String("mine")}, {Key: aws.String("../other/file")}}}})
+	if err != nil {
+		t.Fatalf("DeleteObjects with ../other/file: %v", err)
+	}
+	if len(res.Errors) != 1 || aws.ToString(res.Errors[0].Key) != "../other/file" || aws.ToString(res.Errors[0].Code) != "XMinioInvalidObjectName" {
+		t.Errorf("DeleteObjects errors = %+v, want one XMinioInvalidObjectName for ../other/file", res.Errors)
+	}
+	if len(res.Deleted) != 1 || aws.ToString(res.Deleted[0].Key) != "mine" {
+		t.Errorf("DeleteObjects deleted = %+v, want mine", res.Deleted)
+	}
+	// Only refused objects: the store is not asked, the answer is the
+	// proxy's own, in Quiet mode too.
+	res, err = narrow.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String("allowed"), Delete: &types.Delete{Quiet: aws.Bool(true), Objects: []types.ObjectIdentifier{{Key: aws.String("x/../../other/file")}}}})
+	if err != nil || len(res.Errors) != 1 || len(res.Deleted) != 0 {
+		t.Errorf("DeleteObjects of x/../../other/file alone: %+v, %v; want one error", res, err)
 	}
 	if got := string(get(t, admin, "other", "file")); got != "keep me" {
 		t.Errorf("other/file = %q", got)
 	}
-	if got := string(get(t, admin, "allowed", "mine")); got != "mine" {
-		t.Errorf("allowed/mine = %q (DeleteObjects must be refused whole)", got)
+	if _, err := admin.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("allowed"), Key: aws.String("mine")}); apiCode(err) != "NotFound" {
+		t.Errorf("allowed/mine after DeleteObjects: %v, want NotFound", err)
 	}
 }
 

@@ -95,6 +95,19 @@ def run(client, single, cmd):
     if op == "upload":
         client.upload_file(cmd["file"], b, k, Config=single)
         return {}
+    if op == "upload_multipart":
+        # 5 MiB parts: a file above 5 MiB goes up as a multipart upload.
+        client.upload_file(cmd["file"], b, k, Config=TransferConfig(multipart_threshold=5 << 20, multipart_chunksize=5 << 20))
+        return {}
+    if op == "complete_bad":
+        # A Complete naming a part ETag the upload does not have.
+        up = client.create_multipart_upload(Bucket=b, Key=k)["UploadId"]
+        client.upload_part(Bucket=b, Key=k, UploadId=up, PartNumber=1, Body=b"part one")
+        client.complete_multipart_upload(
+            Bucket=b, Key=k, UploadId=up,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": '"00000000000000000000000000000000"'}]},
+        )
+        return {}
     if op == "download":
         # Default transfer settings: objects above 8 MiB come as parallel
         # ranged GETs.
