@@ -23,6 +23,9 @@ import (
 //     SHA-1 key as a non-approved service.
 //   - A passphrase keyring is refused (fipsCheckPassphrase): scrypt is not
 //     an approved key derivation, and the keyring's every key depends on it.
+//   - keys export and import are refused (fipsCheckBackup): a backup is an
+//     age file, sealed with ChaCha20-Poly1305 under scrypt or X25519, none of
+//     them approved, and it protects every key of the keyring.
 //   - GODEBUG=fips140=only is refused (fipsCheckEnforced): the on-store
 //     format seals body segments with nonces s3seal builds (FORMAT.md 3,
 //     "segment i"), and under "only" crypto/cipher.NewGCM refuses any
@@ -122,6 +125,19 @@ func fipsAllowSigV2(allow bool) error {
 			"which FIPS 140-3 mode does not approve; V2 is off in FIPS mode, so clients must sign with Signature V4")
 	}
 	return nil
+}
+
+// fipsCheckBackup refuses keys export and import in FIPS mode: the backup
+// format (age) rests on algorithms FIPS does not approve. An operator who
+// accepts a backup outside FIPS protection runs the command with
+// GODEBUG=fips140=off, which says so by its name.
+func fipsCheckBackup(verb string) error {
+	if !fips140.Enabled() {
+		return nil
+	}
+	return fmt.Errorf("keys %s: a keyring backup is an age file, encrypted with ChaCha20-Poly1305 under a key from scrypt "+
+		"(passphrase) or X25519 (recipients), which FIPS 140-3 mode does not approve; run this command with "+
+		"GODEBUG=fips140=off to accept a backup outside FIPS protection", verb)
 }
 
 // fipsCheckPassphrase refuses a passphrase keyring in FIPS mode: its

@@ -49,6 +49,12 @@ func TestFIPSModeDecisions(t *testing.T) {
 		t.Errorf("key file keyring in FIPS mode: %v", err)
 	}
 
+	for _, run := range []func() error{(&KeysExportCmd{}).Run, (&KeysImportCmd{}).Run} {
+		if err := run(); err == nil || !strings.Contains(err.Error(), "age file") {
+			t.Errorf("keys export/import in FIPS mode: %v, want a refusal naming the age file", err)
+		}
+	}
+
 	if err := fipsCheckEnforced("serve"); err != nil {
 		t.Errorf("fips140=on refused: %v", err)
 	}
