@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"bytes"
 	"context"
+	"crypto/fips140"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -82,6 +83,17 @@ func TestPostObjectIdentitiesAndSSE(t *testing.T) {
 		pol := policyB64(map[string]string{"bucket": bucket}, []any{"eq", "$key", "v2"})
 		st, body, _ := form(t, url, [][2]string{{"key", "v2"}, {"AWSAccessKeyId", "all"}, {"policy", pol},
 			{"signature", sigv4.SignV2("all-secret", []byte(pol))}}, data)
+		if fips140.Enabled() {
+			// FIPS mode verifies no V2 signature, AllowSigV2 or not
+			// (sigv4.Verifier.v2Allowed): refused, and nothing stored.
+			if st != http.StatusBadRequest || !strings.Contains(body, "<Code>InvalidRequest</Code>") {
+				t.Fatalf("V2 form in FIPS mode: %d %s, want 400 InvalidRequest", st, body)
+			}
+			if _, err := e.client.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("v2")}); err == nil {
+				t.Fatal("a V2 form refused in FIPS mode stored its object")
+			}
+			return
+		}
 		if st != http.StatusNoContent {
 			t.Fatalf("%d %s", st, body)
 		}

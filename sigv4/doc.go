@@ -1,8 +1,9 @@
 // Package sigv4 verifies AWS Signature Version 4 on client requests and signs
 // upstream requests, with one canonicalizer for both, S3 flavour. It also
 // verifies Signature Version 2 (sigv2.go), which default clients still use
-// for presigned URLs, when Verifier.AllowV2 is set; upstream requests are
-// always signed with V4.
+// for presigned URLs, when Verifier.AllowV2 is set and FIPS 140-3 mode is
+// off (V2 is HMAC-SHA1, which that mode does not approve); upstream requests
+// are always signed with V4.
 //
 //   - The canonical URI is the path exactly as the client sent it: already
 //     escaped, never re-encoded, never normalized (S3 keys may contain "//",

@@ -237,7 +237,7 @@ func (v *Verifier) VerifyPost(fields map[string]string) (*Auth, error) {
 			Region: c.scope.region, Service: c.scope.service, scope: c.scope, amzDate: fields["x-amz-date"]}, nil
 	}
 	if ak, ok := fields["awsaccesskeyid"]; ok {
-		if !v.AllowV2 {
+		if !v.v2Allowed() {
 			return nil, ErrUnsupportedAlgorithm
 		}
 		if policy == "" {

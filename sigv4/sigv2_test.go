@@ -2,6 +2,7 @@ package sigv4
 
 import (
 	"bytes"
+	"crypto/fips140"
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/json"
@@ -18,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/s3seal/s3seal/internal/testenv"
 )
 
 // v2DocCase is one case of testdata/sigv2/s3-docs.json.
@@ -84,10 +87,48 @@ func v2Expires(r *Request) string {
 	return ""
 }
 
+// skipV2InFIPSMode skips a test of V2 verification in FIPS 140-3 mode, where
+// no V2 request is verified at all (Verifier.v2Allowed);
+// TestV2RefusedInFIPSMode checks that refusal, in every pass.
+func skipV2InFIPSMode(t testing.TB) {
+	t.Helper()
+	if fips140.Enabled() {
+		t.Skip("Signature V2 is refused in FIPS 140-3 mode (TestV2RefusedInFIPSMode)")
+	}
+}
+
+// TestV2RefusedInFIPSMode: in FIPS 140-3 mode the documentation's V2
+// requests, header and query, and a V2 POST policy are refused with
+// ErrUnsupportedAlgorithm though AllowV2 is set and each is signed right,
+// and V4 still verifies.
+func TestV2RefusedInFIPSMode(t *testing.T) {
+	if !testenv.InFIPSMode(t) {
+		return
+	}
+	for _, c := range loadV2DocCases(t) {
+		_, err := c.verifier().Verify(c.request())
+		var e *Error
+		if !errors.As(err, &e) || !errors.Is(err, ErrUnsupportedAlgorithm) || e.Status != 400 {
+			t.Errorf("%s: %v, want ErrUnsupportedAlgorithm", c.Name, err)
+		}
+	}
+	v := &Verifier{Lookup: func(k string) (string, bool) { return "secret", k == "AK" }, AllowV2: true}
+	pol := policyB64(testPolicy)
+	if _, err := v.VerifyPost(map[string]string{"policy": pol, "awsaccesskeyid": "AK", "signature": SignV2("secret", []byte(pol))}); !errors.Is(err, ErrUnsupportedAlgorithm) {
+		t.Errorf("V2 POST policy: %v, want ErrUnsupportedAlgorithm", err)
+	}
+	sig := SignPostPolicy("secret", "20261205", "us-east-1", "s3", pol)
+	if _, err := v.VerifyPost(map[string]string{"policy": pol, "x-amz-algorithm": Algorithm,
+		"x-amz-credential": "AK/20261205/us-east-1/s3/aws4_request", "x-amz-date": "20261205T000000Z", "x-amz-signature": sig}); err != nil {
+		t.Errorf("V4 POST policy in FIPS mode: %v", err)
+	}
+}
+
 // TestSigV2DocVectors verifies the examples of S3's Signature V2
 // documentation: our string to sign, the published signature, and the
 // errors when a bit of it is off.
 func TestSigV2DocVectors(t *testing.T) {
+	skipV2InFIPSMode(t)
 	for _, c := range loadV2DocCases(t) {
 		t.Run(c.Name, func(t *testing.T) {
 			// The published signature is the HMAC of the published string
@@ -215,6 +256,7 @@ func wantV2Err(t *testing.T, what string, err error, target *Error) *Error {
 }
 
 func TestSigV2Negative(t *testing.T) {
+	skipV2InFIPSMode(t)
 	f := newV2Fixture(t)
 	for _, presigned := range []bool{false, true} {
 		sign := func(r *Request) *Request {
@@ -448,6 +490,7 @@ func TestSigV2Canonical(t *testing.T) {
 // TestSigV2Body: the payload is checked as with SigV4 (Content-MD5, a
 // signed x-amz-content-sha256, x-amz-checksum-*).
 func TestSigV2Body(t *testing.T) {
+	skipV2InFIPSMode(t)
 	f := newV2Fixture(t)
 	body := []byte("hello, signature v2")
 	sum := md5.Sum(body)
@@ -674,6 +717,7 @@ func (s *v2Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 // TestSigV2Botocore: requests signed by botocore's V2 signers (HmacV1Auth,
 // HmacV1QueryAuth) verify with ours.
 func TestSigV2Botocore(t *testing.T) {
+	skipV2InFIPSMode(t)
 	if err := exec.Command("python3", "-c", "import boto3").Run(); err != nil {
 		t.Fatalf("python3 with boto3 is required: %v", err)
 	}
@@ -706,6 +750,7 @@ func TestSigV2Botocore(t *testing.T) {
 // while a changed signature does not. Seeds beyond f.Add live in
 // testdata/fuzz/FuzzSigV2/.
 func FuzzSigV2(f *testing.F) {
+	skipV2InFIPSMode(f)
 	// AKIAIOSFODNN7EXAMPLE is the example key of AWS's S3 documentation
 	// (the published test vectors), not a credential.
 	f.Add("AWS AKIAIOSFODNN7EXAMPLE:bWq2s1WEIj+Ydj0vQ697zp+IXMU=", "/johnsmith/photos/puppy.jpg", "acl&versionId=1", "v")
@@ -775,6 +820,7 @@ func FuzzSigV2(f *testing.F) {
 // request with a query parameter that V2 does not sign and that could change
 // the operation is refused, however it is authenticated.
 func TestV2Bounds(t *testing.T) {
+	skipV2InFIPSMode(t)
 	f := newV2Fixture(t)
 	if _, err := f.v.Verify(f.query(v2Base(), 7*24*time.Hour)); err != nil {
 		t.Errorf("7 days: %v", err)

@@ -1,6 +1,7 @@
 package sigv4
 
 import (
+	"crypto/fips140"
 	"crypto/hmac"
 	"encoding/hex"
 	"net/http"
@@ -57,7 +58,8 @@ type Verifier struct {
 	// AllowV2 accepts Signature V2 (HMAC-SHA1, sigv2.go): the "AWS
 	// key:signature" Authorization header and AWSAccessKeyId/Signature/Expires
 	// query authentication. When false such requests get
-	// ErrUnsupportedAlgorithm, as S3 answers in regions without V2.
+	// ErrUnsupportedAlgorithm, as S3 answers in regions without V2. It has
+	// no effect in FIPS 140-3 mode (v2Allowed).
 	AllowV2 bool
 
 	keys keyCache
@@ -144,7 +146,7 @@ func (v *Verifier) Verify(r *Request) (*Auth, error) {
 	case len(authz) > 1:
 		return nil, malformedHeader("the Authorization header appears more than once.")
 	case len(authz) == 1 && isV2Authorization(authz[0]):
-		if !v.AllowV2 {
+		if !v.v2Allowed() {
 			return nil, clone(ErrUnsupportedAlgorithm)
 		}
 		return v.verifyV2Header(r, authz[0], params)
@@ -153,12 +155,22 @@ func (v *Verifier) Verify(r *Request) (*Auth, error) {
 	case presign:
 		return v.verifyPresigned(r, params, "")
 	case sigV2Query:
-		if !v.AllowV2 {
+		if !v.v2Allowed() {
 			return nil, clone(ErrUnsupportedAlgorithm)
 		}
 		return v.verifyV2Query(r, params)
 	}
 	return nil, clone(ErrMissingAuth)
+}
+
+// v2Allowed reports whether Signature V2 is verified at all. Never in FIPS
+// 140-3 mode (crypto/fips140.Enabled): V2's HMAC-SHA1 is no approved
+// algorithm of Go's module (SHA-1 lies outside it), and a request's
+// authentication is a security function, so such requests get
+// ErrUnsupportedAlgorithm whatever AllowV2 says. The command refuses
+// --allow-sigv2 in that mode; this is the backstop where the HMAC runs.
+func (v *Verifier) v2Allowed() bool {
+	return v.AllowV2 && !fips140.Enabled()
 }
 
 // requestTime reads X-Amz-Date, or Date when it is absent.

@@ -107,6 +107,9 @@ type KeysExportCmd struct {
 // Run writes the backup and, for a passphrase, reads it back to prove it
 // opens.
 func (c *KeysExportCmd) Run() error {
+	if err := fipsCheckBackup("export"); err != nil {
+		return err
+	}
 	var recips []age.Recipient
 	for _, r := range c.Recipient {
 		rs, err := age.ParseRecipients(strings.NewReader(r))
@@ -314,6 +317,9 @@ type KeysImportCmd struct {
 
 // Run decrypts, checks and restores the backup.
 func (c *KeysImportCmd) Run() error {
+	if err := fipsCheckBackup("import"); err != nil {
+		return err
+	}
 	if !c.DryRun && !c.Merge {
 		if _, err := os.Stat(filepath.Join(c.k.DataDir, keyring.FileName)); err == nil {
 			kr, err := c.k.openKeyring(false)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/fips140"
 	"os"
 	"path/filepath"
 	"slices"
@@ -93,7 +94,7 @@ func TestAllowSigV2Flag(t *testing.T) {
 		args []string
 		want bool
 	}{
-		{nil, true},
+		{nil, !fips140.Enabled()}, // off by default in FIPS mode (fips.go)
 		{[]string{"--no-allow-sigv2"}, false},
 		{[]string{"--allow-sigv2=false"}, false},
 	} {

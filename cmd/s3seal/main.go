@@ -27,8 +27,10 @@ type cli struct {
 	Inspect InspectCmd       `cmd:"" help:"Show an object's envelope as the store holds it (format, layout, KMS key, parts, sizes), with no key."`
 	Migrate MigrateCmd       `cmd:"" help:"Copy objects to another bucket, store, region or KMS key without decrypting them (their keys re-wrapped, their ciphertext copied)."`
 	Rewrap  RewrapCmd        `cmd:"" help:"Re-wrap objects in place under another KMS key."`
-	Version kong.VersionFlag `help:"Print the version and exit."`
-	Config  kong.ConfigFlag  `env:"S3SEAL_CONFIG" help:"JSON file of option values, keyed by flag name with '-' as '_' (\"upstream\", \"bucket_keys\", \"allow_sigv2\", ...); an unknown key is an error; flags and environment variables win over it (${env})."`
+	Version kong.VersionFlag `help:"Print the version and exit (as the version command)."`
+	// VersionCmd is named so: the field name is the --version flag's.
+	VersionCmd VersionCmd      `cmd:"" name:"version" help:"Print the version, the Go toolchain, and whether FIPS 140-3 mode is on and with which module."`
+	Config     kong.ConfigFlag `env:"S3SEAL_CONFIG" help:"JSON file of option values, keyed by flag name with '-' as '_' (\"upstream\", \"bucket_keys\", \"allow_sigv2\", ...); an unknown key is an error; flags and environment variables win over it (${env})."`
 }
 
 // configFile is the --config file: option values keyed by flag name with
@@ -101,7 +103,11 @@ func (c *configFile) Resolve(_ *kong.Context, _ *kong.Path, flag *kong.Flag) (an
 func main() {
 	var c cli
 	ctx := kong.Parse(&c, cliOptions()...)
-	if err := ctx.Run(); err != nil {
+	err := fipsCheckEnforced(ctx.Command())
+	if err == nil {
+		err = ctx.Run()
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "s3seal:", err)
 		os.Exit(1)
 	}
@@ -114,7 +120,7 @@ func cliOptions() []kong.Option {
 			"it encrypts object bodies with envelope encryption (data keys from a KMS) before they reach the store, " +
 			"and decrypts them on the way back."),
 		kong.UsageOnError(),
-		kong.Vars{"version": version},
+		kong.Vars{"version": versionText(), "allow_sigv2_default": allowSigV2Default()},
 		kong.Configuration(loadConfig),
 	}
 }

@@ -57,6 +57,9 @@ func (o *KeyringOptions) keyringConfig() (keyring.Config, masterKey, error) {
 	// Every command opens the keyring with the same guard, so that none
 	// deletes a key at its date that the others would hold.
 	cfg := keyring.Config{Dir: o.DataDir, Passphrase: o.Passphrase, DeletionGuard: usageGuard(o.DataDir)}
+	if err := fipsCheckPassphrase(o.Passphrase); err != nil {
+		return cfg, masterKey{}, err
+	}
 	ks, err := o.keyStore()
 	if err != nil {
 		return cfg, masterKey{}, err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/fips140"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
@@ -41,7 +42,7 @@ type ServeCmd struct {
 	// Named explicitly: kong would derive --allow-sig-v-2 from the field.
 	KeepTrailerChecksums bool `env:"S3SEAL_KEEP_TRAILER_CHECKSUMS" default:"true" negatable:"" help:"Keep a PutObject's checksum sent in a trailer (the AWS SDKs' default over https) so that x-amz-checksum-mode returns it; it arrives after the object header went to the store, so keeping it costs a copy of the object onto itself at the store. Off, it is verified and not kept (${env})."`
 	AllowDotSegments     bool `env:"S3SEAL_ALLOW_DOT_SEGMENTS" help:"Forward object keys with '.' or '..' path segments (a/../b) instead of refusing them with XMinioInvalidResourceName as MinIO does. S3 and the embedded store keep such keys literally; a store that maps keys to file paths may resolve them into another bucket, so turn this on only for a store known to keep keys literally (${env})."`
-	AllowSigV2           bool `name:"allow-sigv2" env:"S3SEAL_ALLOW_SIGV2" default:"true" negatable:"" help:"Accept AWS Signature V2 (HMAC-SHA1) from clients. On by default because boto3's generate_presigned_url and 'aws s3 presign' (aws cli v1) make V2 URLs unless configured for s3v4, and S3 and MinIO accept them. V2 signs with HMAC-SHA1 (not broken as a MAC), but it signs no payload hash, no region and only some query parameters (s3seal refuses V2 URLs valid for more than 7 days and V2 requests with unsigned parameters that could change the operation); turn it off when every client signs V4 (${env})."`
+	AllowSigV2           bool `name:"allow-sigv2" env:"S3SEAL_ALLOW_SIGV2" default:"${allow_sigv2_default}" negatable:"" help:"Accept AWS Signature V2 (HMAC-SHA1) from clients. On by default (off, and not allowed, in FIPS 140-3 mode) because boto3's generate_presigned_url and 'aws s3 presign' (aws cli v1) make V2 URLs unless configured for s3v4, and S3 and MinIO accept them. V2 signs with HMAC-SHA1 (not broken as a MAC), but it signs no payload hash, no region and only some query parameters (s3seal refuses V2 URLs valid for more than 7 days and V2 requests with unsigned parameters that could change the operation); turn it off when every client signs V4 (${env})."`
 
 	KMSOptions `embed:"" envprefix:"S3SEAL_"`
 	KeyOptions `embed:"" envprefix:"S3SEAL_"`
@@ -90,6 +91,12 @@ func (c *ServeCmd) Run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	if err := fipsAllowSigV2(c.AllowSigV2); err != nil {
+		return err
+	}
+	if fips140.Enabled() {
+		log.Info("FIPS 140-3 mode", "fips140", fipsModeName(), "module", fips140.Version(), "gofips140", buildSetting("GOFIPS140"))
+	}
 	identities, err := c.identities(log)
 	if err != nil {
 		return err

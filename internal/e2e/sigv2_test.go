@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/fips140"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
@@ -188,7 +189,17 @@ func first(b []byte, n int) []byte {
 	return b
 }
 
+// skipV2InFIPSMode skips a test of V2 through the proxy in a FIPS pass: the
+// proxy then refuses V2 (TestSignatureV2Off/fips140-on, run in every pass).
+func skipV2InFIPSMode(t *testing.T) {
+	t.Helper()
+	if fips140.Enabled() {
+		t.Skip("Signature V2 is off in FIPS 140-3 mode (TestSignatureV2Off/fips140-on)")
+	}
+}
+
 func TestSignatureV2(t *testing.T) {
+	skipV2InFIPSMode(t)
 	for _, tool := range []string{"curl", "s3cmd", "aws", "python3"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is required (.ci/run installs it): %v", tool, err)
@@ -507,12 +518,29 @@ func (s *s3cmdV2) run(t *testing.T, args ...string) string {
 	return out
 }
 
-// TestSignatureV2Off: with S3SEAL_ALLOW_SIGV2=false a V2 request gets the
-// error S3 gives in V4-only regions, and nothing reaches the store.
+// TestSignatureV2Off: with S3SEAL_ALLOW_SIGV2=false, and in FIPS 140-3
+// mode (where V2's HMAC-SHA1 is not approved and V2 is off by default), a V2
+// request gets the error S3 gives in V4-only regions, and nothing reaches
+// the store.
 func TestSignatureV2Off(t *testing.T) {
-	env := store.UpstreamEnv()
-	env["S3SEAL_ALLOW_SIGV2"] = "false"
+	for _, c := range []struct{ name, envName, envValue string }{
+		{"allow-sigv2-false", "S3SEAL_ALLOW_SIGV2", "false"},
+		// The proxy's default in FIPS mode; a FIPS pass has it anyway.
+		{"fips140-on", "GODEBUG", "fips140=on"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := store.UpstreamEnv()
+			env[c.envName] = c.envValue
+			checkV2Off(t, env)
+		})
+	}
+}
+
+func checkV2Off(t *testing.T, env map[string]string) {
 	p := testenv.StartS3seal(t, env)
+	if env["GODEBUG"] != "" && !strings.Contains(p.Log(), `msg="FIPS 140-3 mode" fips140=on`) {
+		t.Fatalf("s3seal started with GODEBUG=%s does not say it runs in FIPS mode:\n%s", env["GODEBUG"], p.Log())
+	}
 	bucket := newBucket(t, "sigv2off")
 	ctx := context.Background()
 	k := "off/existing"

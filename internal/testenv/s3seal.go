@@ -27,9 +27,16 @@ var (
 
 // S3sealBinary builds ./cmd/s3seal of the module under test (found with
 // `go env GOMOD`) and returns the binary's path. It builds once per test
-// process, into a per-user directory keyed by the module root, under a file
-// lock; `go build` leaves an up-to-date binary untouched and replaces a
-// stale one by rename, so binaries still running from it are not disturbed.
+// process, into a per-user directory keyed by the module root and the FIPS
+// 140-3 module version (`go env GOFIPS140`), under a file lock; `go build`
+// leaves an up-to-date binary untouched and replaces a stale one by rename,
+// so binaries still running from it are not disturbed.
+//
+// The build inherits the test's environment, so a FIPS pass
+// (GOFIPS140=v1.0.0 go test ./...) builds a FIPS s3seal, and GODEBUG
+// (fips140=on or only) reaches the started processes through hermeticEnv.
+// Keying the directory by GOFIPS140 keeps a FIPS pass and a normal one run
+// side by side from replacing each other's binary under a running test.
 func S3sealBinary() (string, error) {
 	s3sealBuildOnce.Do(func() {
 		s3sealBin, s3sealBuildErr = buildS3seal()
@@ -56,7 +63,11 @@ func buildS3seal() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	sum := sha256.Sum256([]byte(root))
+	key := root
+	if fips := goEnv("GOFIPS140"); fips != "" && fips != "off" {
+		key += "\x00GOFIPS140=" + fips
+	}
+	sum := sha256.Sum256([]byte(key))
 	dir := filepath.Join(state, "bin-"+hex.EncodeToString(sum[:6]))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
