@@ -1,7 +1,6 @@
 package envelope
 
 import (
-	"crypto/subtle"
 	"fmt"
 )
 
@@ -43,28 +42,5 @@ func (c Config) OpenPending(h *Header, oek []byte) (*Object, error) {
 	if h.layout != LayoutMultipart || h.flags&FlagAsymmetricWrap == 0 {
 		return nil, fmt.Errorf("%w: OpenPending needs an asymmetrically wrapped multipart header", ErrLayout)
 	}
-	o, err := newObject(c, append([]byte(nil), oek...), h.version, h.layout)
-	if err != nil {
-		return nil, err
-	}
-	if subtle.ConstantTimeCompare(o.keys.commit[:], h.commitment) != 1 {
-		o.Close()
-		return nil, ErrCommitment
-	}
-	g, err := newGCM(o.keys.meta[:])
-	if err != nil {
-		o.Close()
-		return nil, err
-	}
-	meta, err := g.Open(nil, h.metaNonce, h.sealedMeta, h.metaAAD)
-	if err != nil {
-		o.Close()
-		return nil, fmt.Errorf("%w: metadata blob", ErrAuth)
-	}
-	o.meta = meta
-	o.flags = h.flags
-	o.keyInfo = h.KeyInfo()
-	o.header = headerEncoding.EncodeToString(h.raw)
-	o.sealed.Store(true)
-	return o, nil
+	return c.openHeader(h, append([]byte(nil), oek...))
 }

@@ -304,6 +304,28 @@ func (c Config) Open(h *Header, dek []byte, bucket, key string) (*Object, error)
 	if err != nil {
 		return nil, err
 	}
+	o, err := c.openHeader(h, oek)
+	if err != nil {
+		return nil, err
+	}
+	if o.flags&FlagCompressed != 0 {
+		if o.comp, o.plainSize, err = compressedParams(o.meta); err != nil {
+			o.Close()
+			return nil, err
+		}
+		if o.hdrMask, err = blockHeaderKey(o.oek, o.version); err != nil {
+			o.Close()
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+// openHeader makes the Object of header h from its object key oek, which
+// it takes over (and clears on failure): it checks the key commitment
+// before anything else is decrypted with oek, then opens the metadata
+// blob, whose AAD covers every header byte before it.
+func (c Config) openHeader(h *Header, oek []byte) (*Object, error) {
 	o, err := newObject(c, oek, h.version, h.layout)
 	if err != nil {
 		clear(oek)
@@ -325,16 +347,6 @@ func (c Config) Open(h *Header, dek []byte, bucket, key string) (*Object, error)
 	}
 	o.meta = meta
 	o.flags = h.flags
-	if o.flags&FlagCompressed != 0 {
-		if o.comp, o.plainSize, err = compressedParams(meta); err != nil {
-			o.Close()
-			return nil, err
-		}
-		if o.hdrMask, err = blockHeaderKey(o.oek, o.version); err != nil {
-			o.Close()
-			return nil, err
-		}
-	}
 	o.keyInfo = h.KeyInfo()
 	o.header = headerEncoding.EncodeToString(h.raw)
 	o.sealed.Store(true)
