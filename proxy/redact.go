@@ -3,6 +3,8 @@ package proxy
 import (
 	"net/url"
 	"strings"
+
+	"github.com/s3seal/s3seal/proxy/s3wire"
 )
 
 // secretParams are the query parameters of a presigned URL whose values
@@ -15,7 +17,9 @@ var secretParams = []string{
 }
 
 // redactURI returns a request URI for the log, with the values of
-// secretParams replaced by REDACTED. The rest stays as the client sent it.
+// secretParams replaced by REDACTED, and the object key a write-only
+// upload id carries (s3wire.RedactUploadID) too. The rest stays as the
+// client sent it.
 func redactURI(uri string) string {
 	path, query, ok := strings.Cut(uri, "?")
 	if !ok {
@@ -27,6 +31,16 @@ func redactURI(uri string) string {
 		name, _, _ := strings.Cut(p, "=")
 		if n, err := url.QueryUnescape(name); err == nil {
 			name = n
+		}
+		if name == "uploadId" {
+			raw, value, _ := strings.Cut(p, "=")
+			if v, err := url.QueryUnescape(value); err == nil {
+				if red, ok := s3wire.RedactUploadID(v); ok {
+					params[i] = raw + "=" + url.QueryEscape(red)
+					changed = true
+				}
+			}
+			continue
 		}
 		for _, s := range secretParams {
 			if strings.EqualFold(name, s) {

@@ -112,3 +112,19 @@ func ParseUploadID(client string) UploadRef {
 var ErrForeignUpload = NewError(http.StatusNotFound, "NoSuchUpload",
 	"The specified upload does not exist. s3seal upload ids carry the upload's binding (s3seal2~...); "+
 		"ids from ListMultipartUploads or from s3seal before format version 2 cannot be uploaded to: start a new upload.")
+
+// RedactUploadID returns a write-only upload id ("s3seal3a~") with the
+// object key it carries replaced by REDACTED, for logs: that key opens the
+// upload's sealed metadata. ok is false for any other id, which carries no
+// key.
+func RedactUploadID(id string) (string, bool) {
+	if !strings.HasPrefix(id, uploadIDPrefixAsym) {
+		return id, false
+	}
+	f := strings.SplitN(id, "~", 5)
+	if len(f) < 4 {
+		return uploadIDPrefixAsym + "REDACTED", true
+	}
+	f[3] = "REDACTED"
+	return strings.Join(f, "~"), true
+}
