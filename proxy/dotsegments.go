@@ -1,9 +1,6 @@
 package proxy
 
 import (
-	"bytes"
-	"crypto/md5"
-	"encoding/base64"
 	"net/http"
 	"strings"
 	"unicode"
@@ -72,10 +69,7 @@ func (s *Server) refuseDotSegments(r *request) (done bool, err error) {
 	var doc []byte
 	if remaining > 0 {
 		out := r.outbound(string(r.ctx.Method()))
-		out.Body = bytes.NewReader(kept)
-		out.BodyLen = int64(len(kept))
-		sum := md5.Sum(kept)
-		out.Header.Set("Content-Md5", base64.StdEncoding.EncodeToString(sum[:]))
+		setBodyMD5(out, kept)
 		resp, stored, err := s.fetchDocument(r, out, s3wire.MaxListBody)
 		if resp == nil {
 			return true, err

@@ -40,10 +40,7 @@ func (s *Server) relay(r *request) error {
 func (s *Server) relayWith(r *request, body []byte) error {
 	out := r.outbound(string(r.ctx.Method()))
 	if body != nil {
-		out.Body = bytes.NewReader(body)
-		out.BodyLen = int64(len(body))
-		sum := md5.Sum(body)
-		out.Header.Set("Content-Md5", base64.StdEncoding.EncodeToString(sum[:]))
+		setBodyMD5(out, body)
 	}
 	resp, err := s.up.Do(out)
 	if err != nil {
@@ -51,6 +48,16 @@ func (s *Server) relayWith(r *request, body []byte) error {
 	}
 	s.sendUpstream(r, resp, false)
 	return nil
+}
+
+// setBodyMD5 makes body the outbound request's body, with its
+// Content-MD5: a body the proxy read (and may have changed) is sent with
+// the digest of what it sends.
+func setBodyMD5(out *upstream.Request, body []byte) {
+	out.Body = bytes.NewReader(body)
+	out.BodyLen = int64(len(body))
+	sum := md5.Sum(body)
+	out.Header.Set("Content-Md5", base64.StdEncoding.EncodeToString(sum[:]))
 }
 
 // sendUpstream hands an upstream response to the client as it is. It
