@@ -53,6 +53,24 @@ type env struct {
 	systems    []*system
 }
 
+// purgeTrash empties both MinIOs' trash: MinIO moves every overwritten or
+// deleted object there and purges it in the background, slowly. Repeated
+// GiB workloads (8 streams of 1 GiB per system, three times) otherwise
+// pile up tens of GB there and fill the disk, and MinIO answers 503 when
+// it is full. Nothing in the trash is read again.
+func (e *env) purgeTrash() {
+	for _, m := range []*testenv.MinIO{e.plain, e.sse} {
+		if m == nil {
+			continue
+		}
+		trash := filepath.Join(m.DataDir, ".minio.sys", "tmp", ".trash")
+		entries, _ := os.ReadDir(trash)
+		for _, de := range entries {
+			os.RemoveAll(filepath.Join(trash, de.Name()))
+		}
+	}
+}
+
 // envConfig says how to start the servers.
 type envConfig struct {
 	s3sealBin string

@@ -61,6 +61,7 @@ func (r *runner) each(ctx context.Context, workload string, fn func(context.Cont
 			return err
 		}
 		r.logf("  %-28s %s", workload, s.name)
+		r.env.purgeTrash()
 		err := s.proxy.profile(ctx, profileName(workload), func() error { return fn(ctx, s) })
 		if err != nil {
 			if ctx.Err() != nil {
