@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"runtime/debug"
 	"time"
@@ -120,6 +121,7 @@ func (s *Server) serve(r *request, method, uri string) error {
 func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
 	h := &ctx.Request.Header
 	r := newRequest(ctx)
+	r.beforeBody = true
 	err := s.read(r, string(h.Method()), string(h.RequestURI()))
 	if err == nil {
 		return fasthttp.StatusContinue
@@ -150,10 +152,43 @@ func (s *Server) writeError(r *request, err error) {
 	ctx.Response.Header.SetContentType("application/xml")
 	ctx.SetBody(e.Render(resource, r.id))
 	// A request body may still be on the connection, unread: the
-	// connection cannot carry another request.
-	if ctx.Request.Header.ContentLength() != 0 {
+	// connection cannot carry another request unless it is drained.
+	if ctx.Request.Header.ContentLength() != 0 && !s.drainRefused(r, e) {
 		ctx.SetConnectionClose()
 	}
+}
+
+// drainLimit bounds the unread body writeError reads and drops (drainWait
+// bounds how long it waits for it).
+const (
+	drainLimit = 4 << 20
+	drainWait  = 5 * time.Second
+)
+
+// drainRefused reads and drops what is left of the body of a refused
+// request, at most drainLimit bytes, and reports whether it all came.
+// Closing a connection with unread bytes in its receive buffer makes the
+// kernel reset it, and a client still writing its body then sees a
+// broken pipe, or loses the error response already sent, instead of the
+// S3 error: a retry of a request that can never succeed, or an error that
+// says nothing. Handlers read bodies in their own goroutine only, so once
+// one has returned nothing else reads the stream. Not drained: a body
+// known to be larger, an Expect: 100-continue check (no body comes), a
+// client too slow to send it (RequestTimeout), refusals for load (they
+// must stay cheap), a panic; those connections are closed as before.
+func (s *Server) drainRefused(r *request, e *s3wire.Error) bool {
+	ctx := r.ctx
+	if r.beforeBody || ctx.Response.ConnectionClose() || e.Code == errRequestTimeout.Code || e.Code == s3wire.ErrSlowDown.Code {
+		return false
+	}
+	if n := ctx.Request.Header.ContentLength(); !r.bodyTaken && n > drainLimit {
+		return false
+	}
+	if err := ctx.SetReadDeadline(time.Now().Add(drainWait)); err != nil {
+		return false
+	}
+	_, err := io.CopyN(io.Discard, r.bodyStream(), drainLimit+1)
+	return err == io.EOF
 }
 
 // logError logs a request's failure and returns the S3 error the client

@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -190,5 +191,66 @@ func TestUpstreamTLSVerified(t *testing.T) {
 	})
 	if st, body := get(t, trusted.endpoint+"/readyz"); st != 200 {
 		t.Errorf("trusted store: %d %q", st, body)
+	}
+}
+
+// TestRefusedBodyDrained: a PUT refused before its body is read (here a
+// signature from an unknown access key, sent without Expect:
+// 100-continue) gets its S3 error after the proxy has read and dropped a
+// body of up to 4 MiB, on a connection that stays usable, so a client still
+// writing its body never sees a broken pipe in place of the error. A
+// larger body gets the error with Connection: close, as before.
+func TestRefusedBodyDrained(t *testing.T) {
+	e := startProxy(t)
+	bucket := newBucket(t, e)
+	addr := strings.TrimPrefix(e.endpoint, "http://")
+	auth := "AWS4-HMAC-SHA256 Credential=AKIANOSUCHKEY0000000/20261205/us-east-1/s3/aws4_request, " +
+		"SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=" + strings.Repeat("0", 64)
+	put := func(conn net.Conn, size, send int) *http.Response {
+		t.Helper()
+		head := "PUT /" + bucket + "/refused HTTP/1.1\r\nHost: " + addr + "\r\nAuthorization: " + auth +
+			"\r\nX-Amz-Date: 20261205T080000Z\r\nX-Amz-Content-Sha256: UNSIGNED-PAYLOAD\r\nContent-Length: " +
+			strconv.Itoa(size) + "\r\n\r\n"
+		if _, err := io.WriteString(conn, head); err != nil {
+			t.Fatal(err)
+		}
+		// The body (all of it but for the last case) is written before the
+		// answer is read, as a client without 100-continue does: a reset
+		// connection fails this write.
+		if _, err := conn.Write(make([]byte, send)); err != nil {
+			t.Fatalf("writing a %d-byte body: %v", size, err)
+		}
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("reading the answer to a refused %d-byte PUT: %v", size, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "<Code>InvalidAccessKeyId</Code>") {
+			t.Fatalf("refused %d-byte PUT: %d %s", size, resp.StatusCode, b)
+		}
+		return resp
+	}
+	for _, size := range []int{70_000, 4 << 20} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if resp := put(conn, size, size); resp.Close {
+				t.Fatalf("refused %d-byte PUT #%d: Connection: close, want the body drained and the connection kept", size, i)
+			}
+		}
+		conn.Close()
+	}
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// fasthttp reads a body's first 8 KiB before the handler runs.
+	if resp := put(conn, 4<<20+1, 64<<10); !resp.Close {
+		t.Error("refused PUT of a body over 4 MiB: connection kept open, want Connection: close")
 	}
 }

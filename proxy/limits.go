@@ -144,6 +144,7 @@ func (s *Server) protocolError(ctx *fasthttp.RequestCtx, err error) {
 // its slots are given back. The body as fasthttp read it whole when
 // there is no stream.
 func (r *request) bodyStream() io.Reader {
+	r.bodyTaken = true
 	src := r.ctx.RequestBodyStream()
 	if src == nil {
 		return bytes.NewReader(r.ctx.Request.Body())

@@ -50,6 +50,12 @@ type request struct {
 	// bodyTimeout bounds each wait for more of the request body
 	// (bodyStream); 0 until the request is admitted.
 	bodyTimeout time.Duration
+	// bodyTaken is set once a handler has the body stream (bodyStream):
+	// writeError then cannot tell from Content-Length how much is left.
+	bodyTaken bool
+	// beforeBody marks an Expect: 100-continue check, which answers
+	// before the client sends any body.
+	beforeBody bool
 
 	// sse is what protects the object a successful response is about,
 	// as the handler that sealed or opened it tells the client (echoSSE).
