@@ -306,6 +306,7 @@ type compEncReader struct {
 	index    []byte
 	in, cbuf []byte
 	out      []byte // sealed bytes not yet returned
+	emitted  int64  // sealed bytes returned so far
 	done     bool
 	err      error
 	nonce    [NonceSize]byte
@@ -368,6 +369,7 @@ func (e *compEncReader) Read(p []byte) (int, error) {
 	}
 	n := copy(p, e.out)
 	e.out = e.out[n:]
+	e.emitted += int64(n)
 	return n, nil
 }
 

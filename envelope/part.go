@@ -272,6 +272,7 @@ type Part struct {
 	comp    *Compression
 	hdrMask cipher.Block
 	pending *pendingPartHeader
+	enc     *compEncReader // the body being sealed, for its length
 }
 
 // pendingPartHeader is what NewCompressedPart seals before the body: all

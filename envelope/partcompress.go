@@ -101,25 +101,48 @@ func (p *Part) Compression() *Compression {
 // NewCompressedPart (ErrReused otherwise). The caller spools the body: the
 // store needs the part's length before its first byte.
 func (p *Part) EncryptCompressed(src io.Reader, body io.Writer) (*PartHeader, error) {
+	r := p.EncryptCompressedReader(src)
+	if _, err := io.Copy(body, r); err != nil {
+		return nil, err
+	}
+	return p.CompressedHeader()
+}
+
+// EncryptCompressedReader is EncryptCompressed as a reader of the body;
+// once it has returned io.EOF, CompressedHeader builds the header.
+func (p *Part) EncryptCompressedReader(src io.Reader) io.Reader {
 	switch {
 	case p.closed.Load():
-		return nil, ErrClosed
+		return &errReader{ErrClosed}
 	case p.comp == nil || p.pending == nil:
-		return nil, fmt.Errorf("%w: not a new compressed part", ErrLayout)
+		return &errReader{fmt.Errorf("%w: not a new compressed part", ErrLayout)}
 	case p.sealed.Swap(true):
-		return nil, ErrReused
+		return &errReader{ErrReused}
 	}
 	pd := p.pending
-	r := newCompEncReader(p.body, p.hdrMask, *p.comp, uint32(pd.partNumber), src, pd.plainLen)
-	n, err := io.Copy(body, r)
+	p.enc = newCompEncReader(p.body, p.hdrMask, *p.comp, uint32(pd.partNumber), src, pd.plainLen)
+	return p.enc
+}
+
+// CompressedHeader returns the header of a compressed part whose body
+// EncryptCompressedReader has yielded whole (to io.EOF): it holds the
+// body's length.
+func (p *Part) CompressedHeader() (*PartHeader, error) {
+	if p.ph != nil && p.comp != nil {
+		return p.ph, nil
+	}
+	if p.closed.Load() {
+		return nil, ErrClosed
+	}
+	if p.enc == nil || !p.enc.done || len(p.enc.out) > 0 || p.enc.err != nil {
+		return nil, fmt.Errorf("%w: the compressed part's body is not sealed whole", ErrTruncated)
+	}
+	pd := p.pending
+	ph, err := p.buildHeader(pd.ki, pd.nonce, pd.sealedKey, pd.version, pd.flags, pd.partNumber, pd.plainLen, p.comp, p.enc.emitted)
 	if err != nil {
 		return nil, err
 	}
-	ph, err := p.buildHeader(pd.ki, pd.nonce, pd.sealedKey, pd.version, pd.flags, pd.partNumber, pd.plainLen, p.comp, n)
-	if err != nil {
-		return nil, err
-	}
-	p.ph, p.pending = ph, nil
+	p.ph, p.pending, p.enc = ph, nil, nil
 	return ph, nil
 }
 

@@ -134,7 +134,7 @@ func (c *DecryptCmd) Run() error {
 			return envelope.ParsePartHeader(buf)
 		})
 		if err == nil {
-			err = pm.Verify(obj.Version(), meta)
+			err = pm.VerifyFlags(obj.Version(), obj.Flags(), meta)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.Object, err)
