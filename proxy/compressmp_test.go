@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/internal/testenv"
+	"github.com/s3seal/s3seal/kms"
+	"github.com/s3seal/s3seal/kms/keyring"
 	"github.com/s3seal/s3seal/proxy"
 )
 
@@ -323,5 +327,65 @@ func TestCompressedMultipartFirstRead(t *testing.T) {
 			t.Logf("%d parts, compressed %v, run %d: first HEAD %v, second HEAD %v, first 1 KiB range GET %v",
 				parts, b == compBucket, run, first.Round(time.Millisecond), second.Round(time.Millisecond), rng.Round(time.Millisecond))
 		}
+	}
+}
+
+// TestCompressedMultipartCopyRewrap: a copy of a multipart object with
+// compressed parts to a bucket under another KMS key re-wraps every part
+// (FORMAT.md 11.10): the copy's part headers carry block size, algorithm
+// and body length over, its header keeps the compressed flag, and it reads
+// bit-exact (whole and by range) with the source's key disabled.
+func TestCompressedMultipartCopyRewrap(t *testing.T) {
+	ctx := context.Background()
+	const mib = 1 << 20
+	kr, err := keyring.Open(keyring.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1, err := kr.CreateKey("one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := kr.CreateKey("two")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := &proxySet{t: t, kms: kr, keyID: k1.KeyID, access: "client-" + rand.Text()[:8], secret: rand.Text()}
+	z := proxy.Compression{Algorithm: envelope.AlgZstd, MinSaving: proxy.DefaultMinSaving}
+	e := ps.start(z)
+	src, dst := newBucket(t, e), newBucket(t, e)
+	c := startProxyWith(t, func(cfg *proxy.Config) {
+		cfg.Identities = proxy.NewStaticIdentities([]proxy.Identity{{AccessKey: ps.access, SecretKey: ps.secret, Buckets: []string{"*"}, Permissions: proxy.AllPermissions}}, nil)
+		cfg.KMS, cfg.DefaultKeyID = kms.NewCache(kr, kms.DefaultCacheConfig()), k1.KeyID
+		cfg.BucketKeys = map[string]string{dst: k2.KeyID}
+		cfg.Compression = z
+	})
+	c.client = testenv.NewS3Client(c.endpoint, ps.access, ps.secret)
+	parts := [][]byte{jsonLines(51, 6*mib), randomBytes(5*mib + 7), jsonLines(52, 300000)}
+	plain := bytes.Join(parts, nil)
+	uploadCompressedParts(t, c, src, "a.jsonl", parts)
+	if _, err := c.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String(dst), Key: aws.String("b.jsonl"), CopySource: aws.String(src + "/a.jsonl")}); err != nil {
+		t.Fatal(err)
+	}
+	from := storedPartHeaders(t, e, src, "a.jsonl", len(parts))
+	to := storedPartHeaders(t, e, dst, "b.jsonl", len(parts))
+	for i := range parts {
+		a, b := from[i].Bytes(), to[i].Bytes()
+		if !bytes.Equal(a[4:20], b[4:20]) || from[i].BodyLen() != to[i].BodyLen() || to[i].KeyInfo().KeyID != k2.KeyID ||
+			(from[i].Compression() != nil) != (i != 1) {
+			t.Fatalf("part %d: copy header % x B %d key %s, source % x B %d", i+1, b[4:20], to[i].BodyLen(), to[i].KeyInfo().KeyID, a[4:20], from[i].BodyLen())
+		}
+	}
+	if h, _ := storedHeader(t, e, dst, "b.jsonl"); h.Flags() != envelope.FlagCompressed || h.KeyInfo().KeyID != k2.KeyID {
+		t.Fatalf("copy header: flags %#x key %s", h.Flags(), h.KeyInfo().KeyID)
+	}
+	if err := kr.DisableKey(k1.KeyID); err != nil {
+		t.Fatal(err)
+	}
+	fresh := ps.start(z) // empty data-key cache: the source's key is out of reach
+	checkRange(t, fresh, dst, "b.jsonl", plain, "bytes=0-")
+	checkRange(t, fresh, dst, "b.jsonl", plain, fmt.Sprintf("bytes=%d-%d", 6*mib-5, 11*mib+100))
+	if _, err := fresh.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(src), Key: aws.String("a.jsonl")}); err == nil {
+		t.Fatal("the source reads with its key disabled")
 	}
 }
