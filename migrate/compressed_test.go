@@ -113,7 +113,8 @@ func TestCompressedSource(t *testing.T) {
 }
 
 // A multipart object with compressed parts (FORMAT.md 12.2.3), written by
-// a compressing s3seal, is re-wrapped part by part (s3seal rewrap): each
+// a compressing s3seal, is migrated to another store (s3seal migrate) and
+// re-wrapped in place (s3seal rewrap), part by part: each
 // part header resealed with its block size, algorithm and body length
 // carried over, the compressed bodies and padding copied unchanged, and a
 // header that keeps the compressed flag. With the old key disabled it
@@ -140,6 +141,28 @@ func TestRewrapCompressedMultipart(t *testing.T) {
 			t.Fatalf("source part %d is not compressed", i+1)
 		}
 	}
+	// s3seal migrate to another store first: the same re-wrap of every
+	// part, for another bucket and store.
+	dst := &regB.store.Upstream
+	createBucket(t, dst, "migrated-compressed")
+	mrep, err := migrate.Run(ctx, migrate.Config{
+		Src: migrate.Side{Store: store(src), Bucket: "rewrap-compressed", KMS: kr},
+		Dst: migrate.Side{Store: store(dst), Bucket: "migrated-compressed", KMS: kr}, DstKeyID: keyring.DefaultAlias, Verify: migrate.VerifyFull,
+	})
+	report(t, mrep, err, 1, 0, 0)
+	if mrep.Objects[0].Mode != migrate.ModeParts {
+		t.Fatalf("migrate mode %s", mrep.Objects[0].Mode)
+	}
+	for i, ph := range storedParts(t, dst, "migrated-compressed", "mp/logs.jsonl", 2) {
+		if ph.Compression() == nil || ph.BodyLen() != before[i].BodyLen() {
+			t.Fatalf("migrated part %d: %+v, B %d", i+1, ph.Compression(), ph.BodyLen())
+		}
+	}
+	denv := dst.UpstreamEnv()
+	denv["S3SEAL_DATA_DIR"] = dir
+	denv["S3SEAL_COMPRESS"] = "zstd"
+	check(t, testenv.StartS3seal(t, denv).S3Client(), "migrated-compressed", "", objs)
+
 	old, err := kr.DescribeKey(ctx, keyring.DefaultAlias)
 	if err != nil {
 		t.Fatal(err)
