@@ -3,7 +3,9 @@ package proxy_test
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"os"
@@ -388,4 +390,61 @@ func TestCompressedMultipartCopyRewrap(t *testing.T) {
 	if _, err := fresh.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(src), Key: aws.String("a.jsonl")}); err == nil {
 		t.Fatal("the source reads with its key disabled")
 	}
+}
+
+// TestCompressedPartDigests: a part of a compressed upload is verified
+// against its Content-MD5 over the plaintext before anything is stored
+// (BadDigest, no part at the store), and parts sent with their MD5s give
+// the object S3's multipart ETag over the plaintext parts, as
+// uncompressed ones do.
+func TestCompressedPartDigests(t *testing.T) {
+	ctx := context.Background()
+	e := startCompressing(t, proxy.Compression{Algorithm: envelope.AlgS2, MinSaving: proxy.DefaultMinSaving})[0]
+	bucket := newBucket(t, e)
+	key := aws.String("d.log")
+	up, err := e.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(bucket), Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := [][]byte{jsonLines(61, 6<<20), jsonLines(62, 100000)}
+	_, err = e.client.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String(bucket), Key: key, UploadId: up.UploadId, PartNumber: aws.Int32(1),
+		Body: bytes.NewReader(parts[0]), ContentMD5: aws.String("1B2M2Y8AsgTpgAmY7PhCfg==")}) // the MD5 of nothing
+	if apiCode(err) != "BadDigest" {
+		t.Fatalf("a compressed part with a wrong Content-MD5: %v", err)
+	}
+	lp, err := e.direct.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String(bucket), Key: key, UploadId: aws.String(storeUploadID(aws.ToString(up.UploadId)))})
+	if err != nil || len(lp.Parts) != 0 {
+		t.Fatalf("parts at the store after a bad digest: %v, %d", err, len(lp.Parts))
+	}
+	var done []types.CompletedPart
+	var sums []byte
+	for i, p := range parts {
+		sum := md5.Sum(p)
+		sums = append(sums, sum[:]...)
+		res, err := e.client.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String(bucket), Key: key, UploadId: up.UploadId, PartNumber: aws.Int32(int32(i + 1)),
+			Body: bytes.NewReader(p), ContentMD5: aws.String(base64.StdEncoding.EncodeToString(sum[:]))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done = append(done, types.CompletedPart{ETag: res.ETag, PartNumber: aws.Int32(int32(i + 1))})
+	}
+	if _, err := e.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(bucket), Key: key, UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: done}}); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`"%x-2"`, md5.Sum(sums))
+	head, err := e.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: key})
+	if err != nil || aws.ToString(head.ETag) != want || aws.ToInt64(head.ContentLength) != int64(len(parts[0])+len(parts[1])) {
+		t.Fatalf("HEAD: %v, ETag %s (want %s), %d bytes", err, aws.ToString(head.ETag), want, aws.ToInt64(head.ContentLength))
+	}
+	if hdrs := storedPartHeaders(t, e, bucket, "d.log", 2); hdrs[0].Compression() == nil || hdrs[1].Compression() == nil {
+		t.Fatal("parts stored uncompressed")
+	}
+}
+
+// storeUploadID is the store's upload id inside an s3seal upload id (its
+// last field).
+func storeUploadID(client string) string {
+	f := strings.Split(client, "~")
+	return f[len(f)-1]
 }
