@@ -538,13 +538,30 @@ func OpenPart(ph *PartHeader, dek []byte, bucket, key string, upload []byte) (*P
 func (p *Part) Header() *PartHeader { return p.ph }
 
 // PartNumber returns the part number.
-func (p *Part) PartNumber() int { return p.ph.partNumber }
+func (p *Part) PartNumber() int {
+	if p.ph == nil { // a new compressed part, not sealed yet
+		return p.pending.partNumber
+	}
+	return p.ph.partNumber
+}
 
 // PlainLen returns the part's plaintext length.
-func (p *Part) PlainLen() int64 { return p.ph.plainLen }
+func (p *Part) PlainLen() int64 {
+	if p.ph == nil { // a new compressed part, not sealed yet
+		return p.pending.plainLen
+	}
+	return p.ph.plainLen
+}
 
-// CiphertextSize returns the stored size of the part (PartHeader.CiphertextSize).
-func (p *Part) CiphertextSize() int64 { return p.ph.CiphertextSize() }
+// CiphertextSize returns the stored size of the part (PartHeader.CiphertextSize);
+// -1 for a new compressed part whose body is not sealed yet (its size is
+// known only then).
+func (p *Part) CiphertextSize() int64 {
+	if p.ph == nil {
+		return -1
+	}
+	return p.ph.CiphertextSize()
+}
 
 // EncryptReader returns the whole stored part: the PartHeaderSize-byte
 // header, the segments, and the zero padding, exactly

@@ -210,6 +210,35 @@ func TestCompressedPartRoundTrip(t *testing.T) {
 				if _, err := io.ReadAll(p.DecryptReader(bytes.NewReader(stored[PartHeaderSize:]), 1, 1)); !errors.Is(err, ErrRange) {
 					t.Fatalf("range without the index: %v", err)
 				}
+				if _, _, err := CompressedPartRange(ph, nil, 1, 1); !errors.Is(err, ErrRange) {
+					t.Fatalf("CompressedPartRange without the index: %v", err)
+				}
+			}
+			// Ranges of the part alone through its index: the first and
+			// last byte, a middle stretch, the tail (index and padding read).
+			if P > 0 {
+				ioff, in, err := ph.IndexRange()
+				if err != nil {
+					t.Fatal(err)
+				}
+				idx, err := p.OpenIndex(stored[ioff : ioff+in])
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range [][2]int64{{0, 1}, {P - 1, 1}, {P / 3, max(1, P/3)}, {P / 2, P - P/2}, {0, P}} {
+					cOff, cLen, err := CompressedPartRange(ph, idx, r[0], r[1])
+					if err != nil {
+						t.Fatal(err)
+					}
+					src := bytes.NewReader(stored[cOff : cOff+cLen])
+					got, err := readAllBuf(p.DecryptCompressedReader(src, idx, r[0], r[1]), 1<<16)
+					if err != nil || !bytes.Equal(got, c.plain[r[0]:r[0]+r[1]]) || src.Len() != 0 {
+						t.Fatalf("range [%d, +%d): %v, %d bytes left", r[0], r[1], err, src.Len())
+					}
+					if r[0]+r[1] == P && cOff+cLen != int64(len(stored)) {
+						t.Fatalf("range to the end fetches to %d of %d", cOff+cLen, len(stored))
+					}
+				}
 			}
 			t.Logf("%d plaintext bytes stored in %d (body %d, pad %d)", P, len(stored), ph.BodyLen(), ph.PadSize())
 		})
@@ -246,6 +275,12 @@ func TestCompressedPartRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
+	if p.PartNumber() != 1 || p.PlainLen() != 10 || p.CiphertextSize() != -1 {
+		t.Fatalf("unsealed part: %d, %d, %d", p.PartNumber(), p.PlainLen(), p.CiphertextSize())
+	}
+	if _, err := p.CompressedHeader(); !errors.Is(err, ErrTruncated) {
+		t.Fatalf("header before the body: %v", err)
+	}
 	if _, err := io.ReadAll(p.EncryptReader(bytes.NewReader(make([]byte, 10)))); !errors.Is(err, ErrLayout) {
 		t.Fatalf("EncryptReader of a compressed part: %v", err)
 	}
