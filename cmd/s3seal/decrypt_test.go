@@ -223,6 +223,36 @@ func TestDecryptCompressedMultipart(t *testing.T) {
 	if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, plain) {
 		t.Fatalf("decrypted %d bytes, want %d: %v", len(got), len(plain), err)
 	}
+	// --info: the plaintext size from the sealed manifest (stdout captured).
+	infoFile := filepath.Join(t.TempDir(), "info.json")
+	f, err := os.Create(infoFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout := os.Stdout
+	os.Stdout = f
+	info := *cmd
+	info.Info, info.Output = true, "-"
+	err = info.Run()
+	os.Stdout = stdout
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Plaintext   int64 `json:"plaintext_size"`
+		Stored      int64 `json:"stored_size"`
+		Parts       int   `json:"parts"`
+		Compression struct {
+			Parts string  `json:"parts"`
+			Ratio float64 `json:"ratio"`
+		} `json:"compression"`
+	}
+	raw, _ := os.ReadFile(infoFile)
+	if err := json.Unmarshal(raw, &got); err != nil || got.Plaintext != int64(len(plain)) || got.Parts != 2 || got.Stored >= got.Plaintext ||
+		got.Compression.Parts != "per part" || got.Compression.Ratio != float64(got.Stored)/float64(got.Plaintext) {
+		t.Fatalf("decrypt --info: %s (%v)", raw, err)
+	}
 	var in Inspection
 	var js bytes.Buffer
 	ins := &InspectCmd{Object: "s3://" + bucket + "/mp.log", JSON: true, out: &js,
