@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
 // Compression (issue #22): the s3seal column gets rows for a compressible
@@ -183,6 +184,12 @@ func (r *runner) compression(ctx context.Context) error {
 			r.logf("    error: %v", err)
 		}
 		_ = s.delete(ctx, key)
+		// The same object as a multipart upload of 64 MiB parts: each part
+		// compressed on its own (FORMAT.md 12.2.3).
+		if err := r.compressedMultipart(ctx, s, direct, sz, size, label(i)); err != nil {
+			r.rep.Errors = append(r.rep.Errors, fmt.Sprintf("compression multipart%s on %s: %v", label(i), s.name, err))
+			r.logf("    error: %v", err)
+		}
 	}
 	// Random data to a compressing bucket: the adaptive check's cost.
 	s := variants[2]
@@ -192,5 +199,66 @@ func (r *runner) compression(ctx context.Context) error {
 		r.rep.Errors = append(r.rep.Errors, fmt.Sprintf("%s: %v", name, err))
 	}
 	_ = s.delete(ctx, largeKey(0))
+	return nil
+}
+
+// mpTextPart is the part size of the multipart compression rows.
+const mpTextPart = 64 << 20
+
+// compressedMultipart PUTs the text object to s as a multipart upload of
+// mpTextPart parts, GETs it whole, and records what the store holds.
+func (r *runner) compressedMultipart(ctx context.Context, s, direct *system, sz string, size int64, label string) error {
+	const key = "text/mp"
+	put := fmt.Sprintf("PUT %s text x1 in 64 MiB parts%s", sz, label)
+	get := fmt.Sprintf("GET %s text x1 in 64 MiB parts%s", sz, label)
+	defer func() { _ = s.delete(ctx, key) }()
+	r.logf("  %-28s %s", put, s.name)
+	err := r.transfer(s, put, size, func() error {
+		up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+		if err != nil {
+			return err
+		}
+		var done []types.CompletedPart
+		for n, off := int32(1), int64(0); off < size; n, off = n+1, off+mpTextPart {
+			end := min(off+mpTextPart, size)
+			res, err := s.client.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String(s.bucket), Key: aws.String(key), UploadId: up.UploadId,
+				PartNumber: aws.Int32(n), Body: &textReader{seed: seedOf(key), off: off, end: end}, ContentLength: aws.Int64(end - off)})
+			if err != nil {
+				return err
+			}
+			done = append(done, types.CompletedPart{ETag: res.ETag, PartNumber: aws.Int32(n)})
+		}
+		_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(s.bucket), Key: aws.String(key),
+			UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	r.logf("  %-28s %s", get, s.name)
+	err = r.transfer(s, get, size, func() error {
+		out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+		if err != nil {
+			return err
+		}
+		defer out.Body.Close()
+		sk := &textSink{seed: seedOf(key), verify: r.cfg.Verify}
+		if _, err := io.Copy(sk, out.Body); err != nil {
+			return err
+		}
+		if sk.n != size {
+			return fmt.Errorf("GET %s: %d bytes, want %d", key, sk.n, size)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	h, err := direct.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+	if err != nil {
+		return err
+	}
+	r.rep.add(fmt.Sprintf("stored/plaintext, %s text in 64 MiB parts%s", sz, label), "ratio", lower, s.name,
+		float64(aws.ToInt64(h.ContentLength))/float64(size))
 	return nil
 }

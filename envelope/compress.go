@@ -226,6 +226,22 @@ func compressedParams(meta []byte) (*Compression, int64, error) {
 	return &c, m.Size, nil
 }
 
+// checkMultipartCompressedMeta checks the sealed metadata of a multipart
+// object header with FlagCompressed (its parts may be compressed, FORMAT.md
+// 12.2.3): it has no "z", since each compressed part names its own
+// algorithm and block size, and one sealed description for all of them
+// would be a second source of truth for a reader to get wrong.
+func checkMultipartCompressedMeta(meta []byte) error {
+	m, err := DecodeMeta(meta)
+	if err != nil {
+		return err
+	}
+	if m.Compression != nil {
+		return fmt.Errorf("%w: compression parameters in a multipart object header", ErrFormat)
+	}
+	return nil
+}
+
 // Compression returns the compression parameters of a compressed object
 // (FlagCompressed), nil for any other.
 func (o *Object) Compression() *Compression {
@@ -264,13 +280,18 @@ func (o *Object) EncryptCompressedReader(src io.Reader) io.Reader {
 	case o.sealed.Swap(true):
 		return &errReader{ErrReused}
 	}
+	return newCompEncReader(o.body, o.hdrMask, *o.comp, 0, src, o.plainSize)
+}
+
+func newCompEncReader(aead cipher.AEAD, mask cipher.Block, comp Compression, part uint32, src io.Reader, plain int64) *compEncReader {
 	return &compEncReader{
-		enc:   &encReader{src: src, plainLen: o.plainSize},
-		aead:  o.body,
-		mask:  o.hdrMask,
-		comp:  *o.comp,
-		plain: o.plainSize,
-		nb:    o.comp.blocks(o.plainSize),
+		enc:   &encReader{src: src, plainLen: plain},
+		aead:  aead,
+		mask:  mask,
+		comp:  comp,
+		part:  part,
+		plain: plain,
+		nb:    comp.blocks(plain),
 	}
 }
 
@@ -279,11 +300,13 @@ type compEncReader struct {
 	aead     cipher.AEAD
 	mask     cipher.Block
 	comp     Compression
+	part     uint32 // the part number in every nonce: 0 for a single object
 	plain    int64
 	nb, i    int64
 	index    []byte
 	in, cbuf []byte
 	out      []byte // sealed bytes not yet returned
+	emitted  int64  // sealed bytes returned so far
 	done     bool
 	err      error
 	nonce    [NonceSize]byte
@@ -295,7 +318,7 @@ func (e *compEncReader) next() error {
 		if err := e.enc.expectEOF(); err != nil {
 			return err
 		}
-		setNonce(&e.nonce, 0, e.nb, true)
+		setNonce(&e.nonce, e.part, e.nb, true)
 		e.out = e.aead.Seal(e.out[:0], e.nonce[:], e.index, nil)
 		e.done = true
 		return nil
@@ -320,7 +343,7 @@ func (e *compEncReader) next() error {
 	}
 	h |= uint32(len(payload))
 	e.index = binary.BigEndian.AppendUint32(e.index, h)
-	setNonce(&e.nonce, 0, e.i, false)
+	setNonce(&e.nonce, e.part, e.i, false)
 	var hb [blockHeaderSize]byte
 	binary.BigEndian.PutUint32(hb[:], h)
 	e.out = binary.BigEndian.AppendUint32(e.out[:0], h^headerMask(e.mask, e.i))
@@ -346,6 +369,7 @@ func (e *compEncReader) Read(p []byte) (int, error) {
 	}
 	n := copy(p, e.out)
 	e.out = e.out[n:]
+	e.emitted += int64(n)
 	return n, nil
 }
 
@@ -368,7 +392,8 @@ type BlockIndex struct {
 	comp   Compression
 	plain  int64
 	hdrs   []uint32
-	starts []int64 // stored offset of each block; starts[nb] = index offset
+	starts []int64  // stored offset of each block; starts[nb] = index offset
+	header [32]byte // a part's index: the digest of the part header it belongs to
 }
 
 // OpenIndex authenticates the sealed index (the IndexRange bytes of the
@@ -376,25 +401,31 @@ type BlockIndex struct {
 // exactly. A caller may cache the result with the object version (store
 // ETag).
 func (o *Object) OpenIndex(sealed []byte, stored int64) (*BlockIndex, error) {
-	off, n, err := o.IndexRange(stored)
+	off, _, err := o.IndexRange(stored)
 	if err != nil {
 		return nil, err
 	}
-	if int64(len(sealed)) != n {
+	return openIndex(o.body, o.comp, o.plainSize, 0, sealed, off)
+}
+
+// openIndex opens the sealed index of a compressed body (an object's, part
+// number 0, or a part's) of plain bytes, whose blocks must end at off.
+func openIndex(aead cipher.AEAD, comp *Compression, plain int64, part uint32, sealed []byte, off int64) (*BlockIndex, error) {
+	nb := comp.blocks(plain)
+	if n := blockHeaderSize*nb + TagSize; int64(len(sealed)) != n {
 		return nil, fmt.Errorf("%w: index of %d bytes, want %d", ErrTruncated, len(sealed), n)
 	}
 	var nonce [NonceSize]byte
-	nb := o.comp.blocks(o.plainSize)
-	setNonce(&nonce, 0, nb, true)
-	plain, err := o.body.Open(nil, nonce[:], sealed, nil)
+	setNonce(&nonce, part, nb, true)
+	hdrs, err := aead.Open(nil, nonce[:], sealed, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: compressed block index", ErrAuth)
 	}
-	idx := &BlockIndex{comp: *o.comp, plain: o.plainSize, hdrs: make([]uint32, nb), starts: make([]int64, nb+1)}
+	idx := &BlockIndex{comp: *comp, plain: plain, hdrs: make([]uint32, nb), starts: make([]int64, nb+1)}
 	var pos int64
 	for i := range nb {
-		h := binary.BigEndian.Uint32(plain[4*i:])
-		if err := checkBlockHeader(&idx.comp, o.plainSize, i, h); err != nil {
+		h := binary.BigEndian.Uint32(hdrs[4*i:])
+		if err := checkBlockHeader(&idx.comp, plain, i, h); err != nil {
 			return nil, err
 		}
 		idx.hdrs[i], idx.starts[i] = h, pos
@@ -449,23 +480,39 @@ func (o *Object) DecryptCompressedReader(src io.Reader, idx *BlockIndex, off, n 
 		return &errReader{ErrClosed}
 	case o.comp == nil:
 		return &errReader{fmt.Errorf("%w: not a compressed object", ErrLayout)}
-	case off < 0 || n < 0 || off > o.plainSize || n > o.plainSize-off:
-		return &errReader{fmt.Errorf("%w: [%d, +%d) of %d bytes", ErrRange, off, n, o.plainSize)}
-	case idx == nil && (off != 0 || n != o.plainSize):
-		return &errReader{fmt.Errorf("%w: a range needs the block index", ErrRange)}
 	}
-	d := &compDecReader{aead: o.body, mask: o.hdrMask, comp: *o.comp, plain: o.plainSize, idx: idx, src: src, nb: o.comp.blocks(o.plainSize)}
+	return newCompDecReader(o.body, o.hdrMask, *o.comp, o.plainSize, 0, -1, src, idx, off, n)
+}
+
+// newCompDecReader reads plaintext [off, off+n) of a compressed body of
+// plain bytes sealed with part number part (0 for a single object). pad is
+// the zero padding that follows the body of a part, which a reader that
+// reaches the part's last block reads after the index, and checks, before
+// it releases that block's plaintext; pad < 0 (a single object) means the
+// body ends with its index, and a ranged read (idx set) then stops after
+// its last block.
+func newCompDecReader(aead cipher.AEAD, mask cipher.Block, comp Compression, plain int64, part uint32, pad int64, src io.Reader, idx *BlockIndex, off, n int64) io.Reader {
+	switch {
+	case off < 0 || n < 0 || off > plain || n > plain-off:
+		return &errReader{fmt.Errorf("%w: [%d, +%d) of %d bytes", ErrRange, off, n, plain)}
+	case idx == nil && (off != 0 || n != plain):
+		return &errReader{fmt.Errorf("%w: a range needs the block index", ErrRange)}
+	case idx != nil && (idx.comp != comp || idx.plain != plain):
+		return &errReader{fmt.Errorf("%w: block index of another body", ErrRange)}
+	}
+	d := &compDecReader{aead: aead, mask: mask, comp: comp, plain: plain, part: part, pad: max(pad, 0), tail: idx == nil || pad >= 0,
+		idx: idx, src: src, nb: comp.blocks(plain)}
 	if n == 0 && idx != nil {
 		d.end = 0
 		return d
 	}
-	d.skip = int(off % int64(o.comp.BlockSize))
-	d.i = off / int64(o.comp.BlockSize)
+	d.skip = int(off % int64(comp.BlockSize))
+	d.i = off / int64(comp.BlockSize)
 	d.left = n
 	if idx == nil {
 		d.end = d.nb
 	} else {
-		d.end = (off+n-1)/int64(o.comp.BlockSize) + 1
+		d.end = (off+n-1)/int64(comp.BlockSize) + 1
 	}
 	return d
 }
@@ -475,6 +522,9 @@ type compDecReader struct {
 	mask      cipher.Block
 	comp      Compression
 	plain     int64
+	part      uint32 // the part number in every nonce: 0 for a single object
+	pad       int64  // zero bytes after the index (parts)
+	tail      bool   // reading the last block also reads the index and the padding
 	idx       *BlockIndex
 	src       io.Reader
 	nb        int64
@@ -500,22 +550,56 @@ func (d *compDecReader) readFull(b []byte) error {
 	return nil
 }
 
-// readIndex reads and authenticates the index after the last block of a
-// whole read, and compares it with the block headers seen.
-func (d *compDecReader) readIndex() error {
+// readTail reads and authenticates the index after the last block (or of
+// an empty body), compares it with the block headers seen (or the opened
+// index's), then reads and checks a part's zero padding.
+func (d *compDecReader) readTail() error {
 	b := make([]byte, blockHeaderSize*d.nb+TagSize)
 	if err := d.readFull(b); err != nil {
 		return err
 	}
-	setNonce(&d.nonce, 0, d.nb, true)
+	setNonce(&d.nonce, d.part, d.nb, true)
 	plain, err := d.aead.Open(b[:0], d.nonce[:], b, nil)
 	if err != nil {
 		return fmt.Errorf("%w: compressed block index", ErrAuth)
 	}
-	if string(plain) != string(d.seen) {
+	want := d.seen
+	if d.idx != nil {
+		want = make([]byte, 0, len(plain))
+		for _, h := range d.idx.hdrs {
+			want = binary.BigEndian.AppendUint32(want, h)
+		}
+	}
+	if string(plain) != string(want) {
 		return fmt.Errorf("%w: block index differs from the blocks", ErrAuth)
 	}
 	d.indexRead = true
+	if d.pad > 0 {
+		if err := checkZeros(d.src, d.pad); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkZeros reads n bytes from src and checks that they are all zero.
+func checkZeros(src io.Reader, n int64) error {
+	buf := make([]byte, min(n, 64<<10))
+	for n > 0 {
+		b := buf[:min(n, int64(len(buf)))]
+		if _, err := io.ReadFull(src, b); err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return fmt.Errorf("%w: part padding", ErrTruncated)
+			}
+			return err
+		}
+		for _, x := range b {
+			if x != 0 {
+				return fmt.Errorf("%w: non-zero part padding", ErrAuth)
+			}
+		}
+		n -= int64(len(b))
+	}
 	return nil
 }
 
@@ -541,7 +625,7 @@ func (d *compDecReader) next() error {
 	if err := d.readFull(sealed); err != nil {
 		return err
 	}
-	setNonce(&d.nonce, 0, d.i, false)
+	setNonce(&d.nonce, d.part, d.i, false)
 	payload, err := d.aead.Open(sealed[:0], d.nonce[:], sealed, hb[:])
 	if err != nil {
 		return fmt.Errorf("%w: compressed block %d", ErrAuth, d.i)
@@ -560,11 +644,11 @@ func (d *compDecReader) next() error {
 	}
 	if d.idx == nil {
 		d.seen = binary.BigEndian.AppendUint32(d.seen, h)
-		if d.i == d.nb-1 {
-			if err := d.readIndex(); err != nil {
-				clear(out)
-				return err
-			}
+	}
+	if d.tail && d.i == d.nb-1 {
+		if err := d.readTail(); err != nil {
+			clear(out)
+			return err
 		}
 	}
 	d.i++
@@ -583,10 +667,10 @@ func (d *compDecReader) Read(p []byte) (int, error) {
 			return 0, d.err
 		}
 		if d.i >= d.end || d.left == 0 {
-			// A whole read of an empty object still reads (and so
+			// A whole read of an empty body still reads (and so
 			// authenticates) the index.
 			if d.idx == nil && !d.indexRead && d.nb == 0 {
-				if err := d.readIndex(); err != nil {
+				if err := d.readTail(); err != nil {
 					d.err = err
 					return 0, err
 				}

@@ -229,9 +229,13 @@ func TestCompressedRefusals(t *testing.T) {
 		}
 	}
 	good := (&Meta{Size: 10, Compression: &Compression{Algorithm: AlgS2, BlockSize: DefaultBlockSize}}).Encode()
-	if _, err := cfg.NewObject(dek, testKI, "b", "k", LayoutMultipart, good); !errors.Is(err, ErrLayout) {
-		t.Fatalf("multipart: %v", err)
+	// A multipart header with the flag (its parts may be compressed)
+	// carries no "z": each part names its own parameters.
+	if _, err := cfg.NewObject(dek, testKI, "b", "k", LayoutMultipart, good); !errors.Is(err, ErrFormat) {
+		t.Fatalf("multipart with z: %v", err)
 	}
+	// Compressed parts are made by NewCompressedPart, which takes the
+	// parameters; NewPart makes parts of segments only.
 	if _, err := cfg.NewPart(dek, testKI, "b", "k", must(NewUploadID()), 1, 10); !errors.Is(err, ErrFormat) {
 		t.Fatalf("compressed part: %v", err)
 	}

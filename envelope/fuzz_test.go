@@ -66,9 +66,9 @@ func goldenKeyID(i byte) string {
 }
 
 // FuzzParsePartHeader: no input panics, and only genuine part headers
-// authenticate: part 1 of v1-multipart (no upload identity) and of
-// v2-multipart (with its upload identity), both sealed with the golden data
-// key 2. To keep inputs small the fuzzer supplies the fields region
+// authenticate: part 1 of v1-multipart (no upload identity), of
+// v2-multipart (with its upload identity) and of v3-compressed-multipart
+// (a compressed part), all sealed with the golden data key 2. To keep inputs small the fuzzer supplies the fields region
 // (zero-padded to 4080 bytes) and the 16-byte tag separately; raw is also
 // parsed as is.
 func FuzzParsePartHeader(f *testing.F) {
@@ -78,7 +78,7 @@ func FuzzParsePartHeader(f *testing.F) {
 		genuine     []byte
 	}
 	var targets []target
-	for _, name := range []string{"v1-multipart", "v2-multipart"} {
+	for _, name := range []string{"v1-multipart", "v2-multipart", "v3-compressed-multipart"} {
 		mp := goldenByName(f, name)
 		genuine := mp.body[:PartHeaderSize]
 		f.Add(bytes.TrimRight(genuine[:partTagOffset], "\x00"), genuine[partTagOffset:])
@@ -102,7 +102,21 @@ func FuzzParsePartHeader(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if ph.PlainLen() < 0 || ph.PlainLen() > MaxPartSize || segCount(ph.PlainLen(), ph.SegmentSize()) > MaxPartSegments {
+		if ph.PlainLen() < 0 || ph.PlainLen() > MaxPartSize {
+			t.Fatalf("parsed impossible part: %d bytes", ph.PlainLen())
+		}
+		if c := ph.Compression(); c != nil {
+			// A compressed part (FORMAT.md 12.2.3): valid parameters, a
+			// body length within the bounds, a stored size of header, body
+			// and padding, and its index inside the body.
+			lo, hi := c.CompressedSizeBounds(ph.PlainLen())
+			ioff, in, err := ph.IndexRange()
+			if c.check() != nil || ph.SegmentSize() != 0 || ph.BodyLen() < lo || ph.BodyLen() > hi || err != nil ||
+				ioff < PartHeaderSize || ioff+in != PartHeaderSize+ph.BodyLen() ||
+				ph.CiphertextSize() != PartHeaderSize+ph.BodyLen()+CompressedPartPad(ph.PlainLen(), ph.BodyLen()) {
+				t.Fatalf("parsed impossible compressed part: %+v, %d bytes, body %d", c, ph.PlainLen(), ph.BodyLen())
+			}
+		} else if segCount(ph.PlainLen(), ph.SegmentSize()) > MaxPartSegments {
 			t.Fatalf("parsed impossible part: %d bytes, segment %d", ph.PlainLen(), ph.SegmentSize())
 		}
 		for _, tg := range targets {

@@ -80,6 +80,14 @@ type goldenPart struct {
 	KeyID         string `json:"key_id"`
 	DEKHex        string `json:"test_only_dek_hex"`
 	WrappedHex    string `json:"fake_wrapped_dek_hex"`
+
+	// Compressed parts (FORMAT.md 12.2.3), and the parts of an object that
+	// may hold them: the part's format version when it is not the
+	// object's, and a compressed part's algorithm and block size (its
+	// segment size is then 0).
+	FormatVersion int    `json:"format_version,omitempty"`
+	Algorithm     string `json:"algorithm,omitempty"`
+	BlockSize     int    `json:"block_size,omitempty"`
 }
 
 type goldenCase struct {
@@ -242,6 +250,7 @@ func goldenCases(t testing.TB) []goldenCase {
 		}})
 	}
 	cases = append(cases, goldenAsymCases(t, cfg)...)
+	cases = append(cases, goldenCompressedMultipart(t, cfg))
 	for i := range cases {
 		cases[i].m.PlaintextFile = cases[i].name + ".plain"
 		cases[i].m.BodyFile = cases[i].name + ".body"
@@ -306,6 +315,105 @@ func goldenMultipartV2(t testing.TB, cfg func(string, byte) Config) goldenCase {
 		t.Fatal(err)
 	}
 	mf, err := pm.Manifest(upload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	final := *pending
+	final.Manifest, final.Create = mf, nil
+	m.Meta = string(final.Encode())
+	if m.HeaderValue, err = o.Reseal(dek, ki, bucket, key, []byte(m.Meta)); err != nil {
+		t.Fatal(err)
+	}
+	m.ManifestDigestHex = hex.EncodeToString(mf.Digest)
+	m.PlaintextSize, m.StoredSize, m.StoreETag = int64(len(plain)), int64(len(body)), s3ETag(true, stored...)
+	return goldenCase{name: name, m: m, plain: plain, body: body}
+}
+
+// goldenCompressedMultipart builds v3-compressed-multipart as the proxy
+// does for a bucket with compression on (FORMAT.md 12.2.3): a version 3
+// object header with FlagCompressed (pending, then finalized), and parts
+// sealed to its upload: part 1 compressed with s2 in 64 KiB blocks (JSON
+// lines, compressed; random, stored raw; 1000 bytes of JSON lines), part
+// 2 a version 2 part of random bytes (the adaptive check stored it
+// uncompressed), part 3 compressed with zstd (JSON lines over two
+// blocks), part 4 an empty compressed part (its body the index alone).
+// No part is near 5 MiB, so none is padded (the tests cover that).
+func goldenCompressedMultipart(t testing.TB, cfg func(string, byte) Config) goldenCase {
+	t.Helper()
+	const name, bucket, key = "v3-compressed-multipart", "golden-bucket", "logs/multipart.jsonl"
+	dek, ki := goldenDEK(1)
+	upload, err := cfg(name+" upload", 3).NewUploadID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending := &Meta{
+		Size:    -1,
+		Headers: map[string]string{"Content-Type": "application/x-ndjson"},
+		Upload:  upload,
+		Create:  map[string]string{"X-Amz-Storage-Class": "STANDARD_IA"},
+	}
+	c := cfg(name, 0)
+	c.Flags = FlagCompressed
+	o, err := c.NewObject(dek, ki, bucket, key, LayoutMultipart, pending.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	m := goldenManifest{
+		FormatVersion: 3, Layout: LayoutMultipart.String(), Bucket: bucket, Key: key,
+		Description: "multipart layout, version 3, object header with the compressed flag (parts may be compressed): " +
+			"part 1 compressed with s2 in 64 KiB blocks (JSON lines, random bytes stored raw, 1000 bytes of JSON lines; key 2), " +
+			"part 2 a version 2 part of 70000 random bytes (stored uncompressed; key 3), part 3 compressed with zstd in 64 KiB blocks " +
+			"(100000 bytes of JSON lines; key 2), part 4 an empty compressed part (s2; key 3), all sealed to the upload identity",
+		DEKHex: hex.EncodeToString(dek), KeyID: ki.KeyID, WrappedHex: hex.EncodeToString(ki.Wrapped),
+		UploadHex: hex.EncodeToString(upload), PendingHeaderValue: o.HeaderValue(), PendingMeta: string(pending.Encode()),
+	}
+	plains := [][]byte{
+		slices.Concat(compressible(41, MinBlockSize), randBytes(42, MinBlockSize), compressible(43, 1000)),
+		randBytes(44, 70000),
+		compressible(45, 100000),
+		nil,
+	}
+	algs := []Algorithm{AlgS2, "", AlgZstd, AlgS2}
+	var plain, body []byte
+	var stored [][]byte
+	for i, pp := range plains {
+		pdek, pki := goldenDEK(byte(2 + i%2))
+		gp := goldenPart{PartNumber: i + 1, PlaintextSize: int64(len(pp)), KeyID: pki.KeyID, DEKHex: hex.EncodeToString(pdek), WrappedHex: hex.EncodeToString(pki.Wrapped)}
+		var b []byte
+		if algs[i] == "" {
+			p, err := cfg(fmt.Sprint(name, i), 2).NewPart(pdek, pki, bucket, key, upload, i+1, int64(len(pp)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b, err = io.ReadAll(p.EncryptReader(bytes.NewReader(pp))); err != nil {
+				t.Fatal(err)
+			}
+			gp.SegmentSize, gp.FormatVersion = PartSegmentSize(int64(len(pp))), 2
+		} else {
+			comp := Compression{Algorithm: algs[i], BlockSize: MinBlockSize}
+			p, err := cfg(fmt.Sprint(name, i), 0).NewCompressedPart(pdek, pki, bucket, key, upload, i+1, int64(len(pp)), comp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var bb bytes.Buffer
+			ph, err := p.EncryptCompressed(bytes.NewReader(pp), &bb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b = slices.Concat(ph.Bytes(), bb.Bytes(), make([]byte, ph.PadSize()))
+			gp.Algorithm, gp.BlockSize = string(comp.Algorithm), comp.BlockSize
+		}
+		plain = append(plain, pp...)
+		body = append(body, b...)
+		stored = append(stored, b)
+		m.Parts = append(m.Parts, gp)
+	}
+	pm, err := ReadPartMap(len(stored), int64(len(body)), bodyFetcher(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mf, err := pm.ManifestFlags(upload, FlagCompressed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,7 +542,15 @@ func TestGolden(t *testing.T) {
 			// not the format (any valid compressed block decodes), and may
 			// change with the klauspost/compress version.
 			for _, c := range cases {
-				if c.name == name && c.m.Meta == m.Meta && isCompressedGolden(&m) {
+				if c.name == name && c.m.Layout == LayoutMultipart.String() && isCompressedGolden(&m) {
+					// The compressed parts' lengths, and so the part
+					// headers, the manifest and the object header, follow
+					// the compressor's output: only the plaintext and
+					// the shape of the parts are the format's.
+					if !bytes.Equal(c.plain, plain) || !reflect.DeepEqual(c.m.Parts, m.Parts) || c.m.PendingHeaderValue != m.PendingHeaderValue {
+						t.Fatalf("encoder output differs from the golden file: the v%d format changed", m.FormatVersion)
+					}
+				} else if c.name == name && c.m.Meta == m.Meta && isCompressedGolden(&m) {
 					if c.m.HeaderValue != m.HeaderValue || !bytes.Equal(c.plain, plain) {
 						t.Fatalf("encoder output differs from the golden file: the v%d format changed", m.FormatVersion)
 					}
@@ -485,7 +601,8 @@ func checkGolden(t *testing.T, m *goldenManifest, plain, body []byte) {
 		t.Fatalf("meta %q, version %d", o.Meta(), o.Version())
 	}
 	stored := int64(len(body))
-	if isCompressedGolden(m) {
+	compressedMP := isCompressedGolden(m) && h.Layout() == LayoutMultipart
+	if isCompressedGolden(m) && !compressedMP {
 		checkCompressedGolden(t, o, m, plain, body)
 		return
 	}
@@ -499,7 +616,9 @@ func checkGolden(t *testing.T, m *goldenManifest, plain, body []byte) {
 		if p, err := o.PlainSize(meta, stored, `"`+m.StoreETag+`"`); err != nil || p != m.PlaintextSize {
 			t.Fatalf("PlainSize: %d, %v", p, err)
 		}
-		if ls, ok := ListedSize(stored, m.StoreETag); !ok || ls != m.PlaintextSize {
+		// A multipart object whose parts may be compressed has its size in
+		// its manifest only (FORMAT.md 12.2.3).
+		if ls, ok := ListedSize(stored, m.StoreETag); !compressedMP && (!ok || ls != m.PlaintextSize) {
 			t.Fatalf("ListedSize: %d, %v", ls, ok)
 		}
 	}
@@ -520,7 +639,7 @@ func checkGolden(t *testing.T, m *goldenManifest, plain, body []byte) {
 			}
 		}
 	case LayoutMultipart:
-		if p, err := MultipartPlaintextSize(stored, len(m.Parts)); err != nil || p != m.PlaintextSize {
+		if p, err := MultipartPlaintextSize(stored, len(m.Parts)); !compressedMP && (err != nil || p != m.PlaintextSize) {
 			t.Fatalf("MultipartPlaintextSize: %d, %v", p, err)
 		}
 		var upload []byte
@@ -534,7 +653,7 @@ func checkGolden(t *testing.T, m *goldenManifest, plain, body []byte) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := pm.Verify(m.FormatVersion, meta); err != nil || !pm.Verified() {
+		if err := pm.VerifyFlags(m.FormatVersion, h.Flags(), meta); err != nil || !pm.Verified() {
 			t.Fatalf("Verify: %v, verified %v", err, pm.Verified())
 		}
 		deks := map[string][]byte{}
@@ -544,8 +663,18 @@ func checkGolden(t *testing.T, m *goldenManifest, plain, body []byte) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			pv := m.FormatVersion
+			if gp.FormatVersion != 0 {
+				pv = gp.FormatVersion
+			}
+			var alg string
+			var bs int
+			if c := ph.Compression(); c != nil {
+				alg, bs = string(c.Algorithm), c.BlockSize
+			}
 			if num != gp.PartNumber || size != gp.PlaintextSize || ph.PartNumber() != gp.PartNumber || ph.PlainLen() != gp.PlaintextSize ||
-				ph.SegmentSize() != gp.SegmentSize || ph.KeyInfo().KeyID != gp.KeyID || ph.Version() != m.FormatVersion {
+				ph.SegmentSize() != gp.SegmentSize || ph.KeyInfo().KeyID != gp.KeyID || ph.Version() != pv ||
+				alg != gp.Algorithm || bs != gp.BlockSize {
 				t.Fatalf("part %d: map %d %d, header %d %d %d v%d", i, num, size, ph.PartNumber(), ph.PlainLen(), ph.SegmentSize(), ph.Version())
 			}
 			deks[gp.KeyID] = unhex(t, gp.DEKHex)
@@ -592,7 +721,7 @@ func checkGolden(t *testing.T, m *goldenManifest, plain, body []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pm.Verify(Version, pmeta); !errors.Is(err, ErrIncomplete) {
+	if err := pm.VerifyFlags(Version, ph.Flags(), pmeta); !errors.Is(err, ErrIncomplete) {
 		t.Fatalf("Verify with the pending header: %v", err)
 	}
 }

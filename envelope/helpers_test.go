@@ -164,8 +164,15 @@ func openWith(deks map[string][]byte, bucket, key string, upload []byte) PartOpe
 // bytes pm.FetchRange names (and the first part's header apart when they do
 // not include it) and drains MultipartReader with reads of size chunk, or
 // through its WriteTo when chunk is 0. Every fetched byte must be consumed.
+//
+// A range that starts or ends inside a compressed part first reads that
+// part's header and sealed block index and opens them (PartMap.NeedIndexes).
 func readMultipart(body []byte, pm *PartMap, off, n int64, open PartOpener, chunk int) ([]byte, error) {
-	f, err := pm.FetchRange(off, n)
+	ix, err := readIndexes(body, pm, off, n, open)
+	if err != nil {
+		return nil, err
+	}
+	f, err := pm.FetchRangeIndexed(off, n, ix)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +186,7 @@ func readMultipart(body []byte, pm *PartMap, off, n int64, open PartOpener, chun
 		}
 	}
 	src := bytes.NewReader(body[f.From:f.To])
-	r := MultipartReader(src, pm, first, off, n, open)
+	r := MultipartReaderIndexed(src, pm, first, off, n, open, ix)
 	defer r.(io.Closer).Close()
 	var got []byte
 	if chunk == 0 {
@@ -191,4 +198,46 @@ func readMultipart(body []byte, pm *PartMap, off, n int64, open PartOpener, chun
 		err = fmt.Errorf("%d fetched bytes left unread", src.Len())
 	}
 	return got, err
+}
+
+// readIndexes opens the block indexes of the compressed parts a read of
+// [off, off+n) starts or ends inside, as the proxy does before its ranged
+// read: the part's header, checked against the map, the part opened, its
+// sealed index fetched and opened.
+func readIndexes(body []byte, pm *PartMap, off, n int64, open PartOpener) (PartIndexes, error) {
+	need, err := pm.NeedIndexes(off, n)
+	if err != nil || len(need) == 0 {
+		return nil, err
+	}
+	ix := PartIndexes{}
+	for _, i := range need {
+		_, _, _, start := pm.Part(i)
+		ph, err := bodyFetcher(body)(start)
+		if err != nil {
+			return nil, err
+		}
+		if err := pm.Check(i, ph); err != nil {
+			return nil, err
+		}
+		p, err := open(ph)
+		if err != nil {
+			return nil, err
+		}
+		ioff, in, err := pm.IndexRange(i)
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		if ioff < 0 || ioff+in > int64(len(body)) {
+			p.Close()
+			return nil, fmt.Errorf("index [%d, +%d) outside a %d-byte body", ioff, in, len(body))
+		}
+		idx, err := p.OpenIndex(body[ioff : ioff+in])
+		p.Close()
+		if err != nil {
+			return nil, err
+		}
+		ix[i] = idx
+	}
+	return ix, nil
 }

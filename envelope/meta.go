@@ -197,6 +197,19 @@ func (o *Object) PlainSize(m *Meta, stored int64, storeETag string) (int64, erro
 			return 0, fmt.Errorf("%w: stored size %d is %d plaintext bytes, sealed size is %d", ErrSize, stored, p, m.Size)
 		}
 		return p, nil
+	case o.layout == LayoutMultipart && parts > 0 && o.flags&FlagCompressed != 0:
+		// Parts may be compressed (FORMAT.md 12.2.3): the stored size no
+		// longer gives the plaintext size; the manifest's does, and the
+		// part map checks that the parts fill the stored size exactly.
+		if m.Manifest == nil {
+			return 0, ErrIncomplete
+		}
+		if m.Manifest.Parts != parts || m.Manifest.Size < 0 || m.Manifest.Size > int64(parts)*MaxPartSize ||
+			stored < int64(parts)*(PartHeaderSize+TagSize) {
+			return 0, fmt.Errorf("%w: store has %d parts, %d bytes; manifest says %d parts, %d bytes",
+				ErrManifest, parts, stored, m.Manifest.Parts, m.Manifest.Size)
+		}
+		return m.Manifest.Size, nil
 	case o.layout == LayoutMultipart && parts > 0:
 		p, err := MultipartPlaintextSize(stored, parts)
 		if err != nil {

@@ -26,10 +26,18 @@ type PartOpener func(ph *PartHeader) (*Part, error)
 // as they are done. The reader also implements io.WriterTo (each part's
 // batched WriteTo) and io.Closer.
 func MultipartReader(src io.Reader, pm *PartMap, first *PartHeader, off, n int64, open PartOpener) io.Reader {
+	return MultipartReaderIndexed(src, pm, first, off, n, open, nil)
+}
+
+// MultipartReaderIndexed is MultipartReader for a range that starts or
+// ends inside a compressed part: ix holds those parts' opened block indexes
+// (PartMap.NeedIndexes), and src the stored bytes of
+// pm.FetchRangeIndexed(off, n, ix). Compressed parts read whole need none.
+func MultipartReaderIndexed(src io.Reader, pm *PartMap, first *PartHeader, off, n int64, open PartOpener, ix PartIndexes) io.Reader {
 	if !pm.verified {
 		return &errReader{fmt.Errorf("%w: part map not verified against the object", ErrManifest)}
 	}
-	f, err := pm.FetchRange(off, n)
+	f, err := pm.FetchRangeIndexed(off, n, ix)
 	if err != nil {
 		return &errReader{err}
 	}
@@ -37,7 +45,7 @@ func MultipartReader(src io.Reader, pm *PartMap, first *PartHeader, off, n int64
 		return &errReader{fmt.Errorf("%w: first part header given for a range that includes it, or missing", ErrRange)}
 	}
 	i := pm.find(off)
-	return &mpReader{src: src, pm: pm, open: open, first: first, idx: i, off: off - pm.plainStart[i], remaining: n}
+	return &mpReader{src: src, pm: pm, open: open, first: first, idx: i, off: off - pm.plainStart[i], remaining: n, ix: ix}
 }
 
 type mpReader struct {
@@ -48,6 +56,7 @@ type mpReader struct {
 	idx       int         // index of the next part to open
 	off       int64       // plaintext offset within the next part
 	remaining int64       // plaintext still to deliver after the current part's reader
+	ix        PartIndexes // block indexes of compressed parts read in part
 	cur       io.Reader
 	part      *Part
 	err       error
@@ -104,7 +113,15 @@ func (m *mpReader) next() error {
 		return fmt.Errorf("%w: opener returned another part", ErrAuth)
 	}
 	k := min(m.remaining, ph.PlainLen()-m.off)
-	m.part, m.cur = p, p.DecryptReader(m.src, m.off, k)
+	m.part = p
+	switch {
+	case ph.comp == nil:
+		m.cur = p.DecryptReader(m.src, m.off, k)
+	case m.off == 0 && k == ph.PlainLen():
+		m.cur = p.DecryptCompressedReader(m.src, nil, 0, k)
+	default:
+		m.cur = p.DecryptCompressedReader(m.src, m.ix[m.idx], m.off, k)
+	}
 	m.remaining -= k
 	m.idx++
 	m.off = 0

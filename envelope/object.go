@@ -118,10 +118,6 @@ func parseHeader(raw []byte) (*Header, error) {
 	if !h.layout.valid() {
 		return nil, fmt.Errorf("%w: unknown layout %d", ErrFormat, h.layout)
 	}
-	if h.flags&FlagCompressed != 0 && h.layout != LayoutSingle {
-		// A multipart object's parts say for themselves.
-		return nil, fmt.Errorf("%w: compressed flag on a %v object header", ErrFormat, h.layout)
-	}
 	h.metaAAD = raw[: len(raw)-len(r.b) : len(raw)-len(r.b)]
 	h.sealedMeta = r.b
 	return h, nil
@@ -175,11 +171,14 @@ func (c Config) NewObject(dek []byte, ki KeyInfo, bucket, key string, layout Lay
 		return nil, err
 	}
 	o.flags = c.Flags & FlagCompressed
-	if o.flags != 0 {
-		if layout != LayoutSingle {
+	if o.flags != 0 && layout == LayoutMultipart {
+		// A multipart object whose parts may be compressed (FORMAT.md
+		// 12.2.3): each part says how; the object has no parameters.
+		if err := checkMultipartCompressedMeta(meta); err != nil {
 			o.Close()
-			return nil, fmt.Errorf("%w: a compressed object has the single layout", ErrLayout)
+			return nil, err
 		}
+	} else if o.flags != 0 {
 		if o.comp, o.plainSize, err = compressedParams(meta); err != nil {
 			o.Close()
 			return nil, err
@@ -228,6 +227,11 @@ func (o *Object) seal(dek []byte, ki KeyInfo, bucket, key string, meta []byte) (
 	flags, err := writeFlags(o.version, o.flags&FlagCompressed, o.cfg, ki)
 	if err != nil {
 		return "", 0, err
+	}
+	if o.flags&FlagCompressed != 0 && o.layout == LayoutMultipart {
+		if err := checkMultipartCompressedMeta(meta); err != nil {
+			return "", 0, err
+		}
 	}
 	if o.comp != nil {
 		// The body does not change: neither may what describes it.
@@ -308,7 +312,12 @@ func (c Config) Open(h *Header, dek []byte, bucket, key string) (*Object, error)
 	if err != nil {
 		return nil, err
 	}
-	if o.flags&FlagCompressed != 0 {
+	if o.flags&FlagCompressed != 0 && o.layout == LayoutMultipart {
+		if err := checkMultipartCompressedMeta(o.meta); err != nil {
+			o.Close()
+			return nil, err
+		}
+	} else if o.flags&FlagCompressed != 0 {
 		if o.comp, o.plainSize, err = compressedParams(o.meta); err != nil {
 			o.Close()
 			return nil, err

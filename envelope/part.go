@@ -19,8 +19,9 @@ import (
 //	0     4     magic "S3SP"
 //	4     1     version (1, 2 or 3)
 //	5     1     flags (0 before version 3; the Flag bits in version 3)
-//	6     1     log2 of the part's segment size (16..23)
-//	7     1     reserved (0)
+//	6     1     log2 of the part's segment size (16..23); of a compressed
+//	            part's block size (16..22)
+//	7     1     reserved (0); a compressed part's algorithm (1 s2, 2 zstd)
 //	8     4     part number, uint32 (1..10000)
 //	12    8     plaintext length of the part, uint64 (0..5 GiB)
 //	20    2+K   KMS key id, uint16 length-prefixed
@@ -28,6 +29,8 @@ import (
 //	.     12    part key nonce
 //	.     48    sealed part key (32 + tag)
 //	.     32    key commitment of the part key
+//	.     8     compressed parts only (flag FlagCompressed): the stored
+//	            length B of the part's compressed body, uint64
 //	.     ...   zero bytes up to offset 4080
 //	4080  16    header tag: AES-256-GCM under the part header key, nonce
 //	            all-zero, empty plaintext, AAD = bytes [0, 4080)
@@ -51,6 +54,59 @@ type PartHeader struct {
 	nonce      []byte
 	sealedKey  []byte
 	commitment []byte
+
+	// comp and bodyLen: a compressed part's algorithm and block size, and
+	// the stored length B of its body (FORMAT.md 12.2.3); comp is nil for
+	// a part of segments.
+	comp    *Compression
+	bodyLen int64
+}
+
+// Compressed-part constants (FORMAT.md 12.2.3).
+const (
+	// MinStoredPartSize is S3's smallest part but the last (5 MiB): a
+	// compressed part that would be at least this large uncompressed is
+	// padded with zeros up to it, since the proxy cannot tell at
+	// UploadPart whether the part is the last.
+	MinStoredPartSize int64 = 5 << 20
+
+	algByteS2   = 1
+	algByteZstd = 2
+	bodyLenSize = 8
+)
+
+// algByte and algFromByte map an algorithm to offset 7 of a compressed
+// part header and back.
+func algByte(a Algorithm) byte {
+	switch a {
+	case AlgS2:
+		return algByteS2
+	case AlgZstd:
+		return algByteZstd
+	}
+	return 0
+}
+
+func algFromByte(b byte) (Algorithm, bool) {
+	switch b {
+	case algByteS2:
+		return AlgS2, true
+	case algByteZstd:
+		return AlgZstd, true
+	}
+	return "", false
+}
+
+// CompressedPartPad is the zero padding after a compressed part's body of
+// bodyLen stored bytes for a plaintext of plain bytes: up to a stored part
+// of MinStoredPartSize when the part would be stored in at least that much
+// uncompressed (plain + PartOverhead), none otherwise (a part that small
+// can only be a last part, which S3 lets be small).
+func CompressedPartPad(plain, bodyLen int64) int64 {
+	if plain+PartOverhead < MinStoredPartSize {
+		return 0
+	}
+	return max(0, MinStoredPartSize-PartHeaderSize-bodyLen)
 }
 
 // Version returns the part header's format version.
@@ -73,11 +129,48 @@ func (ph *PartHeader) PartNumber() int { return ph.partNumber }
 // PlainLen returns the part's plaintext length.
 func (ph *PartHeader) PlainLen() int64 { return ph.plainLen }
 
-// SegmentSize returns the part's segment size.
+// SegmentSize returns the part's segment size (0 for a compressed part,
+// which has blocks instead: Compression).
 func (ph *PartHeader) SegmentSize() int { return ph.segSize }
 
-// CiphertextSize returns the part's stored size, header included.
-func (ph *PartHeader) CiphertextSize() int64 { return PartCiphertextSize(ph.plainLen) }
+// Compression returns a compressed part's algorithm and block size, nil
+// for a part of segments.
+func (ph *PartHeader) Compression() *Compression {
+	if ph.comp == nil {
+		return nil
+	}
+	c := *ph.comp
+	return &c
+}
+
+// BodyLen returns the stored length B of a compressed part's body (blocks
+// and index, without header and padding); for a part of segments, its
+// segments and padding (PlainLen() + PartOverhead − PartHeaderSize).
+func (ph *PartHeader) BodyLen() int64 {
+	if ph.comp == nil {
+		return ph.plainLen + PartOverhead - PartHeaderSize
+	}
+	return ph.bodyLen
+}
+
+// PadSize returns the zero padding after a compressed part's body (0 for
+// a part of segments, whose padding is part of BodyLen).
+func (ph *PartHeader) PadSize() int64 {
+	if ph.comp == nil {
+		return 0
+	}
+	return CompressedPartPad(ph.plainLen, ph.bodyLen)
+}
+
+// CiphertextSize returns the part's stored size, header included:
+// PlainLen() + PartOverhead for a part of segments, PartHeaderSize +
+// BodyLen() + PadSize() for a compressed part.
+func (ph *PartHeader) CiphertextSize() int64 {
+	if ph.comp == nil {
+		return PartCiphertextSize(ph.plainLen)
+	}
+	return PartHeaderSize + ph.bodyLen + ph.PadSize()
+}
 
 // KeyInfo returns the KMS key id and wrapped DEK to unwrap for OpenPart.
 func (ph *PartHeader) KeyInfo() KeyInfo {
@@ -104,13 +197,9 @@ func ParsePartHeader(b []byte) (*PartHeader, error) {
 	if err := checkFlags(ph.version, raw[5]); err != nil {
 		return nil, err
 	}
-	if Flags(raw[5])&FlagCompressed != 0 {
-		// Compressed parts are not defined yet (FORMAT.md 12): refused
-		// rather than misread.
-		return nil, fmt.Errorf("%w: compressed part", ErrFormat)
-	}
 	ph.flags = Flags(raw[5])
-	if raw[7] != 0 {
+	compressed := ph.flags&FlagCompressed != 0
+	if !compressed && raw[7] != 0 {
 		return nil, fmt.Errorf("%w: unknown part header flags", ErrFormat)
 	}
 	ph.partNumber = int(binary.BigEndian.Uint32(raw[8:12]))
@@ -122,9 +211,21 @@ func ParsePartHeader(b []byte) (*PartHeader, error) {
 		return nil, fmt.Errorf("%w: part length %d", ErrFormat, pl)
 	}
 	ph.plainLen = int64(pl)
-	ph.segSize = PartSegmentSize(ph.plainLen)
-	if raw[6] != byte(bits.Len(uint(ph.segSize))-1) {
-		return nil, fmt.Errorf("%w: segment size 2^%d for a part of %d bytes", ErrFormat, raw[6], ph.plainLen)
+	if compressed {
+		// Offset 6 is the block size, 7 the algorithm (FORMAT.md 12.2.3).
+		alg, ok := algFromByte(raw[7])
+		if !ok {
+			return nil, fmt.Errorf("%w: compressed part algorithm %d", ErrFormat, raw[7])
+		}
+		ph.comp = &Compression{Algorithm: alg, BlockSize: 1 << min(raw[6], 31)}
+		if err := ph.comp.check(); err != nil {
+			return nil, err
+		}
+	} else {
+		ph.segSize = PartSegmentSize(ph.plainLen)
+		if raw[6] != byte(bits.Len(uint(ph.segSize))-1) {
+			return nil, fmt.Errorf("%w: segment size 2^%d for a part of %d bytes", ErrFormat, raw[6], ph.plainLen)
+		}
 	}
 	r := &reader{b: raw[partFixedHead:]}
 	ph.keyID = string(r.lv())
@@ -132,6 +233,16 @@ func ParsePartHeader(b []byte) (*PartHeader, error) {
 	ph.nonce = r.take(NonceSize)
 	ph.sealedKey = r.take(KeySize + TagSize)
 	ph.commitment = r.take(CommitmentSize)
+	if compressed {
+		if b := r.take(bodyLenSize); b != nil {
+			bl := binary.BigEndian.Uint64(b)
+			lo, hi := ph.comp.CompressedSizeBounds(ph.plainLen)
+			if bl < uint64(lo) || bl > uint64(hi) {
+				return nil, fmt.Errorf("%w: compressed part body of %d bytes for %d plaintext bytes", ErrFormat, bl, ph.plainLen)
+			}
+			ph.bodyLen = int64(bl)
+		}
+	}
 	if r.bad {
 		return nil, fmt.Errorf("%w: part header fields overflow", ErrFormat)
 	}
@@ -153,6 +264,27 @@ type Part struct {
 	body   cipher.AEAD
 	sealed atomic.Bool
 	closed atomic.Bool
+
+	// A compressed part's (FORMAT.md 12.2.3): its parameters and the block
+	// header mask. For a new compressed part, ph is nil until
+	// EncryptCompressed has sealed the body, whose length the header holds;
+	// pending keeps the header fields sealed at NewCompressedPart.
+	comp    *Compression
+	hdrMask cipher.Block
+	pending *pendingPartHeader
+	enc     *compEncReader // the body being sealed, for its length
+}
+
+// pendingPartHeader is what NewCompressedPart seals before the body: all
+// of the header but its body length and tag.
+type pendingPartHeader struct {
+	ki         KeyInfo
+	nonce      [NonceSize]byte
+	sealedKey  []byte
+	version    byte
+	flags      Flags
+	partNumber int
+	plainLen   int64
 }
 
 // NewPart makes a fresh part key for part partNumber (1..10000) of the
@@ -209,7 +341,7 @@ func (c Config) NewPart(dek []byte, ki KeyInfo, bucket, key string, upload []byt
 		p.Close()
 		return nil, fmt.Errorf("%w: compressed parts are not defined yet", ErrFormat)
 	}
-	ph, err := p.sealHeader(rnd, dek, ki, aad, version, flags, partNumber, plainLen)
+	ph, err := p.sealHeader(rnd, dek, ki, aad, version, flags, partNumber, plainLen, nil, 0)
 	if err != nil {
 		p.Close()
 		return nil, err
@@ -219,28 +351,42 @@ func (c Config) NewPart(dek []byte, ki KeyInfo, bucket, key string, upload []byt
 }
 
 // partKeyFits reports whether a key id and wrapped key leave room for the
-// rest of a part header.
+// rest of a part header (the body length of a compressed part included).
 func partKeyFits(ki KeyInfo) error {
 	if err := checkKeyInfo(ki); err != nil {
 		return err
 	}
-	if partFixedHead+2+len(ki.KeyID)+2+len(ki.Wrapped)+NonceSize+KeySize+TagSize+CommitmentSize > partTagOffset {
+	if partFixedHead+2+len(ki.KeyID)+2+len(ki.Wrapped)+NonceSize+KeySize+TagSize+CommitmentSize+bodyLenSize > partTagOffset {
 		return fmt.Errorf("%w: key id and wrapped key do not fit the part header", ErrTooLarge)
 	}
 	return nil
 }
 
 // sealHeader seals p's part key with dek under aad (a fresh nonce from
-// rnd) and builds the part header around it, header tag included.
-func (p *Part) sealHeader(rnd io.Reader, dek []byte, ki KeyInfo, aad []byte, version byte, flags Flags, partNumber int, plainLen int64) (*PartHeader, error) {
+// rnd) and builds the part header around it, header tag included. comp and
+// bodyLen are a compressed part's (nil, 0 otherwise).
+func (p *Part) sealHeader(rnd io.Reader, dek []byte, ki KeyInfo, aad []byte, version byte, flags Flags, partNumber int, plainLen int64, comp *Compression, bodyLen int64) (*PartHeader, error) {
 	nonce, sealedKey, err := sealKey(rnd, dek, p.pk, aad)
 	if err != nil {
 		return nil, err
 	}
-	ph := &PartHeader{version: version, flags: flags, partNumber: partNumber, plainLen: plainLen, segSize: PartSegmentSize(plainLen)}
+	return p.buildHeader(ki, nonce, sealedKey, version, flags, partNumber, plainLen, comp, bodyLen)
+}
+
+// buildHeader lays out a part header around a sealed part key and tags it.
+func (p *Part) buildHeader(ki KeyInfo, nonce [NonceSize]byte, sealedKey []byte, version byte, flags Flags, partNumber int, plainLen int64, comp *Compression, bodyLen int64) (*PartHeader, error) {
+	ph := &PartHeader{version: version, flags: flags, partNumber: partNumber, plainLen: plainLen}
 	b := ph.raw[:0]
 	b = append(b, partMagic...)
-	b = append(b, version, byte(flags), byte(bits.Len(uint(ph.segSize))-1), 0)
+	if comp != nil {
+		// Offset 6: log2 of the block size; offset 7: the algorithm.
+		c := *comp
+		ph.comp, ph.bodyLen = &c, bodyLen
+		b = append(b, version, byte(flags), byte(bits.Len(uint(c.BlockSize))-1), algByte(c.Algorithm))
+	} else {
+		ph.segSize = PartSegmentSize(plainLen)
+		b = append(b, version, byte(flags), byte(bits.Len(uint(ph.segSize))-1), 0)
+	}
 	b = binary.BigEndian.AppendUint32(b, uint32(partNumber))
 	b = binary.BigEndian.AppendUint64(b, uint64(plainLen))
 	b = appendLV(b, []byte(ki.KeyID))
@@ -248,6 +394,9 @@ func (p *Part) sealHeader(rnd io.Reader, dek []byte, ki KeyInfo, aad []byte, ver
 	b = append(b, nonce[:]...)
 	b = append(b, sealedKey...)
 	b = append(b, p.keys.commit[:]...)
+	if comp != nil {
+		b = binary.BigEndian.AppendUint64(b, uint64(bodyLen))
+	}
 	if &b[0] != &ph.raw[0] {
 		panic("envelope: part header outgrew its array") // guarded by partKeyFits
 	}
@@ -290,17 +439,21 @@ func (c Config) ResealPart(p *Part, dek []byte, ki KeyInfo, bucket, key string) 
 		return nil, err
 	}
 	ph := p.ph
+	if ph == nil {
+		return nil, fmt.Errorf("%w: compressed part not sealed yet", ErrFormat)
+	}
 	aad, err := keyAAD(ph.version, LayoutMultipart, bucket, key, uint32(ph.partNumber), p.upload)
 	if err != nil {
 		return nil, err
 	}
-	// The body flags stay (they describe the segments, which are kept);
-	// the wrap flag is the new key info's.
+	// The body flags stay (they describe the segments or blocks, which
+	// are kept), and so do a compressed part's block size, algorithm and
+	// body length; the wrap flag is the new key info's.
 	flags, err := writeFlags(ph.version, ph.flags&FlagCompressed, c, ki)
 	if err != nil {
 		return nil, err
 	}
-	return p.sealHeader(c.rand(), dek, ki, aad, ph.version, flags, ph.partNumber, ph.plainLen)
+	return p.sealHeader(c.rand(), dek, ki, aad, ph.version, flags, ph.partNumber, ph.plainLen, ph.comp, ph.bodyLen)
 }
 
 func newPart(pk []byte, version byte) (*Part, error) {
@@ -367,6 +520,14 @@ func OpenPart(ph *PartHeader, dek []byte, bucket, key string, upload []byte) (*P
 		p.Close()
 		return nil, fmt.Errorf("%w: part header tag", ErrAuth)
 	}
+	if ph.comp != nil {
+		c := *ph.comp
+		p.comp = &c
+		if p.hdrMask, err = blockHeaderKey(p.pk, ph.version); err != nil {
+			p.Close()
+			return nil, err
+		}
+	}
 	p.ph = ph
 	p.upload = append([]byte(nil), upload...)
 	p.sealed.Store(true)
@@ -377,13 +538,30 @@ func OpenPart(ph *PartHeader, dek []byte, bucket, key string, upload []byte) (*P
 func (p *Part) Header() *PartHeader { return p.ph }
 
 // PartNumber returns the part number.
-func (p *Part) PartNumber() int { return p.ph.partNumber }
+func (p *Part) PartNumber() int {
+	if p.ph == nil { // a new compressed part, not sealed yet
+		return p.pending.partNumber
+	}
+	return p.ph.partNumber
+}
 
 // PlainLen returns the part's plaintext length.
-func (p *Part) PlainLen() int64 { return p.ph.plainLen }
+func (p *Part) PlainLen() int64 {
+	if p.ph == nil { // a new compressed part, not sealed yet
+		return p.pending.plainLen
+	}
+	return p.ph.plainLen
+}
 
-// CiphertextSize returns the stored size of the part: PlainLen()+PartOverhead.
-func (p *Part) CiphertextSize() int64 { return PartCiphertextSize(p.ph.plainLen) }
+// CiphertextSize returns the stored size of the part (PartHeader.CiphertextSize);
+// -1 for a new compressed part whose body is not sealed yet (its size is
+// known only then).
+func (p *Part) CiphertextSize() int64 {
+	if p.ph == nil {
+		return -1
+	}
+	return p.ph.CiphertextSize()
+}
 
 // EncryptReader returns the whole stored part: the PartHeaderSize-byte
 // header, the segments, and the zero padding, exactly
@@ -397,6 +575,8 @@ func (p *Part) EncryptReader(src io.Reader) io.Reader {
 	switch {
 	case p.closed.Load():
 		return &errReader{ErrClosed}
+	case p.comp != nil:
+		return &errReader{fmt.Errorf("%w: a compressed part is sealed by EncryptCompressed", ErrLayout)}
 	case p.sealed.Swap(true):
 		return &errReader{ErrReused}
 	}
@@ -418,6 +598,9 @@ func (p *Part) DecryptReader(src io.Reader, off, n int64) io.Reader {
 		return &errReader{ErrClosed}
 	}
 	ph := p.ph
+	if ph.comp != nil {
+		return p.DecryptCompressedReader(src, nil, off, n)
+	}
 	return newDecReader(p.body, uint32(ph.partNumber), ph.segSize, src, ph.plainLen, off, n, padSize(ph.plainLen, ph.segSize))
 }
 

@@ -178,7 +178,8 @@ func TestFormatSpec(t *testing.T) {
 			if upload, err = base64.StdEncoding.DecodeString(blob.Up); err != nil || hex.EncodeToString(upload) != m.UploadHex {
 				t.Fatalf("%s: up %q: %v", path, blob.Up, err)
 			}
-			if layout == 1 && blob.S != int64(len(plain)) || layout == 2 && (blob.S != -1 || len(upload) != 16 || blob.Mf == nil) {
+			if layout == 1 && blob.S != int64(len(plain)) || layout == 2 && (blob.S != -1 || len(upload) != 16 || blob.Mf == nil) ||
+				layout == 2 && flags&1 != 0 && bytes.Contains(meta, []byte(`"z":`)) { // §12.2.3: no z on a multipart header
 				t.Fatalf("%s: blob %s", path, meta)
 			}
 		}
@@ -187,7 +188,21 @@ func TestFormatSpec(t *testing.T) {
 		switch layout {
 		case 1:
 			if h[5]&1 != 0 { // §12.2
-				got = openCompressed(t, gcm(kdf(oek, info("body"))), kdf(oek, info("block header")), body, meta)
+				var blob struct {
+					S int64 `json:"s"`
+					Z struct {
+						A string `json:"a"`
+						B int64  `json:"b"`
+					} `json:"z"`
+				}
+				if err := json.Unmarshal(meta, &blob); err != nil {
+					t.Fatal(err)
+				}
+				var n int
+				got, n = openCompressed(t, gcm(kdf(oek, info("body"))), kdf(oek, info("block header")), body, blob.Z.A, blob.Z.B, blob.S, 0)
+				if n != len(body) {
+					t.Fatalf("%s: %d bytes after the index", path, len(body)-n)
+				}
 				break
 			}
 			got = openStream(kdf(oek, info("body")), body, int64(len(plain)), 65536, 0)
@@ -201,9 +216,17 @@ func TestFormatSpec(t *testing.T) {
 			var total int64
 			for rest := body; len(rest) > 0; {
 				ph := rest[:4096]
-				if string(ph[0:4]) != "S3SP" || ph[4] != v || ph[5] != flags || ph[7] != 0 { // §11.7 step 4: no other version; §12.3 the flag
-					t.Fatalf("%s: part magic/version", path)
+				// §11.7 step 4: no other version; §12.3 the wrap flag as the
+				// object's; §12.2.3: under an object header with the
+				// compressed flag, version 2 parts and version 3 compressed
+				// parts (flag 01, algorithm at offset 7).
+				pv := ph[4]
+				compressed := flags&1 != 0 && pv == 3 && ph[5] == 1 && (ph[7] == 1 || ph[7] == 2)
+				plainPart := ph[4] == v && ph[5] == flags && ph[7] == 0 || flags&1 != 0 && pv == 2 && ph[5] == 0 && ph[7] == 0
+				if string(ph[0:4]) != "S3SP" || !compressed && !plainPart {
+					t.Fatalf("%s: part magic/version % x", path, ph[:8])
 				}
+				pinfo := func(what string) string { return fmt.Sprintf("s3seal/%d %s", pv, what) }
 				s := 1 << ph[6]
 				p := binary.BigEndian.Uint32(ph[8:12])
 				pl := int64(binary.BigEndian.Uint64(ph[12:20]))
@@ -216,24 +239,30 @@ func TestFormatSpec(t *testing.T) {
 					}
 				}
 				o := 24 + K + W
-				pk, err := gcm(pdek).Open(nil, ph[o:o+12], ph[o+12:o+60], keyAAD(v, 2, m.Bucket, m.Key, p, upload))
+				pk, err := gcm(pdek).Open(nil, ph[o:o+12], ph[o+12:o+60], keyAAD(pv, 2, m.Bucket, m.Key, p, upload))
 				if err != nil {
 					t.Fatalf("%s: part %d key: %v", path, p, err)
 				}
 				if v >= 2 { // §11.2: the part key does not open for another upload
 					other := bytes.Clone(upload)
 					other[0] ^= 1
-					if _, err := gcm(pdek).Open(nil, ph[o:o+12], ph[o+12:o+60], keyAAD(v, 2, m.Bucket, m.Key, p, other)); err == nil {
+					if _, err := gcm(pdek).Open(nil, ph[o:o+12], ph[o+12:o+60], keyAAD(pv, 2, m.Bucket, m.Key, p, other)); err == nil {
 						t.Fatalf("%s: part %d opens for another upload", path, p)
 					}
 				}
-				if !bytes.Equal(ph[o+60:o+92], kdf(pk, info("commit"))) {
+				if !bytes.Equal(ph[o+60:o+92], kdf(pk, pinfo("commit"))) {
 					t.Fatalf("%s: part commitment", path)
 				}
-				if !bytes.Equal(ph[o+92:4080], make([]byte, 4080-o-92)) {
+				end := o + 92
+				var B int64
+				if compressed { // §12.2.3: B right after the commitment
+					B = int64(binary.BigEndian.Uint64(ph[o+92 : o+100]))
+					end = o + 100
+				}
+				if !bytes.Equal(ph[end:4080], make([]byte, 4080-end)) {
 					t.Fatalf("%s: part header padding", path)
 				}
-				if _, err := gcm(kdf(pk, info("part header"))).Open(nil, make([]byte, 12), ph[4080:4096], ph[:4080]); err != nil {
+				if _, err := gcm(kdf(pk, pinfo("part header"))).Open(nil, make([]byte, 12), ph[4080:4096], ph[:4080]); err != nil {
 					t.Fatalf("%s: part header tag: %v", path, err)
 				}
 				hd := sha256.Sum256(ph)
@@ -241,8 +270,27 @@ func TestFormatSpec(t *testing.T) {
 				digest.Write(binary.BigEndian.AppendUint64(nil, uint64(pl)))
 				digest.Write(hd[:])
 				total += pl
+				if compressed {
+					alg := map[byte]string{1: "s2", 2: "zstd"}[ph[7]]
+					pt, n := openCompressed(t, gcm(kdf(pk, pinfo("body"))), kdf(pk, pinfo("block header")), rest[4096:4096+B], alg, int64(s), pl, p)
+					if int64(n) != B {
+						t.Fatalf("%s: part %d: body of %d bytes, B = %d", path, p, n, B)
+					}
+					// §12.2.3: zero padding up to 5 MiB when the part would be
+					// stored in that much uncompressed.
+					var pad int64
+					if pl+20480 >= 5<<20 {
+						pad = max(0, 5<<20-4096-B)
+					}
+					if !bytes.Equal(rest[4096+B:4096+B+pad], make([]byte, pad)) {
+						t.Fatalf("%s: part %d padding", path, p)
+					}
+					got = append(got, pt...)
+					rest = rest[4096+B+pad:]
+					continue
+				}
 				size := pl + 4096 + 16*1024
-				got = append(got, openStream(kdf(pk, info("body")), rest[4096:size], pl, s, p)...)
+				got = append(got, openStream(kdf(pk, pinfo("body")), rest[4096:size], pl, s, p)...)
 				rest = rest[size:]
 			}
 			if v >= 2 {
@@ -275,11 +323,13 @@ func TestFormatSpec(t *testing.T) {
 	}
 }
 
-// openCompressed decodes a compressed single-layout body as FORMAT.md 12.2
-// describes it: blocks with their clear length headers (the AAD of their
-// segment), S2 block format or zstd frames, raw blocks, and the index, the
-// final segment, compared with the block headers.
-func openCompressed(t *testing.T, g cipher.AEAD, hdrKey, body, meta []byte) []byte {
+// openCompressed decodes a compressed body as FORMAT.md 12.2 describes it
+// (of a single object, part number p = 0, or of a compressed part, 12.2.3):
+// blocks with their masked length headers (the AAD of their segment), S2
+// block format or zstd frames, raw blocks, and the index, the final
+// segment, compared with the block headers. It returns the plaintext and
+// the number of body bytes it took (the index's end).
+func openCompressed(t *testing.T, g cipher.AEAD, hdrKey, body []byte, alg string, bs, size int64, p uint32) ([]byte, int) {
 	mb, err := aes.NewCipher(hdrKey)
 	if err != nil {
 		t.Fatal(err)
@@ -291,28 +341,19 @@ func openCompressed(t *testing.T, g cipher.AEAD, hdrKey, body, meta []byte) []by
 		mb.Encrypt(out[:], in[:])
 		return binary.BigEndian.Uint32(out[:4])
 	}
-	var blob struct {
-		S int64 `json:"s"`
-		Z struct {
-			A string `json:"a"`
-			B int64  `json:"b"`
-		} `json:"z"`
-	}
-	if err := json.Unmarshal(meta, &blob); err != nil {
-		t.Fatal(err)
-	}
 	nonce := func(i int64, final byte) []byte {
-		n := binary.BigEndian.AppendUint32(nil, 0)
+		n := binary.BigEndian.AppendUint32(nil, p)
 		idx := binary.BigEndian.AppendUint64(nil, uint64(i))
 		return append(append(n, idx[1:]...), final)
 	}
-	nb := (blob.S + blob.Z.B - 1) / blob.Z.B
+	nb := (size + bs - 1) / bs
 	var out, hdrs []byte
 	zd, err := zstd.NewReader(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer zd.Close()
+	used := 0
 	for i := int64(0); i < nb; i++ {
 		h := binary.BigEndian.Uint32(body[:4]) ^ mask(i)
 		hdr := binary.BigEndian.AppendUint32(nil, h)
@@ -321,17 +362,17 @@ func openCompressed(t *testing.T, g cipher.AEAD, hdrKey, body, meta []byte) []by
 		if err != nil {
 			t.Fatalf("block %d: %v", i, err)
 		}
-		want := min(blob.Z.B, blob.S-i*blob.Z.B)
+		want := min(bs, size-i*bs)
 		var pt []byte
 		switch {
 		case h&0x80000000 != 0:
 			pt = payload
-		case blob.Z.A == "s2":
+		case alg == "s2":
 			pt, err = s2.Decode(nil, payload)
-		case blob.Z.A == "zstd":
+		case alg == "zstd":
 			pt, err = zd.DecodeAll(payload, nil)
 		default:
-			t.Fatalf("algorithm %q", blob.Z.A)
+			t.Fatalf("algorithm %q", alg)
 		}
 		if err != nil || int64(len(pt)) != want {
 			t.Fatalf("block %d: %d bytes, %v", i, len(pt), err)
@@ -339,13 +380,14 @@ func openCompressed(t *testing.T, g cipher.AEAD, hdrKey, body, meta []byte) []by
 		out = append(out, pt...)
 		hdrs = append(hdrs, hdr...)
 		body = body[4+l+16:]
+		used += 4 + l + 16
 	}
-	if int64(len(body)) != 4*nb+16 {
+	if int64(len(body)) < 4*nb+16 {
 		t.Fatalf("index of %d bytes for %d blocks", len(body), nb)
 	}
-	index, err := g.Open(nil, nonce(nb, 1), body, nil)
+	index, err := g.Open(nil, nonce(nb, 1), body[:4*nb+16], nil)
 	if err != nil || !bytes.Equal(index, hdrs) {
 		t.Fatalf("index: %v", err)
 	}
-	return out
+	return out, used + int(4*nb+16)
 }

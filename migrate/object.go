@@ -396,7 +396,7 @@ func (k *partKeys) zero() {
 func (t *task) sourceParts(ctx context.Context) (*envelope.PartMap, []*envelope.PartHeader, error) {
 	pm, hdrs, err := t.job.cfg.Src.Store.PartHeaders(ctx, t.so)
 	if err == nil {
-		err = pm.Verify(t.obj.Version(), t.meta)
+		err = pm.VerifyFlags(t.obj.Version(), t.obj.Flags(), t.meta)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("source parts: %w", err)
@@ -457,10 +457,13 @@ func (t *task) multipartHeader(hdrs []*envelope.PartHeader, upload []byte) (stri
 	}
 	meta := t.destMeta()
 	meta.Size, meta.Upload = -1, upload
-	if meta.Manifest, err = npm.Manifest(upload); err != nil {
+	// A source whose parts may be compressed (FORMAT.md 12.2.3) keeps the
+	// flag: its compressed parts are carried over as they are.
+	cfg := envelope.Config{Flags: t.obj.Flags() & envelope.FlagCompressed}
+	if meta.Manifest, err = npm.ManifestFlags(upload, cfg.Flags); err != nil {
 		return "", err
 	}
-	o, err := envelope.NewObject(t.dk.Plaintext, t.keyInfo(), t.job.cfg.Dst.Bucket, t.dkey, envelope.LayoutMultipart, meta.Encode())
+	o, err := cfg.NewObject(t.dk.Plaintext, t.keyInfo(), t.job.cfg.Dst.Bucket, t.dkey, envelope.LayoutMultipart, meta.Encode())
 	if err != nil {
 		return "", fmt.Errorf("seal the destination header: %w", err)
 	}

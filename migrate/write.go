@@ -199,7 +199,7 @@ func (j *job) verify(ctx context.Context, key string, wantSize int64) error {
 	}
 	pm, hdrs, err := dst.Store.PartHeaders(ctx, do)
 	if err == nil {
-		err = pm.Verify(obj.Version(), meta)
+		err = pm.VerifyFlags(obj.Version(), obj.Flags(), meta)
 	}
 	if err != nil {
 		return err

@@ -21,8 +21,8 @@ import (
 // Compression before encryption (issue #22; FORMAT.md 12.2): single PUTs
 // to a bucket with compression on are compressed in blocks, unless their
 // name or type says they are compressed already or their first block does
-// not shrink enough. Multipart uploads are not compressed (their parts
-// would need compressed parts, which the format does not define yet).
+// not shrink enough. Multipart uploads are compressed part by part
+// (FORMAT.md 12.2.3, multipart.go), each part checked on its own.
 
 // Compression configures compression. The zero value is off everywhere.
 type Compression struct {
@@ -280,9 +280,8 @@ func (s *Server) listedSizes(r *request, doc []byte) func(key, version, storeTag
 	var misses []miss
 	seen := map[string]bool{}
 	s3wire.ListingEntries(doc, func(key, version, storeTag string, stored int64) {
-		if envelope.PartsInETag(storeTag) > 0 {
-			return
-		}
+		// Multipart entries too: their parts may be compressed (FORMAT.md
+		// 12.2.3), and then only the header has the size.
 		k := sizeKey(storeTag, stored)
 		if _, ok := s.comp.sizes.Get(k); ok || seen[k] {
 			return
@@ -310,9 +309,6 @@ func (s *Server) listedSizes(r *request, doc []byte) func(key, version, storeTag
 		<-done
 	}
 	return func(key, version, storeTag string, stored int64) (int64, bool) {
-		if envelope.PartsInETag(storeTag) > 0 {
-			return 0, false
-		}
 		return s.comp.sizes.Get(sizeKey(storeTag, stored))
 	}
 }

@@ -53,6 +53,14 @@ func (s *Server) copyMultipart(r *request, src *readReq, head *fasthttp.Response
 		return err
 	}
 	ki := dk.keyInfo()
+	// A source whose parts may be compressed (FORMAT.md 12.2.3) gives a
+	// copy whose header says so too: the parts are the same.
+	sh, err := envelope.ParseHeader(srcHeader)
+	if err != nil {
+		return s3wire.Damaged(err)
+	}
+	cfg := dk.config()
+	cfg.Flags |= sh.Flags() & envelope.FlagCompressed
 	var resealed []*envelope.PartHeader
 	if !partsUnder(pm, dk.KeyID) {
 		if resealed, err = s.resealParts(r, src, srcTag, pm, meta, dk.Plaintext, ki); err != nil {
@@ -65,25 +73,25 @@ func (s *Server) copyMultipart(r *request, src *readReq, head *fasthttp.Response
 		// The parts are now sealed to this path, with the source's upload
 		// identity, and their headers changed: a new manifest over them.
 		meta.Origin = nil
-		if meta.Manifest, err = rpm.Manifest(meta.Upload); err != nil {
+		if meta.Manifest, err = rpm.ManifestFlags(meta.Upload, cfg.Flags); err != nil {
 			return s3wire.Internal(err)
 		}
 	} else {
 		ob, ok := meta.PartsPath(src.bucket, src.key)
 		meta.Origin = &envelope.Path{Bucket: ob, Key: ok}
 		if meta.Manifest == nil {
-			if meta.Manifest, err = pm.Manifest(meta.Upload); err != nil {
+			if meta.Manifest, err = pm.ManifestFlags(meta.Upload, cfg.Flags); err != nil {
 				return s3wire.Damaged(err)
 			}
 		}
 	}
 	meta.Size = -1
-	obj, err := dk.config().NewObject(dk.Plaintext, ki, r.t.Bucket, r.t.Key, envelope.LayoutMultipart, meta.Encode())
+	obj, err := cfg.NewObject(dk.Plaintext, ki, r.t.Bucket, r.t.Key, envelope.LayoutMultipart, meta.Encode())
 	if errors.Is(err, envelope.ErrTooLarge) && meta.ETag != "" {
 		// The copy's header may be longer than the source's (another
 		// bucket's key): it keeps the store's ETag rather than fail.
 		meta.ETag = ""
-		obj, err = dk.config().NewObject(dk.Plaintext, ki, r.t.Bucket, r.t.Key, envelope.LayoutMultipart, meta.Encode())
+		obj, err = cfg.NewObject(dk.Plaintext, ki, r.t.Bucket, r.t.Key, envelope.LayoutMultipart, meta.Encode())
 	}
 	if err != nil {
 		return sealError(err)

@@ -37,6 +37,11 @@ import (
 // of its "-N" ETag (listings carry nothing else): only a part-by-part copy
 // keeps N and the part boundaries.
 
+// errCompressedPart answers the completion of an upload whose object
+// header does not allow compressed parts, with compressed parts.
+var errCompressedPart = s3wire.NewError(http.StatusBadRequest, "InvalidPart",
+	"One or more of the specified parts is compressed, and this upload was not created for compressed parts.")
+
 // completeMultipart forwards CompleteMultipartUpload with the part ETags
 // mapped back to the store's, then finalizes the object.
 func (s *Server) completeMultipart(r *request) error {
@@ -62,7 +67,10 @@ func (s *Server) completeMultipart(r *request) error {
 	out := r.outbound(http.MethodPost)
 	s.resolveIfMatch(r, out)
 	out.Body, out.BodyLen = bytes.NewReader(body), int64(len(body))
-	if v := r.header.Get("X-Amz-Mp-Object-Size"); v != "" {
+	if v := r.header.Get("X-Amz-Mp-Object-Size"); v != "" && r.upload.Compress == "" {
+		// (A compressed upload's stored size follows from no plaintext
+		// size: the header is not passed on, and the manifest checks the
+		// size.)
 		// The client's size is the plaintext's; the store checks the
 		// stored size, every part PartOverhead bytes larger.
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
@@ -250,7 +258,14 @@ func (s *Server) finalize(r *request, storeTag, version string, parts []s3wire.C
 		}
 		p.Close()
 	}
-	mf, err := pm.Manifest(meta.Upload)
+	// Compressed parts belong only to an upload whose sealed header says
+	// its parts may be compressed (FORMAT.md 12.2.3): a client that put
+	// the compressed form into the upload id of another upload only breaks
+	// its own upload, which is left unfinalized (unreadable).
+	mf, err := pm.ManifestFlags(meta.Upload, h.Flags())
+	if errors.Is(err, envelope.ErrManifest) && pm.Compressed() && h.Flags()&envelope.FlagCompressed == 0 {
+		return "", "", errCompressedPart
+	}
 	if err != nil {
 		return "", "", s3wire.Damaged(err)
 	}
@@ -366,13 +381,13 @@ func (s *Server) copyParts(dstPath string, hdr http.Header, src *readReq, srcTag
 	g.SetLimit(copyParallel)
 	for i := range pm.Parts() {
 		g.Go(func() error {
-			_, _, plainLen, from := pm.Part(i)
+			_, _, _, from := pm.Part(i)
 			if resealed != nil {
 				etag, err := s.uploadResealed(dstPath, uploadID, i+1, src, srcTag, from, resealed[i])
 				done.Parts[i] = s3wire.CompletePart{PartNumber: i + 1, ETag: etag}
 				return err
 			}
-			to := from + envelope.PartCiphertextSize(plainLen) - 1
+			to := from + pm.StoredLen(i) - 1 // a compressed part's size is in its header
 			pc := upstream.NewRequest(http.MethodPut, dstPath, "partNumber="+strconv.Itoa(i+1)+"&uploadId="+uploadID)
 			pc.Header.Set("X-Amz-Copy-Source", source)
 			pc.Header.Set("X-Amz-Copy-Source-Range", fmt.Sprintf("bytes=%d-%d", from, to))

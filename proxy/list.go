@@ -100,8 +100,9 @@ func (s *Server) getObjectAttributes(r *request) error {
 		}
 	}
 	plain := int64(-1)
-	if s.comp != nil && s.comp.mayHold(r.t.Bucket) && envelope.PartsInETag(storeTag) == 0 && wants("ObjectSize") {
-		// Perhaps a compressed object: its size is in its header only.
+	if s.comp != nil && s.comp.mayHold(r.t.Bucket) && wants("ObjectSize") {
+		// Perhaps a compressed object, or a multipart one with compressed
+		// parts: its size is in its header only.
 		stored := int64(-1)
 		if raw, _, _, ok := s3wire.Element(body, "ObjectSize"); ok {
 			stored, _ = strconv.ParseInt(string(raw), 10, 64)

@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -23,7 +25,10 @@ import (
 // then padding so that each stored part is exactly plaintext +
 // envelope.PartOverhead bytes. So any instance can encrypt any part with
 // no shared state, and a multipart object's plaintext size is its stored
-// size minus N·PartOverhead, N being the part count in its ETag.
+// size minus N·PartOverhead, N being the part count in its ETag. In a
+// bucket with compression on, parts may be compressed instead (FORMAT.md
+// 12.2.3): the upload id names the algorithm, and the object's size is
+// then in its sealed manifest only.
 
 // createMultipart seals the object's metadata (its own object key, bound
 // to bucket and key) into the upload, as PutObject does, with a fresh upload
@@ -45,7 +50,15 @@ func (s *Server) createMultipart(r *request) error {
 	}
 	meta := &envelope.Meta{Size: -1, User: user, Headers: s3wire.SealedContentHeaders(r.header), Upload: upload,
 		Create: s3wire.CreateHeaders(r.header), ChecksumAlgorithm: string(alg), ChecksumType: string(typ)}
-	obj, err := s.sealNew(r, envelope.LayoutMultipart, meta)
+	// In a bucket with compression on, the header says that the parts may
+	// be compressed (FORMAT.md 12.2.3) and the upload id which algorithm
+	// UploadPart uses: each part is then checked on its own.
+	var flags envelope.Flags
+	comp := s.compressFor(r, 1)
+	if comp != "" {
+		flags = envelope.FlagCompressed
+	}
+	obj, err := s.sealNewFlags(r, envelope.LayoutMultipart, meta, flags)
 	if err != nil {
 		return err
 	}
@@ -86,6 +99,9 @@ func (s *Server) createMultipart(r *request) error {
 	r.ctx.SetStatusCode(http.StatusOK)
 	relayHeaders(&r.ctx.Response.Header, &resp.Header, false)
 	clientID := s3wire.ClientUploadID(storeID, upload, keyID)
+	if comp != "" {
+		clientID = s3wire.ClientUploadIDCompressed(storeID, upload, keyID, comp)
+	}
 	if s.writeOnly(obj.KeyInfo()) {
 		// This instance (or another write-only one) completes the upload
 		// without the DEK: the pending header's object key travels in the
@@ -142,11 +158,33 @@ func (s *Server) uploadPart(r *request) error {
 // upload and stores it. plainMD5 gives the plaintext's MD5 once the store
 // has accepted the part, or nil if it is not known.
 func (s *Server) putPart(r *request, pn int, src io.Reader, plainLen int64, plainMD5 func() []byte) error {
+	body := src // the client's body, for its checksums
+	var comp *envelope.Compression
+	if alg := r.upload.Compress; alg != "" && s.comp != nil && compressPart(plainLen) {
+		rec := &errRecorder{r: src}
+		var compressed bool
+		var err error
+		if src, compressed, err = s.adaptive(alg, rec, plainLen); err != nil {
+			if bodyErr := rec.Err(); bodyErr != nil {
+				r.ctx.SetConnectionClose()
+				return bodyError(bodyErr)
+			}
+			return s3wire.Internal(err)
+		}
+		if compressed {
+			comp = &envelope.Compression{Algorithm: alg, BlockSize: s.comp.cfg.BlockSize}
+		}
+	}
 	dk, err := s.newDataKey(r, r.t.Bucket)
 	if err != nil {
 		return err
 	}
-	part, err := dk.config().NewPart(dk.Plaintext, dk.keyInfo(), r.t.Bucket, r.t.Key, r.upload.Upload, pn, plainLen)
+	var part *envelope.Part
+	if comp != nil {
+		part, err = dk.config().NewCompressedPart(dk.Plaintext, dk.keyInfo(), r.t.Bucket, r.t.Key, r.upload.Upload, pn, plainLen, *comp)
+	} else {
+		part, err = dk.config().NewPart(dk.Plaintext, dk.keyInfo(), r.t.Bucket, r.t.Key, r.upload.Upload, pn, plainLen)
+	}
 	kms.Zero(dk.Plaintext)
 	if err != nil {
 		return s3wire.Internal(err)
@@ -158,7 +196,12 @@ func (s *Server) putPart(r *request, pn int, src io.Reader, plainLen int64, plai
 			out.Header.Set(h, v)
 		}
 	}
-	resp, err := s.sendEncrypted(r, out, src, part.EncryptReader, envelope.PartCiphertextSize(plainLen))
+	var resp *fasthttp.Response
+	if comp != nil {
+		resp, err = s.sendCompressedPart(r, out, part, src, plainLen)
+	} else {
+		resp, err = s.sendEncrypted(r, out, src, part.EncryptReader, envelope.PartCiphertextSize(plainLen))
+	}
 	if err != nil {
 		return err
 	}
@@ -174,10 +217,63 @@ func (s *Server) putPart(r *request, pn int, src io.Reader, plainLen int64, plai
 		if sum := plainMD5(); sum != nil && storeTag != "" {
 			r.ctx.Response.Header.Set("ETag", s3wire.ClientPartETag(storeTag, sum))
 		}
-		echoChecksums(r, src)
+		echoChecksums(r, body)
 		r.echoSSE()
 	}
 	return nil
+}
+
+// compressPart reports whether a part of plainLen bytes of a compressed
+// upload is worth compressing. S3 refuses a part under 5 MiB that is not
+// the last, so a compressed part that would be stored in 5 MiB or more
+// uncompressed is padded to 5 MiB (FORMAT.md 12.2.3): one of 5 MiB − 20
+// KiB to 5 MiB of plaintext could save at most 20 KiB, and is stored
+// uncompressed. An empty part has nothing to save.
+func compressPart(plainLen int64) bool {
+	return plainLen > 0 && (plainLen+envelope.PartOverhead < envelope.MinStoredPartSize || plainLen > envelope.MinStoredPartSize)
+}
+
+// sendCompressedPart sends out with src compressed and sealed as the
+// compressed part p: its body spooled first (the store needs the length,
+// known at its end), then header, body and padding. A failure of the
+// client's body is its error before anything reaches the store.
+func (s *Server) sendCompressedPart(r *request, out *upstream.Request, p *envelope.Part, src io.Reader, plainLen int64) (*fasthttp.Response, error) {
+	rec := &errRecorder{r: src}
+	_, hi := p.Compression().CompressedSizeBounds(plainLen)
+	body, n, release, err := s.spoolCompressed(p.EncryptCompressedReader(rec), hi)
+	if bodyErr := rec.Err(); bodyErr != nil {
+		if err == nil {
+			release()
+		}
+		r.ctx.SetConnectionClose()
+		return nil, bodyError(bodyErr)
+	}
+	if errors.Is(err, errSpoolFull) {
+		return nil, s3wire.ErrSlowDown
+	}
+	if err != nil {
+		return nil, s3wire.Internal(err)
+	}
+	defer release()
+	ph, err := p.CompressedHeader()
+	if err != nil || ph.BodyLen() != n {
+		return nil, s3wire.Internal(fmt.Errorf("compressed part: %d bytes spooled: %v", n, err))
+	}
+	out.Body = io.MultiReader(bytes.NewReader(ph.Bytes()), body, io.LimitReader(zeros{}, ph.PadSize()))
+	out.BodyLen = ph.CiphertextSize()
+	resp, err := s.up.Do(out)
+	if err != nil {
+		return nil, s3wire.Internal(fmt.Errorf("upstream %s: %w", r.op, err))
+	}
+	return resp, nil
+}
+
+// zeros reads as an endless run of zero bytes (a compressed part's padding).
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
 
 // uploadPartCopy decrypts the source range through the proxy and encrypts

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/s3seal/s3seal/envelope"
@@ -46,7 +47,12 @@ func (s *Server) partMap(rq *readReq, storeTag, headerValue string, stored int64
 		return s.readPartHeader(rq, storeTag, off)
 	})
 	if err == nil {
-		err = pm.Verify(version, meta)
+		// The header's compressed flag admits compressed parts (FORMAT.md
+		// 12.2.3); the header was parsed and opened by the caller.
+		var h *envelope.Header
+		if h, err = envelope.ParseHeader(headerValue); err == nil {
+			err = pm.VerifyFlags(version, h.Flags(), meta)
+		}
 	}
 	if err != nil {
 		return nil, s3wire.Damaged(fmt.Errorf("%s/%s: %w", rq.bucket, rq.key, err))
@@ -81,4 +87,76 @@ func (s *Server) readPartHeader(rq *readReq, storeTag string, off int64) (*envel
 		return nil, s3wire.Damaged(err)
 	}
 	return ph, nil
+}
+
+// partIndexes returns the block indexes of the compressed parts that a
+// read of plaintext [off, off+n) starts or ends inside (FORMAT.md 12.2.3):
+// from the cache (by object version, header and part), or by reading the
+// part's header, checking it against the verified map, opening the part
+// and fetching and opening its sealed index (the last bytes of its body).
+// Reads that cover a compressed part whole need none.
+func (s *Server) partIndexes(rq *readReq, pm *envelope.PartMap, storeTag, headerValue string, off, n int64, open envelope.PartOpener) (envelope.PartIndexes, error) {
+	need, err := pm.NeedIndexes(off, n)
+	if err != nil || len(need) == 0 {
+		return nil, err
+	}
+	ix := envelope.PartIndexes{}
+	base := partMapKey(rq, storeTag, headerValue) + "\x00part "
+	for _, i := range need {
+		key := base + strconv.Itoa(i)
+		if idx, ok := s.indexes.Get(key); ok {
+			ix[i] = idx
+			continue
+		}
+		_, _, _, start := pm.Part(i)
+		ph, err := s.readPartHeader(rq, storeTag, start)
+		if err != nil {
+			return nil, err
+		}
+		if err := pm.Check(i, ph); err != nil {
+			return nil, s3wire.Damaged(fmt.Errorf("%s/%s: %w", rq.bucket, rq.key, err))
+		}
+		p, err := open(ph)
+		if err != nil {
+			return nil, err
+		}
+		idx, err := s.readPartIndex(rq, storeTag, pm, i, p)
+		p.Close()
+		if err != nil {
+			return nil, err
+		}
+		s.indexes.Add(key, idx)
+		ix[i] = idx
+	}
+	return ix, nil
+}
+
+// readPartIndex fetches and opens the block index of the i-th part, p.
+func (s *Server) readPartIndex(rq *readReq, storeTag string, pm *envelope.PartMap, i int, p *envelope.Part) (*envelope.BlockIndex, error) {
+	off, n, err := pm.IndexRange(i)
+	if err != nil {
+		return nil, s3wire.Internal(err)
+	}
+	out := upstream.NewRequest(http.MethodGet, rq.rawPath, rq.query)
+	out.Header.Set("If-Match", storeTag)
+	out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+n-1))
+	resp, err := s.up.Do(out)
+	if err != nil {
+		return nil, s3wire.Internal(err)
+	}
+	defer fasthttp.ReleaseResponse(resp)
+	if st := resp.StatusCode(); st != http.StatusPartialContent {
+		resp.CloseBodyStream()
+		return nil, s3wire.Internal(fmt.Errorf("block index of part %d of %s/%s: store answered %d", i+1, rq.bucket, rq.key, st))
+	}
+	body, err := io.ReadAll(io.LimitReader(upstream.Body(resp), n+1))
+	resp.CloseBodyStream()
+	if err != nil {
+		return nil, s3wire.Internal(err)
+	}
+	idx, err := p.OpenIndex(body)
+	if err != nil {
+		return nil, s3wire.Damaged(fmt.Errorf("%s/%s: part %d: %w", rq.bucket, rq.key, i+1, err))
+	}
+	return idx, nil
 }

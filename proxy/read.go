@@ -331,7 +331,7 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 		}
 		po.ranged = true
 	}
-	if obj.Compression() != nil {
+	if obj.Flags()&envelope.FlagCompressed != 0 {
 		s.rememberSize(po.storeTag, stored, po.size) // for listings
 	}
 	if rq.head {
@@ -363,7 +363,13 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 	// A range of a multipart object: the first response was aligned for a
 	// single-part object and is of no use.
 	resp.CloseBodyStream()
-	f, err := pm.FetchRange(po.off, po.n)
+	// A range that starts or ends inside a compressed part needs that
+	// part's block index (FORMAT.md 12.2.3).
+	ix, err := s.partIndexes(rq, pm, po.storeTag, headerValue, po.off, po.n, open)
+	if err != nil {
+		return fail(err)
+	}
+	f, err := pm.FetchRangeIndexed(po.off, po.n, ix)
 	if err != nil {
 		return fail(s3wire.Internal(err))
 	}
@@ -384,7 +390,7 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 	if st := rresp.StatusCode(); st != http.StatusPartialContent {
 		return fail(s3wire.Internal(fmt.Errorf("range of multipart object: store answered %d", st)))
 	}
-	po.body = envelope.MultipartReader(upstream.Body(rresp), pm, first, po.off, po.n, open)
+	po.body = envelope.MultipartReaderIndexed(upstream.Body(rresp), pm, first, po.off, po.n, open, ix)
 	return po, nil
 }
 

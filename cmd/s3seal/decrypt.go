@@ -109,6 +109,10 @@ func (c *DecryptCmd) Run() error {
 			// stored / plaintext: what compression saved, tags included.
 			info["compression"] = map[string]any{"algorithm": z.Algorithm, "block_size": z.BlockSize,
 				"ratio": float64(stored) / float64(max(size, 1))}
+		} else if obj.Flags()&envelope.FlagCompressed != 0 {
+			// A multipart object whose parts may be compressed (FORMAT.md
+			// 12.2.3): each part says how (s3seal inspect lists them).
+			info["compression"] = map[string]any{"parts": "per part", "ratio": float64(stored) / float64(max(size, 1))}
 		}
 		out, _ := json.MarshalIndent(info, "", "  ")
 		fmt.Println(string(out))
@@ -134,7 +138,7 @@ func (c *DecryptCmd) Run() error {
 			return envelope.ParsePartHeader(buf)
 		})
 		if err == nil {
-			err = pm.Verify(obj.Version(), meta)
+			err = pm.VerifyFlags(obj.Version(), obj.Flags(), meta)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.Object, err)

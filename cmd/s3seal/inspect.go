@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -75,6 +76,12 @@ type InspectedPart struct {
 	SegmentSize   int    `json:"segment_size"`
 	KMSKey        string `json:"kms_key"`
 	KMSRegion     string `json:"kms_region,omitempty"`
+	// A compressed part's (FORMAT.md 12.2.3): its algorithm, block size and
+	// stored size over plaintext size. A part's plaintext size is in its
+	// header in clear, so the ratio needs no key.
+	Compression string   `json:"compression,omitempty"`
+	BlockSize   int      `json:"block_size,omitempty"`
+	Ratio       *float64 `json:"ratio,omitempty"`
 }
 
 // sealedFields says what a header of each version seals (FORMAT.md 6 and
@@ -201,6 +208,10 @@ func inspect(ctx context.Context, st *objstore.Store, bucket, key string) (*Insp
 			if a, ok := kms.ParseARN(pk.KeyID); ok {
 				ip.KMSRegion = a.Region
 			}
+			if c := ph.Compression(); c != nil {
+				r := float64(ip.StoredSize) / float64(max(ip.PlaintextSize, 1))
+				ip.Compression, ip.BlockSize, ip.Ratio = string(c.Algorithm), c.BlockSize, &r
+			}
 			in.Parts = append(in.Parts, ip)
 		}
 	default:
@@ -259,7 +270,12 @@ func (in *Inspection) writeText(w io.Writer) error {
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "part\tversion\tplaintext\tstored\toffset\tsegment\tkms key\t")
 		for _, p := range in.Parts {
-			fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", p.Number, p.FormatVersion, p.PlaintextSize, p.StoredSize, p.StoredOffset, p.SegmentSize, p.KMSKey)
+			seg := strconv.Itoa(p.SegmentSize)
+			if p.Compression != "" {
+				// A compressed part has blocks, not segments.
+				seg = fmt.Sprintf("%s, %d-byte blocks, ratio %.3f", p.Compression, p.BlockSize, *p.Ratio)
+			}
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n", p.Number, p.FormatVersion, p.PlaintextSize, p.StoredSize, p.StoredOffset, seg, p.KMSKey)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

@@ -494,7 +494,7 @@ func spoolBytes(mib int64) int64 {
 // CompressOptions turn on compression before encryption (issue #22; README
 // "Compression"), globally or per bucket.
 type CompressOptions struct {
-	Compress          string  `env:"COMPRESS" enum:"off,s2,zstd" default:"off" help:"Compress new single-PUT objects before encrypting them, in every bucket without its own setting: 'off', 's2' (fast) or 'zstd' (smaller). Do not turn it on where content an attacker can partly choose is stored together with secrets: sizes then leak (README, Compression) (${env})."`
+	Compress          string  `env:"COMPRESS" enum:"off,s2,zstd" default:"off" help:"Compress new objects (single PUTs, and multipart uploads part by part) before encrypting them, in every bucket without its own setting: 'off', 's2' (fast) or 'zstd' (smaller). Do not turn it on where content an attacker can partly choose is stored together with secrets: sizes then leak (README, Compression) (${env})."`
 	CompressBuckets   string  `env:"COMPRESS_BUCKETS" help:"Per-bucket compression, comma separated bucket=off|s2|zstd pairs, overriding --compress (${env})."`
 	CompressSkip      string  `env:"COMPRESS_SKIP" help:"File extensions (zip, .jpg) and content types (image/png, video/*) stored uncompressed because they are compressed already, comma separated; replaces the built-in list (zip, gz, tgz, zst, xz, bz2, 7z, jpg, png, mp4, mkv, mp3, pdf, ...). 'none': skip nothing by name (${env})."`
 	CompressMinSaving float64 `env:"COMPRESS_MIN_SAVING" default:"0.10" help:"Adaptive check: an object whose first block compresses by less than this fraction is stored uncompressed (${env})."`

@@ -166,3 +166,24 @@ func FuzzRewriteElements(f *testing.F) {
 		}
 	})
 }
+
+// An upload id of a compressed upload names its algorithm; one with an
+// unknown algorithm or a broken binding is foreign.
+func TestCompressedUploadID(t *testing.T) {
+	upload := []byte("0123456789abcdef")
+	for _, alg := range []envelope.Algorithm{envelope.AlgS2, envelope.AlgZstd} {
+		id := ClientUploadIDCompressed("store~id", upload, "key-1", alg)
+		ref := ParseUploadID(id)
+		if ref.Compress != alg || string(ref.Upload) != string(upload) || ref.KeyID != "key-1" || ref.StoreID != "store~id" || ref.Client != id || !ref.Mapped() {
+			t.Fatalf("%s: %+v", id, ref)
+		}
+	}
+	if ref := ParseUploadID(ClientUploadID("s", upload, "")); ref.Compress != "" || ref.Upload == nil {
+		t.Fatalf("plain id: %+v", ref)
+	}
+	for _, id := range []string{"s3seal3z~gzip~MDEyMzQ1Njc4OWFiY2RlZg~~s", "s3seal3z~s2~bad~~s", "s3seal3z~s2", "s3seal3z~"} {
+		if ref := ParseUploadID(id); ref.Upload != nil || ref.Compress != "" || ref.StoreID != id {
+			t.Fatalf("%s parsed: %+v", id, ref)
+		}
+	}
+}

@@ -36,10 +36,20 @@ import (
 //
 // The client learns a key that seals only the metadata it sent itself
 // (and, once finalized, the manifest of its own parts).
+//
+// An upload whose parts are compressed (its object header has the
+// compressed flag, FORMAT.md section 12.2.3) names the algorithm:
+//
+//	s3seal3z~<algorithm>~<base64url(upload identity)>~<base64url(KMS key id) or empty>~<the store's upload id>
+//
+// A client that alters or adds the algorithm only breaks its own upload:
+// CompleteMultipartUpload refuses compressed parts unless the sealed
+// pending header has the flag.
 
 const (
 	uploadIDPrefix     = "s3seal2~"
 	uploadIDPrefixAsym = "s3seal3a~"
+	uploadIDPrefixComp = "s3seal3z~"
 )
 
 // UploadRef is what a client upload id says.
@@ -50,7 +60,10 @@ type UploadRef struct {
 	// PendingKey is the pending header's object key of an upload to a
 	// write-only key ("s3seal3a~" ids); nil otherwise.
 	PendingKey []byte
-	Client     string // the id as the client sent it
+	// Compress is the algorithm the parts of an upload to a bucket with
+	// compression on are compressed with ("s3seal3z~" ids); "" otherwise.
+	Compress envelope.Algorithm
+	Client   string // the id as the client sent it
 }
 
 // Mapped reports whether the store knows the upload by another id than
@@ -71,10 +84,29 @@ func ClientUploadIDPending(storeID string, upload []byte, keyID string, pendingK
 		enc.EncodeToString(pendingKey) + "~" + storeID
 }
 
+// ClientUploadIDCompressed is ClientUploadID for an upload whose parts
+// are compressed with alg.
+func ClientUploadIDCompressed(storeID string, upload []byte, keyID string, alg envelope.Algorithm) string {
+	enc := base64.RawURLEncoding
+	return uploadIDPrefixComp + string(alg) + "~" + enc.EncodeToString(upload) + "~" + enc.EncodeToString([]byte(keyID)) + "~" + storeID
+}
+
 // ParseUploadID splits a client upload id. A foreign id is kept whole as
 // the store's id.
 func ParseUploadID(client string) UploadRef {
 	ref := UploadRef{StoreID: client, Client: client}
+	if rest, ok := strings.CutPrefix(client, uploadIDPrefixComp); ok {
+		alg, rest, ok := strings.Cut(rest, "~")
+		if !ok || alg != string(envelope.AlgS2) && alg != string(envelope.AlgZstd) {
+			return ref
+		}
+		r := ParseUploadID(uploadIDPrefix + rest)
+		if r.Upload == nil {
+			return ref
+		}
+		r.Compress, r.Client = envelope.Algorithm(alg), client
+		return r
+	}
 	if rest, ok := strings.CutPrefix(client, uploadIDPrefixAsym); ok {
 		fields := strings.SplitN(rest, "~", 4)
 		if len(fields) != 4 {

@@ -33,10 +33,17 @@ const awsPartSize = 8 << 20
 // ~/.aws or AWS_* variables is used.
 func newAWSCLI(t *testing.T, bin, endpoint, accessKey, secretKey string) *awsCLI {
 	t.Helper()
+	return newAWSCLIConfig(t, bin, endpoint, accessKey, secretKey, awsConfig)
+}
+
+// newAWSCLIConfig is newAWSCLI with the config file config (for other
+// transfer settings).
+func newAWSCLIConfig(t *testing.T, bin, endpoint, accessKey, secretKey, config string) *awsCLI {
+	t.Helper()
 	home := t.TempDir()
 	cfg := filepath.Join(home, "config")
 	creds := filepath.Join(home, "credentials")
-	if err := os.WriteFile(cfg, []byte(awsConfig), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(creds, nil, 0o600); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -90,7 +91,22 @@ func propObjects(rng *rand.Rand, seed uint64) []*propObject {
 		}
 		return &propObject{key: key, plain: b.Bytes(), text: true}
 	}
+	// textMP is a multipart object of text, random and text parts: a
+	// compressing s3seal stores its text parts compressed (the first
+	// padded to 5 MiB, the small last one not) and the random part as a
+	// version 2 part (FORMAT.md 12.2.3).
+	textMP := func(key string) *propObject {
+		parts := []int{6<<20 + rng.IntN(300<<10), 5<<20 + 1 + rng.IntN(300<<10), 1 + rng.IntN(3<<20)}
+		var b bytes.Buffer
+		for i, n := range parts {
+			if err := fill(&b, rand.New(rand.NewPCG(seed, uint64(n))), n, i != 1); err != nil {
+				panic(err)
+			}
+		}
+		return &propObject{key: key, parts: parts, plain: b.Bytes(), text: true}
+	}
 	return []*propObject{
+		textMP("mp/text-mixed"),
 		mp("mp/equal", 5<<20, 5<<20, 1+rng.IntN(100<<10)),
 		mp("mp/uneven", uneven()...),
 		// Unequal parts whose sizes also fit "all parts as long as the
@@ -240,9 +256,12 @@ func TestRangeProperty(t *testing.T) {
 				etags[o.key] = etag
 			}
 			if st.name == "minio-compressed" {
-				// The text objects are stored compressed, the others not.
+				// The text objects are stored compressed, the others not;
+				// every multipart object's header admits compressed parts,
+				// and the text parts of mp/text-mixed are compressed.
 				for _, o := range objs {
 					if o.parts != nil {
+						checkCompressedParts(t, bucket, o)
 						continue
 					}
 					head, err := direct().HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(o.key)})
@@ -478,5 +497,47 @@ func assertETagRule(t *testing.T, what, etag string, plain []byte) {
 	}
 	if e != md5hex(plain) {
 		t.Errorf("%s: ETag %s looks like an MD5 but is not the plaintext's (%s)", what, etag, md5hex(plain))
+	}
+}
+
+// checkCompressedParts checks, at the store, a multipart object written
+// through a compressing s3seal: its header has the compressed flag, and
+// each part is compressed exactly when it is a text part (of a text
+// object; its random middle part and every part of a random object are
+// stored uncompressed by the adaptive check).
+func checkCompressedParts(t *testing.T, bucket string, o *propObject) {
+	t.Helper()
+	ctx := context.Background()
+	head, err := direct().HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(o.key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := envelope.ParseHeader(head.Metadata["s3seal"])
+	if err != nil || h.Flags()&envelope.FlagCompressed == 0 {
+		t.Fatalf("%s: multipart header %v in a compressing bucket (%v)", o.key, h, err)
+	}
+	var off int64
+	for i := range o.parts {
+		r := fmt.Sprintf("bytes=%d-%d", off, off+envelope.PartHeaderSize-1)
+		get, err := direct().GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(o.key), Range: &r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := io.ReadAll(get.Body)
+		get.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ph, err := envelope.ParsePartHeader(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := o.text && i != 1; (ph.Compression() != nil) != want {
+			t.Fatalf("%s: part %d of %d bytes compressed %v, want %v", o.key, i+1, o.parts[i], ph.Compression() != nil, want)
+		}
+		off += ph.CiphertextSize()
+	}
+	if off != aws.ToInt64(head.ContentLength) {
+		t.Fatalf("%s: parts add up to %d stored bytes of %d", o.key, off, aws.ToInt64(head.ContentLength))
 	}
 }
