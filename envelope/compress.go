@@ -420,6 +420,17 @@ func checkBlockHeader(c *Compression, plain, i int64, h uint32) error {
 // Blocks returns the number of blocks.
 func (x *BlockIndex) Blocks() int { return len(x.hdrs) }
 
+// RawBlocks returns how many blocks are stored raw (did not shrink).
+func (x *BlockIndex) RawBlocks() int {
+	n := 0
+	for _, h := range x.hdrs {
+		if h&rawBit != 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // StoredSize returns the stored size of the body the index describes.
 func (x *BlockIndex) StoredSize() int64 {
 	return x.starts[len(x.hdrs)] + blockHeaderSize*int64(len(x.hdrs)) + TagSize
