@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/s3seal/s3seal/internal/testenv"
@@ -80,6 +81,38 @@ func TestCompressedRanges(t *testing.T) {
 				check(key, text, r, off, n)
 			}
 		}
+		// Uncompressed objects in the same bucket, which a suffix range
+		// also reads with a suffix read first: a single object (named as
+		// compressed already) and a multipart one, suffixes shorter and
+		// longer than the suffix read.
+		blob := bytes.Repeat([]byte("0123456789abcdef"), (5<<20+1000)/16)
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("blob.gz"), Body: bytes.NewReader(blob[:1<<20+5])}); err != nil {
+			t.Fatal(err)
+		}
+		up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: aws.String("mp")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var parts []types.CompletedPart
+		for i, part := range [][]byte{blob[:5<<20], blob[5<<20:]} {
+			res, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: &bucket, Key: aws.String("mp"), UploadId: up.UploadId,
+				PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(part)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			parts = append(parts, types.CompletedPart{ETag: res.ETag, PartNumber: aws.Int32(int32(i + 1))})
+		}
+		if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &bucket, Key: aws.String("mp"), UploadId: up.UploadId,
+			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}}); err != nil {
+			t.Fatal(err)
+		}
+		for key, body := range map[string][]byte{"blob.gz": blob[:1<<20+5], "mp": blob} {
+			for _, r := range []string{"bytes=-100", "bytes=-70000", "bytes=-1000000", "bytes=10-20", "bytes=1048570-"} {
+				off, n := resolve(r, int64(len(body)))
+				check(key, body, r, off, n)
+			}
+		}
+
 		// Overwritten after its ranges were read: the remembered version
 		// is not the object any more, and the new one is served.
 		other := bytes.ToUpper(text)
