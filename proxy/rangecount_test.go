@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/internal/testenv"
 	"github.com/s3seal/s3seal/kms"
@@ -193,6 +194,36 @@ func TestRangeGETStoreRequests(t *testing.T) {
 		table.WriteString(row + " |\n")
 	}
 	t.Log(table.String())
+
+	// A range past the end is InvalidRange for two store requests (the
+	// aligned read's 416, then a suffix read or, before, a HEAD), also for
+	// a multipart object, whose part map is not read for it.
+	up, err := w.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &plainBucket, Key: aws.String("mp")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, err := w.client.UploadPart(ctx, &s3.UploadPartInput{Bucket: &plainBucket, Key: aws.String("mp"), UploadId: up.UploadId,
+		PartNumber: aws.Int32(1), Body: bytes.NewReader(text[:1000])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &plainBucket, Key: aws.String("mp"), UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{ETag: part.ETag, PartNumber: aws.Int32(1)}}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range append(objects, struct {
+		name, bucket, key string
+		body              []byte
+		compressed        bool
+	}{"multipart", plainBucket, "mp", text[:1000], false}) {
+		e := start()
+		hop.take()
+		_, err := get(e, o.bucket, o.key, "bytes=9000000-9000010")
+		seen := hop.take()
+		if apiCode(err) != "InvalidRange" || len(seen) > 2 {
+			t.Errorf("%s, past the end: %v, %d store requests %q", o.name, err, len(seen), seen)
+		}
+	}
 }
 
 // resolveRange resolves a bytes= range of the forms the cases use.

@@ -297,6 +297,15 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 			}
 			return nil, s3wire.InvalidRange(size, br.Raw)
 		}
+		if size, ok := uncompressedSize(resp, status); ok {
+			// Not compressed, so the range is past the end: answer as the
+			// HEAD this suffix read replaces would have, before opening
+			// anything (a multipart object's part map included).
+			if _, _, ok := br.Resolve(size); !ok {
+				fasthttp.ReleaseResponse(resp)
+				return nil, s3wire.InvalidRange(size, br.Raw)
+			}
+		}
 	}
 	if status != http.StatusOK && status != http.StatusPartialContent {
 		return nil, &upstreamReply{resp}
@@ -609,6 +618,21 @@ func writeThrough(w io.Writer, r io.Reader) (int64, error) {
 func (b *plainBody) Close() error {
 	b.po.Close()
 	return nil
+}
+
+// uncompressedSize is the plaintext size of the object a GET response
+// (status 200 or 206) is of, from its stored size and ETag, when its header
+// says it is not compressed (statSize's rule); ok is false otherwise.
+func uncompressedSize(resp *fasthttp.Response, status int) (size int64, ok bool) {
+	h, err := envelope.ParseHeader(string(resp.Header.Peek(s3wire.SealHeader)))
+	if err != nil || h.Flags()&envelope.FlagCompressed != 0 {
+		return 0, false
+	}
+	stored, _, err := storedExtent(resp, status)
+	if err != nil {
+		return 0, false
+	}
+	return envelope.ListedSize(stored, string(resp.Header.Peek("ETag")))
 }
 
 // storedExtent reads the stored object size and the offset of the returned
