@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"strings"
 	"sync"
 
 	"github.com/klauspost/compress/s2"
@@ -47,6 +48,56 @@ const (
 	AlgS2   Algorithm = "s2"
 	AlgZstd Algorithm = "zstd"
 )
+
+// Level is how hard a writer compresses. It is a writer's choice, written
+// nowhere: every level of an algorithm yields a payload its one decoder
+// reads (S2's Encode, EncodeBetter and EncodeBest all write the S2 block
+// format; zstd's levels all write RFC 8878 frames), and FORMAT.md 12.2
+// takes any payload that decompresses to its block. So readers need not
+// know it, and objects written at different levels read alike.
+type Level string
+
+// Levels. "" is LevelDefault. S2 has default, better and best; zstd also
+// fastest (klauspost's zstd.EncoderLevel: SpeedFastest, SpeedDefault,
+// SpeedBetterCompression, SpeedBestCompression).
+const (
+	LevelFastest Level = "fastest"
+	LevelDefault Level = "default"
+	LevelBetter  Level = "better"
+	LevelBest    Level = "best"
+)
+
+// Levels returns the levels alg has, fastest first.
+func Levels(alg Algorithm) []Level {
+	switch alg {
+	case AlgS2:
+		return []Level{LevelDefault, LevelBetter, LevelBest}
+	case AlgZstd:
+		return []Level{LevelFastest, LevelDefault, LevelBetter, LevelBest}
+	}
+	return nil
+}
+
+// CheckLevel reports whether alg has level l ("" is LevelDefault).
+func CheckLevel(alg Algorithm, l Level) error {
+	if l == "" {
+		l = LevelDefault
+	}
+	levels := Levels(alg)
+	for _, have := range levels {
+		if l == have {
+			return nil
+		}
+	}
+	names := make([]string, len(levels))
+	for i, have := range levels {
+		names[i] = string(have)
+	}
+	if len(levels) == 0 {
+		return fmt.Errorf("compression algorithm %q", alg)
+	}
+	return fmt.Errorf("compression level %q is not one of %s's (%s)", l, alg, strings.Join(names, ", "))
+}
 
 // Block sizes: powers of two in [MinBlockSize, MaxBlockSize].
 const (
@@ -104,36 +155,65 @@ func (c *Compression) CompressedSizeBounds(plain int64) (lo, hi int64) {
 
 var (
 	zstdOnce sync.Once
-	zstdEnc  *zstd.Encoder
 	zstdDec  *zstd.Decoder
 	zstdErr  error
+
+	// zstdEncs holds one shared encoder per level, made when first used:
+	// an encoder holds the state of its level, and the best level's is
+	// large.
+	zstdEncs = map[Level]*zstdEncoder{LevelFastest: {level: zstd.SpeedFastest}, LevelDefault: {level: zstd.SpeedDefault},
+		LevelBetter: {level: zstd.SpeedBetterCompression}, LevelBest: {level: zstd.SpeedBestCompression}}
 )
 
-// zstdCodec returns the shared zstd encoder and decoder (both safe for
-// concurrent EncodeAll/DecodeAll). The checksum is off: the AEAD tag
-// authenticates every block already. The decoder's memory is bounded by
-// the largest block.
-func zstdCodec() (*zstd.Encoder, *zstd.Decoder, error) {
-	zstdOnce.Do(func() {
-		zstdEnc, zstdErr = zstd.NewWriter(nil, zstd.WithEncoderCRC(false), zstd.WithEncoderLevel(zstd.SpeedDefault))
-		if zstdErr != nil {
-			return
-		}
-		zstdDec, zstdErr = zstd.NewReader(nil, zstd.WithDecoderMaxMemory(MaxBlockSize), zstd.WithDecoderConcurrency(0))
-	})
-	return zstdEnc, zstdDec, zstdErr
+type zstdEncoder struct {
+	level zstd.EncoderLevel
+	once  sync.Once
+	enc   *zstd.Encoder
+	err   error
 }
 
-// compressBlock appends the compressed form of src to dst[:0].
-func compressBlock(alg Algorithm, dst, src []byte) ([]byte, error) {
+// zstdCodec returns the shared zstd encoder of level l and the shared
+// decoder (both safe for concurrent EncodeAll/DecodeAll). The checksum is
+// off: the AEAD tag authenticates every block already. The decoder's
+// memory is bounded by the largest block.
+func zstdCodec(l Level) (*zstd.Encoder, *zstd.Decoder, error) {
+	zstdOnce.Do(func() {
+		zstdDec, zstdErr = zstd.NewReader(nil, zstd.WithDecoderMaxMemory(MaxBlockSize), zstd.WithDecoderConcurrency(0))
+	})
+	if zstdErr != nil {
+		return nil, nil, zstdErr
+	}
+	if l == "" {
+		l = LevelDefault
+	}
+	e, ok := zstdEncs[l]
+	if !ok {
+		return nil, nil, CheckLevel(AlgZstd, l)
+	}
+	e.once.Do(func() {
+		e.enc, e.err = zstd.NewWriter(nil, zstd.WithEncoderCRC(false), zstd.WithEncoderLevel(e.level))
+	})
+	return e.enc, zstdDec, e.err
+}
+
+// compressBlock appends the compressed form of src, at level l, to dst[:0].
+func compressBlock(alg Algorithm, l Level, dst, src []byte) ([]byte, error) {
 	switch alg {
 	case AlgS2:
 		if n := s2.MaxEncodedLen(len(src)); cap(dst) < n {
 			dst = make([]byte, n)
 		}
-		return s2.Encode(dst[:cap(dst)], src), nil
+		switch l {
+		case "", LevelDefault:
+			return s2.Encode(dst[:cap(dst)], src), nil
+		case LevelBetter:
+			return s2.EncodeBetter(dst[:cap(dst)], src), nil
+		case LevelBest:
+			return s2.EncodeBest(dst[:cap(dst)], src), nil
+		}
+		return nil, CheckLevel(alg, l)
 	case AlgZstd:
-		enc, _, err := zstdCodec()
+		enc, _, err := zstdCodec(l)
 		if err != nil {
 			return nil, err
 		}
@@ -155,7 +235,7 @@ func decompressBlock(alg Algorithm, dst, src []byte, want int) ([]byte, error) {
 		}
 		out, err = s2.Decode(dst[:want], src)
 	case AlgZstd:
-		_, dec, zerr := zstdCodec()
+		_, dec, zerr := zstdCodec(LevelDefault)
 		if zerr != nil {
 			return nil, zerr
 		}
@@ -172,11 +252,14 @@ func decompressBlock(alg Algorithm, dst, src []byte, want int) ([]byte, error) {
 // Saving returns the fraction of sample's size that compressing it as one
 // block with alg saves (0 if it does not shrink): the adaptive check a
 // writer runs on an object's first block before choosing to compress it.
+// It compresses at the default level whatever level the writer uses: it
+// tells compressible from incompressible data, which every level agrees
+// on, at the cost of the cheap default rather than of, say, zstd's best.
 func Saving(alg Algorithm, sample []byte) (float64, error) {
 	if len(sample) == 0 {
 		return 0, nil
 	}
-	c, err := compressBlock(alg, nil, sample)
+	c, err := compressBlock(alg, LevelDefault, nil, sample)
 	if err != nil {
 		return 0, err
 	}
@@ -280,15 +363,16 @@ func (o *Object) EncryptCompressedReader(src io.Reader) io.Reader {
 	case o.sealed.Swap(true):
 		return &errReader{ErrReused}
 	}
-	return newCompEncReader(o.body, o.hdrMask, *o.comp, 0, src, o.plainSize)
+	return newCompEncReader(o.body, o.hdrMask, *o.comp, o.cfg.Level, 0, src, o.plainSize)
 }
 
-func newCompEncReader(aead cipher.AEAD, mask cipher.Block, comp Compression, part uint32, src io.Reader, plain int64) *compEncReader {
+func newCompEncReader(aead cipher.AEAD, mask cipher.Block, comp Compression, level Level, part uint32, src io.Reader, plain int64) *compEncReader {
 	return &compEncReader{
 		enc:   &encReader{src: src, plainLen: plain},
 		aead:  aead,
 		mask:  mask,
 		comp:  comp,
+		level: level,
 		part:  part,
 		plain: plain,
 		nb:    comp.blocks(plain),
@@ -300,6 +384,7 @@ type compEncReader struct {
 	aead     cipher.AEAD
 	mask     cipher.Block
 	comp     Compression
+	level    Level
 	part     uint32 // the part number in every nonce: 0 for a single object
 	plain    int64
 	nb, i    int64
@@ -331,7 +416,7 @@ func (e *compEncReader) next() error {
 	if err := e.enc.readFull(in, e.i*int64(e.comp.BlockSize)+int64(bl)); err != nil {
 		return err
 	}
-	c, err := compressBlock(e.comp.Algorithm, e.cbuf, in)
+	c, err := compressBlock(e.comp.Algorithm, e.level, e.cbuf, in)
 	if err != nil {
 		return err
 	}
@@ -450,6 +535,17 @@ func checkBlockHeader(c *Compression, plain, i int64, h uint32) error {
 
 // Blocks returns the number of blocks.
 func (x *BlockIndex) Blocks() int { return len(x.hdrs) }
+
+// RawBlocks returns how many blocks are stored raw (did not shrink).
+func (x *BlockIndex) RawBlocks() int {
+	n := 0
+	for _, h := range x.hdrs {
+		if h&rawBit != 0 {
+			n++
+		}
+	}
+	return n
+}
 
 // StoredSize returns the stored size of the body the index describes.
 func (x *BlockIndex) StoredSize() int64 {

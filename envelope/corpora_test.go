@@ -1,10 +1,13 @@
 package envelope
 
 import (
+	"archive/tar"
 	"bytes"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -131,4 +134,122 @@ func TestCorporaMultipart(t *testing.T) {
 			fmt.Println(row)
 		}
 	}
+}
+// BenchmarkLevels: stored/plaintext ratio and write throughput (compress
+// and seal, one core) of every level of S2 and zstd, and of an
+// uncompressed body for reference, on the corpora of TestCorpora, in one
+// run: the README's levels table. The corpora are the files of
+// S3SEAL_CORPORA, or else a tarball of $(go env GOMODCACHE)/github.com/aws
+// made here (skipped if absent) and 64 MiB of generated JSON-lines logs.
+//
+//	go test ./envelope -run '^$' -bench BenchmarkLevels -benchtime 2x
+func BenchmarkLevels(b *testing.B) {
+	type corpus struct {
+		name  string
+		plain []byte
+	}
+	var corpora []corpus
+	if files := os.Getenv("S3SEAL_CORPORA"); files != "" {
+		for _, path := range strings.Split(files, ",") {
+			plain, err := os.ReadFile(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			corpora = append(corpora, corpus{filepath.Base(path), plain})
+		}
+	} else {
+		if tb, err := tarTree(filepath.Join(goModCache(b), "github.com", "aws")); err == nil {
+			corpora = append(corpora, corpus{"gomod-aws.tar", tb})
+		} else {
+			b.Logf("no Go module tarball: %v", err)
+		}
+		corpora = append(corpora, corpus{"logs.jsonl", compressible(1, 64<<20)})
+	}
+	dek := bytes.Repeat([]byte{7}, KeySize)
+	for _, c := range corpora {
+		n := int64(len(c.plain))
+		b.Run(fmt.Sprintf("%s/%d/uncompressed", c.name, n), func(b *testing.B) {
+			b.SetBytes(n)
+			for b.Loop() {
+				o, err := NewObject(dek, testKI, "b", "k", LayoutSingle, (&Meta{Size: n}).Encode())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.Copy(io.Discard, o.EncryptReader(bytes.NewReader(c.plain), n)); err != nil {
+					b.Fatal(err)
+				}
+				o.Close()
+			}
+			b.ReportMetric(float64(CiphertextSize(n))/float64(n), "stored/plain")
+		})
+		for _, alg := range []Algorithm{AlgS2, AlgZstd} {
+			for _, l := range Levels(alg) {
+				comp := Compression{Algorithm: alg, BlockSize: DefaultBlockSize}
+				meta := (&Meta{Size: n, Compression: &comp}).Encode()
+				b.Run(fmt.Sprintf("%s/%d/%s/%s", c.name, n, alg, l), func(b *testing.B) {
+					b.SetBytes(n)
+					var stored int64
+					for b.Loop() {
+						o, err := Config{Flags: FlagCompressed, Level: l}.NewObject(dek, testKI, "b", "k", LayoutSingle, meta)
+						if err != nil {
+							b.Fatal(err)
+						}
+						if stored, err = io.Copy(io.Discard, o.EncryptCompressedReader(bytes.NewReader(c.plain))); err != nil {
+							b.Fatal(err)
+						}
+						o.Close()
+					}
+					b.ReportMetric(float64(stored)/float64(n), "stored/plain")
+				})
+			}
+		}
+	}
+}
+
+func goModCache(b *testing.B) string {
+	if d := os.Getenv("GOMODCACHE"); d != "" {
+		return d
+	}
+	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		b.Skip("go env GOMODCACHE:", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// tarTree is a tar archive of the regular files under dir, in walk order.
+func tarTree(dir string) ([]byte, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		hdr, err := tar.FileInfoHeader(info, "")
+		if err != nil {
+			return err
+		}
+		hdr.Name, _ = filepath.Rel(dir, path)
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(tw, f)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }

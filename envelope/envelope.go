@@ -377,6 +377,11 @@ type Config struct {
 	// for byte as before version 3 existed; any flag writes version 3.
 	Flags Flags
 
+	// Level is how hard the compressed bodies this Config's objects
+	// encrypt are compressed (EncryptCompressedReader); "" is
+	// LevelDefault. It is written nowhere: readers need not know it.
+	Level Level
+
 	// version is the format version written; 0 means Version, or
 	// FlagsVersion when Flags has a bit. Only the golden tests write an
 	// older version (to check that its files still come out byte for

@@ -276,12 +276,14 @@ func FuzzDecryptCompressed(f *testing.F) {
 // past the block, and decompresses to exactly the block's length or fails.
 func FuzzDecompressBlock(f *testing.F) {
 	for _, alg := range []Algorithm{AlgS2, AlgZstd} {
-		c, err := compressBlock(alg, nil, compressible(1, 5000))
-		if err != nil {
-			f.Fatal(err)
+		for _, l := range Levels(alg) {
+			c, err := compressBlock(alg, l, nil, compressible(1, 5000))
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(alg == AlgZstd, c, 5000)
+			f.Add(alg == AlgZstd, c, 4999)
 		}
-		f.Add(alg == AlgZstd, c, 5000)
-		f.Add(alg == AlgZstd, c, 4999)
 	}
 	f.Fuzz(func(t *testing.T, zstd bool, payload []byte, want int) {
 		if want < 1 || want > MinBlockSize {

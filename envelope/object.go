@@ -183,6 +183,10 @@ func (c Config) NewObject(dek []byte, ki KeyInfo, bucket, key string, layout Lay
 			o.Close()
 			return nil, err
 		}
+		if err := CheckLevel(o.comp.Algorithm, c.Level); err != nil {
+			o.Close()
+			return nil, err
+		}
 		if o.hdrMask, err = blockHeaderKey(o.oek, o.version); err != nil {
 			o.Close()
 			return nil, err

@@ -270,6 +270,7 @@ type Part struct {
 	// EncryptCompressed has sealed the body, whose length the header holds;
 	// pending keeps the header fields sealed at NewCompressedPart.
 	comp    *Compression
+	level   Level // how hard a new compressed part is compressed (written nowhere)
 	hdrMask cipher.Block
 	pending *pendingPartHeader
 	enc     *compEncReader // the body being sealed, for its length

@@ -69,6 +69,7 @@ func (c Config) NewCompressedPart(dek []byte, ki KeyInfo, bucket, key string, up
 	}
 	p.upload = append([]byte(nil), upload...)
 	p.comp = &comp
+	p.level = c.Level
 	if p.hdrMask, err = blockHeaderKey(p.pk, version); err != nil {
 		p.Close()
 		return nil, err
@@ -120,7 +121,7 @@ func (p *Part) EncryptCompressedReader(src io.Reader) io.Reader {
 		return &errReader{ErrReused}
 	}
 	pd := p.pending
-	p.enc = newCompEncReader(p.body, p.hdrMask, *p.comp, uint32(pd.partNumber), src, pd.plainLen)
+	p.enc = newCompEncReader(p.body, p.hdrMask, *p.comp, p.level, uint32(pd.partNumber), src, pd.plainLen)
 	return p.enc
 }
 

@@ -32,6 +32,11 @@ type Compression struct {
 	// Buckets maps bucket names to their algorithm; "" turns compression
 	// off for that bucket.
 	Buckets map[string]envelope.Algorithm
+	// Level is how hard buckets without a level of their own compress
+	// ("": envelope.LevelDefault); BucketLevels holds those that have one.
+	// Written nowhere, so changing it changes nothing for stored objects.
+	Level        envelope.Level
+	BucketLevels map[string]envelope.Level
 	// SkipExtensions (lowercase, without the dot) and SkipContentTypes
 	// (media types, lowercase; "video/*" matches a whole type) name
 	// content that is compressed already: stored as it comes.
@@ -100,6 +105,26 @@ func newCompressor(c Compression) (*compressor, error) {
 			return nil, err
 		}
 	}
+	// Every bucket's level must be one of its algorithm's, checked here so
+	// that a PUT never meets one that is not.
+	if c.Algorithm != "" {
+		if err := envelope.CheckLevel(c.Algorithm, c.Level); err != nil {
+			return nil, fmt.Errorf("proxy: %w", err)
+		}
+	}
+	for b, a := range c.Buckets {
+		if a == "" {
+			continue
+		}
+		if err := envelope.CheckLevel(a, c.level(b)); err != nil {
+			return nil, fmt.Errorf("proxy: bucket %s: %w", b, err)
+		}
+	}
+	for b := range c.BucketLevels {
+		if a, ok := c.Buckets[b]; ok && a == "" || !ok && c.Algorithm == "" {
+			return nil, fmt.Errorf("proxy: bucket %s has a compression level but no compression", b)
+		}
+	}
 	if c.MinSaving < 0 || c.MinSaving >= 1 {
 		return nil, fmt.Errorf("proxy: compression minimum saving %v (want 0 <= x < 1)", c.MinSaving)
 	}
@@ -127,6 +152,14 @@ func (z *compressor) algorithm(bucket string) envelope.Algorithm {
 		return a
 	}
 	return z.cfg.Algorithm
+}
+
+// level is how hard new objects in bucket are compressed.
+func (c *Compression) level(bucket string) envelope.Level {
+	if l, ok := c.BucketLevels[bucket]; ok {
+		return l
+	}
+	return c.Level
 }
 
 // anywhere reports whether any bucket may hold compressed objects.
@@ -351,9 +384,10 @@ func (s *Server) headSize(r *request, key, version, storeTag string) (int64, err
 	return obj.PlainSize(meta, stored, storeTag)
 }
 
-// blockIndexes caches opened block indexes of compressed objects, by
-// object version and header, as partMaps does for multipart objects.
-func (s *Server) blockIndex(rq *readReq, obj *envelope.Object, storeTag, headerValue string, stored int64) (*envelope.BlockIndex, error) {
+// blockIndex caches opened block indexes of compressed objects, by object
+// version and header, as partMaps does for multipart objects. The index is
+// read from tail, without a request, when tail (nil: none) holds it.
+func (s *Server) blockIndex(rq *readReq, obj *envelope.Object, storeTag, headerValue string, stored int64, tail *storeTail) (*envelope.BlockIndex, error) {
 	h := sha256.Sum256([]byte(headerValue))
 	key := rq.bucket + "\x00" + rq.key + "\x00" + storeTag + "\x00" + string(h[:])
 	if idx, ok := s.indexes.Get(key); ok {
@@ -362,6 +396,14 @@ func (s *Server) blockIndex(rq *readReq, obj *envelope.Object, storeTag, headerV
 	off, n, err := obj.IndexRange(stored)
 	if err != nil {
 		return nil, s3wire.Damaged(fmt.Errorf("%s/%s: %w", rq.bucket, rq.key, err))
+	}
+	if tail.covers(off, n) {
+		idx, err := obj.OpenIndex(tail.b[off-tail.off:off-tail.off+n], stored)
+		if err != nil {
+			return nil, s3wire.Damaged(fmt.Errorf("%s/%s: %w", rq.bucket, rq.key, err))
+		}
+		s.indexes.Add(key, idx)
+		return idx, nil
 	}
 	out := upstream.NewRequest(http.MethodGet, rq.rawPath, rq.query)
 	out.Header.Set("If-Match", storeTag)
@@ -384,4 +426,178 @@ func (s *Server) blockIndex(rq *readReq, obj *envelope.Object, storeTag, headerV
 	}
 	s.indexes.Add(key, idx)
 	return idx, nil
+}
+
+// Range reads of compressed objects. The proxy learns that an object is
+// compressed from its header, which comes with the first response, and a
+// range then needs the block index (at the end of the body) and the
+// blocks. What follows keeps that to the fewest store requests the format
+// allows without costing uncompressed objects anything (README,
+// "Compression", has the counts):
+//
+//   - a suffix read (getTail) brings the headers, the stored size and the
+//     end of the body, where the index is, in one request: it replaces a
+//     HEAD for suffix ranges in buckets that may hold compressed objects,
+//     and the HEAD and header read after a 416 (the range aligned for an
+//     uncompressed object lying past a compressed one's end);
+//   - blocks already in that tail, or in the first response, are not
+//     fetched again;
+//   - the last compressed version read of each object is remembered
+//     (warmCompressed), so a later range of it is a single request for its
+//     blocks, conditional on the store ETag.
+
+const (
+	// indexTailLen is what a suffix read fetches to find the index: the
+	// index of the largest object at the default block size (5 GiB in
+	// 256 KiB blocks: 4·20480+16 bytes) and some blocks before it.
+	indexTailLen = 96 << 10
+	// maxTailLen bounds what a suffix read holds in memory.
+	maxTailLen = 320 << 10
+	// maxFirstSkip bounds what is read and dropped of a first response to
+	// reach blocks that lie in it.
+	maxFirstSkip = 256 << 10
+)
+
+// suffixTailLen is the suffix read for a plaintext suffix range of n
+// bytes: enough for the uncompressed ciphertext of the range (every
+// segment it touches) or for a compressed object's index, within
+// maxTailLen.
+func suffixTailLen(n int64) int64 {
+	segs := (n+envelope.SegmentSize-1)/envelope.SegmentSize + 1
+	return min(max(segs*(envelope.SegmentSize+envelope.TagSize), indexTailLen), maxTailLen)
+}
+
+// storeTail is the end of a stored body, read into memory: b holds stored
+// bytes [off, off+len(b)).
+type storeTail struct {
+	off int64
+	b   []byte
+}
+
+// covers reports whether t holds stored bytes [off, off+n); false for nil.
+func (t *storeTail) covers(off, n int64) bool {
+	return t != nil && off >= t.off && off+n <= t.off+int64(len(t.b))
+}
+
+func (t *storeTail) reader(off, n int64) io.Reader {
+	return bytes.NewReader(t.b[off-t.off : off-t.off+n])
+}
+
+// getTail asks the store for the last k stored bytes of the object with
+// cond (a suffix range needs no size) and reads them into memory. resp is
+// the store's response, body consumed: the caller releases it. A 416 (an
+// empty stored body) comes back as resp with a nil tail; an error answer
+// as an upstreamReply.
+func (s *Server) getTail(rq *readReq, cond http.Header, k int64) (*fasthttp.Response, *storeTail, error) {
+	out := upstream.NewRequest(http.MethodGet, rq.rawPath, rq.query)
+	for name, v := range cond {
+		out.Header[name] = v
+	}
+	out.Header.Set("Range", fmt.Sprintf("bytes=-%d", k))
+	resp, err := s.up.Do(out)
+	if err != nil {
+		return nil, nil, s3wire.Internal(fmt.Errorf("upstream GET: %w", err))
+	}
+	status := resp.StatusCode()
+	switch status {
+	case http.StatusRequestedRangeNotSatisfiable:
+		return resp, nil, nil
+	case http.StatusOK, http.StatusPartialContent:
+	default:
+		return nil, nil, &upstreamReply{resp}
+	}
+	_, off, err := storedExtent(resp, status)
+	if err != nil {
+		fasthttp.ReleaseResponse(resp)
+		return nil, nil, s3wire.Internal(err)
+	}
+	b, err := io.ReadAll(io.LimitReader(upstream.Body(resp), k+1))
+	if err == nil && int64(len(b)) > k {
+		err = fmt.Errorf("store sent more than the %d bytes asked for", k)
+	}
+	if err != nil {
+		resp.CloseBodyStream()
+		fasthttp.ReleaseResponse(resp)
+		return nil, nil, s3wire.Internal(fmt.Errorf("suffix read of %s/%s: %w", rq.bucket, rq.key, err))
+	}
+	return resp, &storeTail{off: off, b: b}, nil
+}
+
+// latestCompressed is the last compressed version of an object a range
+// read opened: its store ETag, stored and plaintext sizes, the hash of its
+// header value and its authenticated block index.
+type latestCompressed struct {
+	tag          string
+	stored, size int64
+	header       [sha256.Size]byte
+	idx          *envelope.BlockIndex
+}
+
+func latestKey(rq *readReq) string {
+	return rq.bucket + "\x00" + rq.key + "\x00" + rq.query
+}
+
+// rememberCompressed records what a range read of a compressed object
+// learnt, for warmCompressed.
+func (s *Server) rememberCompressed(rq *readReq, po *plainObject, headerValue string, stored int64, idx *envelope.BlockIndex) {
+	s.latest.Add(latestKey(rq), latestCompressed{tag: po.storeTag, stored: stored, size: po.size, header: sha256.Sum256([]byte(headerValue)), idx: idx})
+}
+
+// warmCompressed serves a range GET of an object whose last compressed
+// version this instance has read (rememberCompressed) with one store
+// request: the blocks of the range, If-Match that version's store ETag.
+// The response must be that version (ETag, stored size and header value as
+// remembered), its header opens as any other and its blocks authenticate
+// against the remembered index, so it trusts the store no more than a cold
+// read does. ok is false, and nothing is served, when the object is not
+// remembered, the client sent conditions of its own, or the store answers
+// anything else (the object changed): the caller then reads it as usual.
+func (s *Server) warmCompressed(r *request, rq *readReq) (po *plainObject, ok bool, err error) {
+	if rq.head || rq.br == nil || rq.partNumber > 0 || len(rq.cond) > 0 || s.latest.Len() == 0 {
+		return nil, false, nil
+	}
+	key := latestKey(rq)
+	e, found := s.latest.Get(key)
+	if !found {
+		return nil, false, nil
+	}
+	off, n, valid := rq.br.Resolve(e.size)
+	if !valid || n == 0 {
+		return nil, false, nil
+	}
+	cOff, cLen, err := e.idx.CipherRange(off, n)
+	if err != nil {
+		return nil, false, nil
+	}
+	out := upstream.NewRequest(http.MethodGet, rq.rawPath, rq.query)
+	out.Header.Set("If-Match", e.tag)
+	out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", cOff, cOff+cLen-1))
+	resp, err := s.up.Do(out)
+	if err != nil {
+		return nil, false, nil
+	}
+	release := func() { resp.CloseBodyStream(); fasthttp.ReleaseResponse(resp) }
+	headerValue := string(resp.Header.Peek(s3wire.SealHeader))
+	first, total, crErr := s3wire.ParseContentRange(string(resp.Header.Peek("Content-Range")))
+	if resp.StatusCode() != http.StatusPartialContent || crErr != nil || first != cOff || total != e.stored ||
+		string(resp.Header.Peek("ETag")) != e.tag || sha256.Sum256([]byte(headerValue)) != e.header {
+		release()
+		s.latest.Remove(key)
+		return nil, false, nil
+	}
+	po = &plainObject{resp: resp, storeTag: e.tag, off: off, n: n, ranged: true}
+	po.closers = append(po.closers, release)
+	obj, meta, err := s.openSealed(r, headerValue, rq.bucket, rq.key)
+	if err != nil {
+		po.Close()
+		return nil, true, err
+	}
+	po.closers = append(po.closers, obj.Close)
+	po.meta, po.version, po.keyID = meta, obj.Version(), obj.KeyInfo().KeyID
+	if po.size, err = obj.PlainSize(meta, e.stored, e.tag); err != nil || po.size != e.size || obj.Compression() == nil {
+		po.Close()
+		return nil, true, s3wire.Damaged(fmt.Errorf("%s/%s: remembered compressed version no longer opens as one (%v)", rq.bucket, rq.key, err))
+	}
+	po.body = obj.DecryptCompressedReader(upstream.Body(resp), e.idx, off, n)
+	return po, true, nil
 }

@@ -313,6 +313,41 @@ func TestCompressionPerBucket(t *testing.T) {
 	checkListings(t, later, on, map[string][]byte{"k.log": data, "copy.log": data, "mixed.log": mixedBody})
 }
 
+// TestCompressionLevels: against MinIO, two buckets compressed with zstd
+// at its fastest and its best level, and one with S2 at its best: the
+// same body is stored in fewer bytes at the best level, and an instance
+// that compresses nothing (the buckets named off) reads all of them (the level is written
+// nowhere), whole, by range and in listings.
+func TestCompressionLevels(t *testing.T) {
+	ctx := context.Background()
+	e := startProxy(t)
+	fast, best, s2best := newBucket(t, e), newBucket(t, e), newBucket(t, e)
+	envs := startCompressing(t, proxy.Compression{Algorithm: envelope.AlgZstd, Level: envelope.LevelFastest,
+		Buckets:      map[string]envelope.Algorithm{best: envelope.AlgZstd, s2best: envelope.AlgS2},
+		BucketLevels: map[string]envelope.Level{best: envelope.LevelBest, s2best: envelope.LevelBest}},
+		proxy.Compression{Buckets: map[string]envelope.Algorithm{fast: "", best: "", s2best: ""}}) // named: exact listings
+	c, reader := envs[0], envs[1]
+	data := jsonLines(21, 1<<20+4321)
+	stored := map[string]int64{}
+	for _, b := range []string{fast, best, s2best} {
+		if _, err := c.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(b), Key: aws.String("k.log"), Body: bytes.NewReader(data)}); err != nil {
+			t.Fatal(err)
+		}
+		h, n := storedHeader(t, e, b, "k.log")
+		if h.Flags() != envelope.FlagCompressed || n > int64(len(data))/2 {
+			t.Fatalf("%s: flags %#x, %d stored bytes of %d", b, h.Flags(), n, len(data))
+		}
+		stored[b] = n
+		checkRange(t, reader, b, "k.log", data, "bytes=0-")
+		checkRange(t, reader, b, "k.log", data, "bytes=300000-700000")
+		checkListings(t, reader, b, map[string][]byte{"k.log": data})
+	}
+	if stored[best] >= stored[fast] {
+		t.Errorf("zstd best stored %d bytes, fastest %d", stored[best], stored[fast])
+	}
+	t.Logf("stored bytes of %d: zstd fastest %d, zstd best %d, s2 best %d", len(data), stored[fast], stored[best], stored[s2best])
+}
+
 // TestCompressionConfig: settings a proxy refuses to start with.
 func TestCompressionConfig(t *testing.T) {
 	for _, z := range []proxy.Compression{
@@ -322,6 +357,12 @@ func TestCompressionConfig(t *testing.T) {
 		{Algorithm: envelope.AlgS2, MinSaving: -0.1},
 		{Algorithm: envelope.AlgS2, BlockSize: 100 << 10},
 		{Algorithm: envelope.AlgS2, BlockSize: 8 << 20},
+		{Algorithm: envelope.AlgS2, Level: envelope.LevelFastest},
+		{Algorithm: envelope.AlgZstd, Level: "max"},
+		{Buckets: map[string]envelope.Algorithm{"b": envelope.AlgS2}, Level: envelope.LevelFastest},
+		{Buckets: map[string]envelope.Algorithm{"b": envelope.AlgZstd}, BucketLevels: map[string]envelope.Level{"b": "11"}},
+		{Algorithm: envelope.AlgZstd, Buckets: map[string]envelope.Algorithm{"b": ""}, BucketLevels: map[string]envelope.Level{"b": envelope.LevelBest}},
+		{BucketLevels: map[string]envelope.Level{"b": envelope.LevelBest}},
 	} {
 		_, err := proxy.New(proxy.Config{KMS: kms.NewCache(nil, kms.DefaultCacheConfig()), DefaultKeyID: "k",
 			Identities: proxy.NewStaticIdentities(nil, nil), UpstreamURL: "http://127.0.0.1:1", Compression: z})

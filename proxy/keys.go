@@ -301,6 +301,9 @@ func (s *Server) sealNewFlags(r *request, layout envelope.Layout, meta *envelope
 	defer kms.Zero(dk.Plaintext)
 	cfg := dk.config()
 	cfg.Flags |= flags // the body's flags (compression) beside the key's
+	if flags&envelope.FlagCompressed != 0 {
+		cfg.Level = s.comp.cfg.level(r.t.Bucket)
+	}
 	obj, err := cfg.NewObject(dk.Plaintext, dk.keyInfo(), r.t.Bucket, r.t.Key, layout, meta.Encode())
 	if err != nil {
 		return nil, sealError(err)

@@ -202,15 +202,42 @@ func (s *Server) openCopySource(r *request, rq *readReq) (*plainObject, error) {
 // openPlain opens the plaintext an rq asks for. For a single-part object
 // it costs one upstream request (two for a suffix range); a range of a
 // multipart object costs one more to read the first part's header, plus
-// the part layout once per object version (cached).
+// the part layout once per object version (cached). A range of a
+// compressed object costs what readCompressed says.
 func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 	method := http.MethodGet
 	if rq.head {
 		method = http.MethodHead
 	}
+	if po, ok, err := s.warmCompressed(r, rq); ok {
+		return po, err
+	}
 	br := rq.br
 	cond := rq.cond.Clone()
-	if br != nil && br.SuffixSet {
+	// tail is the end of the stored body when the first response was a
+	// suffix read (getTail), held in memory: a compressed object's index,
+	// and often the bytes asked for, are there.
+	var tail *storeTail
+	var resp *fasthttp.Response
+	var err error
+	if br != nil && br.SuffixSet && !rq.head && s.comp != nil && s.comp.mayHold(rq.bucket) {
+		// In a bucket that may hold compressed objects, a suffix range
+		// starts with a suffix read rather than a HEAD: it brings the
+		// headers and stored size as a HEAD does, and the end of the body,
+		// which holds a compressed object's index and usually the range.
+		if resp, tail, err = s.getTail(rq, cond, suffixTailLen(br.Suffix)); err != nil {
+			return nil, err
+		}
+		if tail == nil {
+			// Nothing stored at all (an empty object s3seal did not write).
+			fasthttp.ReleaseResponse(resp)
+			size, _, err := s.statSize(r, rq, cond)
+			if err != nil {
+				return nil, err
+			}
+			return nil, s3wire.InvalidRange(size, br.Raw)
+		}
+	} else if br != nil && br.SuffixSet {
 		// A suffix range needs the plaintext size to find its first
 		// segment: ask for it first, and pin the version we will read.
 		size, etag, err := s.statSize(r, rq, cond)
@@ -230,7 +257,7 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 	for k, v := range cond {
 		out.Header[k] = v
 	}
-	if br != nil && !rq.head {
+	if tail == nil && br != nil && !rq.head {
 		// Ask for whole segments, assuming a single-part object (the usual
 		// case); the store clamps the end to the object. An open range
 		// stays open: not every store clamps a far end.
@@ -246,30 +273,38 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 			out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", coff, coff+clen-1))
 		}
 	}
-	resp, err := s.up.Do(out)
-	if err != nil {
-		return nil, s3wire.Internal(fmt.Errorf("upstream %s: %w", method, err))
+	if tail == nil {
+		if resp, err = s.up.Do(out); err != nil {
+			return nil, s3wire.Internal(fmt.Errorf("upstream %s: %w", method, err))
+		}
 	}
 	status := resp.StatusCode()
 	if status == http.StatusRequestedRangeNotSatisfiable {
 		fasthttp.ReleaseResponse(resp)
-		size, _, err := s.statSize(r, rq, cond)
-		if err != nil {
+		// The range aligned for an uncompressed object lies past the
+		// stored end: the object is compressed (shorter), or the range is
+		// past its end. A suffix read brings the headers, the stored size
+		// and the end of the body (a compressed object's index) at once.
+		if resp, tail, err = s.getTail(rq, cond, indexTailLen); err != nil {
 			return nil, err
 		}
-		if _, _, ok := br.Resolve(size); !ok {
-			return nil, s3wire.InvalidRange(size, br.Raw)
-		}
-		// A compressed object is shorter than the range aligned for an
-		// uncompressed one: ask for its first byte, for the headers and
-		// the stored size; readCompressed fetches the blocks.
-		out.Header.Set("Range", "bytes=0-0")
-		if resp, err = s.up.Do(out); err != nil {
-			return nil, s3wire.Internal(fmt.Errorf("upstream %s: %w", method, err))
-		}
 		if status = resp.StatusCode(); status == http.StatusRequestedRangeNotSatisfiable {
+			// Nothing stored at all (an empty object s3seal did not write).
 			fasthttp.ReleaseResponse(resp)
+			size, _, err := s.statSize(r, rq, cond)
+			if err != nil {
+				return nil, err
+			}
 			return nil, s3wire.InvalidRange(size, br.Raw)
+		}
+		if size, ok := uncompressedSize(resp, status); ok {
+			// Not compressed, so the range is past the end: answer as the
+			// HEAD this suffix read replaces would have, before opening
+			// anything (a multipart object's part map included).
+			if _, _, ok := br.Resolve(size); !ok {
+				fasthttp.ReleaseResponse(resp)
+				return nil, s3wire.InvalidRange(size, br.Raw)
+			}
 		}
 	}
 	if status != http.StatusOK && status != http.StatusPartialContent {
@@ -340,10 +375,20 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 
 	src := upstream.Body(resp)
 	if obj.Compression() != nil {
-		return s.readCompressed(rq, po, obj, headerValue, stored, status)
+		return s.readCompressed(rq, po, obj, headerValue, stored, status, tail, cipherOff)
 	}
 	if po.parts == 0 {
-		if want, _ := envelope.CipherRange(po.size, po.off, po.n); want != cipherOff {
+		want, wantLen := envelope.CipherRange(po.size, po.off, po.n)
+		switch {
+		case tail.covers(want, wantLen):
+			src = tail.reader(want, wantLen)
+		case tail != nil:
+			// A long suffix: the bytes are further back than the suffix
+			// read reached.
+			if src, err = s.getStored(rq, po, want, wantLen); err != nil {
+				return fail(err)
+			}
+		case want != cipherOff:
 			return fail(s3wire.Internal(fmt.Errorf("store returned range at %d, want %d", cipherOff, want)))
 		}
 		po.body = obj.DecryptReader(src, po.size, po.off, po.n)
@@ -395,22 +440,24 @@ func (s *Server) openPlain(r *request, rq *readReq) (*plainObject, error) {
 }
 
 // readCompressed sets po.body to the plaintext a compressed object's read
-// asks for. The whole object streams from the response at hand; a range
-// fetches the block index (cached per object version), then exactly the
-// blocks that hold the range: the first response was aligned for an
-// uncompressed object and is dropped.
-func (s *Server) readCompressed(rq *readReq, po *plainObject, obj *envelope.Object, headerValue string, stored int64, status int) (*plainObject, error) {
+// asks for. The whole object streams from the response at hand. A range
+// needs the block index (cached per object version; read from tail when
+// the first response was a suffix read, else one small ranged request),
+// then exactly the blocks that hold the range: from tail or from the first
+// response when they lie in it, else with one more request. firstOff is
+// where the first response's bytes start in the stored body.
+func (s *Server) readCompressed(rq *readReq, po *plainObject, obj *envelope.Object, headerValue string, stored int64, status int, tail *storeTail, firstOff int64) (*plainObject, error) {
 	fail := func(err error) (*plainObject, error) { po.Close(); return nil, err }
 	if !po.ranged && status == http.StatusOK {
 		po.body = obj.DecryptCompressedReader(upstream.Body(po.resp), nil, 0, po.size)
 		return po, nil
 	}
-	po.resp.CloseBodyStream()
 	if po.n == 0 {
+		po.resp.CloseBodyStream()
 		po.body = bytes.NewReader(nil)
 		return po, nil
 	}
-	idx, err := s.blockIndex(rq, obj, po.storeTag, headerValue, stored)
+	idx, err := s.blockIndex(rq, obj, po.storeTag, headerValue, stored, tail)
 	if err != nil {
 		return fail(err)
 	}
@@ -418,19 +465,50 @@ func (s *Server) readCompressed(rq *readReq, po *plainObject, obj *envelope.Obje
 	if err != nil {
 		return fail(s3wire.Internal(err))
 	}
+	s.rememberCompressed(rq, po, headerValue, stored, idx)
+	var src io.Reader
+	switch {
+	case tail.covers(cOff, cLen):
+		po.resp.CloseBodyStream()
+		src = tail.reader(cOff, cLen)
+	case tail == nil && status == http.StatusPartialContent && cOff >= firstOff && cOff-firstOff <= maxFirstSkip &&
+		cOff+cLen <= firstOff+int64(po.resp.Header.ContentLength()):
+		// The blocks lie in the first response (a range near the start,
+		// where the compressed and the uncompressed offsets meet): read
+		// them from it rather than ask again.
+		body := upstream.Body(po.resp)
+		if _, err := io.CopyN(io.Discard, body, cOff-firstOff); err != nil {
+			return fail(s3wire.Internal(fmt.Errorf("range of compressed object: %w", err)))
+		}
+		src = io.LimitReader(body, cLen)
+	default:
+		po.resp.CloseBodyStream()
+		if src, err = s.getStored(rq, po, cOff, cLen); err != nil {
+			return fail(err)
+		}
+	}
+	po.body = obj.DecryptCompressedReader(src, idx, po.off, po.n)
+	return po, nil
+}
+
+// getStored fetches stored bytes [off, off+n) of the object version po
+// read (If-Match its store ETag); the response is closed with po.
+func (s *Server) getStored(rq *readReq, po *plainObject, off, n int64) (io.Reader, error) {
 	out := upstream.NewRequest(http.MethodGet, rq.rawPath, rq.query)
 	out.Header.Set("If-Match", po.storeTag)
-	out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", cOff, cOff+cLen-1))
+	out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+n-1))
 	rresp, err := s.up.Do(out)
 	if err != nil {
-		return fail(s3wire.Internal(err))
+		return nil, s3wire.Internal(err)
 	}
 	po.closers = append(po.closers, func() { rresp.CloseBodyStream(); fasthttp.ReleaseResponse(rresp) })
 	if st := rresp.StatusCode(); st != http.StatusPartialContent {
-		return fail(s3wire.Internal(fmt.Errorf("range of compressed object: store answered %d", st)))
+		return nil, s3wire.Internal(fmt.Errorf("range of %s/%s: store answered %d", rq.bucket, rq.key, st))
 	}
-	po.body = obj.DecryptCompressedReader(upstream.Body(rresp), idx, po.off, po.n)
-	return po, nil
+	if first, _, err := s3wire.ParseContentRange(string(rresp.Header.Peek("Content-Range"))); err != nil || first != off {
+		return nil, s3wire.Internal(fmt.Errorf("range of %s/%s: store returned bytes at %d, want %d (%v)", rq.bucket, rq.key, first, off, err))
+	}
+	return upstream.Body(rresp), nil
 }
 
 // statSize HEADs the object for its plaintext size and store ETag. A
@@ -546,6 +624,21 @@ func writeThrough(w io.Writer, r io.Reader) (int64, error) {
 func (b *plainBody) Close() error {
 	b.po.Close()
 	return nil
+}
+
+// uncompressedSize is the plaintext size of the object a GET response
+// (status 200 or 206) is of, from its stored size and ETag, when its header
+// says it is not compressed (statSize's rule); ok is false otherwise.
+func uncompressedSize(resp *fasthttp.Response, status int) (size int64, ok bool) {
+	h, err := envelope.ParseHeader(string(resp.Header.Peek(s3wire.SealHeader)))
+	if err != nil || h.Flags()&envelope.FlagCompressed != 0 {
+		return 0, false
+	}
+	stored, _, err := storedExtent(resp, status)
+	if err != nil {
+		return 0, false
+	}
+	return envelope.ListedSize(stored, string(resp.Header.Peek("ETag")))
 }
 
 // storedExtent reads the stored object size and the offset of the returned

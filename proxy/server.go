@@ -139,6 +139,7 @@ type Server struct {
 	partMaps *partMaps
 	comp     *compressor // nil: compression off everywhere
 	indexes  *lru.Cache[string, *envelope.BlockIndex]
+	latest   *lru.Cache[string, latestCompressed]
 	spool    spoolBudget // PostSpoolBytes
 	metrics  *metrics
 	ready    readiness
@@ -216,6 +217,7 @@ func New(cfg Config) (*Server, error) {
 		s.comp = z
 	}
 	s.indexes, _ = lru.New[string, *envelope.BlockIndex](4096)
+	s.latest, _ = lru.New[string, latestCompressed](4096)
 	if cfg.MaxConcurrentRequests > 0 {
 		s.slots = make(chan struct{}, cfg.MaxConcurrentRequests)
 	}

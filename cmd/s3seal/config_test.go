@@ -2,7 +2,10 @@ package main
 
 import (
 	"crypto/fips140"
+	"errors"
+	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,6 +15,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/s3seal/s3seal/envelope"
+	"github.com/s3seal/s3seal/internal/testenv"
 )
 
 // writeConfig writes a --config file and returns its path.
@@ -172,5 +176,63 @@ func TestCompressOptions(t *testing.T) {
 		if err == nil {
 			t.Errorf("%s accepted", bad)
 		}
+	}
+}
+
+// TestCompressLevelOptions: the compression level, global and per bucket
+// (bucket=alg:level), from a --config file and flags; every bucket's level
+// is checked against its algorithm's.
+func TestCompressLevelOptions(t *testing.T) {
+	path := writeConfig(t, `{"compress": "zstd", "compress_level": "fastest", "compress_buckets": "logs=zstd:Best,fast=s2:default,media=off,big=zstd"}`)
+	c, err := parseCLI(t, "serve", "--config", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	z, err := c.Serve.CompressOptions.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]envelope.Level{"logs": envelope.LevelBest, "fast": envelope.LevelDefault}
+	if z.Level != envelope.LevelFastest || z.Buckets["logs"] != envelope.AlgZstd || z.Buckets["fast"] != envelope.AlgS2 ||
+		z.Buckets["big"] != envelope.AlgZstd || !maps.Equal(z.BucketLevels, want) {
+		t.Fatalf("%+v", z)
+	}
+	if c, err = parseCLI(t, "serve", "--compress", "s2"); err != nil {
+		t.Fatal(err)
+	}
+	if z, err := c.Serve.CompressOptions.config(); err != nil || z.Level != envelope.LevelDefault || z.BucketLevels != nil {
+		t.Fatalf("default level: %+v, %v", z, err)
+	}
+	for _, bad := range []struct{ args, want string }{
+		{"--compress=s2 --compress-level=fastest", `--compress-level: compression level "fastest" is not one of s2's (default, better, best)`},
+		{"--compress=zstd --compress-level=max", `--compress-level: compression level "max" is not one of zstd's (fastest, default, better, best)`},
+		{"--compress-level=max", `compression level "max"`},
+		{"--compress=zstd --compress-level=fastest --compress-buckets=photos=s2", `--compress-buckets photos: --compress-level: compression level "fastest" is not one of s2's`},
+		{"--compress-buckets=logs=s2:fastest", `--compress-buckets logs: compression level "fastest" is not one of s2's`},
+		{"--compress-buckets=logs=zstd:11", `--compress-buckets logs: compression level "11"`},
+		{"--compress-buckets=logs=off:best", "a level for a bucket without compression"},
+	} {
+		c, err := parseCLI(t, append([]string{"serve"}, strings.Fields(bad.args)...)...)
+		if err == nil {
+			_, err = c.Serve.CompressOptions.config()
+		}
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%s: %v, want %q", bad.args, err, bad.want)
+		}
+	}
+}
+
+// TestCompressLevelRefusedAtStart: serve, the real binary, refuses an
+// unknown level before it listens, and says why.
+func TestCompressLevelRefusedAtStart(t *testing.T) {
+	bin := testenv.BuildS3seal(t)
+	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:9", "--data-dir", t.TempDir(),
+		"--master-key-file", filepath.Join(t.TempDir(), "master.key"), "--compress", "s2", "--compress-level", "fastest")
+	cmd.Env = append(os.Environ(), "S3SEAL_ACCESS_KEY=AKIDEXAMPLE", "S3SEAL_SECRET_KEY=secret-secret-secret")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 ||
+		!strings.Contains(string(out), `s3seal: --compress-level: compression level "fastest" is not one of s2's (default, better, best)`) {
+		t.Fatalf("serve with an unknown level: %v\n%s", err, out)
 	}
 }

@@ -54,44 +54,16 @@ func (c *DecryptCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	var backend kms.Client
-	if c.RSAPrivateKeyFile != "" && rsafile.IsKeyID(h.KeyInfo().KeyID) {
-		// A PEM key's object needs no KMS: open none (a keyring would be
-		// created for nothing).
-		if backend, err = rsafile.LoadPrivate(c.RSAPrivateKeyFile); err != nil {
-			return err
-		}
-	} else {
-		krCfg, _, err := c.keyringConfig()
-		if err != nil && c.KMS == "local" {
-			return err
-		}
-		if backend, err = openKMS(ctx, c.KMSOptions, "", krCfg); err != nil {
-			return err
-		}
-		if c.RSAPrivateKeyFile != "" {
-			pemKey, err := rsafile.LoadPrivate(c.RSAPrivateKeyFile)
-			if err != nil {
-				return err
-			}
-			backend = &pemRouter{Client: backend, pem: pemKey}
-		}
+	backend, err := headerKMS(ctx, &c.KMSOptions, &c.KeyringOptions, c.RSAPrivateKeyFile, h)
+	if err != nil {
+		return err
 	}
 	ki := h.KeyInfo()
-	dek, err := unwrapDEK(ctx, backend, ki, bucket)
-	if err != nil {
-		return fmt.Errorf("unwrap the data key: %w", err)
-	}
-	obj, err := envelope.Open(h, dek, bucket, key)
-	kms.Zero(dek)
+	obj, meta, err := openHeader(ctx, backend, h, bucket, key)
 	if err != nil {
 		return err
 	}
 	defer obj.Close()
-	meta, err := envelope.DecodeMeta(obj.Meta())
-	if err != nil {
-		return err
-	}
 	stored := aws.ToInt64(head.ContentLength)
 	etag := aws.ToString(head.ETag)
 	size, err := obj.PlainSize(meta, stored, etag)
@@ -191,6 +163,62 @@ func dirOf(path string) string {
 		return path[:i+1]
 	}
 	return "."
+}
+
+// headerKMS opens the KMS that unwraps h's data key, for the commands that
+// open headers without a proxy (decrypt, inspect --open), from their KMS,
+// keyring and --rsa-private-key-file options. A header that names the PEM
+// key of rsaFile needs no KMS, and none is opened (a keyring would be
+// created for nothing); with both, headers that name the PEM key go to it
+// and all others to the KMS.
+func headerKMS(ctx context.Context, ko *KMSOptions, kro *KeyringOptions, rsaFile string, h *envelope.Header) (kms.Client, error) {
+	if rsaFile != "" && rsafile.IsKeyID(h.KeyInfo().KeyID) {
+		return rsafile.LoadPrivate(rsaFile)
+	}
+	krCfg, _, err := kro.keyringConfig()
+	if err != nil && ko.KMS == "local" {
+		return nil, err
+	}
+	backend, err := openKMS(ctx, *ko, "", krCfg)
+	if err != nil {
+		return nil, err
+	}
+	if rsaFile != "" {
+		pemKey, err := rsafile.LoadPrivate(rsaFile)
+		if err != nil {
+			return nil, err
+		}
+		backend = &pemRouter{Client: backend, pem: pemKey}
+	}
+	return backend, nil
+}
+
+// openHeader unwraps h's data key with backend, opens the header of
+// bucket/key with it and decodes its sealed metadata. The caller closes
+// the object. An unwrap that fails says which key it needed: for a
+// write-only writer's RSA wrap (FORMAT.md 12.3) the KMS of the command
+// usually has no right to it at all.
+func openHeader(ctx context.Context, backend kms.Client, h *envelope.Header, bucket, key string) (*envelope.Object, *envelope.Meta, error) {
+	ki := h.KeyInfo()
+	dek, err := unwrapDEK(ctx, backend, ki, bucket)
+	if err != nil {
+		if ki.Flags&envelope.FlagAsymmetricWrap != 0 {
+			return nil, nil, fmt.Errorf("unwrap the data key: it is wrapped with the RSA public key %s (a write-only writer); "+
+				"opening it needs that key's private half (--rsa-private-key-file, or a KMS with Decrypt rights on it): %w", ki.KeyID, err)
+		}
+		return nil, nil, fmt.Errorf("unwrap the data key with KMS key %s: %w", ki.KeyID, err)
+	}
+	obj, err := envelope.Open(h, dek, bucket, key)
+	kms.Zero(dek)
+	if err != nil {
+		return nil, nil, err
+	}
+	meta, err := envelope.DecodeMeta(obj.Meta())
+	if err != nil {
+		obj.Close()
+		return nil, nil, err
+	}
+	return obj, meta, nil
 }
 
 // unwrapDEK unwraps a header's data key: with KMS Decrypt under the

@@ -169,7 +169,7 @@ func TestDecryptCompressed(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s := text.String(); !regexp.MustCompile(`(?m)^flags +compressed$`).MatchString(s) ||
-		regexp.MustCompile(`(?m)^plaintext size`).MatchString(s) || !strings.Contains(s, "decrypt --info") {
+		!regexp.MustCompile(`(?m)^plaintext size +sealed .*inspect --open`).MatchString(s) {
 		t.Fatalf("inspect:\n%s", s)
 	}
 }

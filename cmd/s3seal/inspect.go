@@ -18,14 +18,23 @@ import (
 
 // InspectCmd shows an object's envelope as the store holds it, without any
 // key: everything it prints is what anyone who can read the store sees.
+// With --open it also opens the header with the key, as decrypt does (the
+// same KMS and keyring options, the same code), to show what the envelope
+// seals about the body: a compressed object's plaintext size, and so its
+// ratio, is only there.
 type InspectCmd struct {
 	Object string `arg:"" help:"The object, as s3://bucket/key."`
 	JSON   bool   `name:"json" help:"Print JSON instead of text."`
+	Open   bool   `name:"open" help:"Also open the object header with the key (the KMS, keyring and --rsa-private-key-file options decrypt takes; one KMS Decrypt) and show what it seals about the body: the plaintext size and, for a compressed object, the ratio, algorithm, block size and how many blocks are stored raw (its block index: one ranged read). Without --open inspect uses no key and prints only what anyone who can read the store sees; with it, the output also holds what only a key holder can know."`
+	// Named explicitly, as decrypt's: serve has the same option.
+	RSAPrivateKeyFile string `name:"rsa-private-key-file" env:"S3SEAL_RSA_PRIVATE_KEY_FILE" help:"With --open: PEM RSA private key of objects written with serve --write-only-key-file, as for decrypt (${env})."`
 
 	UpstreamOptions `embed:"" envprefix:"S3SEAL_"`
-	// DataDir is KeyringOptions' own: inspect needs no key, only the
-	// embedded store when there is no --upstream.
-	DataDir string `env:"S3SEAL_DATA_DIR" default:"./s3seal-data" help:"Data dir whose embedded store to read when no --upstream is given (${env})."`
+	// The KMS and the keyring are used with --open only; without it the
+	// data dir is only where the embedded store is read when there is no
+	// --upstream.
+	KMSOptions     `embed:"" envprefix:"S3SEAL_"`
+	KeyringOptions `embed:"" envprefix:"S3SEAL_"`
 
 	out io.Writer // nil: os.Stdout
 }
@@ -44,6 +53,14 @@ type Inspection struct {
 	// Flags names the version 3 flags of the header (compressed, ...).
 	Flags         []string `json:"flags,omitempty"`
 	PlaintextSize *int64   `json:"plaintext_size,omitempty"`
+	// PlaintextSizeSealed is true for a compressed object inspected
+	// without --open: its plaintext size is only in the sealed metadata.
+	PlaintextSizeSealed bool `json:"plaintext_size_sealed,omitempty"`
+	// Opened is true when --open opened the header with the key: then
+	// PlaintextSize is the sealed size, checked against the stored one,
+	// and Compression is read from the sealed metadata and block index.
+	Opened      bool                  `json:"opened,omitempty"`
+	Compression *InspectedCompression `json:"compression,omitempty"`
 	// KMSKey is the key that wrapped the object header's data key; region
 	// and account are read from it when it is an ARN.
 	KMSKey          string `json:"kms_key,omitempty"`
@@ -64,6 +81,22 @@ type Inspection struct {
 	InClear  map[string]string `json:"in_clear,omitempty"`
 	Parts    []InspectedPart   `json:"parts,omitempty"`
 	Warnings []string          `json:"warnings,omitempty"`
+}
+
+// InspectedCompression is what --open shows of a compressed body.
+type InspectedCompression struct {
+	Algorithm string `json:"algorithm"`
+	BlockSize int    `json:"block_size"`
+	// Ratio is stored / plaintext bytes (the block headers, tags and index
+	// included, as decrypt --info computes it); SavingPercent is
+	// 100·(1 − Ratio).
+	Ratio         float64 `json:"ratio"`
+	SavingPercent float64 `json:"saving_percent"`
+	// Blocks is the number of blocks; RawBlocks of them did not shrink
+	// and are stored as they are.
+	Blocks           int `json:"blocks"`
+	CompressedBlocks int `json:"compressed_blocks"`
+	RawBlocks        int `json:"raw_blocks"`
 }
 
 // InspectedPart is one part header of a multipart object.
@@ -104,7 +137,14 @@ func (c *InspectCmd) Run() error {
 		return err
 	}
 	defer closeStore()
-	in, err := inspect(context.Background(), st, bucket, key)
+	ctx := context.Background()
+	var keys func(*envelope.Header) (kms.Client, error)
+	if c.Open {
+		keys = func(h *envelope.Header) (kms.Client, error) {
+			return headerKMS(ctx, &c.KMSOptions, &c.KeyringOptions, c.RSAPrivateKeyFile, h)
+		}
+	}
+	in, err := inspect(ctx, st, bucket, key, keys)
 	if err != nil {
 		return err
 	}
@@ -130,7 +170,9 @@ func parseObjectURL(u string) (bucket, key string, err error) {
 	return bucket, key, nil
 }
 
-func inspect(ctx context.Context, st *objstore.Store, bucket, key string) (*Inspection, error) {
+// inspect reads what the store holds of bucket/key. With keys (--open) it
+// also opens the header with the KMS keys returns for it.
+func inspect(ctx context.Context, st *objstore.Store, bucket, key string, keys func(*envelope.Header) (kms.Client, error)) (*Inspection, error) {
 	o, err := st.Head(ctx, bucket, key)
 	if err != nil {
 		return nil, err
@@ -184,8 +226,7 @@ func inspect(ctx context.Context, st *objstore.Store, bucket, key string) (*Insp
 	switch {
 	case h.Flags()&envelope.FlagCompressed != 0 && parts == 0:
 		// The stored size says nothing exact of a compressed body.
-		in.Warnings = append(in.Warnings, "compressed body: its plaintext size, and so the compression ratio, are sealed; "+
-			"s3seal decrypt --info shows them")
+		in.PlaintextSizeSealed = true
 	case h.Layout() == envelope.LayoutSingle && parts == 0:
 		if p, err := envelope.PlaintextSize(o.Size); err == nil {
 			in.PlaintextSize = &p
@@ -217,7 +258,60 @@ func inspect(ctx context.Context, st *objstore.Store, bucket, key string) (*Insp
 	default:
 		in.Warnings = append(in.Warnings, fmt.Sprintf("a %v header on an object whose store ETag is %s: readers refuse it", h.Layout(), o.ETag))
 	}
+	if keys == nil {
+		return in, nil
+	}
+	if err := inspectOpened(ctx, st, o, h, keys, in); err != nil {
+		return nil, fmt.Errorf("%s: %w", in.Object, err)
+	}
 	return in, nil
+}
+
+// inspectOpened opens o's header with the key (inspect --open) and adds
+// what it seals about the body to in: the plaintext size, checked against
+// the stored size as every reader checks it, and for a compressed object
+// its parameters and block index (one ranged read of the index, which is
+// authenticated before anything of it is shown).
+func inspectOpened(ctx context.Context, st *objstore.Store, o *objstore.Object, h *envelope.Header, keys func(*envelope.Header) (kms.Client, error), in *Inspection) error {
+	backend, err := keys(h)
+	if err != nil {
+		return err
+	}
+	obj, meta, err := openHeader(ctx, backend, h, o.Bucket, o.Key)
+	if err != nil {
+		return err
+	}
+	defer obj.Close()
+	size, err := obj.PlainSize(meta, o.Size, o.ETag)
+	if err != nil {
+		return err
+	}
+	in.Opened, in.PlaintextSize, in.PlaintextSizeSealed = true, &size, false
+	z := obj.Compression()
+	if z == nil || o.Parts() > 0 {
+		return nil
+	}
+	off, n, err := obj.IndexRange(o.Size)
+	if err != nil {
+		return err
+	}
+	rc, err := st.Range(ctx, o, off, off+n)
+	if err != nil {
+		return fmt.Errorf("block index: %w", err)
+	}
+	defer rc.Close()
+	sealed := make([]byte, n) // 4 bytes a block: 80 KiB at most (FORMAT.md 12.2)
+	if _, err := io.ReadFull(rc, sealed); err != nil {
+		return fmt.Errorf("block index: %w", err)
+	}
+	idx, err := obj.OpenIndex(sealed, o.Size)
+	if err != nil {
+		return err
+	}
+	ratio := float64(o.Size) / float64(max(size, 1))
+	in.Compression = &InspectedCompression{Algorithm: string(z.Algorithm), BlockSize: z.BlockSize, Ratio: ratio,
+		SavingPercent: 100 * (1 - ratio), Blocks: idx.Blocks(), RawBlocks: idx.RawBlocks(), CompressedBlocks: idx.Blocks() - idx.RawBlocks()}
+	return nil
 }
 
 // defaultContentType reports whether v is what stores answer for an object
@@ -243,8 +337,18 @@ func (in *Inspection) writeText(w io.Writer) error {
 		if len(in.Flags) > 0 {
 			row("flags", strings.Join(in.Flags, ", "))
 		}
-		if in.PlaintextSize != nil {
+		switch {
+		case in.PlaintextSize != nil && in.Opened:
+			row("plaintext size", fmt.Sprintf("%d (sealed; read with the key)", *in.PlaintextSize))
+		case in.PlaintextSize != nil:
 			row("plaintext size", *in.PlaintextSize)
+		case in.PlaintextSizeSealed:
+			row("plaintext size", "sealed (compressed body: the stored size does not tell it); inspect --open shows it and the ratio")
+		}
+		if z := in.Compression; z != nil {
+			row("compression", fmt.Sprintf("%s, blocks of %d bytes", z.Algorithm, z.BlockSize))
+			row("stored / plaintext", fmt.Sprintf("%.4f (saves %.1f%%)", z.Ratio, z.SavingPercent))
+			row("blocks", fmt.Sprintf("%d: %d compressed, %d stored raw", z.Blocks, z.CompressedBlocks, z.RawBlocks))
 		}
 		row("kms key", in.KMSKey)
 		if in.KMSRegion != "" {

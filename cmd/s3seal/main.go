@@ -24,7 +24,7 @@ type cli struct {
 	Keys    KeysCmd          `cmd:"" help:"Manage the embedded keyring's keys (create, list, rotate, disable, schedule deletion, ...)."`
 	KMS     KMSCmd           `cmd:"" name:"kms" help:"Serve the embedded keyring over the AWS KMS API (kms serve)."`
 	Decrypt DecryptCmd       `cmd:"" help:"Decrypt an object straight from the store with the KMS, without a proxy (or show its envelope with --info)."`
-	Inspect InspectCmd       `cmd:"" help:"Show an object's envelope as the store holds it (format, layout, KMS key, parts, sizes), with no key."`
+	Inspect InspectCmd       `cmd:"" help:"Show an object's envelope as the store holds it (format, layout, KMS key, parts, sizes), with no key; --open also opens it with the key to show what it seals (plaintext size, compression ratio)."`
 	Migrate MigrateCmd       `cmd:"" help:"Copy objects to another bucket, store, region or KMS key without decrypting them (their keys re-wrapped, their ciphertext copied)."`
 	Rewrap  RewrapCmd        `cmd:"" help:"Re-wrap objects in place under another KMS key."`
 	Version kong.VersionFlag `help:"Print the version and exit (as the version command)."`

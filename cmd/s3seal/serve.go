@@ -495,7 +495,8 @@ func spoolBytes(mib int64) int64 {
 // "Compression"), globally or per bucket.
 type CompressOptions struct {
 	Compress          string  `env:"COMPRESS" enum:"off,s2,zstd" default:"off" help:"Compress new objects (single PUTs, and multipart uploads part by part) before encrypting them, in every bucket without its own setting: 'off', 's2' (fast) or 'zstd' (smaller). Do not turn it on where content an attacker can partly choose is stored together with secrets: sizes then leak (README, Compression) (${env})."`
-	CompressBuckets   string  `env:"COMPRESS_BUCKETS" help:"Per-bucket compression, comma separated bucket=off|s2|zstd pairs, overriding --compress (${env})."`
+	CompressBuckets   string  `env:"COMPRESS_BUCKETS" help:"Per-bucket compression, comma separated bucket=off|s2|zstd pairs, overriding --compress; a level may follow the algorithm (logs=zstd:better), overriding --compress-level (${env})."`
+	CompressLevel     string  `env:"COMPRESS_LEVEL" default:"default" help:"How hard to compress: s2 'default', 'better' or 'best'; zstd 'fastest', 'default', 'better' or 'best'. Slower levels store less (README, Compression, has measured figures); objects written at any level read alike, so it can be changed at any time (${env})."`
 	CompressSkip      string  `env:"COMPRESS_SKIP" help:"File extensions (zip, .jpg) and content types (image/png, video/*) stored uncompressed because they are compressed already, comma separated; replaces the built-in list (zip, gz, tgz, zst, xz, bz2, 7z, jpg, png, mp4, mkv, mp3, pdf, ...). 'none': skip nothing by name (${env})."`
 	CompressMinSaving float64 `env:"COMPRESS_MIN_SAVING" default:"0.10" help:"Adaptive check: an object whose first block compresses by less than this fraction is stored uncompressed (${env})."`
 	CompressBlockKiB  int     `name:"compress-block-kib" env:"COMPRESS_BLOCK_KIB" default:"256" help:"Compression block size in KiB (64 to 4096, a power of two): a range read decompresses whole blocks (${env})."`
@@ -505,7 +506,7 @@ type CompressOptions struct {
 // config builds proxy.Compression from the options.
 func (o *CompressOptions) config() (proxy.Compression, error) {
 	alg := func(s string) (envelope.Algorithm, error) {
-		switch strings.ToLower(strings.TrimSpace(s)) {
+		switch s {
 		case "off", "":
 			return "", nil
 		case "s2":
@@ -518,8 +519,17 @@ func (o *CompressOptions) config() (proxy.Compression, error) {
 	c := proxy.Compression{MinSaving: o.CompressMinSaving, BlockSize: o.CompressBlockKiB << 10, SpoolBytes: spoolBytes(o.CompressSpoolMiB),
 		SkipExtensions: proxy.DefaultSkipExtensions, SkipContentTypes: proxy.DefaultSkipContentTypes}
 	var err error
-	if c.Algorithm, err = alg(o.Compress); err != nil {
+	if c.Algorithm, err = alg(strings.ToLower(strings.TrimSpace(o.Compress))); err != nil {
 		return c, err
+	}
+	c.Level = envelope.Level(strings.ToLower(strings.TrimSpace(o.CompressLevel)))
+	if c.Algorithm != "" {
+		if err := envelope.CheckLevel(c.Algorithm, c.Level); err != nil {
+			return c, fmt.Errorf("--compress-level: %w", err)
+		}
+	} else if err := envelope.CheckLevel(envelope.AlgZstd, c.Level); err != nil {
+		// zstd has every level there is.
+		return c, fmt.Errorf("--compress-level: %w", err)
 	}
 	pairs, err := parseBucketKeys(o.CompressBuckets)
 	if err != nil {
@@ -528,8 +538,30 @@ func (o *CompressOptions) config() (proxy.Compression, error) {
 	if len(pairs) > 0 {
 		c.Buckets = map[string]envelope.Algorithm{}
 	}
-	for b, a := range pairs {
+	for b, v := range pairs {
+		// bucket=alg or bucket=alg:level.
+		a, l, hasLevel := strings.Cut(strings.ToLower(strings.TrimSpace(v)), ":")
 		if c.Buckets[b], err = alg(a); err != nil {
+			return c, fmt.Errorf("--compress-buckets %s: %w", b, err)
+		}
+		level := c.Level
+		if hasLevel {
+			if c.Buckets[b] == "" {
+				return c, fmt.Errorf("--compress-buckets %s: a level for a bucket without compression", b)
+			}
+			if c.BucketLevels == nil {
+				c.BucketLevels = map[string]envelope.Level{}
+			}
+			level = envelope.Level(l)
+			c.BucketLevels[b] = level
+		}
+		if c.Buckets[b] == "" {
+			continue
+		}
+		if err := envelope.CheckLevel(c.Buckets[b], level); err != nil {
+			if !hasLevel {
+				return c, fmt.Errorf("--compress-buckets %s: --compress-level: %w; give the bucket its own level (%s=%s:default)", b, err, b, c.Buckets[b])
+			}
 			return c, fmt.Errorf("--compress-buckets %s: %w", b, err)
 		}
 	}
