@@ -317,7 +317,8 @@ func TestCompressionPerBucket(t *testing.T) {
 // at its fastest and its best level, and one with S2 at its best: the
 // same body is stored in fewer bytes at the best level, and an instance
 // that compresses nothing (the buckets named off) reads all of them (the level is written
-// nowhere), whole, by range and in listings.
+// nowhere), whole, by range and in listings; parts of a multipart upload
+// are compressed at their bucket's level too.
 func TestCompressionLevels(t *testing.T) {
 	ctx := context.Background()
 	e := startProxy(t)
@@ -346,6 +347,22 @@ func TestCompressionLevels(t *testing.T) {
 		t.Errorf("zstd best stored %d bytes, fastest %d", stored[best], stored[fast])
 	}
 	t.Logf("stored bytes of %d: zstd fastest %d, zstd best %d, s2 best %d", len(data), stored[fast], stored[best], stored[s2best])
+
+	// A compressed part takes its bucket's level too: one part (a last
+	// part, so unpadded) is stored smaller at the best level.
+	partStored := map[string]int64{}
+	for _, b := range []string{fast, best} {
+		uploadCompressedParts(t, c, b, "mp.log", [][]byte{data})
+		ph := storedPartHeaders(t, e, b, "mp.log", 1)[0]
+		if ph.Compression() == nil {
+			t.Fatalf("%s: part stored uncompressed", b)
+		}
+		partStored[b] = ph.CiphertextSize()
+		checkRange(t, reader, b, "mp.log", data, "bytes=0-")
+	}
+	if partStored[best] >= partStored[fast] {
+		t.Errorf("a part at zstd best stored in %d bytes, at fastest in %d", partStored[best], partStored[fast])
+	}
 }
 
 // TestCompressionConfig: settings a proxy refuses to start with.

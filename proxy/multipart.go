@@ -181,7 +181,9 @@ func (s *Server) putPart(r *request, pn int, src io.Reader, plainLen int64, plai
 	}
 	var part *envelope.Part
 	if comp != nil {
-		part, err = dk.config().NewCompressedPart(dk.Plaintext, dk.keyInfo(), r.t.Bucket, r.t.Key, r.upload.Upload, pn, plainLen, *comp)
+		cfg := dk.config()
+		cfg.Level = s.comp.cfg.level(r.t.Bucket)
+		part, err = cfg.NewCompressedPart(dk.Plaintext, dk.keyInfo(), r.t.Bucket, r.t.Key, r.upload.Upload, pn, plainLen, *comp)
 	} else {
 		part, err = dk.config().NewPart(dk.Plaintext, dk.keyInfo(), r.t.Bucket, r.t.Key, r.upload.Upload, pn, plainLen)
 	}
