@@ -477,6 +477,50 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(utime+stime) * time.Second / clockTicks, nil
 }
 
+// procIO is a process's read and write system calls (syscr, syscw of
+// /proc/PID/io) and context switches, voluntary and not, of all its
+// threads (/proc/PID/task/*/status); ok is false if they could not be read.
+type procIO struct {
+	reads, writes, switches int64
+	ok                      bool
+}
+
+func readProcIO(pid int) procIO {
+	var p procIO
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return p
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ": ")
+		n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		switch k {
+		case "syscr":
+			p.reads = n
+		case "syscw":
+			p.writes = n
+		}
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return p
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, t.Name()))
+		if err != nil {
+			continue // a thread that ended
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(k, "ctxt_switches") {
+				n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				p.switches += n
+			}
+		}
+	}
+	p.ok = true
+	return p
+}
+
 // clockTicks is sysconf(_SC_CLK_TCK), 100 on every Linux architecture Go
 // supports.
 const clockTicks = 100
