@@ -135,6 +135,7 @@ func TestCorporaMultipart(t *testing.T) {
 		}
 	}
 }
+
 // BenchmarkLevels: stored/plaintext ratio and write throughput (compress
 // and seal, one core) of every level of S2 and zstd, and of an
 // uncompressed body for reference, on the corpora of TestCorpora, in one
