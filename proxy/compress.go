@@ -303,7 +303,11 @@ func (s *Server) rememberSize(storeTag string, stored, plain int64) {
 // reads an uploaded part before CompleteMultipartUpload (GetObject with
 // partNumber reads parts of completed objects only; UploadPartCopy copies
 // from objects), and UploadPart carries no metadata the store would list.
-// So an instance remembers the plaintext size of every compressed part it
+// The ETag UploadPart answers could carry the size (as it carries a
+// verified MD5), but ListParts lists the store's part ETag, the MD5 of the
+// stored bytes, which the proxy does not choose; and the stored size could
+// only encode it through the padding, whose length FORMAT.md fixes. So an
+// instance remembers the plaintext size of every compressed part it
 // stores, keyed by upload, part number, the store's part ETag (the MD5 of
 // the stored part, whose header holds a fresh part key) and stored size,
 // in the listing size cache; ListParts shows it. A part stored through
