@@ -296,6 +296,53 @@ func (s *Server) rememberSize(storeTag string, stored, plain int64) {
 	}
 }
 
+// Parts of an upload in progress. ListParts lists each part's stored size
+// and ETag, and a compressed part's stored size does not give its
+// plaintext size (FORMAT.md 12.2.3: padded to 5 MiB, or shorter). That
+// size is in the part's header (P, offset 12), but S3 has no call that
+// reads an uploaded part before CompleteMultipartUpload (GetObject with
+// partNumber reads parts of completed objects only; UploadPartCopy copies
+// from objects), and UploadPart carries no metadata the store would list.
+// The ETag UploadPart answers could carry the size (as it carries a
+// verified MD5), but ListParts lists the store's part ETag, the MD5 of the
+// stored bytes, which the proxy does not choose; and the stored size could
+// only encode it through the padding, whose length FORMAT.md fixes. So an
+// instance remembers the plaintext size of every compressed part it
+// stores, keyed by upload, part number, the store's part ETag (the MD5 of
+// the stored part, whose header holds a fresh part key) and stored size,
+// in the listing size cache; ListParts shows it. A part stored through
+// another instance, or before a restart, or evicted, shows the size the
+// uncompressed rule gives (stored − PartOverhead): wrong for a compressed
+// part (README, "Compression"). Either way a ListParts size is only the
+// store's word (the cache is looked up with the ETag and size the store
+// lists, and the fallback is arithmetic on them): a hostile store can make
+// it show any size, as it can list any part; nothing depends on it. The
+// object's size comes from the authenticated part headers at completion.
+
+// partSizeKey names a compressed part of an upload in the size cache.
+func partSizeKey(storeUploadID string, partNumber int, storeTag string, stored int64) string {
+	return fmt.Sprintf("part/%s/%d/%s", storeUploadID, partNumber, sizeKey(storeTag, stored))
+}
+
+// rememberPartSize records the plaintext size of a compressed part this
+// instance stored, for ListParts.
+func (s *Server) rememberPartSize(storeUploadID string, partNumber int, storeTag string, stored, plain int64) {
+	if s.comp != nil && storeTag != "" {
+		s.comp.sizes.Add(partSizeKey(storeUploadID, partNumber, storeTag, stored), plain)
+	}
+}
+
+// partSizes returns ListParts' lookup of the compressed parts of the
+// request's upload this instance remembers; nil without compression.
+func (s *Server) partSizes(r *request) s3wire.PartSizes {
+	if s.comp == nil {
+		return nil
+	}
+	return func(pn int, storeTag string, stored int64) (int64, bool) {
+		return s.comp.sizes.Get(partSizeKey(r.upload.StoreID, pn, storeTag, stored))
+	}
+}
+
 // listedSizes returns, for a listing of bucket, the plaintext sizes of the
 // single-layout entries whose stored size may not tell it (bucket may hold
 // compressed objects): from the cache, else from a HEAD of each (in

@@ -25,9 +25,13 @@ func (s *Server) listObjects(r *request) error {
 	})
 }
 
-// listParts rewrites each part's stored size to its plaintext size.
+// listParts rewrites each part's stored size to its plaintext size: the
+// one this instance remembers for a compressed part (compress.go: exact
+// only where the part was stored through it), the stored size minus
+// PartOverhead otherwise.
 func (s *Server) listParts(r *request) error {
-	return s.serveDocument(r, func(doc []byte) []byte { return s3wire.RewriteParts(doc, r.upload) })
+	sizes := s.partSizes(r)
+	return s.serveDocument(r, func(doc []byte) []byte { return s3wire.RewritePartsWith(doc, r.upload, sizes) })
 }
 
 // serveDocument forwards the request and answers with the store's

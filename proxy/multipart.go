@@ -216,6 +216,13 @@ func (s *Server) putPart(r *request, pn int, src io.Reader, plainLen int64, plai
 	storeTag := string(resp.Header.Peek("ETag"))
 	s.sendUpstream(r, resp, false)
 	if ok {
+		if comp != nil {
+			// ListParts cannot learn a compressed part's plaintext size
+			// from the store (compress.go): this instance keeps it.
+			if ph, err := part.CompressedHeader(); err == nil {
+				s.rememberPartSize(r.upload.StoreID, pn, storeTag, ph.CiphertextSize(), plainLen)
+			}
+		}
 		if sum := plainMD5(); sum != nil && storeTag != "" {
 			r.ctx.Response.Header.Set("ETag", s3wire.ClientPartETag(storeTag, sum))
 		}

@@ -664,12 +664,27 @@ func storedExtent(resp *fasthttp.Response, status int) (size, off int64, err err
 // metadata and no content headers (they are sealed); Last-Modified as the
 // store says. Nothing is authenticated: the header is not opened, and a
 // multipart object's part map is not read (partNumber is refused).
+//
+// A compressed object (a copy of one: this instance compresses nothing
+// under an RSA key) has its plaintext size sealed, or in its manifest: the
+// stored size does not give it. Its HEAD shows the size this instance
+// remembers for the object version (a copy it made, as listings do), and
+// is refused like a GET otherwise, rather than answered with a wrong size.
 func (s *Server) headWriteOnly(po *plainObject, rq *readReq, br *s3wire.ByteRange, h *envelope.Header, stored int64) (*plainObject, error) {
 	fail := func(err error) (*plainObject, error) { po.Close(); return nil, err }
 	po.meta, po.version, po.keyID = &envelope.Meta{}, h.Version(), h.KeyInfo().KeyID
 	po.parts = envelope.PartsInETag(po.storeTag)
 	var err error
 	switch {
+	case h.Flags()&envelope.FlagCompressed != 0:
+		size, ok := int64(0), false
+		if s.comp != nil {
+			size, ok = s.comp.sizes.Get(sizeKey(po.storeTag, stored))
+		}
+		if !ok {
+			return fail(errWriteOnly)
+		}
+		po.size = size
 	case h.Layout() == envelope.LayoutSingle && po.parts == 0:
 		po.size, err = envelope.PlaintextSize(stored)
 	case h.Layout() == envelope.LayoutMultipart && po.parts > 0:

@@ -143,6 +143,7 @@ func loadUsage(dataDir string) (*keyusage.Report, error) {
 func writeUsage(w io.Writer, rep *keyusage.Report) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "OBJECTS\tPLAINTEXT BYTES\tSTORED BYTES\t KEY\t BUCKETS\t VERSIONS (objects)\t")
+	sealed := 0 // objects counted under some key whose plaintext size is sealed
 	for _, k := range rep.Keys {
 		var vs []string
 		for _, v := range k.Versions {
@@ -152,9 +153,17 @@ func writeUsage(w io.Writer, rep *keyusage.Report) {
 		if versions == "" {
 			versions = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%d\t %s\t %s\t %s\t\n", k.Objects, k.PlaintextBytes, k.StoredBytes, k.KeyID, strings.Join(k.Buckets, ","), versions)
+		plain := fmt.Sprint(k.PlaintextBytes)
+		if k.PlaintextSealed > 0 {
+			plain += "+" // and the sealed sizes of compressed objects
+			sealed += k.PlaintextSealed
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t %s\t %s\t %s\t\n", k.Objects, plain, k.StoredBytes, k.KeyID, strings.Join(k.Buckets, ","), versions)
 	}
 	tw.Flush()
+	if sealed > 0 {
+		fmt.Fprintf(w, "+: plaintext bytes leave out compressed objects, whose plaintext size is sealed (%d, counted under each of their keys; their stored bytes count)\n", sealed)
+	}
 	fmt.Fprintf(w, "%d objects in %s: %d sealed, %d not sealed (no key), %d unreadable\n",
 		rep.Objects, strings.Join(rep.Scanned, " "), rep.Sealed, rep.Plain, len(rep.Failures))
 	for _, f := range rep.Failures {

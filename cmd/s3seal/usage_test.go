@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/s3seal/s3seal/envelope"
 	"github.com/s3seal/s3seal/internal/keyusage"
 	"github.com/s3seal/s3seal/internal/testenv"
 	"github.com/s3seal/s3seal/kms"
@@ -245,5 +247,104 @@ func TestKeysUsage(t *testing.T) {
 	out, err = runKeys(t, "--json", "describe", k2)
 	if err != nil || !strings.Contains(out, string(kms.KeyPendingDeletion)) {
 		t.Fatalf("after --force: %s %v", out, err)
+	}
+}
+
+// TestKeysUsageCompressed: objects a compressing s3seal wrote to MinIO
+// (S3SEAL_COMPRESS=s2): a compressed single object, an uncompressed one
+// (random bytes, refused by the adaptive check) and a multipart object with
+// a compressed part padded to 5 MiB and a small compressed last part. The
+// report's stored bytes are the store's sizes; its plaintext bytes count the
+// uncompressed object and the multipart object exactly (the latter from its
+// part headers) and leave out the compressed single object, whose size is
+// sealed and which plaintext_sealed_objects counts; the table marks it.
+func TestKeysUsageCompressed(t *testing.T) {
+	mi := testenv.StartMinIO(t, testenv.MinIOOptions{})
+	env := mi.UpstreamEnv()
+	env["S3SEAL_COMPRESS"] = "s2"
+	proxy := testenv.StartS3seal(t, env)
+	t.Setenv("S3SEAL_DATA_DIR", proxy.DataDir)
+	t.Setenv("S3SEAL_MASTER_KEY_FILE", proxy.MasterKeyFile)
+	t.Setenv("S3SEAL_KEYRING_PASSPHRASE", "")
+	c := proxy.S3Client()
+	ctx := context.Background()
+	const bucket = "usage-compressed"
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	for i := 0; logs.Len() < 7<<20; i++ {
+		fmt.Fprintf(&logs, `{"n":%d,"level":"info","msg":"counted","path":"/u/%d"}`+"\n", i, i%977)
+	}
+	text := logs.Bytes()[:7<<20]
+	random := make([]byte, 300_000)
+	if _, err := rand.Read(random); err != nil {
+		t.Fatal(err)
+	}
+	for key, body := range map[string][]byte{"single.log": text[:900_000], "random.bin": random} {
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String("mp.log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var done []types.CompletedPart
+	for i, p := range [][]byte{text[:6<<20], text[6<<20:]} {
+		res, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String(bucket), Key: aws.String("mp.log"), UploadId: up.UploadId,
+			PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(p)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done = append(done, types.CompletedPart{ETag: res.ETag, PartNumber: aws.Int32(int32(i + 1))})
+	}
+	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String("mp.log"), UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: done}}); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Stop()
+
+	// What the store holds: the text compressed, the random bytes not.
+	stored := map[string]int64{}
+	l, err := mi.S3Client().ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range l.Contents {
+		stored[aws.ToString(o.Key)] = aws.ToInt64(o.Size)
+	}
+	if stored["single.log"] >= 900_000/2 || stored["mp.log"] >= 6<<20 || stored["random.bin"] != envelope.CiphertextSize(300_000) {
+		t.Fatalf("stored sizes %v: want the text compressed, the random bytes not", stored)
+	}
+
+	upstream := []string{"--upstream", mi.Endpoint, "--upstream-access-key", mi.AccessKey, "--upstream-secret-key", mi.SecretKey}
+	out, err := runKeys(t, append([]string{"--json", "usage", "s3://" + bucket, "--no-save"}, upstream...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep keyusage.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%s: %v", out, err)
+	}
+	if rep.Objects != 3 || rep.Sealed != 3 || len(rep.Failures) != 0 || len(rep.Keys) != 1 {
+		t.Fatalf("report: %s", out)
+	}
+	k := rep.Keys[0]
+	wantPlain := int64(len(random) + len(text)) // single.log left out: its size is sealed
+	wantStored := stored["single.log"] + stored["random.bin"] + stored["mp.log"]
+	if k.Objects != 3 || k.PlaintextBytes != wantPlain || k.StoredBytes != wantStored || k.PlaintextSealed != 1 {
+		t.Errorf("key usage %+v: want 3 objects, %d plaintext bytes, %d stored, 1 with a sealed size", k, wantPlain, wantStored)
+	}
+	if !strings.Contains(out, `"plaintext_sealed_objects": 1`) {
+		t.Errorf("JSON report lacks plaintext_sealed_objects:\n%s", out)
+	}
+	out, err = runKeys(t, append([]string{"usage", "s3://" + bucket, "--no-save"}, upstream...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row := fmt.Sprintf("3 %d+ %d %s", wantPlain, wantStored, k.KeyID); !strings.Contains(strings.Join(strings.Fields(out), " "), row) ||
+		!strings.Contains(out, "+: plaintext bytes leave out compressed objects, whose plaintext size is sealed (1,") {
+		t.Errorf("table, want a row %q and the note:\n%s", row, out)
 	}
 }

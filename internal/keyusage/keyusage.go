@@ -10,6 +10,15 @@
 // keeps its parts' data keys), and reading the object needs every one of
 // them. An object counts once for each distinct key any of its headers
 // names.
+//
+// Bytes: stored bytes are the listing's sizes, exact for every object (what
+// the store bills). Plaintext bytes are what the objects hold for their
+// users: for an uncompressed object computed from the stored size (FORMAT.md
+// 4 and 5), for a multipart object whose parts may be compressed the sum of
+// its part headers' plaintext lengths (P, in clear: FORMAT.md 12.2.3), read
+// anyway for their keys. A compressed single object's plaintext size is
+// only in its sealed metadata, which a scan without a KMS cannot open: it
+// is left out of the plaintext bytes and counted apart (PlaintextSealed).
 package keyusage
 
 import (
@@ -82,11 +91,17 @@ type KeyUsage struct {
 	KeyID   string `json:"key_id"`
 	Objects int    `json:"objects"`
 	// PlaintextBytes is the objects' plaintext size as listings show it
-	// (computed from the stored size, FORMAT.md 4 and 5); StoredBytes
-	// their size at the store.
-	PlaintextBytes int64    `json:"plaintext_bytes"`
-	StoredBytes    int64    `json:"stored_bytes"`
-	Buckets        []string `json:"buckets"`
+	// (computed from the stored size, FORMAT.md 4 and 5, or from the part
+	// headers of a multipart object whose parts may be compressed), but
+	// for the PlaintextSealed objects, whose size is sealed; StoredBytes
+	// their size at the store, for every object.
+	PlaintextBytes int64 `json:"plaintext_bytes"`
+	StoredBytes    int64 `json:"stored_bytes"`
+	// PlaintextSealed counts the compressed single objects (FORMAT.md
+	// 12.2) that PlaintextBytes leaves out: their plaintext size is in
+	// their sealed metadata only, and the scan opens nothing.
+	PlaintextSealed int      `json:"plaintext_sealed_objects,omitempty"`
+	Buckets         []string `json:"buckets"`
 	// Versions splits the objects by key material version when the
 	// wrapped keys say it (the embedded keyring's do): an object counts
 	// under every version one of its headers was wrapped with.
@@ -156,8 +171,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for range cfg.Workers {
 		wg.Go(func() {
 			for it := range work {
-				keys, err := objectKeys(ctx, cfg.Store, it)
-				agg.add(it, keys, err)
+				keys, plain, err := objectKeys(ctx, cfg.Store, it)
+				agg.add(it, keys, plain, err)
 				if cfg.Progress != nil {
 					cfg.Progress.Scanned()
 				}
@@ -186,31 +201,48 @@ type keyVersion struct {
 	version uint32
 }
 
-// objectKeys returns the keys the object's headers name; nil for an object
-// s3seal did not write.
-func objectKeys(ctx context.Context, st *objstore.Store, it item) (map[keyVersion]bool, error) {
+// objectKeys returns the keys the object's headers name (nil for an object
+// s3seal did not write) and its plaintext size: from the listing's stored
+// size, or from the part headers of a multipart object whose parts may be
+// compressed; -1 for a compressed single object, whose size is sealed.
+func objectKeys(ctx context.Context, st *objstore.Store, it item) (map[keyVersion]bool, int64, error) {
 	o, err := st.Head(ctx, it.bucket, it.obj.Key)
 	if err != nil {
-		return nil, fmt.Errorf("HEAD: %w", err)
+		return nil, 0, fmt.Errorf("HEAD: %w", err)
 	}
 	if !o.Sealed() {
-		return nil, nil
+		return nil, 0, nil
 	}
 	h, err := envelope.ParseHeader(o.HeaderValue)
 	if err != nil {
-		return nil, fmt.Errorf("object header: %w", err)
+		return nil, 0, fmt.Errorf("object header: %w", err)
+	}
+	plain, ok := envelope.ListedSize(it.obj.Size, it.obj.ETag)
+	if !ok {
+		plain = 0
+	}
+	compressed := h.Flags()&envelope.FlagCompressed != 0
+	if compressed && h.Layout() == envelope.LayoutSingle {
+		plain = -1
 	}
 	keys := map[keyVersion]bool{named(h.KeyInfo()): true}
 	if h.Layout() == envelope.LayoutMultipart {
-		_, parts, err := st.PartHeaders(ctx, o)
+		pm, parts, err := st.PartHeaders(ctx, o)
 		if err != nil {
-			return nil, fmt.Errorf("part headers: %w", err)
+			return nil, 0, fmt.Errorf("part headers: %w", err)
 		}
 		for _, ph := range parts {
 			keys[named(ph.KeyInfo())] = true
 		}
+		if compressed {
+			// The stored size does not give it (FORMAT.md 12.2.3); the
+			// parts' plaintext lengths, in clear, add up to it. Not
+			// authenticated (nothing here is): the sealed manifest's
+			// size is what readers check.
+			plain = pm.Size()
+		}
 	}
-	return keys, nil
+	return keys, plain, nil
 }
 
 // named is the key (and version) a header's wrapped key is under.
@@ -225,6 +257,7 @@ func named(ki envelope.KeyInfo) keyVersion {
 type usage struct {
 	objects       int
 	plain, stored int64
+	sealedSize    int // objects whose plaintext size is sealed
 	buckets       map[string]bool
 	byVersion     map[uint32]int
 }
@@ -239,7 +272,7 @@ type aggregate struct {
 
 func newAggregate() *aggregate { return &aggregate{keys: map[string]*usage{}} }
 
-func (a *aggregate) add(it item, keys map[keyVersion]bool, err error) {
+func (a *aggregate) add(it item, keys map[keyVersion]bool, plain int64, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	name := "s3://" + it.bucket + "/" + it.obj.Key
@@ -252,10 +285,6 @@ func (a *aggregate) add(it item, keys map[keyVersion]bool, err error) {
 		return
 	}
 	a.sealed++
-	plain, ok := envelope.ListedSize(it.obj.Size, it.obj.ETag)
-	if !ok {
-		plain = 0
-	}
 	counted := map[string]bool{}
 	for kv := range keys {
 		u := a.keys[kv.key]
@@ -265,7 +294,11 @@ func (a *aggregate) add(it item, keys map[keyVersion]bool, err error) {
 		}
 		if !counted[kv.key] {
 			counted[kv.key] = true
-			u.plain += plain
+			if plain < 0 {
+				u.sealedSize++
+			} else {
+				u.plain += plain
+			}
 			u.stored += it.obj.Size
 			u.buckets[it.bucket] = true
 			u.objects++
@@ -281,7 +314,8 @@ func (a *aggregate) into(rep *Report) {
 	rep.Failures = append(rep.Failures, a.failures...)
 	sort.Slice(rep.Failures, func(i, j int) bool { return rep.Failures[i].Object < rep.Failures[j].Object })
 	for id, u := range a.keys {
-		ku := KeyUsage{KeyID: id, Objects: u.objects, PlaintextBytes: u.plain, StoredBytes: u.stored, Buckets: []string{}}
+		ku := KeyUsage{KeyID: id, Objects: u.objects, PlaintextBytes: u.plain, StoredBytes: u.stored,
+			PlaintextSealed: u.sealedSize, Buckets: []string{}}
 		for b := range u.buckets {
 			ku.Buckets = append(ku.Buckets, b)
 		}

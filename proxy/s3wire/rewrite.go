@@ -117,28 +117,61 @@ func rewriteEntry(e []byte, sizes ListedSizes) []byte {
 // partPlainSize rewrites the <Size> of a <Part> element from its stored to
 // its plaintext size.
 func partPlainSize(e []byte) []byte {
+	return partSize(e, nil)
+}
+
+// partSize rewrites the <Size> of a <Part> element to the plaintext size
+// sizes knows for it (nil, or not known: the stored size minus
+// PartOverhead, exact for a part of segments).
+func partSize(e []byte, sizes PartSizes) []byte {
 	raw, i, j, ok := Element(e, "Size")
 	if !ok {
 		return e
 	}
 	n, err := strconv.ParseInt(string(raw), 10, 64)
-	if err != nil || n < envelope.PartOverhead {
+	if err != nil {
+		return e
+	}
+	if sizes != nil {
+		if pnRaw, _, _, ok := Element(e, "PartNumber"); ok {
+			tag, _, _, _ := Element(e, "ETag")
+			if pn, err := strconv.Atoi(string(pnRaw)); err == nil {
+				if plain, ok := sizes(pn, unescapeQuotes(string(tag)), n); ok {
+					return splice(e, i, j, strconv.FormatInt(plain, 10))
+				}
+			}
+		}
+	}
+	if n < envelope.PartOverhead {
 		return e
 	}
 	return splice(e, i, j, strconv.FormatInt(n-envelope.PartOverhead, 10))
 }
 
+// PartSizes looks up the plaintext size of a listed part of an upload (its
+// number, the store's ETag and its stored size as the store lists them); ok
+// false: the stored size says it.
+type PartSizes func(partNumber int, storeTag string, stored int64) (plain int64, ok bool)
+
 // RewriteParts rewrites a ListParts page: each part's ETag as clients see
 // it and its plaintext size, and the upload id as the client knows it.
 func RewriteParts(doc []byte, upload UploadRef) []byte {
+	return RewritePartsWith(doc, upload, nil)
+}
+
+// RewritePartsWith is RewriteParts with the sizes sizes knows (a
+// compressed part's stored size does not give its plaintext size).
+func RewritePartsWith(doc []byte, upload UploadRef, sizes PartSizes) []byte {
 	if upload.Mapped() {
 		doc = SetUploadID(doc, upload.Client)
 	}
 	return rewriteElements(doc, []string{"Part"}, func(e []byte) []byte {
+		// The size first: it looks the part up by the store's ETag.
+		e = partSize(e, sizes)
 		if tag, i, j, ok := Element(e, "ETag"); ok {
 			e = splice(e, i, j, mapETagText(tag, ClientETag))
 		}
-		return partPlainSize(e)
+		return e
 	})
 }
 

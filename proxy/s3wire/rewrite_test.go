@@ -2,6 +2,7 @@ package s3wire
 
 import (
 	"encoding/xml"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -82,6 +83,42 @@ func TestRewriteParts(t *testing.T) {
 	foreign := ParseUploadID("store-id")
 	if got := string(RewriteParts([]byte(`<UploadId>store-id</UploadId>`), foreign)); got != `<UploadId>store-id</UploadId>` {
 		t.Errorf("a foreign upload id was rewritten: %s", got)
+	}
+}
+
+// RewritePartsWith: a part the lookup knows (by part number, the store's
+// ETag unquoted from the XML and the stored size) gets that size; the
+// others the stored size minus the part overhead.
+func TestRewritePartsWith(t *testing.T) {
+	ref := ParseUploadID(ClientUploadIDCompressed("sid", []byte("0123456789abcdef"), "", envelope.AlgS2))
+	doc := `<ListPartsResult><UploadId>sid</UploadId>` +
+		`<Part><PartNumber>1</PartNumber><ETag>&quot;aa&quot;</ETag><Size>` + itoa(envelope.MinStoredPartSize) + `</Size></Part>` +
+		`<Part><PartNumber>2</PartNumber><ETag>"bb"</ETag><Size>` + itoa(7<<20+envelope.PartOverhead) + `</Size></Part>` +
+		`<Part><PartNumber>3</PartNumber><ETag>"cc"</ETag><Size>9000</Size></Part></ListPartsResult>`
+	var asked []string
+	sizes := func(pn int, tag string, stored int64) (int64, bool) {
+		asked = append(asked, fmt.Sprintf("%d %s %d", pn, tag, stored))
+		switch {
+		case pn == 1 && tag == `"aa"` && stored == envelope.MinStoredPartSize:
+			return 8 << 20, true
+		case pn == 3 && tag == `"cc"` && stored == 9000:
+			return 70000, true
+		}
+		return 0, false
+	}
+	got := string(RewritePartsWith([]byte(doc), ref, sizes))
+	for _, want := range []string{
+		`<UploadId>` + ref.Client + `</UploadId>`,
+		`<ETag>&#34;aa-0&#34;</ETag><Size>8388608</Size>`,
+		`<ETag>&#34;bb-0&#34;</ETag><Size>7340032</Size>`,
+		`<ETag>&#34;cc-0&#34;</ETag><Size>70000</Size>`, // under the overhead: only the lookup knows it
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("rewritten parts lack %s\n%s", want, got)
+		}
+	}
+	if len(asked) != 3 {
+		t.Errorf("lookups %q, want one per part", asked)
 	}
 }
 
