@@ -302,37 +302,11 @@ func NewPart(dek []byte, ki KeyInfo, bucket, key string, upload []byte, partNumb
 // EncryptReader emits the whole stored part (header, segments, padding)
 // once.
 func (c Config) NewPart(dek []byte, ki KeyInfo, bucket, key string, upload []byte, partNumber int, plainLen int64) (*Part, error) {
-	if len(dek) != KeySize {
-		return nil, ErrKeySize
-	}
 	version := c.writeVersion()
-	if version >= 2 && len(upload) != UploadIDSize {
-		return nil, fmt.Errorf("%w: upload identity of %d bytes, want %d", ErrFormat, len(upload), UploadIDSize)
-	}
-	if partNumber < MinPartNumber || partNumber > MaxPartNumber {
-		return nil, fmt.Errorf("%w: part number %d", ErrRange, partNumber)
-	}
-	if plainLen < 0 || plainLen > MaxPartSize {
-		return nil, fmt.Errorf("%w: part of %d bytes (limit %d)", ErrTooLarge, plainLen, MaxPartSize)
-	}
-	if err := partKeyFits(ki); err != nil {
-		return nil, err
-	}
-	aad, err := keyAAD(version, LayoutMultipart, bucket, key, uint32(partNumber), upload)
+	p, aad, rnd, err := c.newPartKey(dek, ki, bucket, key, upload, partNumber, plainLen, version)
 	if err != nil {
 		return nil, err
 	}
-	rnd := c.rand()
-	pk, err := randKey(rnd)
-	if err != nil {
-		return nil, err
-	}
-	p, err := newPart(pk, version)
-	if err != nil {
-		clear(pk)
-		return nil, err
-	}
-	p.upload = append([]byte(nil), upload...)
 	flags, err := writeFlags(version, c.Flags&FlagCompressed, c, ki)
 	if err != nil {
 		p.Close()
@@ -340,7 +314,7 @@ func (c Config) NewPart(dek []byte, ki KeyInfo, bucket, key string, upload []byt
 	}
 	if flags&FlagCompressed != 0 {
 		p.Close()
-		return nil, fmt.Errorf("%w: compressed parts are not defined yet", ErrFormat)
+		return nil, fmt.Errorf("%w: a compressed part is made by NewCompressedPart", ErrFormat)
 	}
 	ph, err := p.sealHeader(rnd, dek, ki, aad, version, flags, partNumber, plainLen, nil, 0)
 	if err != nil {
@@ -349,6 +323,43 @@ func (c Config) NewPart(dek []byte, ki KeyInfo, bucket, key string, upload []byt
 	}
 	p.ph = ph
 	return p, nil
+}
+
+// newPartKey checks a new part's parameters (the data key, the upload
+// identity a version 2 or later part is sealed to, part number, length, a
+// key id and wrapped key that fit the header) and makes its fresh part
+// key; aad binds it to (bucket, key, partNumber, upload), and rnd is the
+// randomness to seal it with.
+func (c Config) newPartKey(dek []byte, ki KeyInfo, bucket, key string, upload []byte, partNumber int, plainLen int64, version byte) (p *Part, aad []byte, rnd io.Reader, err error) {
+	if len(dek) != KeySize {
+		return nil, nil, nil, ErrKeySize
+	}
+	if version >= 2 && len(upload) != UploadIDSize {
+		return nil, nil, nil, fmt.Errorf("%w: upload identity of %d bytes, want %d", ErrFormat, len(upload), UploadIDSize)
+	}
+	if partNumber < MinPartNumber || partNumber > MaxPartNumber {
+		return nil, nil, nil, fmt.Errorf("%w: part number %d", ErrRange, partNumber)
+	}
+	if plainLen < 0 || plainLen > MaxPartSize {
+		return nil, nil, nil, fmt.Errorf("%w: part of %d bytes (limit %d)", ErrTooLarge, plainLen, MaxPartSize)
+	}
+	if err := partKeyFits(ki); err != nil {
+		return nil, nil, nil, err
+	}
+	if aad, err = keyAAD(version, LayoutMultipart, bucket, key, uint32(partNumber), upload); err != nil {
+		return nil, nil, nil, err
+	}
+	rnd = c.rand()
+	pk, err := randKey(rnd)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if p, err = newPart(pk, version); err != nil {
+		clear(pk)
+		return nil, nil, nil, err
+	}
+	p.upload = append([]byte(nil), upload...)
+	return p, aad, rnd, nil
 }
 
 // partKeyFits reports whether a key id and wrapped key leave room for the

@@ -27,47 +27,19 @@ import (
 // EncryptCompressed once the body is sealed; until then Header() is nil.
 // The part is version 3 with FlagCompressed (and c's wrap flag).
 func (c Config) NewCompressedPart(dek []byte, ki KeyInfo, bucket, key string, upload []byte, partNumber int, plainLen int64, comp Compression) (*Part, error) {
-	if len(dek) != KeySize {
-		return nil, ErrKeySize
-	}
 	if err := comp.check(); err != nil {
 		return nil, err
 	}
-	version := c.writeVersion()
-	if version < FlagsVersion {
-		version = FlagsVersion
-	}
-	if len(upload) != UploadIDSize {
-		return nil, fmt.Errorf("%w: upload identity of %d bytes, want %d", ErrFormat, len(upload), UploadIDSize)
-	}
-	if partNumber < MinPartNumber || partNumber > MaxPartNumber {
-		return nil, fmt.Errorf("%w: part number %d", ErrRange, partNumber)
-	}
-	if plainLen < 0 || plainLen > MaxPartSize {
-		return nil, fmt.Errorf("%w: part of %d bytes (limit %d)", ErrTooLarge, plainLen, MaxPartSize)
-	}
-	if err := partKeyFits(ki); err != nil {
+	version := max(c.writeVersion(), FlagsVersion)
+	p, aad, rnd, err := c.newPartKey(dek, ki, bucket, key, upload, partNumber, plainLen, version)
+	if err != nil {
 		return nil, err
 	}
 	flags, err := writeFlags(version, FlagCompressed, c, ki)
 	if err != nil {
+		p.Close()
 		return nil, err
 	}
-	aad, err := keyAAD(version, LayoutMultipart, bucket, key, uint32(partNumber), upload)
-	if err != nil {
-		return nil, err
-	}
-	rnd := c.rand()
-	pk, err := randKey(rnd)
-	if err != nil {
-		return nil, err
-	}
-	p, err := newPart(pk, version)
-	if err != nil {
-		clear(pk)
-		return nil, err
-	}
-	p.upload = append([]byte(nil), upload...)
 	p.comp = &comp
 	p.level = c.Level
 	if p.hdrMask, err = blockHeaderKey(p.pk, version); err != nil {

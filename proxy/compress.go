@@ -282,6 +282,28 @@ func (s *Server) spoolCompressed(sealed io.Reader, limit int64) (io.Reader, int6
 	return sp, total, func() { sp.Close() }, nil
 }
 
+// spoolSealed spools a compressed body sealed from the client's body (read
+// through rec, at most limit sealed bytes) for a PUT or UploadPart, and
+// turns failures into the client's errors: its own body's failure first
+// (nothing has reached the store), a full spool budget 503 SlowDown.
+func (s *Server) spoolSealed(r *request, sealed io.Reader, rec *errRecorder, limit int64) (io.Reader, int64, func(), error) {
+	body, n, release, err := s.spoolCompressed(sealed, limit)
+	if bodyErr := rec.Err(); bodyErr != nil {
+		if err == nil {
+			release()
+		}
+		r.ctx.SetConnectionClose()
+		return nil, 0, nil, bodyError(bodyErr)
+	}
+	if errors.Is(err, errSpoolFull) {
+		return nil, 0, nil, s3wire.ErrSlowDown
+	}
+	if err != nil {
+		return nil, 0, nil, s3wire.Internal(err)
+	}
+	return body, n, release, nil
+}
+
 // sizeKey names a stored object version in the size cache: its store
 // ETag (the MD5 of its stored bytes for a single PUT, which differ for
 // every object since every object has its own key) and stored size.
@@ -452,20 +474,9 @@ func (s *Server) blockIndex(rq *readReq, obj *envelope.Object, storeTag, headerV
 		s.indexes.Add(key, idx)
 		return idx, nil
 	}
-	out := upstream.NewRequest(http.MethodGet, rq.rawPath, rq.query)
-	out.Header.Set("If-Match", storeTag)
-	out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+n-1))
-	resp, err := s.up.Do(out)
+	body, err := s.readStored(rq, storeTag, off, n)
 	if err != nil {
-		return nil, s3wire.Internal(err)
-	}
-	defer fasthttp.ReleaseResponse(resp)
-	if st := resp.StatusCode(); st != http.StatusPartialContent {
-		return nil, s3wire.Internal(fmt.Errorf("block index of %s/%s: store answered %d", rq.bucket, rq.key, st))
-	}
-	body, err := io.ReadAll(io.LimitReader(upstream.Body(resp), n+1))
-	if err != nil {
-		return nil, s3wire.Internal(err)
+		return nil, err
 	}
 	idx, err := obj.OpenIndex(body, stored)
 	if err != nil {

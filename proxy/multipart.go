@@ -249,19 +249,9 @@ func compressPart(plainLen int64) bool {
 func (s *Server) sendCompressedPart(r *request, out *upstream.Request, p *envelope.Part, src io.Reader, plainLen int64) (*fasthttp.Response, error) {
 	rec := &errRecorder{r: src}
 	_, hi := p.Compression().CompressedSizeBounds(plainLen)
-	body, n, release, err := s.spoolCompressed(p.EncryptCompressedReader(rec), hi)
-	if bodyErr := rec.Err(); bodyErr != nil {
-		if err == nil {
-			release()
-		}
-		r.ctx.SetConnectionClose()
-		return nil, bodyError(bodyErr)
-	}
-	if errors.Is(err, errSpoolFull) {
-		return nil, s3wire.ErrSlowDown
-	}
+	body, n, release, err := s.spoolSealed(r, p.EncryptCompressedReader(rec), rec, hi)
 	if err != nil {
-		return nil, s3wire.Internal(err)
+		return nil, err
 	}
 	defer release()
 	ph, err := p.CompressedHeader()

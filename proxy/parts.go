@@ -64,29 +64,37 @@ func (s *Server) partMap(rq *readReq, storeTag, headerValue string, stored int64
 // readPartHeader fetches the part header at stored offset off of the
 // object version storeTag.
 func (s *Server) readPartHeader(rq *readReq, storeTag string, off int64) (*envelope.PartHeader, error) {
-	out := upstream.NewRequest(http.MethodGet, rq.rawPath, rq.query)
-	out.Header.Set("If-Match", storeTag)
-	out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+envelope.PartHeaderSize-1))
-	resp, err := s.up.Do(out)
+	buf, err := s.readStored(rq, storeTag, off, envelope.PartHeaderSize)
 	if err != nil {
-		return nil, s3wire.Internal(err)
-	}
-	defer fasthttp.ReleaseResponse(resp)
-	if st := resp.StatusCode(); st != http.StatusPartialContent {
-		resp.CloseBodyStream()
-		return nil, s3wire.Internal(fmt.Errorf("reading part header at %d: store answered %d", off, st))
-	}
-	buf := make([]byte, envelope.PartHeaderSize)
-	_, err = io.ReadFull(upstream.Body(resp), buf)
-	resp.CloseBodyStream()
-	if err != nil {
-		return nil, s3wire.Internal(fmt.Errorf("reading part header at %d: %w", off, err))
+		return nil, err
 	}
 	ph, err := envelope.ParsePartHeader(buf)
 	if err != nil {
 		return nil, s3wire.Damaged(err)
 	}
 	return ph, nil
+}
+
+// readStored reads stored bytes [off, off+n) of the object version
+// storeTag names (If-Match): a part header, a block index, n small.
+func (s *Server) readStored(rq *readReq, storeTag string, off, n int64) ([]byte, error) {
+	out := upstream.NewRequest(http.MethodGet, rq.rawPath, rq.query)
+	out.Header.Set("If-Match", storeTag)
+	out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+n-1))
+	resp, err := s.up.Do(out)
+	if err != nil {
+		return nil, s3wire.Internal(err)
+	}
+	defer fasthttp.ReleaseResponse(resp)
+	defer resp.CloseBodyStream()
+	if st := resp.StatusCode(); st != http.StatusPartialContent {
+		return nil, s3wire.Internal(fmt.Errorf("reading bytes %d-%d of %s/%s: store answered %d", off, off+n-1, rq.bucket, rq.key, st))
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(upstream.Body(resp), buf); err != nil {
+		return nil, s3wire.Internal(fmt.Errorf("reading bytes %d-%d of %s/%s: %w", off, off+n-1, rq.bucket, rq.key, err))
+	}
+	return buf, nil
 }
 
 // partIndexes returns the block indexes of the compressed parts that a
@@ -137,22 +145,9 @@ func (s *Server) readPartIndex(rq *readReq, storeTag string, pm *envelope.PartMa
 	if err != nil {
 		return nil, s3wire.Internal(err)
 	}
-	out := upstream.NewRequest(http.MethodGet, rq.rawPath, rq.query)
-	out.Header.Set("If-Match", storeTag)
-	out.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+n-1))
-	resp, err := s.up.Do(out)
+	body, err := s.readStored(rq, storeTag, off, n)
 	if err != nil {
-		return nil, s3wire.Internal(err)
-	}
-	defer fasthttp.ReleaseResponse(resp)
-	if st := resp.StatusCode(); st != http.StatusPartialContent {
-		resp.CloseBodyStream()
-		return nil, s3wire.Internal(fmt.Errorf("block index of part %d of %s/%s: store answered %d", i+1, rq.bucket, rq.key, st))
-	}
-	body, err := io.ReadAll(io.LimitReader(upstream.Body(resp), n+1))
-	resp.CloseBodyStream()
-	if err != nil {
-		return nil, s3wire.Internal(err)
+		return nil, err
 	}
 	idx, err := p.OpenIndex(body)
 	if err != nil {

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -138,19 +137,9 @@ func (s *Server) sendEncrypted(r *request, out *upstream.Request, src io.Reader,
 func (s *Server) sendCompressed(r *request, out *upstream.Request, obj *envelope.Object, src io.Reader, plainLen int64) (*fasthttp.Response, error) {
 	rec := &errRecorder{r: src}
 	_, hi := obj.Compression().CompressedSizeBounds(plainLen)
-	body, n, release, err := s.spoolCompressed(obj.EncryptCompressedReader(rec), hi)
-	if bodyErr := rec.Err(); bodyErr != nil {
-		if err == nil {
-			release()
-		}
-		r.ctx.SetConnectionClose()
-		return nil, bodyError(bodyErr)
-	}
-	if errors.Is(err, errSpoolFull) {
-		return nil, s3wire.ErrSlowDown
-	}
+	body, n, release, err := s.spoolSealed(r, obj.EncryptCompressedReader(rec), rec, hi)
 	if err != nil {
-		return nil, s3wire.Internal(err)
+		return nil, err
 	}
 	defer release()
 	out.Body, out.BodyLen = body, n
