@@ -75,7 +75,9 @@ func uploadCompressedParts(t *testing.T, c *env, bucket, key string, parts [][]b
 }
 
 // TestCompressedMultipart (FORMAT.md 12.2.3): against the test store
-// (the package's MinIO; the versitygw pass is TestToolsCompressed), with S2 and
+// (the package's MinIO in CI; also run by name on versitygw with
+// S3SEAL_TEST_STORE=versitygw, and CI's versitygw pass runs
+// TestToolsCompressed), with S2 and
 // zstd: a multipart upload to a bucket with compression on gets an object
 // header with the compressed flag and parts compressed one by one (a
 // compressible part of 6 MiB stored in 5 MiB, padded; a random part and
