@@ -154,21 +154,7 @@ func (r *runner) compression(ctx context.Context) error {
 		})
 		if err == nil {
 			r.logf("  %-28s %s", get, s.name)
-			err = r.transfer(s, get, size, func() error {
-				out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
-				if err != nil {
-					return err
-				}
-				defer out.Body.Close()
-				sk := &textSink{seed: seedOf(key), verify: r.cfg.Verify}
-				if _, err := io.Copy(sk, out.Body); err != nil {
-					return err
-				}
-				if sk.n != size {
-					return fmt.Errorf("GET %s: %d bytes, want %d", key, sk.n, size)
-				}
-				return nil
-			})
+			err = r.transfer(s, get, size, func() error { return s.getText(ctx, key, size, r.cfg.Verify) })
 		}
 		if err == nil {
 			// What the store holds, read with the direct client.
@@ -199,6 +185,24 @@ func (r *runner) compression(ctx context.Context) error {
 		r.rep.Errors = append(r.rep.Errors, fmt.Sprintf("%s: %v", name, err))
 	}
 	_ = s.delete(ctx, largeKey(0))
+	return nil
+}
+
+// getText GETs the text object key (size bytes) from s whole, checking
+// its length, and every byte with verify.
+func (s *system) getText(ctx context.Context, key string, size int64, verify bool) error {
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+	if err != nil {
+		return err
+	}
+	defer out.Body.Close()
+	sk := &textSink{seed: seedOf(key), verify: verify}
+	if _, err := io.Copy(sk, out.Body); err != nil {
+		return err
+	}
+	if sk.n != size {
+		return fmt.Errorf("GET %s: %d bytes, want %d", key, sk.n, size)
+	}
 	return nil
 }
 
@@ -236,21 +240,7 @@ func (r *runner) compressedMultipart(ctx context.Context, s, direct *system, sz 
 		return err
 	}
 	r.logf("  %-28s %s", get, s.name)
-	err = r.transfer(s, get, size, func() error {
-		out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
-		if err != nil {
-			return err
-		}
-		defer out.Body.Close()
-		sk := &textSink{seed: seedOf(key), verify: r.cfg.Verify}
-		if _, err := io.Copy(sk, out.Body); err != nil {
-			return err
-		}
-		if sk.n != size {
-			return fmt.Errorf("GET %s: %d bytes, want %d", key, sk.n, size)
-		}
-		return nil
-	})
+	err = r.transfer(s, get, size, func() error { return s.getText(ctx, key, size, r.cfg.Verify) })
 	if err != nil {
 		return err
 	}

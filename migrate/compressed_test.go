@@ -135,7 +135,7 @@ func TestRewrapCompressedMultipart(t *testing.T) {
 	plain := b.Bytes()[:7<<20]
 	objs := write(t, p.S3Client(), "rewrap-compressed", []object{{key: "mp/logs.jsonl", data: plain, parts: []int{6 << 20, 1 << 20}}})
 	p.Stop()
-	before := storedParts(t, src, "rewrap-compressed", "mp/logs.jsonl", 2)
+	before := testenv.StoredPartHeaders(t, src.S3Client(), "rewrap-compressed", "mp/logs.jsonl", 2)
 	for i, ph := range before {
 		if ph.Compression() == nil {
 			t.Fatalf("source part %d is not compressed", i+1)
@@ -153,7 +153,7 @@ func TestRewrapCompressedMultipart(t *testing.T) {
 	if mrep.Objects[0].Mode != migrate.ModeParts {
 		t.Fatalf("migrate mode %s", mrep.Objects[0].Mode)
 	}
-	for i, ph := range storedParts(t, dst, "migrated-compressed", "mp/logs.jsonl", 2) {
+	for i, ph := range testenv.StoredPartHeaders(t, dst.S3Client(), "migrated-compressed", "mp/logs.jsonl", 2) {
 		if ph.Compression() == nil || ph.BodyLen() != before[i].BodyLen() {
 			t.Fatalf("migrated part %d: %+v, B %d", i+1, ph.Compression(), ph.BodyLen())
 		}
@@ -187,7 +187,7 @@ func TestRewrapCompressedMultipart(t *testing.T) {
 	if h, err := envelope.ParseHeader(head.Metadata["s3seal"]); err != nil || h.Flags()&envelope.FlagCompressed == 0 || h.KeyInfo().KeyID != md.KeyID {
 		t.Fatalf("rewrapped header: %v %+v", err, h)
 	}
-	after := storedParts(t, src, "rewrap-compressed", "mp/logs.jsonl", 2)
+	after := testenv.StoredPartHeaders(t, src.S3Client(), "rewrap-compressed", "mp/logs.jsonl", 2)
 	for i := range after {
 		a, b := after[i].Bytes(), before[i].Bytes()
 		if !bytes.Equal(a[4:20], b[4:20]) || after[i].BodyLen() != before[i].BodyLen() || after[i].KeyInfo().KeyID != md.KeyID {
@@ -209,30 +209,4 @@ func TestRewrapCompressedMultipart(t *testing.T) {
 	if err != nil || !bytes.Equal(got, plain[6291000:6292001]) {
 		t.Fatalf("range across the parts: %d bytes, %v", len(got), err)
 	}
-}
-
-// storedParts reads the part headers of a multipart object at the store.
-func storedParts(t *testing.T, u *testenv.Upstream, bucket, key string, n int) []*envelope.PartHeader {
-	t.Helper()
-	var hdrs []*envelope.PartHeader
-	var off int64
-	for range n {
-		r := fmt.Sprintf("bytes=%d-%d", off, off+envelope.PartHeaderSize-1)
-		get, err := u.S3Client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: &bucket, Key: &key, Range: &r})
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(get.Body)
-		get.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ph, err := envelope.ParsePartHeader(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hdrs = append(hdrs, ph)
-		off += ph.CiphertextSize()
-	}
-	return hdrs
 }

@@ -353,7 +353,7 @@ func TestCompressionLevels(t *testing.T) {
 	partStored := map[string]int64{}
 	for _, b := range []string{fast, best} {
 		uploadCompressedParts(t, c, b, "mp.log", [][]byte{data})
-		ph := storedPartHeaders(t, e, b, "mp.log", 1)[0]
+		ph := testenv.StoredPartHeaders(t, e.direct, b, "mp.log", 1)[0]
 		if ph.Compression() == nil {
 			t.Fatalf("%s: part stored uncompressed", b)
 		}

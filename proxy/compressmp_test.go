@@ -23,33 +23,6 @@ import (
 	"github.com/s3seal/s3seal/proxy"
 )
 
-// storedPartHeaders reads the part headers of a multipart object as the
-// store holds it, walking the parts by their stored sizes.
-func storedPartHeaders(t *testing.T, e *env, bucket, key string, parts int) []*envelope.PartHeader {
-	t.Helper()
-	var hdrs []*envelope.PartHeader
-	var off int64
-	for range parts {
-		r := fmt.Sprintf("bytes=%d-%d", off, off+envelope.PartHeaderSize-1)
-		get, err := e.direct.GetObject(context.Background(), &s3.GetObjectInput{Bucket: &bucket, Key: &key, Range: &r})
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(get.Body)
-		get.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ph, err := envelope.ParsePartHeader(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hdrs = append(hdrs, ph)
-		off += ph.CiphertextSize()
-	}
-	return hdrs
-}
-
 // uploadCompressedParts uploads parts through c as one multipart upload and
 // completes it.
 func uploadCompressedParts(t *testing.T, c *env, bucket, key string, parts [][]byte) {
@@ -114,7 +87,7 @@ func TestCompressedMultipart(t *testing.T) {
 			if h.Version() != 3 || h.Flags() != envelope.FlagCompressed || h.Layout() != envelope.LayoutMultipart {
 				t.Fatalf("object header: v%d flags %#x layout %v", h.Version(), h.Flags(), h.Layout())
 			}
-			hdrs := storedPartHeaders(t, e, bucket, key, len(parts))
+			hdrs := testenv.StoredPartHeaders(t, e.direct, bucket, key, len(parts))
 			var sum int64
 			for i, ph := range hdrs {
 				compressed := ph.Compression() != nil
@@ -222,7 +195,7 @@ func TestCompressedMultipart(t *testing.T) {
 				UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{ETag: pc.CopyPartResult.ETag, PartNumber: aws.Int32(1)}}}}); err != nil {
 				t.Fatal(err)
 			}
-			if ph := storedPartHeaders(t, e, bucket, "logs/pc.jsonl", 1)[0]; ph.Compression() == nil {
+			if ph := testenv.StoredPartHeaders(t, e.direct, bucket, "logs/pc.jsonl", 1)[0]; ph.Compression() == nil {
 				t.Fatal("UploadPartCopy into a compressed upload: part not compressed")
 			}
 			checkRange(t, fresh, bucket, "logs/pc.jsonl", plain[100:2000100], "bytes=0-")
@@ -371,8 +344,8 @@ func TestCompressedMultipartCopyRewrap(t *testing.T) {
 	if _, err := c.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String(dst), Key: aws.String("b.jsonl"), CopySource: aws.String(src + "/a.jsonl")}); err != nil {
 		t.Fatal(err)
 	}
-	from := storedPartHeaders(t, e, src, "a.jsonl", len(parts))
-	to := storedPartHeaders(t, e, dst, "b.jsonl", len(parts))
+	from := testenv.StoredPartHeaders(t, e.direct, src, "a.jsonl", len(parts))
+	to := testenv.StoredPartHeaders(t, e.direct, dst, "b.jsonl", len(parts))
 	for i := range parts {
 		a, b := from[i].Bytes(), to[i].Bytes()
 		if !bytes.Equal(a[4:20], b[4:20]) || from[i].BodyLen() != to[i].BodyLen() || to[i].KeyInfo().KeyID != k2.KeyID ||
@@ -439,7 +412,7 @@ func TestCompressedPartDigests(t *testing.T) {
 	if err != nil || aws.ToString(head.ETag) != want || aws.ToInt64(head.ContentLength) != int64(len(parts[0])+len(parts[1])) {
 		t.Fatalf("HEAD: %v, ETag %s (want %s), %d bytes", err, aws.ToString(head.ETag), want, aws.ToInt64(head.ContentLength))
 	}
-	if hdrs := storedPartHeaders(t, e, bucket, "d.log", 2); hdrs[0].Compression() == nil || hdrs[1].Compression() == nil {
+	if hdrs := testenv.StoredPartHeaders(t, e.direct, bucket, "d.log", 2); hdrs[0].Compression() == nil || hdrs[1].Compression() == nil {
 		t.Fatal("parts stored uncompressed")
 	}
 }

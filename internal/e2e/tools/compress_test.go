@@ -3,7 +3,6 @@ package tools_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -132,21 +131,7 @@ func testCompressedMultipartCLI(t *testing.T, st *storeEnv) {
 		t.Fatalf("%d plaintext bytes stored in %d", size, stored)
 	}
 	var off int64
-	for i := range parts {
-		r := fmt.Sprintf("bytes=%d-%d", off, off+envelope.PartHeaderSize-1)
-		get, err := direct().GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Range: &r})
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := io.ReadAll(get.Body)
-		get.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ph, err := envelope.ParsePartHeader(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for i, ph := range testenv.StoredPartHeaders(t, direct(), bucket, key, parts) {
 		if ph.Compression() == nil || ph.Compression().Algorithm != envelope.AlgS2 {
 			t.Fatalf("part %d stored uncompressed", i+1)
 		}
