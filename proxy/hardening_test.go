@@ -204,7 +204,7 @@ func TestRefusedBodyDrained(t *testing.T) {
 	e := startProxy(t)
 	bucket := newBucket(t, e)
 	addr := strings.TrimPrefix(e.endpoint, "http://")
-	auth := "AWS4-HMAC-SHA256 Credential=AKIANOSUCHKEY0000000/20261205/us-east-1/s3/aws4_request, " +
+	auth := "AWS4-HMAC-SHA256 Credential=S3SEAL-NO-SUCH-CLIENT/20261205/us-east-1/s3/aws4_request, " +
 		"SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=" + strings.Repeat("0", 64)
 	put := func(conn net.Conn, size, send int) *http.Response {
 		t.Helper()
